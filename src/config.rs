@@ -1,0 +1,120 @@
+//! A training run's configuration: what the CLI resolves and what is saved next to the results.
+//! Checked once by [`TrainConfig::validate`]; bad values are reported with the value itself.
+
+use crate::channel::ChannelSpec;
+use crate::error::{Error, Result};
+use crate::kernels::Activation;
+use serde::{Deserialize, Serialize};
+
+/// Everything that determines a training run (with the data, the seed fixes every number).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Data directory, or `embedded:fashion-mnist-subset`.
+    pub data: String,
+    /// Learning channel, canonical name (`bp`, `rbp`, `srbp-nof`, …).
+    pub channel: String,
+    /// Hidden layer sizes, input to output.
+    pub hidden: Vec<usize>,
+    /// Hidden activation.
+    pub activation: Activation,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Minibatch size B.
+    pub batch: usize,
+    /// Initial learning rate η_0.
+    pub lr: f64,
+    /// Per-update decay: η_t = η_0 / (1 + decay · t), t = updates so far.
+    pub decay: f64,
+    /// Momentum μ (0 = plain SGD).
+    pub momentum: f64,
+    /// Seed of every random stream.
+    pub seed: u64,
+    /// Worker threads for large matrix products.
+    pub threads: usize,
+    /// Use only the first N training examples (all if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_limit: Option<usize>,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            data: crate::data::EMBEDDED_NAME.into(),
+            channel: "bp".into(),
+            hidden: vec![100; 4],
+            activation: Activation::Tanh,
+            epochs: 10,
+            batch: 100,
+            lr: 0.1,
+            decay: 1e-6,
+            momentum: 0.0,
+            seed: 1,
+            threads: 1,
+            train_limit: None,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks every value; the error names the key and the offending value.
+    pub fn validate(&self) -> Result<ChannelSpec> {
+        let spec = ChannelSpec::parse(&self.channel, false)?;
+        if self.hidden.contains(&0) {
+            return Err(Error::config(
+                "hidden",
+                format!("layer sizes must be ≥ 1, got {:?}", self.hidden),
+            ));
+        }
+        if self.epochs == 0 {
+            return Err(Error::config("epochs", "must be ≥ 1, got 0"));
+        }
+        if self.batch == 0 {
+            return Err(Error::config("batch", "must be ≥ 1, got 0"));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(Error::config(
+                "lr",
+                format!("learning rate must be > 0, got {}", self.lr),
+            ));
+        }
+        if !(self.decay.is_finite() && self.decay >= 0.0) {
+            return Err(Error::config(
+                "decay",
+                format!("must be ≥ 0, got {}", self.decay),
+            ));
+        }
+        if !(self.momentum.is_finite() && (0.0..1.0).contains(&self.momentum)) {
+            return Err(Error::config(
+                "momentum",
+                format!("must be in [0, 1), got {}", self.momentum),
+            ));
+        }
+        if self.threads == 0 {
+            return Err(Error::config("threads", "must be ≥ 1, got 0"));
+        }
+        if self.train_limit == Some(0) {
+            return Err(Error::config("train-limit", "must be ≥ 1, got 0"));
+        }
+        Ok(spec)
+    }
+
+    /// Parses `--hidden 100,100,100` (an empty string means no hidden layer).
+    pub fn parse_hidden(text: &str) -> Result<Vec<usize>> {
+        if text.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        text.split(',')
+            .map(|s| {
+                s.trim().parse::<usize>().map_err(|_| {
+                    Error::config(
+                        "hidden",
+                        format!(
+                            "expected comma-separated layer sizes like 100,100; `{s}` is not a size"
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,167 @@
+//! Datasets: the MNIST-family IDX reader and the small real dataset embedded in the binary.
+
+pub mod idx;
+
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// A labelled set of images, pixels scaled to [0, 1].
+#[derive(Clone, Debug)]
+pub struct Dataset {
+    /// `len × dim` row-major pixels in [0, 1].
+    pub images: Vec<f32>,
+    /// `len` labels in `0..classes`.
+    pub labels: Vec<u8>,
+    /// Values per example (784 for 28×28).
+    pub dim: usize,
+    /// Image shape (rows, cols).
+    pub shape: (usize, usize),
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl Dataset {
+    /// Number of examples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+    /// True if there are no examples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+    /// The pixels of example `i`.
+    pub fn image(&self, i: usize) -> &[f32] {
+        &self.images[i * self.dim..(i + 1) * self.dim]
+    }
+    /// Keeps the first `n` examples (all if `n ≥ len`).
+    pub fn truncate(&mut self, n: usize) {
+        if n < self.len() {
+            self.labels.truncate(n);
+            self.images.truncate(n * self.dim);
+        }
+    }
+}
+
+/// Training and test sets, with a human-readable description of where they came from.
+#[derive(Clone, Debug)]
+pub struct Split {
+    pub train: Dataset,
+    pub test: Dataset,
+    pub source: String,
+}
+
+/// The four file names of the MNIST family, each optionally with `.gz`.
+pub const MNIST_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+];
+
+/// Number of classes of every dataset of the MNIST family.
+pub const MNIST_CLASSES: usize = 10;
+
+/// Loads MNIST, Fashion-MNIST or any dataset in the same IDX layout from `dir`.
+pub fn load_mnist_dir(dir: &Path) -> Result<Split> {
+    if !dir.is_dir() {
+        return Err(Error::Data {
+            path: dir.to_path_buf(),
+            problem: "not a directory".into(),
+            hint: "--data must name a directory holding train-images-idx3-ubyte[.gz] and the three other MNIST files".into(),
+        });
+    }
+    let mut arrays = Vec::new();
+    for (i, name) in MNIST_FILES.iter().enumerate() {
+        let path = idx::locate(dir, name)?;
+        let ndim = if i % 2 == 0 { 3 } else { 1 };
+        arrays.push((path.clone(), idx::read_file(&path, ndim)?));
+    }
+    let mut it = arrays.into_iter();
+    let mut next = || it.next().expect("four files");
+    let (ti, tl, vi, vl) = (next(), next(), next(), next());
+    Ok(Split {
+        train: assemble(ti, tl)?,
+        test: assemble(vi, vl)?,
+        source: dir.display().to_string(),
+    })
+}
+
+/// Parses an images/labels pair given as bytes (gzip or raw); `names` appear in errors.
+pub fn from_idx_bytes(images: (&Path, &[u8]), labels: (&Path, &[u8])) -> Result<Dataset> {
+    let ia = idx::parse(images.0, images.1, 3)?;
+    let la = idx::parse(labels.0, labels.1, 1)?;
+    assemble((images.0.to_path_buf(), ia), (labels.0.to_path_buf(), la))
+}
+
+fn assemble(images: (PathBuf, idx::IdxArray), labels: (PathBuf, idx::IdxArray)) -> Result<Dataset> {
+    let (ipath, ia) = images;
+    let (lpath, la) = labels;
+    let (n, rows, cols) = (ia.dims[0], ia.dims[1], ia.dims[2]);
+    if n != la.dims[0] {
+        return Err(Error::Data {
+            path: lpath,
+            problem: format!(
+                "holds {} labels but {} holds {n} images",
+                la.dims[0],
+                ipath.display()
+            ),
+            hint: "images and labels must come from the same split (train-* with train-*, t10k-* with t10k-*)".into(),
+        });
+    }
+    if n == 0 {
+        return Err(Error::Data {
+            path: ipath,
+            problem: "holds no images".into(),
+            hint: "the file is empty; re-download it".into(),
+        });
+    }
+    if let Some((i, &l)) = la
+        .data
+        .iter()
+        .enumerate()
+        .find(|&(_, &l)| l as usize >= MNIST_CLASSES)
+    {
+        return Err(Error::Data {
+            path: lpath,
+            problem: format!("label {l} of example {i} is out of range 0..{MNIST_CLASSES}"),
+            hint: "the labels file is corrupt or not from the MNIST family".into(),
+        });
+    }
+    let images = ia.data.iter().map(|&p| p as f32 / 255.0).collect();
+    Ok(Dataset {
+        images,
+        labels: la.data,
+        dim: rows * cols,
+        shape: (rows, cols),
+        classes: MNIST_CLASSES,
+    })
+}
+
+/// The embedded dataset: the first 10,000 training and 2,000 test images of Fashion-MNIST
+/// (Zalando Research, MIT licence), in IDX format, gzip-compressed, compiled into the binary.
+pub fn embedded() -> Split {
+    macro_rules! file {
+        ($name:literal) => {
+            (
+                Path::new(concat!("<embedded>/", $name)),
+                &include_bytes!(concat!("../../data/fashion-mnist-subset/", $name))[..],
+            )
+        };
+    }
+    let train = from_idx_bytes(
+        file!("train-images-idx3-ubyte.gz"),
+        file!("train-labels-idx1-ubyte.gz"),
+    );
+    let test = from_idx_bytes(
+        file!("t10k-images-idx3-ubyte.gz"),
+        file!("t10k-labels-idx1-ubyte.gz"),
+    );
+    Split {
+        train: train.expect("embedded training set is valid"),
+        test: test.expect("embedded test set is valid"),
+        source: EMBEDDED_NAME.into(),
+    }
+}
+
+/// How the embedded dataset is named in configs and logs.
+pub const EMBEDDED_NAME: &str = "embedded:fashion-mnist-subset";

@@ -1,0 +1,51 @@
+//! The crate's one error type. Every variant names what it is about (a file, a config key, a step)
+//! and, where it helps, carries a `HINT` for the fix.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in `rbp`, with enough context to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading or writing a file failed at the OS level.
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// A data file exists but its content is not what its format promises.
+    #[error("{}: {problem}\nHINT: {hint}", path.display())]
+    Data {
+        path: PathBuf,
+        problem: String,
+        hint: String,
+    },
+    /// A configuration value (CLI flag or config key) is invalid.
+    #[error("invalid value for `{key}`: {problem}")]
+    Config { key: String, problem: String },
+    /// The loss became NaN or infinite.
+    #[error(
+        "training diverged at epoch {epoch}, update {step}: loss is {loss}\nHINT: lower the learning rate (--lr) or check the input scaling; metrics of finished epochs are kept"
+    )]
+    Diverged { epoch: usize, step: u64, loss: f64 },
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// Shorthand for [`Error::Config`].
+    pub fn config(key: impl Into<String>, problem: impl Into<String>) -> Self {
+        Error::Config {
+            key: key.into(),
+            problem: problem.into(),
+        }
+    }
+
+    /// Shorthand for [`Error::Io`].
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

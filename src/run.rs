@@ -1,0 +1,226 @@
+//! A whole training run: set up from a [`TrainConfig`], train epoch by epoch, evaluate, and keep
+//! the results on disk (`config.toml`, `metrics.jsonl`, `summary.json`), each written atomically
+//! after every epoch so that a crash or a divergence never loses a finished epoch.
+
+use crate::channel::Channel;
+use crate::config::TrainConfig;
+use crate::data::Split;
+use crate::error::{Error, Result};
+use crate::model::Mlp;
+use crate::rng;
+use crate::train::{Sgd, Trainer};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean cross-entropy over the epoch's minibatches, each measured before its update.
+    pub train_loss: f64,
+    /// Fraction of training examples classified correctly, measured like `train_loss`.
+    pub train_acc: f64,
+    /// Mean cross-entropy on the test set after the epoch.
+    pub test_loss: f64,
+    /// Fraction of the test set classified correctly after the epoch.
+    pub test_acc: f64,
+    /// Learning rate of the next update.
+    pub lr: f64,
+    /// Updates done so far.
+    pub steps: u64,
+    /// Wall-clock seconds spent training during the epoch (evaluation excluded).
+    pub seconds: f64,
+}
+
+/// `summary.json`: how the run ended.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    /// `completed` or `diverged`.
+    pub status: String,
+    pub epochs_completed: usize,
+    pub last: Option<EpochMetrics>,
+    /// Error message when the run did not complete.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Receives progress while a run trains (the CLI draws a progress bar and prints lines).
+pub trait Observer: Send {
+    /// A run is about to start; `layers` describes each hidden layer's channel.
+    fn start(&mut self, _config: &TrainConfig, _split: &Split, _layers: &[String]) {}
+    /// An epoch of `examples` training examples begins.
+    fn start_epoch(&mut self, _epoch: usize, _examples: usize) {}
+    /// `done` examples of the current epoch are trained.
+    fn batch(&mut self, _done: usize) {}
+    /// An epoch finished and was saved.
+    fn end_epoch(&mut self, _metrics: &EpochMetrics) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Builds the trainer a config describes: forward weights from stream `init`, feedback matrices
+/// from stream `feedback` (so the same seed gives every channel the same initial net).
+pub fn build_trainer(config: &TrainConfig, inputs: usize, classes: usize) -> Result<Trainer> {
+    let spec = config.validate()?;
+    let sizes: Vec<usize> = std::iter::once(inputs)
+        .chain(config.hidden.iter().copied())
+        .chain(std::iter::once(classes))
+        .collect();
+    let net = Mlp::new(
+        &sizes,
+        config.activation,
+        &mut rng::stream(config.seed, "init"),
+    );
+    let channel = Channel::new(&spec, &net, &mut rng::stream(config.seed, "feedback"))?;
+    let sgd = Sgd {
+        lr: config.lr,
+        decay: config.decay,
+        momentum: config.momentum,
+    };
+    Ok(Trainer::new(net, channel, sgd))
+}
+
+/// Trains as `config` says on `split`, writing results into `out` if given. Returns the metrics
+/// of every epoch, or the error that stopped the run (after saving what was finished).
+pub fn run(
+    config: &TrainConfig,
+    split: &Split,
+    out: Option<&Path>,
+    observer: &mut dyn Observer,
+) -> Result<Vec<EpochMetrics>> {
+    config.validate()?;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads)
+        .build()
+        .map_err(|e| Error::config("threads", e.to_string()))?;
+    pool.install(|| run_in_pool(config, split, out, observer))
+}
+
+fn run_in_pool(
+    config: &TrainConfig,
+    split: &Split,
+    out: Option<&Path>,
+    observer: &mut dyn Observer,
+) -> Result<Vec<EpochMetrics>> {
+    let mut train = split.train.clone();
+    if let Some(n) = config.train_limit {
+        train.truncate(n);
+    }
+    if train.dim != split.test.dim || train.classes != split.test.classes {
+        return Err(Error::config(
+            "data",
+            format!(
+                "training examples have {} values and {} classes, test examples {} and {}",
+                train.dim, train.classes, split.test.dim, split.test.classes
+            ),
+        ));
+    }
+    let mut trainer = build_trainer(config, train.dim, train.classes)?;
+    if let Some(dir) = out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let text = toml::to_string_pretty(config).expect("config serializes");
+        write_atomic(&dir.join("config.toml"), text.as_bytes())?;
+    }
+    observer.start(config, split, &trainer.channel.describe(&trainer.net));
+    let mut metrics: Vec<EpochMetrics> = Vec::new();
+    for epoch in 1..=config.epochs {
+        observer.start_epoch(epoch, train.len());
+        let clock = Instant::now();
+        let stats = trainer.epoch(&train, config.batch, config.seed, epoch, |d| {
+            observer.batch(d)
+        });
+        let seconds = clock.elapsed().as_secs_f64();
+        if !stats.loss.is_finite() {
+            let err = Error::Diverged {
+                epoch,
+                step: trainer.step,
+                loss: stats.loss,
+            };
+            if let Some(dir) = out {
+                write_summary(dir, "diverged", &metrics, Some(&err))?;
+            }
+            return Err(err);
+        }
+        let test = trainer.evaluate(&split.test);
+        let m = EpochMetrics {
+            epoch,
+            train_loss: stats.loss,
+            train_acc: stats.acc,
+            test_loss: test.loss,
+            test_acc: test.acc,
+            lr: trainer.rate(),
+            steps: trainer.step,
+            seconds,
+        };
+        metrics.push(m.clone());
+        if let Some(dir) = out {
+            let mut lines = String::new();
+            for m in &metrics {
+                lines.push_str(&serde_json::to_string(m).expect("metrics serialize"));
+                lines.push('\n');
+            }
+            write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
+            let status = if epoch == config.epochs {
+                "completed"
+            } else {
+                "running"
+            };
+            write_summary(dir, status, &metrics, None)?;
+        }
+        observer.end_epoch(&m);
+    }
+    Ok(metrics)
+}
+
+fn write_summary(
+    dir: &Path,
+    status: &str,
+    metrics: &[EpochMetrics],
+    err: Option<&Error>,
+) -> Result<()> {
+    let summary = Summary {
+        status: status.into(),
+        epochs_completed: metrics.len(),
+        last: metrics.last().cloned(),
+        error: err.map(|e| e.to_string()),
+    };
+    let text = serde_json::to_string_pretty(&summary).expect("summary serializes");
+    write_atomic(&dir.join("summary.json"), text.as_bytes())
+}
+
+/// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix:
+/// write a temporary file beside it, flush it to disk, rename it over the target.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| Error::io(path, e))
+}
+
+/// Reads a `metrics.jsonl` file.
+pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| Error::Data {
+                path: path.to_path_buf(),
+                problem: format!("line {}: {e}", i + 1),
+                hint: "metrics.jsonl holds one JSON object per epoch".into(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,230 @@
+//! The training loop: forward, loss, learning channel, update — for one minibatch, one epoch,
+//! and evaluation.
+//!
+//! Update rule (paper §1), for every layer that learns, with `B` examples in the batch:
+//! `W_i ← W_i − η_t/B · δ_iᵀ O_i`, `b_i ← b_i − η_t/B · Σ δ_i`, where `η_t = η_0 / (1 + decay·t)`
+//! and `t` counts updates so far. With momentum μ: `V ← μV − η_t/B · δᵀO`, `W ← W + V`.
+
+use crate::channel::Channel;
+use crate::data::Dataset;
+use crate::kernels::loss::{BatchLoss, softmax_cross_entropy};
+use crate::kernels::{Mat, gemm, matmul};
+use crate::model::Mlp;
+use crate::rng;
+use rand::seq::SliceRandom;
+
+/// Stochastic gradient descent with per-update decay and optional momentum.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sgd {
+    pub lr: f64,
+    pub decay: f64,
+    pub momentum: f64,
+}
+
+impl Sgd {
+    /// `η_t = η_0 / (1 + decay · t)`.
+    pub fn rate(&self, t: u64) -> f64 {
+        self.lr / (1.0 + self.decay * t as f64)
+    }
+}
+
+/// A net, its learning channel, the optimizer state and the scratch buffers of a step.
+pub struct Trainer {
+    pub net: Mlp,
+    pub channel: Channel,
+    pub sgd: Sgd,
+    /// Updates done so far (t).
+    pub step: u64,
+    /// Momentum buffers (V_W, V_b) per layer; empty without momentum.
+    pub velocity: Vec<(Vec<f32>, Vec<f32>)>,
+    // Scratch, sized for `capacity` examples: acts[i] = O_i, deltas[i] = δ_i, signals[i] = g_i.
+    capacity: usize,
+    acts: Vec<Vec<f32>>,
+    deltas: Vec<Vec<f32>>,
+    signals: Vec<Vec<f32>>,
+    bias_grad: Vec<f32>,
+}
+
+/// Per-epoch training totals.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct EpochStats {
+    pub loss: f64,
+    pub acc: f64,
+    pub examples: usize,
+}
+
+impl Trainer {
+    pub fn new(net: Mlp, channel: Channel, sgd: Sgd) -> Self {
+        let velocity = if sgd.momentum > 0.0 {
+            net.layers
+                .iter()
+                .map(|l| (vec![0.0; l.w.len()], vec![0.0; l.b.len()]))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Trainer {
+            net,
+            channel,
+            sgd,
+            step: 0,
+            velocity,
+            capacity: 0,
+            acts: Vec::new(),
+            deltas: Vec::new(),
+            signals: Vec::new(),
+            bias_grad: Vec::new(),
+        }
+    }
+
+    fn reserve(&mut self, batch: usize) {
+        if batch > self.capacity {
+            let sizes = self.net.sizes();
+            self.acts = sizes.iter().map(|n| vec![0.0; batch * n]).collect();
+            self.deltas = sizes[1..].iter().map(|n| vec![0.0; batch * n]).collect();
+            self.signals = self.deltas.clone();
+            self.capacity = batch;
+        }
+    }
+
+    /// One SGD update on a minibatch: `x` is `batch × N0`, `labels` has `batch` entries.
+    /// Returns the batch's loss totals, measured before the update.
+    pub fn step(&mut self, x: &[f32], labels: &[u8]) -> BatchLoss {
+        let batch = labels.len();
+        let sizes = self.net.sizes();
+        let (top, classes) = (self.net.depth() - 1, sizes[sizes.len() - 1]);
+        assert_eq!(x.len(), batch * sizes[0], "input batch shape");
+        self.reserve(batch);
+
+        // forward
+        self.acts[0][..x.len()].copy_from_slice(x);
+        self.net.forward(&mut self.acts, batch);
+        // loss and δ_L = O_L − T
+        let logits = &mut self.acts[top + 1][..batch * classes];
+        let loss = softmax_cross_entropy(
+            logits,
+            labels,
+            classes,
+            Some(&mut self.deltas[top][..batch * classes]),
+        );
+        // the learning channel: δ_i of every hidden layer that learns
+        self.channel.backward(
+            &self.net,
+            &self.acts,
+            &mut self.deltas,
+            &mut self.signals,
+            batch,
+        );
+        // update
+        let rate = self.sgd.rate(self.step);
+        let scale = (-rate / batch as f64) as f32;
+        let momentum = self.sgd.momentum as f32;
+        for i in 0..=top {
+            if !self.channel.learns(i) {
+                continue;
+            }
+            let layer = &mut self.net.layers[i];
+            let (n_in, n_out) = (layer.n_in, layer.n_out);
+            let delta = &self.deltas[i][..batch * n_out];
+            let input = &self.acts[i][..batch * n_in];
+            let grad = (Mat::t(delta, batch, n_out), Mat::new(input, batch, n_in));
+            let bias_grad = &mut self.bias_grad;
+            bias_grad.resize(n_out, 0.0);
+            matmul::column_sums(delta, bias_grad);
+            if self.velocity.is_empty() {
+                // W += −η/B · δᵀ O
+                gemm(scale, grad.0, grad.1, 1.0, &mut layer.w);
+                for (b, g) in layer.b.iter_mut().zip(bias_grad.iter()) {
+                    *b += scale * g;
+                }
+            } else {
+                let (vw, vb) = &mut self.velocity[i];
+                // V = μV − η/B · δᵀ O ;  W += V
+                gemm(scale, grad.0, grad.1, momentum, vw);
+                layer.w.iter_mut().zip(vw.iter()).for_each(|(w, v)| *w += v);
+                for ((b, v), g) in layer.b.iter_mut().zip(vb.iter_mut()).zip(bias_grad.iter()) {
+                    *v = momentum * *v + scale * g;
+                    *b += *v;
+                }
+            }
+        }
+        self.step += 1;
+        loss
+    }
+
+    /// The learning rate of the next update.
+    pub fn rate(&self) -> f64 {
+        self.sgd.rate(self.step)
+    }
+
+    /// One pass over `data` in the order given by stream `shuffle/epoch{epoch}` of `seed`.
+    /// Calls `progress(examples_done)` after each batch. Stops early (returning the totals so far
+    /// with a non-finite loss) if a batch's loss is not finite.
+    pub fn epoch(
+        &mut self,
+        data: &Dataset,
+        batch: usize,
+        seed: u64,
+        epoch: usize,
+        mut progress: impl FnMut(usize),
+    ) -> EpochStats {
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.shuffle(&mut rng::stream(seed, &format!("shuffle/epoch{epoch}")));
+        let mut x = Vec::with_capacity(batch * data.dim);
+        let mut y = Vec::with_capacity(batch);
+        let mut total = BatchLoss::default();
+        let mut done = 0;
+        for chunk in order.chunks(batch) {
+            x.clear();
+            y.clear();
+            for &i in chunk {
+                x.extend_from_slice(data.image(i));
+                y.push(data.labels[i]);
+            }
+            let loss = self.step(&x, &y);
+            total.add(loss);
+            done += chunk.len();
+            progress(done);
+            if !loss.loss_sum.is_finite() {
+                break;
+            }
+        }
+        EpochStats {
+            loss: total.loss_sum / done as f64,
+            acc: total.correct as f64 / done as f64,
+            examples: done,
+        }
+    }
+
+    /// Mean loss and accuracy of the current net on `data` (no learning).
+    pub fn evaluate(&self, data: &Dataset) -> EpochStats {
+        evaluate(&self.net, data)
+    }
+}
+
+/// Mean cross-entropy and accuracy of `net` on `data`, in chunks of 1000 examples.
+pub fn evaluate(net: &Mlp, data: &Dataset) -> EpochStats {
+    const CHUNK: usize = 1000;
+    let sizes = net.sizes();
+    let classes = *sizes.last().expect("sizes");
+    let mut acts: Vec<Vec<f32>> = sizes.iter().map(|n| vec![0.0; CHUNK * n]).collect();
+    let mut total = BatchLoss::default();
+    for start in (0..data.len()).step_by(CHUNK) {
+        let n = CHUNK.min(data.len() - start);
+        acts[0][..n * data.dim]
+            .copy_from_slice(&data.images[start * data.dim..(start + n) * data.dim]);
+        net.forward(&mut acts, n);
+        let logits = &mut acts[sizes.len() - 1][..n * classes];
+        total.add(softmax_cross_entropy(
+            logits,
+            &data.labels[start..start + n],
+            classes,
+            None,
+        ));
+    }
+    EpochStats {
+        loss: total.loss_sum / data.len() as f64,
+        acc: total.correct as f64 / data.len() as f64,
+        examples: data.len(),
+    }
+}
