@@ -21,6 +21,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Train a dense net on an MNIST-format dataset with one learning channel.
+    #[command(allow_negative_numbers = true)]
     Train(TrainArgs),
     /// List every learning channel with its aliases and equation.
     Channels,

@@ -134,18 +134,18 @@ fn run_in_pool(
             observer.batch(d)
         });
         let seconds = clock.elapsed().as_secs_f64();
-        if !stats.loss.is_finite() {
+        let test = trainer.evaluate(&split.test);
+        if let Some(loss) = [stats.loss, test.loss].into_iter().find(|l| !l.is_finite()) {
             let err = Error::Diverged {
                 epoch,
                 step: trainer.step,
-                loss: stats.loss,
+                loss,
             };
             if let Some(dir) = out {
                 write_summary(dir, "diverged", &metrics, Some(&err))?;
             }
             return Err(err);
         }
-        let test = trainer.evaluate(&split.test);
         let m = EpochMetrics {
             epoch,
             train_loss: stats.loss,

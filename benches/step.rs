@@ -1,0 +1,128 @@
+//! One training step of the paper's MNIST net (784-100-100-100-100-10, tanh, batch 100) for every
+//! channel, on one thread: samples/s, GFLOP/s and the fraction of one core's AVX2 FMA peak.
+//!
+//!     cargo bench --bench step            # all channels
+//!     cargo bench --bench step -- srbp    # channels whose name contains "srbp"
+//!
+//! FLOPs counted: 2·B·(multiply-adds) of the forward pass, of each learning layer's weight
+//! update, and of the channel's backward signal (one term = N_i·N_k multiply-adds per example).
+//! Elementwise work (activations, softmax) is not counted.
+
+use rbp::channel::CHANNELS;
+use rbp::config::TrainConfig;
+use rbp::data;
+use rbp::run::build_trainer;
+use std::time::Instant;
+
+const BATCH: usize = 100;
+const WARMUP: usize = 300;
+const STEPS: usize = 1000;
+const ROUNDS: usize = 7;
+
+fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let split = data::embedded();
+    let peak = core_peak_gflops();
+    println!(
+        "one core's peak: {:.1} GFLOP/s (AVX2: 2 FMA units × 8 f32 lanes × 2 FLOP × {:.2} GHz)",
+        peak.0, peak.1
+    );
+    println!(
+        "{:<10} {:>10} {:>12} {:>9} {:>9} {:>8}",
+        "channel", "µs/step", "samples/s", "MFLOP", "GFLOP/s", "of peak"
+    );
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
+    for kind in CHANNELS {
+        for name in [kind.name.to_string(), format!("{}-nof", kind.name)] {
+            if name.ends_with("-nof") && !kind.has_nof {
+                continue;
+            }
+            if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+                continue;
+            }
+            let cfg = TrainConfig {
+                channel: name.clone(),
+                ..TrainConfig::default()
+            };
+            let mut t = build_trainer(&cfg, 784, 10).unwrap();
+            let flop = step_flop(&t);
+            let batches: Vec<(Vec<f32>, Vec<u8>)> = (0..50)
+                .map(|b| {
+                    let r = b * BATCH..(b + 1) * BATCH;
+                    (
+                        split.train.images[r.start * 784..r.end * 784].to_vec(),
+                        split.train.labels[r].to_vec(),
+                    )
+                })
+                .collect();
+            let mut times = Vec::new();
+            pool.install(|| {
+                for s in 0..WARMUP {
+                    let (x, y) = &batches[s % batches.len()];
+                    t.step(x, y);
+                }
+                for _ in 0..ROUNDS {
+                    let clock = Instant::now();
+                    for s in 0..STEPS {
+                        let (x, y) = &batches[s % batches.len()];
+                        std::hint::black_box(t.step(x, y));
+                    }
+                    times.push(clock.elapsed().as_secs_f64() / STEPS as f64);
+                }
+            });
+            times.sort_by(f64::total_cmp);
+            let sec = times[ROUNDS / 2];
+            let gflops = flop / sec / 1e9;
+            println!(
+                "{:<10} {:>10.1} {:>12.0} {:>9.2} {:>9.1} {:>7.1}%   (min {:.1} µs, max {:.1} µs)",
+                name,
+                sec * 1e6,
+                BATCH as f64 / sec,
+                flop / 1e6,
+                gflops,
+                100.0 * gflops / peak.0,
+                times[0] * 1e6,
+                times[ROUNDS - 1] * 1e6
+            );
+        }
+    }
+}
+
+/// FLOPs of one step: forward, channel signal, weight updates.
+fn step_flop(t: &rbp::train::Trainer) -> f64 {
+    let sizes = t.net.sizes();
+    let b = BATCH as f64;
+    let mut macs = 0.0;
+    for (i, l) in t.net.layers.iter().enumerate() {
+        macs += (l.n_in * l.n_out) as f64; // forward
+        if t.channel.learns(i) {
+            macs += (l.n_in * l.n_out) as f64; // δᵀO
+        }
+    }
+    for (i, r) in t.channel.routes.iter().enumerate() {
+        for term in r.iter().flat_map(|r| &r.terms) {
+            macs += (sizes[i + 1] * sizes[term.from + 1]) as f64;
+        }
+    }
+    2.0 * b * macs
+}
+
+/// (GFLOP/s, GHz) of one core at AVX2 FMA peak, from the nominal clock in /proc/cpuinfo.
+fn core_peak_gflops() -> (f64, f64) {
+    let ghz = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("cpu MHz"))
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        })
+        .map_or(2.3, |mhz| mhz / 1000.0);
+    (32.0 * ghz, ghz)
+}

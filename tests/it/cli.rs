@@ -1,0 +1,287 @@
+//! The real binary, end to end, in temporary directories.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+pub fn rbp(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rbp"))
+        .args(args)
+        .output()
+        .expect("run rbp")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn metrics(dir: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Trains `channel` on the embedded subset for `epochs`; returns the final test accuracy.
+fn train_embedded(channel: &str, epochs: usize) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let e = epochs.to_string();
+    let o = rbp(&[
+        "train",
+        "--channel",
+        channel,
+        "--epochs",
+        &e,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let ms = metrics(&out);
+    assert_eq!(ms.len(), epochs);
+    for (i, m) in ms.iter().enumerate() {
+        assert_eq!(m["epoch"], i + 1);
+        for key in [
+            "train_loss",
+            "train_acc",
+            "test_loss",
+            "test_acc",
+            "seconds",
+        ] {
+            assert!(m[key].is_number(), "metrics lack `{key}`: {m}");
+        }
+        for key in ["train_acc", "test_acc"] {
+            let v = m[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{key} = {v}");
+        }
+    }
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    let canonical = rbp::channel::ChannelSpec::parse(channel, false)
+        .unwrap()
+        .canonical_name();
+    assert!(
+        config.contains(&format!("channel = \"{canonical}\"")),
+        "{config}"
+    );
+    let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+    assert!(summary.contains("\"completed\""), "{summary}");
+    ms.last().unwrap()["test_acc"].as_f64().unwrap()
+}
+
+#[test]
+fn cli_trains_every_basic_channel_on_real_data() {
+    for channel in ["bp", "rbp", "srbp", "sbp"] {
+        let acc = train_embedded(channel, 5);
+        assert!(acc > 0.75, "{channel}: test accuracy {acc}");
+    }
+    let top = train_embedded("top", 5);
+    assert!(top > 0.5, "top: test accuracy {top}");
+    // aliases resolve to the same runs
+    assert_eq!(train_embedded("dfa", 1), train_embedded("srbp", 1));
+    assert_eq!(train_embedded("fa", 1), train_embedded("rbp", 1));
+}
+
+#[test]
+fn cli_output_names_each_layers_channel() {
+    let o = rbp(&[
+        "train",
+        "--channel",
+        "srbp",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "500",
+        "--hidden",
+        "20,10",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("hidden layer 1 (20 units) ← C(20×10)·δ[top] ⊙ f'"),
+        "{t}"
+    );
+    assert!(
+        t.contains("hidden layer 2 (10 units) ← C(10×10)·δ[top] ⊙ f'"),
+        "{t}"
+    );
+    assert!(t.contains("epoch   1/1"), "{t}");
+    let o = rbp(&[
+        "train",
+        "--channel",
+        "rbp",
+        "--no-derivative",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "500",
+        "--hidden",
+        "20,10",
+        "-q",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success() && !t.contains("hidden layer"), "{t}");
+}
+
+#[test]
+fn channels_lists_every_channel_alias_and_equation() {
+    let o = rbp(&["channels"]);
+    let t = text(&o);
+    assert!(o.status.success());
+    for k in rbp::channel::CHANNELS {
+        assert!(
+            t.contains(k.name) && t.contains(k.equation),
+            "{} missing: {t}",
+            k.name
+        );
+        for a in k.aliases {
+            assert!(t.contains(a), "alias {a} missing");
+        }
+    }
+    assert!(t.contains("bp-nof and sbp-nof are the same algorithm"));
+}
+
+#[test]
+fn help_documents_every_flag() {
+    let t = text(&rbp(&["train", "--help"]));
+    for flag in [
+        "--data",
+        "--channel",
+        "--no-derivative",
+        "--hidden",
+        "--activation",
+        "--epochs",
+        "--batch",
+        "--lr",
+        "--decay",
+        "--momentum",
+        "--seed",
+        "--threads",
+        "--out",
+        "--train-limit",
+        "--overwrite",
+    ] {
+        assert!(t.contains(flag), "--help lacks {flag}");
+    }
+}
+
+#[test]
+fn bad_input_gives_a_clear_error_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "--lr", "-1"],
+            "learning rate must be > 0, got -1",
+        ),
+        (vec!["train", "--channel", "nope"], "unknown channel `nope`"),
+        (vec!["train", "--hidden", "10,a"], "`a` is not a size"),
+        (
+            vec!["train", "--data", "/nonexistent/dir"],
+            "not a directory",
+        ),
+        (vec!["train", "--data", d], "train-images-idx3-ubyte"),
+        (
+            vec!["train", "--channel", "top", "--no-derivative"],
+            "no no-derivative version",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = rbp(&args);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(needle), "{args:?}: expected `{needle}` in {t}");
+        assert!(!t.contains("panicked"), "{t}");
+    }
+}
+
+#[test]
+fn existing_results_are_not_overwritten_without_asking() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    let args = [
+        "train",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "300",
+        "-q",
+        "--out",
+        out,
+    ];
+    assert!(rbp(&args).status.success());
+    let o = rbp(&args);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--overwrite"));
+    let mut again = args.to_vec();
+    again.push("--overwrite");
+    assert!(rbp(&again).status.success());
+}
+
+#[test]
+fn readme_commands_work() {
+    // Every `cargo run --release -- …` line of the README that needs no external data runs.
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let mut ran = 0;
+    for line in readme.lines() {
+        let Some(rest) = line.trim().strip_prefix("cargo run --release -- ") else {
+            continue;
+        };
+        if rest.contains("/usr/share") || rest.contains("--data") || rest.contains("~/") {
+            continue;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let args: Vec<String> = rest
+            .split_whitespace()
+            .map(|a| a.replace("results/", &format!("{}/", dir.path().display())))
+            .collect();
+        let argv: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+        let o = rbp(&argv);
+        assert!(
+            o.status.success(),
+            "README command failed: {rest}\n{}",
+            text(&o)
+        );
+        ran += 1;
+    }
+    assert!(ran >= 2, "README shows too few runnable commands");
+}
+
+/// Opt-in: set RBP_FASHION_MNIST to a directory with the full Fashion-MNIST files
+/// (`apt-get install dataset-fashion-mnist` → /usr/share/datasets/fashion-mnist).
+#[test]
+fn full_fashion_mnist_when_available() {
+    let Ok(dir) = std::env::var("RBP_FASHION_MNIST") else {
+        eprintln!("skipped: RBP_FASHION_MNIST is not set");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let o = rbp(&[
+        "train",
+        "--data",
+        &dir,
+        "--channel",
+        "srbp",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("60000 train / 10000 test examples of 784 values, 10 classes"),
+        "{t}"
+    );
+    let ms = metrics(&out);
+    let acc = ms[1]["test_acc"].as_f64().unwrap();
+    assert!(
+        acc > 0.80,
+        "srbp on full Fashion-MNIST after 2 epochs: {acc}"
+    );
+}

@@ -1,0 +1,6 @@
+mod channels;
+mod cli;
+mod data;
+mod gradcheck;
+mod reference;
+mod training;
