@@ -154,10 +154,8 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         bar: None,
     };
     run::run(&config, &split, args.out.as_deref(), &mut observer)?;
-    if let Some(out) = &args.out {
-        if !args.quiet {
-            println!("results in {}", out.display());
-        }
+    if let Some(out) = args.out.as_ref().filter(|_| !args.quiet) {
+        println!("results in {}", out.display());
     }
     Ok(())
 }

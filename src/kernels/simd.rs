@@ -1,18 +1,24 @@
 //! Vectorisable scalar math and run-time CPU dispatch for elementwise loops.
 //!
 //! The scalar functions below are branch-free (selects, not jumps) so that a loop over a slice
-//! compiles to SIMD code. [`dispatch!`] compiles such a loop twice, once for AVX2+FMA and once for
-//! the baseline target, and picks at run time. Only plain `+ − × ÷` are used (no fused
-//! multiply-add), so both versions give the same bits.
+//! compiles to SIMD code. [`dispatch!`] compiles such a loop three times — for AVX-512, for
+//! AVX2+FMA and for the baseline target — and picks at run time. Only plain `+ − × ÷` are used
+//! (no fused multiply-add), so every version gives the same bits.
 
-/// Defines `pub fn $name(args)` whose body is compiled for AVX2+FMA and for the baseline target,
-/// choosing at run time.
+/// Defines `pub fn $name(args)` whose body is compiled for AVX-512, for AVX2+FMA and for the
+/// baseline target, choosing at run time.
 macro_rules! dispatch {
     ($(#[$m:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$m])*
         pub fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+                unsafe fn widest($($arg: $ty),*) $body
+                if std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl") {
+                    // SAFETY: the CPU supports the features `widest` was compiled for.
+                    return unsafe { widest($($arg),*) };
+                }
                 #[target_feature(enable = "avx2,fma")]
                 unsafe fn wide($($arg: $ty),*) $body
                 if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
@@ -34,12 +40,16 @@ const LN2_LO: f32 = 1.428_606_8e-6;
 
 /// `e^x` to about 2 ulp for x in [−87, 88]; smaller x give ≈ 0, larger saturate at e^88; NaN stays NaN.
 ///
-/// Range reduction x = n·ln2 + r with |r| ≤ ln2/2, then a degree-7 Taylor polynomial for e^r
-/// (truncation error r⁸/8! < 6e-9) and 2ⁿ built from the exponent bits.
+/// Range reduction x = n·ln2 + r with n = round(x·log2 e), |r| ≤ ln2/2, then a degree-7 Taylor
+/// polynomial for e^r (truncation error r⁸/8! < 6e-9) times 2ⁿ. The rounding uses the "magic
+/// number" trick: adding 1.5·2²³ + 127 to x·log2 e leaves n + 127 in the low mantissa bits, which
+/// shifted into the exponent field give 2ⁿ — no float→int conversion, so the loop vectorises.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let xc = x.max(-87.0).min(88.0);
-    let n = (xc * LOG2E + 0.5).floor();
+    const MAGIC: f32 = 12_582_912.0 + 127.0; // 1.5·2²³ + exponent bias
+    let xc = x.clamp(-87.0, 88.0);
+    let t = xc * LOG2E + MAGIC;
+    let n = t - MAGIC;
     let r = xc - n * LN2_HI - n * LN2_LO;
     let p = 1.0
         + r * (1.0
@@ -47,7 +57,7 @@ pub fn exp(x: f32) -> f32 {
                 + r * (1.0 / 6.0
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    let two_n = f32::from_bits(t.to_bits() << 23);
     let y = p * two_n;
     if x.is_nan() { x } else { y }
 }
