@@ -32,7 +32,9 @@ fn main() {
     );
     let peak512 = avx512_peak_gflops();
     if let Some(p) = peak512 {
-        println!("one core's AVX-512 peak: {p:.1} GFLOP/s measured (the GEMM kernels use AVX-512 here)");
+        println!(
+            "one core's AVX-512 peak: {p:.1} GFLOP/s measured (the GEMM kernels use AVX-512 here)"
+        );
     }
     println!(
         "{:<10} {:>10} {:>12} {:>9} {:>9} {:>8} {:>8}",
