@@ -2,7 +2,8 @@
 
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
-use rbp::channel::CHANNELS;
+use rbp::channel::options::{DEFAULT_SIGNAL_ALPHA, DEFAULT_UPDATE_ALPHA};
+use rbp::channel::{CHANNELS, ChannelOptions, FeedbackInit, Quantizer};
 use rbp::config::TrainConfig;
 use rbp::data::{self, Split};
 use rbp::kernels::Activation;
@@ -22,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Train a dense net on an MNIST-format dataset with one learning channel.
     #[command(allow_negative_numbers = true)]
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// List every learning channel with its aliases and equation.
     Channels,
 }
@@ -33,8 +34,9 @@ pub struct TrainArgs {
     /// or Fashion-MNIST. Default: the embedded Fashion-MNIST subset (10,000 train / 2,000 test).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Learning channel: bp, rbp (fa), srbp (dfa), sbp, top; append -nof for the no-derivative
-    /// version (e.g. rbp-nof). See `rbp channels`.
+    /// Learning channel: bp, rbp (fa), srbp (dfa), sbp, top, arbp, asrbp, kp, cascade, mix, usf,
+    /// frsf, drtp; append -nof for the no-derivative version (e.g. rbp-nof). See
+    /// `rbp channels`.
     #[arg(long, default_value = "bp", value_name = "NAME")]
     pub channel: String,
     /// Use the no-derivative version of the channel (no f' in hidden layers).
@@ -61,6 +63,32 @@ pub struct TrainArgs {
     /// Momentum (0 = plain SGD).
     #[arg(long, default_value_t = 0.0)]
     pub momentum: f64,
+    /// Weight decay λ (every update also subtracts η_t·λ·W; Kolen-Pollack needs it > 0).
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f64,
+    /// Distribution of random feedback matrices: normal, uniform, shifted[:MEAN] (mean in units of
+    /// the standard deviation, default 1), sparse:N (0/1 entries, expected fan-out N), congruent.
+    #[arg(long, default_value = "normal", value_name = "DIST")]
+    pub feedback: String,
+    /// Average K independent random feedback matrices.
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub average: usize,
+    /// Learning-rate factor of adaptive channels (arbp, asrbp): η_c = factor·η_t [default: 0.1].
+    #[arg(long, value_name = "F")]
+    pub adapt_factor: Option<f64>,
+    /// Dropout rate of the signal arriving at hidden neurons (mask per example, scaled by 1/(1−r)).
+    #[arg(long, default_value_t = 0.0, value_name = "R")]
+    pub channel_dropout: f64,
+    /// Quantize the signal arriving at hidden neurons to BITS bits with scale α [default α: 1].
+    #[arg(long, value_name = "BITS[:ALPHA]")]
+    pub quantize_signal: Option<String>,
+    /// Quantize each example's weight update to BITS bits with scale α [default α: 2^-4];
+    /// needs --decay 0.
+    #[arg(long, value_name = "BITS[:ALPHA]")]
+    pub quantize_update: Option<String>,
+    /// For `--channel mix`: per hidden layer, bottom to top, `bp` or `srbp` (e.g. srbp,srbp,bp,bp).
+    #[arg(long, value_name = "LIST")]
+    pub mix: Option<String>,
     /// Seed of every random stream (weights, feedback matrices, data order).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -88,7 +116,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", channels_table());
             Ok(())
         }
-        Command::Train(args) => train(args),
+        Command::Train(args) => train(*args),
     }
 }
 
@@ -114,7 +142,16 @@ fn channels_table() -> String {
         }
     }
     s += "\nNote: bp-nof and sbp-nof are the same algorithm by construction (both send W_{h+1}ᵀ···W_Lᵀ δ_L);\n\
-          both names are kept. Any channel takes --no-derivative in place of the -nof suffix.\n";
+          both names are kept. Any channel takes --no-derivative in place of the -nof suffix.\n\n\
+          Variants, composable with the channels that have random feedback matrices:\n\
+          \x20 --feedback normal|uniform|shifted[:MEAN]|sparse:N|congruent   distribution of C\n\
+          \x20 --average K                  mean of K independent C's\n\
+          \x20 --adapt-factor F             η_c = F·η_t for arbp/asrbp (default 0.1)\n\
+          With any channel that reaches hidden layers:\n\
+          \x20 --channel-dropout R          dropout of the signal arriving at hidden neurons\n\
+          \x20 --quantize-signal B[:α]      that signal quantized to B bits (α = 1)\n\
+          \x20 --quantize-update B[:α]      each example's weight update quantized (α = 2^-4)\n\
+          See docs/channels.md for the equations and the quantizer.\n";
     s
 }
 
@@ -134,6 +171,33 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
         lr: args.lr,
         decay: args.decay,
         momentum: args.momentum,
+        weight_decay: args.weight_decay,
+        channel_options: ChannelOptions {
+            feedback: FeedbackInit::parse(&args.feedback)?,
+            average: args.average,
+            adapt_factor: args.adapt_factor,
+            dropout: args.channel_dropout,
+            quantize_signal: args
+                .quantize_signal
+                .as_deref()
+                .map(|q| Quantizer::parse(q, DEFAULT_SIGNAL_ALPHA, "quantize-signal"))
+                .transpose()?,
+            quantize_update: args
+                .quantize_update
+                .as_deref()
+                .map(|q| Quantizer::parse(q, DEFAULT_UPDATE_ALPHA, "quantize-update"))
+                .transpose()?,
+            mix: args
+                .mix
+                .as_deref()
+                .map(|m| {
+                    m.split(',')
+                        .map(|x| x.trim().to_ascii_lowercase())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            weight_decay: 0.0,
+        },
         seed: args.seed,
         threads: args.threads,
         train_limit: args.train_limit,

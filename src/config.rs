@@ -1,7 +1,7 @@
 //! A training run's configuration: what the CLI resolves and what is saved next to the results.
 //! Checked once by [`TrainConfig::validate`]; bad values are reported with the value itself.
 
-use crate::channel::ChannelSpec;
+use crate::channel::{ChannelOptions, ChannelSpec};
 use crate::error::{Error, Result};
 use crate::kernels::Activation;
 use serde::{Deserialize, Serialize};
@@ -28,6 +28,12 @@ pub struct TrainConfig {
     pub decay: f64,
     /// Momentum μ (0 = plain SGD).
     pub momentum: f64,
+    /// Weight decay λ: every update also subtracts η_t·λ·W.
+    #[serde(default)]
+    pub weight_decay: f64,
+    /// Variants of the learning channel (distribution, averaging, adaptation, noise, precision).
+    #[serde(default)]
+    pub channel_options: ChannelOptions,
     /// Seed of every random stream.
     pub seed: u64,
     /// Worker threads for large matrix products.
@@ -49,6 +55,8 @@ impl Default for TrainConfig {
             lr: 0.1,
             decay: 1e-6,
             momentum: 0.0,
+            weight_decay: 0.0,
+            channel_options: ChannelOptions::default(),
             seed: 1,
             threads: 1,
             train_limit: None,
@@ -90,6 +98,24 @@ impl TrainConfig {
                 format!("must be in [0, 1), got {}", self.momentum),
             ));
         }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::config(
+                "weight-decay",
+                format!("must be ≥ 0, got {}", self.weight_decay),
+            ));
+        }
+        if self.channel_options.quantize_update.is_some()
+            && (self.decay != 0.0 || self.momentum != 0.0)
+        {
+            return Err(Error::config(
+                "quantize-update",
+                format!(
+                    "quantized updates use a constant learning rate and no momentum (paper §1): set --decay 0 --momentum 0 (got decay {}, momentum {})",
+                    self.decay, self.momentum
+                ),
+            ));
+        }
+        self.resolved_options().validate_for(spec.kind)?;
         if self.threads == 0 {
             return Err(Error::config("threads", "must be ≥ 1, got 0"));
         }
@@ -97,6 +123,14 @@ impl TrainConfig {
             return Err(Error::config("train-limit", "must be ≥ 1, got 0"));
         }
         Ok(spec)
+    }
+
+    /// The channel options with the run's weight decay filled in.
+    pub fn resolved_options(&self) -> ChannelOptions {
+        ChannelOptions {
+            weight_decay: self.weight_decay,
+            ..self.channel_options.clone()
+        }
     }
 
     /// Parses `--hidden 100,100,100` (an empty string means no hidden layer).

@@ -75,11 +75,18 @@ pub fn build_trainer(config: &TrainConfig, inputs: usize, classes: usize) -> Res
         config.activation,
         &mut rng::stream(config.seed, "init"),
     );
-    let channel = Channel::new(&spec, &net, &mut rng::stream(config.seed, "feedback"))?;
+    let channel = Channel::new(
+        &spec,
+        &config.resolved_options(),
+        &net,
+        &mut rng::stream(config.seed, "feedback"),
+        rng::stream(config.seed, "channel-noise"),
+    )?;
     let sgd = Sgd {
         lr: config.lr,
         decay: config.decay,
         momentum: config.momentum,
+        weight_decay: config.weight_decay,
     };
     Ok(Trainer::new(net, channel, sgd))
 }

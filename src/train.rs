@@ -4,12 +4,15 @@
 //! Update rule (paper §1), for every layer that learns, with `B` examples in the batch:
 //! `W_i ← W_i − η_t/B · δ_iᵀ O_i`, `b_i ← b_i − η_t/B · Σ δ_i`, where `η_t = η_0 / (1 + decay·t)`
 //! and `t` counts updates so far. With momentum μ: `V ← μV − η_t/B · δᵀO`, `W ← W + V`.
+//! Weight decay λ adds `−η_t·λ·W`. With quantized updates each example's update is quantized
+//! before the average: `W ← W + 1/B · Σ_e Q(−η_t · δ_e O_eᵀ)`.
 
 use crate::channel::Channel;
+use crate::channel::quantize::{self, Quantizer};
 use crate::data::Dataset;
 use crate::kernels::loss::{BatchLoss, softmax_cross_entropy};
 use crate::kernels::{Mat, gemm, matmul};
-use crate::model::Mlp;
+use crate::model::{Dense, Mlp};
 use crate::rng;
 use rand::seq::SliceRandom;
 
@@ -19,6 +22,8 @@ pub struct Sgd {
     pub lr: f64,
     pub decay: f64,
     pub momentum: f64,
+    /// Weight decay λ: `W ← W − η_t·λ·W` on every update (biases excluded).
+    pub weight_decay: f64,
 }
 
 impl Sgd {
@@ -111,12 +116,14 @@ impl Trainer {
         self.channel.backward(
             &self.net,
             &self.acts,
+            labels,
             &mut self.deltas,
             &mut self.signals,
-            batch,
         );
-        // update
+        // update: feedback matrices that learn, then the forward weights
         let rate = self.sgd.rate(self.step);
+        self.channel
+            .adapt(&sizes, &self.acts, &self.deltas, batch, rate);
         let scale = (-rate / batch as f64) as f32;
         let momentum = self.sgd.momentum as f32;
         for i in 0..=top {
@@ -125,6 +132,20 @@ impl Trainer {
             }
             let layer = &mut self.net.layers[i];
             let (n_in, n_out) = (layer.n_in, layer.n_out);
+            if self.sgd.weight_decay > 0.0 {
+                let keep = (1.0 - rate * self.sgd.weight_decay) as f32;
+                layer.w.iter_mut().for_each(|w| *w *= keep);
+            }
+            if let Some(q) = self.channel.quantize_update {
+                quantized_update(
+                    layer,
+                    &self.deltas[i][..batch * n_out],
+                    &self.acts[i][..batch * n_in],
+                    rate,
+                    q,
+                );
+                continue;
+            }
             let delta = &self.deltas[i][..batch * n_out];
             let input = &self.acts[i][..batch * n_in];
             let grad = (Mat::t(delta, batch, n_out), Mat::new(input, batch, n_in));
@@ -200,6 +221,35 @@ impl Trainer {
     pub fn evaluate(&self, data: &Dataset) -> EpochStats {
         evaluate(&self.net, data)
     }
+}
+
+/// `W += 1/B · Σ_e Q(−rate · δ_e O_eᵀ)`, `b += 1/B · Σ_e Q(−rate · δ_e)`: each example's update is
+/// quantized before the minibatch average (paper §1, quantized weight updates).
+fn quantized_update(layer: &mut Dense, delta: &[f32], input: &[f32], rate: f64, q: Quantizer) {
+    let (n_in, n_out) = (layer.n_in, layer.n_out);
+    let batch = delta.len() / n_out;
+    let (alpha, s) = (q.alpha, q.steps());
+    let mut acc = vec![0.0f32; n_out * n_in];
+    let mut acc_b = vec![0.0f32; n_out];
+    for e in 0..batch {
+        let o = &input[e * n_in..(e + 1) * n_in];
+        for r in 0..n_out {
+            let coef = (-rate) as f32 * delta[e * n_out + r];
+            quantize::add_quantized_row(&mut acc[r * n_in..(r + 1) * n_in], o, coef, alpha, s);
+            acc_b[r] += q.apply(coef);
+        }
+    }
+    let inv = 1.0 / batch as f32;
+    layer
+        .w
+        .iter_mut()
+        .zip(&acc)
+        .for_each(|(w, a)| *w += a * inv);
+    layer
+        .b
+        .iter_mut()
+        .zip(&acc_b)
+        .for_each(|(b, a)| *b += a * inv);
 }
 
 /// Mean cross-entropy and accuracy of `net` on `data`, in chunks of 1000 examples.

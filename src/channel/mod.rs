@@ -18,14 +18,21 @@
 //! route does not learn (top-only). Each named algorithm is a builder in [`registry`], which is
 //! the one place to add a variant.
 
+pub mod feedback;
+pub mod options;
+pub mod quantize;
 pub mod registry;
 
 use crate::error::{Error, Result};
 use crate::kernels::{Mat, gemm};
 use crate::model::Mlp;
-use crate::rng::{self, Rng};
+use crate::rng::Rng;
+use rand::Rng as _;
 
-pub use registry::{CHANNELS, ChannelKind, ChannelSpec};
+pub use feedback::FeedbackInit;
+pub use options::ChannelOptions;
+pub use quantize::Quantizer;
+pub use registry::{Build, CHANNELS, ChannelKind, ChannelSpec};
 
 /// Which signal of an upper layer `k` a term reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,6 +42,8 @@ pub enum Input {
     /// `g_k`: the signal that arrived at layer `k` before its derivative (SBP passes this down);
     /// for the top layer it is `δ_L`.
     Signal,
+    /// `−T`: the negated one-hot targets instead of the error (DRTP; only from the top layer).
+    Target,
 }
 
 /// What carries a term's input down to the receiving layer `i`.
@@ -42,8 +51,38 @@ pub enum Input {
 pub enum Carrier {
     /// `W_{i+1}ᵀ`, the forward weights of the layer just above, transposed (needs `k = i + 1`).
     ForwardTranspose,
-    /// A feedback matrix `C` (`N_i × N_k`, row-major) owned by the channel.
-    Feedback(Vec<f32>),
+    /// A feedback matrix `C` (`N_i × N_k`, row-major) owned by the channel, fixed or adaptive.
+    Feedback(Feedback),
+    /// `sign(W_{i+1})ᵀ` scaled, recomputed from the current forward weights at every step
+    /// (sign-symmetry; needs `k = i + 1`).
+    SignOfForward(SignScale),
+}
+
+/// A feedback matrix and, for adaptive channels, how it learns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Feedback {
+    /// `C`, `N_i × N_k` row-major.
+    pub c: Vec<f32>,
+    /// `None`: fixed. `Some`: `C ← C − η_t·factor/B · O_iᵀ δ_k − η_t·decay·C` after every step.
+    pub adapt: Option<Adapt>,
+}
+
+/// Learning rule of an adaptive feedback matrix (ARBP, ASRBP, Kolen-Pollack).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Adapt {
+    /// η_c = factor · η_t.
+    pub factor: f64,
+    /// Weight decay on C (Kolen-Pollack).
+    pub decay: f64,
+}
+
+/// Magnitudes of a sign-symmetric carrier.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SignScale {
+    /// uSF: every entry has the standard deviation of the current forward weights.
+    Uniform,
+    /// frSF: fixed random magnitudes `|B0|` (`N_{i+1} × N_i`, in W's orientation).
+    Fixed(Vec<f32>),
 }
 
 /// One contribution `input_k · carrierᵀ` to a hidden layer's signal.
@@ -61,8 +100,9 @@ pub struct Route {
     pub terms: Vec<Term>,
 }
 
-/// A learning channel instantiated for one net: a route (or none) for every hidden layer.
-#[derive(Clone, Debug, PartialEq)]
+/// A learning channel instantiated for one net: a route (or none) for every hidden layer, and
+/// the noise and precision of the channel.
+#[derive(Clone, Debug)]
 pub struct Channel {
     /// Canonical name, e.g. `rbp` or `srbp-nof`.
     pub name: String,
@@ -70,16 +110,47 @@ pub struct Channel {
     pub derivative: bool,
     /// `routes[i]` feeds hidden layer `i` (`0 ≤ i < L − 1`); `None`: the layer does not learn.
     pub routes: Vec<Option<Route>>,
+    /// Dropout rate r of the signal arriving at hidden neurons (0 = none).
+    pub dropout: f32,
+    /// Quantizer of the signal arriving at hidden neurons (after dropout, before f').
+    pub quantize_signal: Option<Quantizer>,
+    /// Quantizer of each example's weight update, before the minibatch average.
+    pub quantize_update: Option<Quantizer>,
+    /// Stream of the dropout masks.
+    noise: Rng,
+}
+
+impl PartialEq for Channel {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.derivative == other.derivative
+            && self.routes == other.routes
+            && self.dropout == other.dropout
+            && self.quantize_signal == other.quantize_signal
+            && self.quantize_update == other.quantize_update
+    }
 }
 
 impl Channel {
-    /// Builds the channel `spec` for `net`, drawing feedback matrices from `rng`.
-    pub fn new(spec: &ChannelSpec, net: &Mlp, rng: &mut Rng) -> Result<Self> {
-        let routes = (spec.kind.build)(net, rng);
+    /// Builds the channel `spec` for `net` with `options`, drawing feedback matrices from `rng`
+    /// and dropout masks from `noise`.
+    pub fn new(
+        spec: &ChannelSpec,
+        options: &ChannelOptions,
+        net: &Mlp,
+        rng: &mut Rng,
+        noise: Rng,
+    ) -> Result<Self> {
+        options.validate_for(spec.kind)?;
+        let routes = (spec.kind.build)(&mut Build { net, rng, options })?;
         let channel = Channel {
             name: spec.canonical_name(),
             derivative: spec.derivative,
             routes,
+            dropout: options.dropout as f32,
+            quantize_signal: options.quantize_signal,
+            quantize_update: options.quantize_update,
+            noise,
         };
         channel.validate(net)?;
         Ok(channel)
@@ -102,10 +173,17 @@ impl Channel {
         for (i, route) in self.routes.iter().enumerate() {
             let Some(route) = route else { continue };
             for t in &route.terms {
-                let ok_source = t.from > i && (t.from == top || self.routes[t.from].is_some());
+                let ok_source = t.from > i
+                    && (t.from == top || self.routes[t.from].is_some())
+                    && (t.from == top || matches!(t.input, Input::Delta | Input::Signal));
                 let ok_carrier = match &t.carrier {
-                    Carrier::ForwardTranspose => t.from == i + 1,
-                    Carrier::Feedback(c) => c.len() == sizes[i + 1] * sizes[t.from + 1],
+                    Carrier::ForwardTranspose | Carrier::SignOfForward(SignScale::Uniform) => {
+                        t.from == i + 1
+                    }
+                    Carrier::SignOfForward(SignScale::Fixed(m)) => {
+                        t.from == i + 1 && m.len() == sizes[i + 1] * sizes[i + 2]
+                    }
+                    Carrier::Feedback(f) => f.c.len() == sizes[i + 1] * sizes[t.from + 1],
                 };
                 if !ok_source || !ok_carrier {
                     return Err(Error::config(
@@ -139,6 +217,13 @@ impl Channel {
                 format!("{}", k + 1)
             }
         };
+        let mut noise = String::new();
+        if self.dropout > 0.0 {
+            noise += &format!(", dropout r={}", self.dropout);
+        }
+        if let Some(q) = self.quantize_signal {
+            noise += &format!(", quantized to {} bits (α={})", q.bits, q.alpha);
+        }
         self.routes
             .iter()
             .enumerate()
@@ -152,12 +237,22 @@ impl Channel {
                             let x = match t.input {
                                 Input::Delta => format!("δ[{}]", layer(t.from)),
                                 Input::Signal => format!("g[{}]", layer(t.from)),
+                                Input::Target => "(−T)".to_string(),
                             };
-                            match t.carrier {
+                            match &t.carrier {
                                 Carrier::ForwardTranspose => format!("W[{}]ᵀ·{x}", layer(t.from)),
-                                Carrier::Feedback(_) => {
-                                    format!("C({}×{})·{x}", sizes[i + 1], sizes[t.from + 1])
+                                Carrier::SignOfForward(SignScale::Uniform) => {
+                                    format!("σ(W)·sign(W[{}])ᵀ·{x}", layer(t.from))
                                 }
+                                Carrier::SignOfForward(SignScale::Fixed(_)) => {
+                                    format!("(|B0|⊙sign(W[{}]))ᵀ·{x}", layer(t.from))
+                                }
+                                Carrier::Feedback(f) => format!(
+                                    "{}({}×{})·{x}",
+                                    if f.adapt.is_some() { "adaptive C" } else { "C" },
+                                    sizes[i + 1],
+                                    sizes[t.from + 1]
+                                ),
                             }
                         })
                         .collect::<Vec<_>>()
@@ -168,8 +263,9 @@ impl Channel {
                 } else {
                     ""
                 };
+                let n = if r.is_some() { noise.as_str() } else { "" };
                 format!(
-                    "hidden layer {} ({} units) ← {what}{d}",
+                    "hidden layer {} ({} units) ← {what}{d}{n}",
                     i + 1,
                     sizes[i + 1]
                 )
@@ -177,19 +273,23 @@ impl Channel {
             .collect()
     }
 
-    /// Runs the channel over a batch: given the forward outputs `acts` (`acts[i]` = `O_i`) and
-    /// `deltas[L−1] = δ_L`, fills `signals[i]` and `deltas[i]` for every hidden layer that learns,
-    /// from the top down. Reads the forward weights of `net` (not yet updated).
+    /// Runs the channel over a batch: given the forward outputs `acts` (`acts[i]` = `O_i`),
+    /// `deltas[L−1] = δ_L` and the batch's `labels`, fills `signals[i]` and `deltas[i]` for every
+    /// hidden layer that learns, from the top down. Reads the forward weights of `net` (not yet
+    /// updated).
     pub fn backward(
-        &self,
+        &mut self,
         net: &Mlp,
         acts: &[Vec<f32>],
+        labels: &[u8],
         deltas: &mut [Vec<f32>],
         signals: &mut [Vec<f32>],
-        batch: usize,
     ) {
+        let batch = labels.len();
         let sizes = net.sizes();
         let top = net.depth() - 1;
+        let classes = sizes[top + 1];
+        let mut scratch: Vec<f32> = Vec::new();
         for i in (0..top).rev() {
             let Some(route) = &self.routes[i] else {
                 continue;
@@ -200,10 +300,18 @@ impl Channel {
             let g = &mut sig_lo[i][..batch * n_i];
             for (t_idx, t) in route.terms.iter().enumerate() {
                 let n_k = sizes[t.from + 1];
-                let src = if t.from == top || t.input == Input::Delta {
-                    &del_hi[t.from - i - 1]
-                } else {
-                    &sig_hi[t.from - i - 1]
+                let src: &[f32] = match t.input {
+                    Input::Delta => &del_hi[t.from - i - 1],
+                    Input::Signal if t.from == top => &del_hi[t.from - i - 1],
+                    Input::Signal => &sig_hi[t.from - i - 1],
+                    Input::Target => {
+                        scratch.clear();
+                        scratch.resize(batch * classes, 0.0);
+                        for (e, &l) in labels.iter().enumerate() {
+                            scratch[e * classes + l as usize] = -1.0;
+                        }
+                        &scratch
+                    }
                 };
                 let x = Mat::new(&src[..batch * n_k], batch, n_k);
                 let beta = if t_idx == 0 { 0.0 } else { 1.0 };
@@ -213,8 +321,27 @@ impl Channel {
                         gemm(1.0, x, Mat::new(&net.layers[t.from].w, n_k, n_i), beta, g)
                     }
                     // g += x · Cᵀ             (C: N_i × N_k)
-                    Carrier::Feedback(c) => gemm(1.0, x, Mat::t(c, n_i, n_k), beta, g),
+                    Carrier::Feedback(f) => gemm(1.0, x, Mat::t(&f.c, n_i, n_k), beta, g),
+                    // g += x · S,  S = scaled sign(W_{i+1})   (N_k × N_i)
+                    Carrier::SignOfForward(scale) => {
+                        let s = sign_carrier(&net.layers[t.from].w, scale);
+                        gemm(1.0, x, Mat::new(&s, n_k, n_i), beta, g)
+                    }
                 }
+            }
+            if self.dropout > 0.0 {
+                let keep = 1.0 - self.dropout;
+                let inv = 1.0 / keep;
+                for v in g.iter_mut() {
+                    *v = if self.noise.random::<f32>() < keep {
+                        *v * inv
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            if let Some(q) = self.quantize_signal {
+                q.apply_slice(g);
             }
             let d = &mut del_lo[i][..batch * n_i];
             d.copy_from_slice(g);
@@ -225,13 +352,43 @@ impl Channel {
         }
     }
 
+    /// Updates the adaptive feedback matrices after [`Channel::backward`], at learning rate
+    /// `rate`: `C ← C − rate·factor/B · O_iᵀ δ_k − rate·decay·C`, where `O_i = acts[i + 1]`
+    /// is the output of the receiving layer and `δ_k` the error of the sending layer.
+    pub fn adapt(
+        &mut self,
+        sizes: &[usize],
+        acts: &[Vec<f32>],
+        deltas: &[Vec<f32>],
+        batch: usize,
+        rate: f64,
+    ) {
+        for (i, r) in self.routes.iter_mut().enumerate() {
+            for t in r.iter_mut().flat_map(|r| r.terms.iter_mut()) {
+                let Carrier::Feedback(Feedback { c, adapt: Some(a) }) = &mut t.carrier else {
+                    continue;
+                };
+                let (n_i, n_k) = (sizes[i + 1], sizes[t.from + 1]);
+                let keep = (1.0 - rate * a.decay) as f32;
+                // C ← keep·C − rate·factor/B · O_iᵀ δ_k
+                gemm(
+                    (-rate * a.factor / batch as f64) as f32,
+                    Mat::t(&acts[i + 1][..batch * n_i], batch, n_i),
+                    Mat::new(&deltas[t.from][..batch * n_k], batch, n_k),
+                    keep,
+                    c,
+                );
+            }
+        }
+    }
+
     /// All feedback matrices, as (receiving hidden layer, sending layer, `C`).
     pub fn feedback_matrices(&self) -> Vec<(usize, usize, &[f32])> {
         let mut out = Vec::new();
         for (i, r) in self.routes.iter().enumerate() {
             for t in r.iter().flat_map(|r| &r.terms) {
-                if let Carrier::Feedback(c) = &t.carrier {
-                    out.push((i, t.from, c.as_slice()));
+                if let Carrier::Feedback(f) = &t.carrier {
+                    out.push((i, t.from, f.c.as_slice()));
                 }
             }
         }
@@ -239,9 +396,24 @@ impl Channel {
     }
 }
 
-/// A feedback matrix `C` (`rows × cols`) with entries `N(0, 1/rows)`: the scale of the forward
-/// weights that feed a layer of `rows` units (paper §1 default for RBP and SRBP).
-pub fn gaussian_feedback(rows: usize, cols: usize, rng: &mut Rng) -> Vec<f32> {
-    let sd = (1.0 / rows as f64).sqrt();
-    rng::normal_vec(rows * cols, sd, rng)
+/// The sign-symmetric carrier in W's orientation: `σ(W)·sign(W)` (uSF) or `|B0| ⊙ sign(W)` (frSF).
+fn sign_carrier(w: &[f32], scale: &SignScale) -> Vec<f32> {
+    let sign = |v: f32| {
+        if v > 0.0 {
+            1.0
+        } else if v < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    };
+    match scale {
+        SignScale::Uniform => {
+            let n = w.len() as f64;
+            let mean = w.iter().map(|v| *v as f64).sum::<f64>() / n;
+            let sd = (w.iter().map(|v| (*v as f64 - mean).powi(2)).sum::<f64>() / n).sqrt() as f32;
+            w.iter().map(|v| sd * sign(*v)).collect()
+        }
+        SignScale::Fixed(m) => w.iter().zip(m).map(|(v, m)| m.abs() * sign(*v)).collect(),
+    }
 }

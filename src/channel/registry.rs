@@ -2,7 +2,9 @@
 //! builder that lays its routes. `rbp channels`, the CLI parser, the docs and the conformance
 //! tests all read [`CHANNELS`]; adding a variant means adding one entry here.
 
-use super::{Carrier, Input, Route, Term, gaussian_feedback};
+use super::{
+    Adapt, Carrier, ChannelOptions, Feedback, FeedbackInit, Input, Route, SignScale, Term,
+};
 use crate::error::{Error, Result};
 use crate::model::Mlp;
 use crate::rng::Rng;
@@ -18,10 +20,16 @@ pub struct ChannelKind {
     pub summary: &'static str,
     /// The signal a hidden layer h receives (paper notation, layers 1..L).
     pub equation: &'static str,
+    /// Where it is defined.
+    pub source: &'static str,
     /// Whether it has a no-derivative version (`NAME-nof`).
     pub has_nof: bool,
-    /// Lays the routes for a net, drawing feedback matrices from the stream.
-    pub build: fn(&Mlp, &mut Rng) -> Vec<Option<Route>>,
+    /// Whether it uses random feedback matrices (so `--feedback` and `--average` apply).
+    pub random: bool,
+    /// Whether its feedback matrices learn with a factor (`--adapt-factor`).
+    pub adaptive: bool,
+    /// Lays the routes for a net.
+    pub build: fn(&mut Build) -> Result<Vec<Option<Route>>>,
 }
 
 /// Every learning channel, in the order `rbp channels` lists them.
@@ -31,40 +39,35 @@ pub const CHANNELS: &[ChannelKind] = &[
         aliases: &["backprop"],
         summary: "backpropagation: the transposed forward weights carry δ down layer by layer",
         equation: "δ_h = f'(S_h) ⊙ W_{h+1}ᵀ δ_{h+1}",
+        source: "paper §1",
         has_nof: true,
-        build: |net, _| {
-            hidden(net, |i| {
-                vec![term(i + 1, Input::Delta, Carrier::ForwardTranspose)]
-            })
-        },
+        random: false,
+        adaptive: false,
+        build: |b| b.hidden(|_, i| Ok(vec![term(i + 1, Input::Delta, Carrier::ForwardTranspose)])),
     },
     ChannelKind {
         name: "rbp",
         aliases: &["fa", "feedback-alignment"],
         summary: "random backpropagation: a fixed random C_{h+1} (N_h × N_{h+1}) replaces W_{h+1}ᵀ",
         equation: "δ_h = f'(S_h) ⊙ C_{h+1} δ_{h+1},  C ~ N(0, 1/N_h)",
+        source: "paper §1; Lillicrap et al. 2016",
         has_nof: true,
-        build: |net, rng| {
-            let s = net.sizes();
-            hidden(net, |i| {
-                let c = gaussian_feedback(s[i + 1], s[i + 2], rng);
-                vec![term(i + 1, Input::Delta, Carrier::Feedback(c))]
-            })
-        },
+        random: true,
+        adaptive: false,
+        build: |b| b.hidden(|b, i| Ok(vec![term(i + 1, Input::Delta, b.random(i, i + 1, None)?)])),
     },
     ChannelKind {
         name: "srbp",
         aliases: &["dfa", "direct-feedback-alignment"],
         summary: "skipped random backpropagation: δ_L goes straight to every hidden layer through a fixed random C_h (N_h × N_L)",
         equation: "δ_h = f'(S_h) ⊙ C_h δ_L,  C ~ N(0, 1/N_h)",
+        source: "paper §1; Nøkland 2016",
         has_nof: true,
-        build: |net, rng| {
-            let s = net.sizes();
-            let top = net.depth() - 1;
-            hidden(net, |i| {
-                let c = gaussian_feedback(s[i + 1], s[top + 1], rng);
-                vec![term(top, Input::Delta, Carrier::Feedback(c))]
-            })
+        random: true,
+        adaptive: false,
+        build: |b| {
+            let top = b.top();
+            b.hidden(|b, i| Ok(vec![term(top, Input::Delta, b.random(i, top, None)?)]))
         },
     },
     ChannelKind {
@@ -72,20 +75,190 @@ pub const CHANNELS: &[ChannelKind] = &[
         aliases: &["skipped-bp"],
         summary: "skipped backpropagation: the product of transposed forward weights, no derivatives of upper layers",
         equation: "δ_h = f'(S_h) ⊙ W_{h+1}ᵀ ··· W_Lᵀ δ_L",
+        source: "paper §1",
         has_nof: true,
-        build: |net, _| {
-            hidden(net, |i| {
-                vec![term(i + 1, Input::Signal, Carrier::ForwardTranspose)]
-            })
-        },
+        random: false,
+        adaptive: false,
+        build: |b| b.hidden(|_, i| Ok(vec![term(i + 1, Input::Signal, Carrier::ForwardTranspose)])),
     },
     ChannelKind {
         name: "top",
         aliases: &["top-only", "shallow"],
         summary: "only the top layer learns; hidden layers keep their random initial weights",
         equation: "δ_h = 0 (hidden weights never change)",
+        source: "paper §1",
         has_nof: false,
-        build: |net, _| vec![None; net.depth() - 1],
+        random: false,
+        adaptive: false,
+        build: |b| Ok(vec![None; b.top()]),
+    },
+    ChannelKind {
+        name: "arbp",
+        aliases: &["adaptive-rbp"],
+        summary: "adaptive RBP: C_{h+1} starts random and learns from the signals at its two ends",
+        equation: "δ_h = f'(S_h) ⊙ C_{h+1} δ_{h+1};  ΔC_{h+1} = −η_c · mean(O_h δ_{h+1}ᵀ), η_c = factor·η_t",
+        source: "paper §1",
+        has_nof: true,
+        random: true,
+        adaptive: true,
+        build: |b| {
+            let a = b.adapt();
+            b.hidden(|b, i| {
+                Ok(vec![term(
+                    i + 1,
+                    Input::Delta,
+                    b.random(i, i + 1, Some(a))?,
+                )])
+            })
+        },
+    },
+    ChannelKind {
+        name: "asrbp",
+        aliases: &["adaptive-srbp", "adaptive-dfa"],
+        summary: "adaptive SRBP: C_h starts random and learns from O_h and δ_L",
+        equation: "δ_h = f'(S_h) ⊙ C_h δ_L;  ΔC_h = −η_c · mean(O_h δ_Lᵀ), η_c = factor·η_t",
+        source: "paper §1",
+        has_nof: true,
+        random: true,
+        adaptive: true,
+        build: |b| {
+            let (a, top) = (b.adapt(), b.top());
+            b.hidden(|b, i| Ok(vec![term(top, Input::Delta, b.random(i, top, Some(a))?)]))
+        },
+    },
+    ChannelKind {
+        name: "kp",
+        aliases: &["kolen-pollack"],
+        summary: "Kolen-Pollack: C_{h+1} gets the same update as W_{h+1}ᵀ, and weight decay on both makes them converge",
+        equation: "δ_h = f'(S_h) ⊙ C_{h+1} δ_{h+1};  ΔC_{h+1} = −η_t · (mean(O_h δ_{h+1}ᵀ) + λ C_{h+1})",
+        source: "Kolen & Pollack 1994; Akrout et al. 2019",
+        has_nof: true,
+        random: true,
+        adaptive: false,
+        build: |b| {
+            let a = Adapt {
+                factor: 1.0,
+                decay: b.options.weight_decay,
+            };
+            b.hidden(|b, i| {
+                Ok(vec![term(
+                    i + 1,
+                    Input::Delta,
+                    b.random(i, i + 1, Some(a))?,
+                )])
+            })
+        },
+    },
+    ChannelKind {
+        name: "cascade",
+        aliases: &["cascading"],
+        summary: "cascading RBP: random matrices from every upper layer, signals summed",
+        equation: "δ_h = f'(S_h) ⊙ Σ_{k>h} C_{h,k} δ_k,  C_{h,k} ~ N(0, 1/N_h)",
+        source: "paper §1",
+        has_nof: true,
+        random: true,
+        adaptive: false,
+        build: |b| {
+            let top = b.top();
+            b.hidden(|b, i| {
+                ((i + 1)..=top)
+                    .rev()
+                    .map(|k| Ok(term(k, Input::Delta, b.random(i, k, None)?)))
+                    .collect()
+            })
+        },
+    },
+    ChannelKind {
+        name: "mix",
+        aliases: &["srbp+bp"],
+        summary: "SRBP+BP mixture: per hidden layer (--mix), the skipped random signal or the BP signal from the layer above",
+        equation: "δ_h = f'(S_h) ⊙ (C_h δ_L  or  W_{h+1}ᵀ δ_{h+1}, per layer)",
+        source: "paper §1",
+        has_nof: true,
+        random: true,
+        adaptive: false,
+        build: |b| {
+            let top = b.top();
+            if b.options.mix.len() != top {
+                return Err(Error::config(
+                    "mix",
+                    format!(
+                        "gives {} entries for a net with {top} hidden layers",
+                        b.options.mix.len()
+                    ),
+                ));
+            }
+            b.hidden(|b, i| {
+                Ok(vec![if b.options.mix[i] == "bp" {
+                    term(i + 1, Input::Delta, Carrier::ForwardTranspose)
+                } else {
+                    term(top, Input::Delta, b.random(i, top, None)?)
+                }])
+            })
+        },
+    },
+    ChannelKind {
+        name: "usf",
+        aliases: &["sign-symmetry"],
+        summary: "uniform sign-concordant feedback: sign(W_{h+1})ᵀ scaled to the forward weights' standard deviation, tracked every step",
+        equation: "δ_h = f'(S_h) ⊙ σ(W_{h+1}) sign(W_{h+1})ᵀ δ_{h+1}",
+        source: "Liao, Leibo & Poggio 2016; Moskovitz et al. 2018",
+        has_nof: true,
+        random: false,
+        adaptive: false,
+        build: |b| {
+            b.hidden(|_, i| {
+                Ok(vec![term(
+                    i + 1,
+                    Input::Delta,
+                    Carrier::SignOfForward(SignScale::Uniform),
+                )])
+            })
+        },
+    },
+    ChannelKind {
+        name: "frsf",
+        aliases: &[],
+        summary: "fixed random-magnitude sign-concordant feedback: |B0| ⊙ sign(W_{h+1})ᵀ, B0 drawn once",
+        equation: "δ_h = f'(S_h) ⊙ (|B0| ⊙ sign(W_{h+1}))ᵀ δ_{h+1}",
+        source: "Moskovitz et al. 2018",
+        has_nof: true,
+        random: true,
+        adaptive: false,
+        build: |b| {
+            let s = b.sizes();
+            b.hidden(|b, i| {
+                // |B0| in W's orientation (N_{h+1} × N_h), scale of W_{h+1}
+                let m = b
+                    .options
+                    .feedback
+                    .draw(s[i + 2], s[i + 1], None, b.rng)
+                    .map(|mut m| {
+                        let rescale = ((s[i + 2] as f64) / (s[i + 1] as f64)).sqrt() as f32;
+                        m.iter_mut().for_each(|v| *v *= rescale);
+                        m
+                    })?;
+                Ok(vec![term(
+                    i + 1,
+                    Input::Delta,
+                    Carrier::SignOfForward(SignScale::Fixed(m)),
+                )])
+            })
+        },
+    },
+    ChannelKind {
+        name: "drtp",
+        aliases: &["direct-random-target-projection"],
+        summary: "direct random target projection: the targets, not the error, go through fixed random C_h",
+        equation: "δ_h = f'(S_h) ⊙ C_h (−T)",
+        source: "Frenkel, Lefebvre & Bol 2021",
+        has_nof: true,
+        random: true,
+        adaptive: false,
+        build: |b| {
+            let top = b.top();
+            b.hidden(|b, i| Ok(vec![term(top, Input::Target, b.random(i, top, None)?)]))
+        },
     },
 ];
 
@@ -97,14 +270,98 @@ fn term(from: usize, input: Input, carrier: Carrier) -> Term {
     }
 }
 
-/// One route per hidden layer, built from the top down (so random draws for the upper layers
-/// come first in the stream).
-fn hidden(net: &Mlp, mut terms: impl FnMut(usize) -> Vec<Term>) -> Vec<Option<Route>> {
-    let mut routes: Vec<Option<Route>> = vec![None; net.depth() - 1];
-    for i in (0..net.depth() - 1).rev() {
-        routes[i] = Some(Route { terms: terms(i) });
+/// What a channel's builder works with: the net, the feedback stream and the options.
+pub struct Build<'a> {
+    pub net: &'a Mlp,
+    pub rng: &'a mut Rng,
+    pub options: &'a ChannelOptions,
+}
+
+impl Build<'_> {
+    /// Layer sizes `[N0, …, NL]`.
+    pub fn sizes(&self) -> Vec<usize> {
+        self.net.sizes()
     }
-    routes
+
+    /// Index of the top weight layer (= number of hidden layers).
+    pub fn top(&self) -> usize {
+        self.net.depth() - 1
+    }
+
+    /// The adaptation rule of ARBP/ASRBP with the configured factor.
+    pub fn adapt(&self) -> Adapt {
+        Adapt {
+            factor: self.options.adapt_factor(),
+            decay: 0.0,
+        }
+    }
+
+    /// One route per hidden layer, built from the top down (so random draws for the upper
+    /// layers come first in the stream).
+    pub fn hidden(
+        &mut self,
+        mut terms: impl FnMut(&mut Self, usize) -> Result<Vec<Term>>,
+    ) -> Result<Vec<Option<Route>>> {
+        let top = self.top();
+        let mut routes: Vec<Option<Route>> = vec![None; top];
+        for i in (0..top).rev() {
+            routes[i] = Some(Route {
+                terms: terms(self, i)?,
+            });
+        }
+        Ok(routes)
+    }
+
+    /// A random feedback matrix for hidden layer `i` receiving from layer `k`: drawn from the
+    /// configured distribution, the mean of `average` draws, adaptive if `adapt` is given.
+    pub fn random(&mut self, i: usize, k: usize, adapt: Option<Adapt>) -> Result<Carrier> {
+        let sizes = self.sizes();
+        let (rows, cols) = (sizes[i + 1], sizes[k + 1]);
+        let path = (self.options.feedback == FeedbackInit::Congruent)
+            .then(|| forward_path(self.net, i, k));
+        let n = self.options.average;
+        let mut c = vec![0.0f32; rows * cols];
+        for _ in 0..n {
+            let draw = self
+                .options
+                .feedback
+                .draw(rows, cols, path.as_deref(), self.rng)?;
+            c.iter_mut().zip(draw).for_each(|(c, d)| *c += d);
+        }
+        if n > 1 {
+            let inv = 1.0 / n as f32;
+            c.iter_mut().for_each(|v| *v *= inv);
+        }
+        Ok(Carrier::Feedback(Feedback { c, adapt }))
+    }
+}
+
+/// `W_{i+1}ᵀ ··· W_kᵀ` (N_i × N_k, f64): the forward path from hidden layer `i` up to layer `k`,
+/// in a feedback matrix's orientation.
+fn forward_path(net: &Mlp, i: usize, k: usize) -> Vec<f64> {
+    let sizes = net.sizes();
+    let rows = sizes[i + 1];
+    // start with the identity on layer i's units
+    let mut m: Vec<f64> = (0..rows * rows)
+        .map(|x| if x % (rows + 1) == 0 { 1.0 } else { 0.0 })
+        .collect();
+    let mut cols = rows;
+    for j in i + 1..=k {
+        let layer = &net.layers[j];
+        debug_assert_eq!(layer.n_in, cols);
+        // m (rows × n_in) · W_jᵀ (n_in × n_out)
+        let mut next = vec![0.0; rows * layer.n_out];
+        for r in 0..rows {
+            for o in 0..layer.n_out {
+                next[r * layer.n_out + o] = (0..cols)
+                    .map(|c| m[r * cols + c] * layer.w[o * layer.n_in + c] as f64)
+                    .sum();
+            }
+        }
+        m = next;
+        cols = layer.n_out;
+    }
+    m
 }
 
 /// A parsed `--channel` value: an algorithm and whether hidden layers use `f'`.

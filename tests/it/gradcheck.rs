@@ -1,7 +1,7 @@
 //! BP against central finite differences of an independent f64 loss.
 
 use super::reference::{self, RefNet};
-use rbp::channel::{Channel, ChannelSpec};
+use rbp::channel::{Channel, ChannelOptions, ChannelSpec};
 use rbp::kernels::Activation;
 use rbp::model::Mlp;
 use rbp::rng;
@@ -20,6 +20,17 @@ pub const LR: f64 = 1e4;
 
 /// A trainer for `sizes` with `channel`, SGD at learning rate [`LR`] and no decay.
 pub fn trainer(sizes: &[usize], act: Activation, channel: &str, seed: u64) -> Trainer {
+    trainer_with(sizes, act, channel, &ChannelOptions::default(), seed)
+}
+
+/// [`trainer`] with channel options.
+pub fn trainer_with(
+    sizes: &[usize],
+    act: Activation,
+    channel: &str,
+    options: &ChannelOptions,
+    seed: u64,
+) -> Trainer {
     let mut net = Mlp::new(sizes, act, &mut rng::stream(seed, "init"));
     // non-zero biases, so that their gradients and use are exercised
     for (i, l) in net.layers.iter_mut().enumerate() {
@@ -28,7 +39,14 @@ pub fn trainer(sizes: &[usize], act: Activation, channel: &str, seed: u64) -> Tr
         }
     }
     let spec = ChannelSpec::parse(channel, false).unwrap();
-    let channel = Channel::new(&spec, &net, &mut rng::stream(seed, "feedback")).unwrap();
+    let channel = Channel::new(
+        &spec,
+        options,
+        &net,
+        &mut rng::stream(seed, "feedback"),
+        rng::stream(seed, "noise"),
+    )
+    .unwrap();
     Trainer::new(
         net,
         channel,
@@ -36,6 +54,7 @@ pub fn trainer(sizes: &[usize], act: Activation, channel: &str, seed: u64) -> Tr
             lr: LR,
             decay: 0.0,
             momentum: 0.0,
+            weight_decay: options.weight_decay,
         },
     )
 }
@@ -126,7 +145,21 @@ fn reference_bp_is_itself_the_gradient() {
         let net = RefNet::from(&t.net);
         let (xs, ys) = reference::batch(5, 3, 2, 3);
         let fd = fd_gradient(&net, &xs, &ys);
-        let (dw, db) = reference::update(&net, &reference::RefChannel::Bp, true, &xs, &ys, 1.0);
+        let bp = reference::RefChannel {
+            layers: (1..4)
+                .map(|k| {
+                    Some(vec![(
+                        k,
+                        reference::RefInput::Delta,
+                        reference::RefCarrier::Wt,
+                    )])
+                })
+                .collect(),
+            derivative: true,
+            quantize_signal: None,
+            quantize_update: None,
+        };
+        let (dw, db) = reference::update(&net, &bp, &xs, &ys, 1.0);
         for i in 0..dw.len() {
             let mine: Vec<f64> = dw[i].iter().flatten().chain(&db[i]).copied().collect();
             let neg: Vec<f64> = fd[i].0.iter().chain(&fd[i].1).map(|v| -v).collect();

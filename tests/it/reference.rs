@@ -97,16 +97,66 @@ impl RefNet {
     }
 }
 
-/// How the reference forms hidden δ's.
+/// What a reference term reads from the upper layer.
 #[derive(Clone, Debug)]
-pub enum RefChannel {
-    Bp,
-    Sbp,
-    /// `c[h]` is C for hidden layer h (N_h × N_{h+1}).
-    Rbp(Vec<Vec<Vec<f64>>>),
-    /// `c[h]` is C for hidden layer h (N_h × N_L).
-    Srbp(Vec<Vec<Vec<f64>>>),
-    Top,
+pub enum RefInput {
+    Delta,
+    Signal,
+    /// −T
+    Target,
+}
+
+/// What carries it: Wᵀ, a copy of the engine's C (N_h × N_k), or a sign-symmetric matrix
+/// recomputed here from W.
+#[derive(Clone, Debug)]
+pub enum RefCarrier {
+    Wt,
+    C(Vec<Vec<f64>>),
+    /// σ(W)·sign(W)ᵀ
+    SignUniform,
+    /// (|B0| ⊙ sign(W))ᵀ, B0 in W's orientation
+    SignFixed(Vec<Vec<f64>>),
+}
+
+/// One term of a hidden layer's signal: (sending layer, input, carrier).
+pub type RefTerm = (usize, RefInput, RefCarrier);
+
+/// How the reference forms hidden δ's: per hidden layer, its terms (None: frozen), and the
+/// channel-wide derivative flag and quantizers `(bits, α)`.
+#[derive(Clone, Debug)]
+pub struct RefChannel {
+    pub layers: Vec<Option<Vec<RefTerm>>>,
+    pub derivative: bool,
+    pub quantize_signal: Option<(u32, f64)>,
+    pub quantize_update: Option<(u32, f64)>,
+}
+
+/// The paper's quantizer, written independently: α·sign(x) for b = 1; else
+/// clip(α·round(x·s/α)/s, −α, α) with s = 2^(b−1) − 1 (ties to even).
+pub fn quantize(x: f64, bits: u32, alpha: f64) -> f64 {
+    if bits == 1 {
+        return alpha
+            * if x > 0.0 {
+                1.0
+            } else if x < 0.0 {
+                -1.0
+            } else {
+                0.0
+            };
+    }
+    let s = (2f64.powi(bits as i32 - 1) - 1.0) as f32 as f64;
+    let v = ((x * s / alpha) as f32).round_ties_even() as f64;
+    (alpha * v / s).clamp(-alpha, alpha)
+}
+
+fn sign(v: f64) -> f64 {
+    if v > 0.0 {
+        1.0
+    } else if v < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
 }
 
 fn matvec_t(w: &[Vec<f64>], d: &[f64]) -> Vec<f64> {
@@ -128,7 +178,6 @@ fn matvec(c: &[Vec<f64>], d: &[f64]) -> Vec<f64> {
 pub fn update(
     net: &RefNet,
     channel: &RefChannel,
-    derivative: bool,
     xs: &[Vec<f64>],
     ys: &[u8],
     lr: f64,
@@ -140,48 +189,103 @@ pub fn update(
         .map(|l| vec![vec![0.0; l[0].len()]; l.len()])
         .collect();
     let mut db: Vec<Vec<f64>> = net.b.iter().map(|b| vec![0.0; b.len()]).collect();
-    let scale = -lr / xs.len() as f64;
-    for (x, &y) in xs.iter().zip(ys) {
-        let (s, o) = net.forward(x);
-        let mut top = o[depth].clone();
-        top[y as usize] -= 1.0;
-        // deltas[i] for weight layer i; signals[i] = what arrived before f'
-        let mut deltas: Vec<Option<Vec<f64>>> = vec![None; depth];
-        let mut signals: Vec<Option<Vec<f64>>> = vec![None; depth];
-        deltas[depth - 1] = Some(top.clone());
-        signals[depth - 1] = Some(top.clone());
-        for i in (0..depth - 1).rev() {
-            let g = match channel {
-                RefChannel::Top => None,
-                RefChannel::Bp => Some(matvec_t(&net.w[i + 1], deltas[i + 1].as_ref().unwrap())),
-                RefChannel::Sbp => Some(matvec_t(&net.w[i + 1], signals[i + 1].as_ref().unwrap())),
-                RefChannel::Rbp(c) => Some(matvec(&c[i], deltas[i + 1].as_ref().unwrap())),
-                RefChannel::Srbp(c) => Some(matvec(&c[i], &top)),
+    let per_example = |d: &[f64], o: &[f64], dw: &mut Vec<Vec<f64>>, db: &mut Vec<f64>| {
+        for (r, dv) in d.iter().enumerate() {
+            let q = |x: f64| match channel.quantize_update {
+                Some((b, a)) => quantize(x, b, a),
+                None => x,
             };
-            if let Some(g) = g {
-                let d: Vec<f64> = if derivative {
-                    g.iter()
-                        .zip(&s[i])
-                        .map(|(g, s)| g * df(net.act, *s))
-                        .collect()
-                } else {
-                    g.clone()
-                };
-                signals[i] = Some(g);
-                deltas[i] = Some(d);
+            db[r] += q(-lr * dv);
+            for (c, ov) in o.iter().enumerate() {
+                dw[r][c] += q(-lr * dv * ov);
             }
         }
+    };
+    for (x, &y) in xs.iter().zip(ys) {
+        let (s, o, deltas) = deltas(net, channel, x, y);
+        let _ = s;
         for i in 0..depth {
-            let Some(d) = &deltas[i] else { continue };
-            for (r, dv) in d.iter().enumerate() {
-                db[i][r] += scale * dv;
-                for (c, ov) in o[i].iter().enumerate() {
-                    dw[i][r][c] += scale * dv * ov;
-                }
+            if let Some(d) = &deltas[i] {
+                per_example(d, &o[i], &mut dw[i], &mut db[i]);
             }
         }
     }
+    let inv = 1.0 / xs.len() as f64;
+    dw.iter_mut().flatten().flatten().for_each(|v| *v *= inv);
+    db.iter_mut().flatten().for_each(|v| *v *= inv);
     (dw, db)
+}
+
+/// (S, O, δ per weight layer) of one example under `channel`.
+#[allow(clippy::type_complexity)]
+pub fn deltas(
+    net: &RefNet,
+    channel: &RefChannel,
+    x: &[f64],
+    y: u8,
+) -> (Vec<Vec<f64>>, Vec<Vec<f64>>, Vec<Option<Vec<f64>>>) {
+    let depth = net.w.len();
+    let (s, o) = net.forward(x);
+    let mut top = o[depth].clone();
+    top[y as usize] -= 1.0;
+    let mut deltas: Vec<Option<Vec<f64>>> = vec![None; depth];
+    let mut signals: Vec<Option<Vec<f64>>> = vec![None; depth];
+    deltas[depth - 1] = Some(top.clone());
+    signals[depth - 1] = Some(top.clone());
+    for i in (0..depth - 1).rev() {
+        let Some(terms) = &channel.layers[i] else {
+            continue;
+        };
+        let mut g = vec![0.0; net.w[i].len()];
+        for (k, input, carrier) in terms {
+            let v: Vec<f64> = match input {
+                RefInput::Delta => deltas[*k].clone().unwrap(),
+                RefInput::Signal => signals[*k].clone().unwrap(),
+                RefInput::Target => (0..top.len())
+                    .map(|j| if j == y as usize { -1.0 } else { 0.0 })
+                    .collect(),
+            };
+            let w = &net.w[*k];
+            let contrib = match carrier {
+                RefCarrier::Wt => matvec_t(w, &v),
+                RefCarrier::C(c) => matvec(c, &v),
+                RefCarrier::SignUniform => {
+                    let all: Vec<f64> = w.iter().flatten().copied().collect();
+                    let m = all.iter().sum::<f64>() / all.len() as f64;
+                    let sd = (all.iter().map(|a| (a - m).powi(2)).sum::<f64>() / all.len() as f64)
+                        .sqrt();
+                    let sw: Vec<Vec<f64>> = w
+                        .iter()
+                        .map(|r| r.iter().map(|a| sd * sign(*a)).collect())
+                        .collect();
+                    matvec_t(&sw, &v)
+                }
+                RefCarrier::SignFixed(b0) => {
+                    let sw: Vec<Vec<f64>> = w
+                        .iter()
+                        .zip(b0)
+                        .map(|(r, br)| r.iter().zip(br).map(|(a, b)| b.abs() * sign(*a)).collect())
+                        .collect();
+                    matvec_t(&sw, &v)
+                }
+            };
+            g.iter_mut().zip(contrib).for_each(|(g, c)| *g += c);
+        }
+        if let Some((b, a)) = channel.quantize_signal {
+            g.iter_mut().for_each(|v| *v = quantize(*v, b, a));
+        }
+        let d: Vec<f64> = if channel.derivative {
+            g.iter()
+                .zip(&s[i])
+                .map(|(g, s)| g * df(net.act, *s))
+                .collect()
+        } else {
+            g.clone()
+        };
+        signals[i] = Some(g);
+        deltas[i] = Some(d);
+    }
+    (s, o, deltas)
 }
 
 /// ‖a − b‖ / ‖b‖ over flattened matrices (0 if both are 0).

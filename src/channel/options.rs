@@ -1,0 +1,154 @@
+//! Settings that shape a channel beyond its name: the distribution of its random matrices,
+//! averaging, adaptation, noise and precision (paper §1 variants). Checked against the chosen
+//! algorithm once; an impossible combination says why.
+
+use super::registry::ChannelKind;
+use super::{FeedbackInit, Quantizer};
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// Default factor of an adaptive channel's learning rate, η_c = factor · η_t (our default).
+pub const DEFAULT_ADAPT_FACTOR: f64 = 0.1;
+/// Default scale α of the quantized error signal.
+pub const DEFAULT_SIGNAL_ALPHA: f32 = 1.0;
+/// Default scale α of quantized weight updates (2⁻⁴).
+pub const DEFAULT_UPDATE_ALPHA: f32 = 0.0625;
+
+/// Channel variants, composable with any algorithm where they make sense.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelOptions {
+    /// Distribution of random feedback matrices.
+    pub feedback: FeedbackInit,
+    /// k independent random matrices per term, averaged.
+    pub average: usize,
+    /// η_c / η_t of adaptive channels (arbp, asrbp); default 0.1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adapt_factor: Option<f64>,
+    /// Dropout rate r of the signal arriving at hidden neurons.
+    pub dropout: f64,
+    /// Quantizer of the signal arriving at hidden neurons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantize_signal: Option<Quantizer>,
+    /// Quantizer of each example's weight update.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantize_update: Option<Quantizer>,
+    /// Per hidden layer (bottom to top), `bp` or `srbp`: the signal of the `mix` channel.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub mix: Vec<String>,
+    /// Weight decay λ of the training run, copied from the run's settings (Kolen-Pollack applies
+    /// it to its feedback matrices too).
+    #[serde(skip)]
+    pub weight_decay: f64,
+}
+
+impl Default for ChannelOptions {
+    fn default() -> Self {
+        ChannelOptions {
+            feedback: FeedbackInit::Normal,
+            average: 1,
+            adapt_factor: None,
+            dropout: 0.0,
+            quantize_signal: None,
+            quantize_update: None,
+            mix: Vec::new(),
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl ChannelOptions {
+    /// η_c / η_t for adaptive channels.
+    pub fn adapt_factor(&self) -> f64 {
+        self.adapt_factor.unwrap_or(DEFAULT_ADAPT_FACTOR)
+    }
+
+    /// Checks the options on their own and against the algorithm `kind`.
+    pub fn validate_for(&self, kind: &ChannelKind) -> Result<()> {
+        let name = kind.name;
+        if !kind.random && self.feedback != FeedbackInit::Normal {
+            return Err(Error::config(
+                "feedback",
+                format!(
+                    "`{name}` has no random feedback matrices, so --feedback {} does not apply",
+                    self.feedback
+                ),
+            ));
+        }
+        if self.average == 0 {
+            return Err(Error::config("average", "k must be ≥ 1, got 0"));
+        }
+        if !kind.random && self.average != 1 {
+            return Err(Error::config(
+                "average",
+                format!(
+                    "`{name}` has no random feedback matrices to average (k = {})",
+                    self.average
+                ),
+            ));
+        }
+        if let Some(f) = self.adapt_factor {
+            if !kind.adaptive {
+                return Err(Error::config(
+                    "adapt-factor",
+                    format!("`{name}` is not adaptive; use arbp or asrbp"),
+                ));
+            }
+            if !(f.is_finite() && f >= 0.0) {
+                return Err(Error::config(
+                    "adapt-factor",
+                    format!("must be ≥ 0, got {f}"),
+                ));
+            }
+        }
+        if !(self.dropout.is_finite() && (0.0..1.0).contains(&self.dropout)) {
+            return Err(Error::config(
+                "channel-dropout",
+                format!("rate must be in [0, 1), got {}", self.dropout),
+            ));
+        }
+        let hidden_signal = name != "top";
+        if !hidden_signal && (self.dropout > 0.0 || self.quantize_signal.is_some()) {
+            return Err(Error::config(
+                "channel",
+                "`top` sends no signal to hidden layers: channel dropout and signal quantization do not apply",
+            ));
+        }
+        if name == "mix" {
+            if self.mix.is_empty() {
+                return Err(Error::config(
+                    "mix",
+                    "the `mix` channel needs --mix with bp or srbp for every hidden layer, e.g. --mix srbp,srbp,bp,bp",
+                ));
+            }
+            if let Some(bad) = self
+                .mix
+                .iter()
+                .find(|m| !matches!(m.as_str(), "bp" | "srbp"))
+            {
+                return Err(Error::config(
+                    "mix",
+                    format!("each entry must be bp or srbp, got `{bad}`"),
+                ));
+            }
+        } else if !self.mix.is_empty() {
+            return Err(Error::config(
+                "mix",
+                format!("--mix applies to the `mix` channel, not `{name}`"),
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(Error::config(
+                "weight-decay",
+                format!("must be ≥ 0, got {}", self.weight_decay),
+            ));
+        }
+        if name == "kp" && self.weight_decay == 0.0 {
+            return Err(Error::config(
+                "weight-decay",
+                "Kolen-Pollack needs weight decay > 0 (it is what makes C and Wᵀ converge), e.g. --weight-decay 1e-4",
+            ));
+        }
+        Ok(())
+    }
+}
