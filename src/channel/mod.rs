@@ -44,6 +44,8 @@ pub enum Input {
     Signal,
     /// `−T`: the negated one-hot targets instead of the error (DRTP; only from the top layer).
     Target,
+    /// `sign(δ_L)`: the sign of the output error (sign-DFA; only from the top layer).
+    ErrorSign,
 }
 
 /// What carries a term's input down to the receiving layer `i`.
@@ -238,6 +240,7 @@ impl Channel {
                                 Input::Delta => format!("δ[{}]", layer(t.from)),
                                 Input::Signal => format!("g[{}]", layer(t.from)),
                                 Input::Target => "(−T)".to_string(),
+                                Input::ErrorSign => "sign(δ[top])".to_string(),
                             };
                             match &t.carrier {
                                 Carrier::ForwardTranspose => format!("W[{}]ᵀ·{x}", layer(t.from)),
@@ -310,6 +313,20 @@ impl Channel {
                         for (e, &l) in labels.iter().enumerate() {
                             scratch[e * classes + l as usize] = -1.0;
                         }
+                        &scratch
+                    }
+                    Input::ErrorSign => {
+                        scratch.clear();
+                        let d = &del_hi[top - i - 1][..batch * classes];
+                        scratch.extend(d.iter().map(|v| {
+                            if *v > 0.0 {
+                                1.0
+                            } else if *v < 0.0 {
+                                -1.0
+                            } else {
+                                0.0
+                            }
+                        }));
                         &scratch
                     }
                 };

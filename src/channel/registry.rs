@@ -260,6 +260,20 @@ pub const CHANNELS: &[ChannelKind] = &[
             b.hidden(|b, i| Ok(vec![term(top, Input::Target, b.random(i, top, None)?)]))
         },
     },
+    ChannelKind {
+        name: "sdfa",
+        aliases: &["sign-dfa"],
+        summary: "sign-of-error SRBP: only the sign of δ_L goes through fixed random C_h",
+        equation: "δ_h = f'(S_h) ⊙ C_h sign(δ_L)",
+        source: "Frenkel, Lefebvre & Bol 2021",
+        has_nof: true,
+        random: true,
+        adaptive: false,
+        build: |b| {
+            let top = b.top();
+            b.hidden(|b, i| Ok(vec![term(top, Input::ErrorSign, b.random(i, top, None)?)]))
+        },
+    },
 ];
 
 fn term(from: usize, input: Input, carrier: Carrier) -> Term {

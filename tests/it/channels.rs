@@ -47,6 +47,7 @@ fn expected(name: &str, i: usize, top: usize) -> Option<Vec<(usize, Input, &'sta
         "usf" => vec![(i + 1, Input::Delta, "sign")],
         "frsf" => vec![(i + 1, Input::Delta, "sign|B0|")],
         "drtp" => vec![(top, Input::Target, "C")],
+        "sdfa" => vec![(top, Input::ErrorSign, "C")],
         "top" => return None,
         other => panic!("no expectation written for channel `{other}`: add one"),
     })
@@ -107,6 +108,7 @@ fn reference_channel_for(name: &str, channel: &Channel, sizes: &[usize]) -> RefC
                             Input::Delta => RefInput::Delta,
                             Input::Signal => RefInput::Signal,
                             Input::Target => RefInput::Target,
+                            Input::ErrorSign => RefInput::ErrorSign,
                         };
                         (k, input, carrier)
                     })

@@ -104,6 +104,8 @@ pub enum RefInput {
     Signal,
     /// −T
     Target,
+    /// sign(δ_L)
+    ErrorSign,
 }
 
 /// What carries it: Wᵀ, a copy of the engine's C (N_h × N_k), or a sign-symmetric matrix
@@ -244,6 +246,7 @@ pub fn deltas(
                 RefInput::Target => (0..top.len())
                     .map(|j| if j == y as usize { -1.0 } else { 0.0 })
                     .collect(),
+                RefInput::ErrorSign => top.iter().map(|v| sign(*v)).collect(),
             };
             let w = &net.w[*k];
             let contrib = match carrier {
