@@ -1,9 +1,10 @@
 //! The command line: argument definitions and the thin glue from them to the library.
 
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use rbp::channel::options::{DEFAULT_SIGNAL_ALPHA, DEFAULT_UPDATE_ALPHA};
-use rbp::channel::{CHANNELS, ChannelOptions, FeedbackInit, Quantizer};
+use rbp::channel::{CHANNELS, FeedbackInit, Quantizer};
 use rbp::config::TrainConfig;
 use rbp::data::{self, Split};
 use rbp::kernels::Activation;
@@ -30,6 +31,10 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
+    /// Read the run's settings from a TOML file (e.g. the config.toml of an earlier run); flags
+    /// given on the command line override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Directory with the four MNIST-format files (train-images-idx3-ubyte[.gz], …), e.g. MNIST
     /// or Fashion-MNIST. Default: the embedded Fashion-MNIST subset (10,000 train / 2,000 test).
     #[arg(long, value_name = "DIR")]
@@ -95,6 +100,10 @@ pub struct TrainArgs {
     /// Threads for large matrix products (results are identical for a given thread count).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Log per-layer alignment with BP each epoch (angle of δ, angle and norm ratio of C vs Wᵀ,
+    /// fraction of updates in the gradient's orthant) on a fixed probe batch.
+    #[arg(long)]
+    pub diagnostics: bool,
     /// Train on the first N training examples only.
     #[arg(long, value_name = "N")]
     pub train_limit: Option<usize>,
@@ -109,14 +118,44 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// Runs the parsed command.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+/// Writes to stdout; a closed pipe (`rbp train | head`) silences further output instead of
+/// panicking, and the run goes on writing its result files.
+fn say(text: &str) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .is_err()
+    {
+        CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `println!` through [`say`].
+macro_rules! sayln {
+    ($($arg:tt)*) => { say(&format!("{}\n", format_args!($($arg)*))) };
+}
+
+/// Parses the command line and runs the command.
+pub fn main() -> anyhow::Result<()> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
         Command::Channels => {
-            print!("{}", channels_table());
+            say(&channels_table());
             Ok(())
         }
-        Command::Train(args) => train(*args),
+        Command::Train(args) => {
+            let sub = matches.subcommand_matches("train").expect("train matches");
+            let given = |id: &str| sub.value_source(id) == Some(ValueSource::CommandLine);
+            train(*args, &given)
+        }
     }
 }
 
@@ -155,52 +194,87 @@ fn channels_table() -> String {
     s
 }
 
-fn train(args: TrainArgs) -> anyhow::Result<()> {
-    let split = match &args.data {
-        Some(dir) => data::load_mnist_dir(dir)?,
-        None => data::embedded(),
+/// The run's configuration: `--config FILE` if given (else the defaults), overridden by every
+/// flag given on the command line.
+fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<TrainConfig> {
+    let mut c = match &args.config {
+        Some(path) => TrainConfig::load(path)?,
+        None => TrainConfig::default(),
     };
-    let channel = rbp::channel::ChannelSpec::parse(&args.channel, args.no_derivative)?;
-    let config = TrainConfig {
-        data: split.source.clone(),
-        channel: channel.canonical_name(),
-        hidden: TrainConfig::parse_hidden(&args.hidden)?,
-        activation: args.activation,
-        epochs: args.epochs,
-        batch: args.batch,
-        lr: args.lr,
-        decay: args.decay,
-        momentum: args.momentum,
-        weight_decay: args.weight_decay,
-        channel_options: ChannelOptions {
-            feedback: FeedbackInit::parse(&args.feedback)?,
-            average: args.average,
-            adapt_factor: args.adapt_factor,
-            dropout: args.channel_dropout,
-            quantize_signal: args
-                .quantize_signal
-                .as_deref()
-                .map(|q| Quantizer::parse(q, DEFAULT_SIGNAL_ALPHA, "quantize-signal"))
-                .transpose()?,
-            quantize_update: args
-                .quantize_update
-                .as_deref()
-                .map(|q| Quantizer::parse(q, DEFAULT_UPDATE_ALPHA, "quantize-update"))
-                .transpose()?,
-            mix: args
-                .mix
-                .as_deref()
-                .map(|m| {
-                    m.split(',')
-                        .map(|x| x.trim().to_ascii_lowercase())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            weight_decay: 0.0,
-        },
-        seed: args.seed,
-        threads: args.threads,
-        train_limit: args.train_limit,
+    // without a config file every flag (given or default) sets its field
+    let set = |id: &str| args.config.is_none() || given(id);
+    if let Some(dir) = &args.data {
+        c.data = dir.display().to_string();
+    }
+    let name = if set("channel") {
+        args.channel.clone()
+    } else {
+        c.channel.clone()
+    };
+    c.channel = rbp::channel::ChannelSpec::parse(&name, args.no_derivative)?.canonical_name();
+    macro_rules! take {
+        ($($field:ident),*) => { $( if set(stringify!($field)) { c.$field = args.$field.clone(); } )* };
+    }
+    take!(
+        activation,
+        epochs,
+        batch,
+        lr,
+        decay,
+        momentum,
+        weight_decay,
+        seed,
+        threads,
+        diagnostics
+    );
+    if set("hidden") {
+        c.hidden = TrainConfig::parse_hidden(&args.hidden)?;
+    }
+    if set("train_limit") && args.train_limit.is_some() {
+        c.train_limit = args.train_limit;
+    }
+    let o = &mut c.channel_options;
+    if set("feedback") {
+        o.feedback = FeedbackInit::parse(&args.feedback)?;
+    }
+    if set("average") {
+        o.average = args.average;
+    }
+    if set("adapt_factor") && args.adapt_factor.is_some() {
+        o.adapt_factor = args.adapt_factor;
+    }
+    if set("channel_dropout") {
+        o.dropout = args.channel_dropout;
+    }
+    if let Some(q) = args.quantize_signal.as_deref() {
+        o.quantize_signal = Some(Quantizer::parse(
+            q,
+            DEFAULT_SIGNAL_ALPHA,
+            "quantize-signal",
+        )?);
+    }
+    if let Some(q) = args.quantize_update.as_deref() {
+        o.quantize_update = Some(Quantizer::parse(
+            q,
+            DEFAULT_UPDATE_ALPHA,
+            "quantize-update",
+        )?);
+    }
+    if let Some(m) = args.mix.as_deref() {
+        o.mix = m
+            .split(',')
+            .map(|x| x.trim().to_ascii_lowercase())
+            .collect();
+    }
+    Ok(c)
+}
+
+fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()> {
+    let config = resolve_config(&args, given)?;
+    let split = if config.data == data::EMBEDDED_NAME {
+        data::embedded()
+    } else {
+        data::load_mnist_dir(std::path::Path::new(&config.data))?
     };
     config.validate()?;
     if let Some(out) = &args.out {
@@ -219,7 +293,7 @@ fn train(args: TrainArgs) -> anyhow::Result<()> {
     };
     run::run(&config, &split, args.out.as_deref(), &mut observer)?;
     if let Some(out) = args.out.as_ref().filter(|_| !args.quiet) {
-        println!("results in {}", out.display());
+        sayln!("results in {}", out.display());
     }
     Ok(())
 }
@@ -236,7 +310,7 @@ impl Observer for Console {
         if self.quiet {
             return;
         }
-        println!(
+        sayln!(
             "data: {} ({} train / {} test examples of {} values, {} classes)",
             split.source,
             config
@@ -246,7 +320,7 @@ impl Observer for Console {
             split.train.dim,
             split.train.classes
         );
-        println!(
+        sayln!(
             "net: {}-{}-{} {}, channel {}, lr {} decay {} momentum {} batch {} seed {}",
             split.train.dim,
             config
@@ -265,9 +339,9 @@ impl Observer for Console {
             config.seed
         );
         for l in layers {
-            println!("  {l}");
+            sayln!("  {l}");
         }
-        println!("  top layer ← δ_L = O_L − T (softmax, cross-entropy)");
+        sayln!("  top layer ← δ_L = O_L − T (softmax, cross-entropy)");
     }
 
     fn start_epoch(&mut self, epoch: usize, examples: usize) {
@@ -294,7 +368,7 @@ impl Observer for Console {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        println!(
+        sayln!(
             "epoch {:>3}/{}  train loss {:.4} acc {:6.2}%  test loss {:.4} acc {:6.2}%  lr {:.5}  {:.2}s",
             m.epoch,
             self.epochs,
@@ -305,5 +379,17 @@ impl Observer for Console {
             m.lr,
             m.seconds
         );
+        for l in m.layers.iter().flatten() {
+            let mut line = format!(
+                "    layer {}: δ angle to BP {:5.1}°, updates in gradient orthant {:5.1}%",
+                l.layer,
+                l.delta_angle,
+                100.0 * l.orthant
+            );
+            if let (Some(a), Some(r)) = (l.weight_angle, l.norm_ratio) {
+                line += &format!(", C∠Wᵀ {a:5.1}°, ‖C‖/‖W‖ {r:.2}");
+            }
+            sayln!("{line}");
+        }
     }
 }

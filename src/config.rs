@@ -38,6 +38,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Worker threads for large matrix products.
     pub threads: usize,
+    /// Log per-layer alignment diagnostics each epoch (costs a few forward/backward passes).
+    #[serde(default)]
+    pub diagnostics: bool,
     /// Use only the first N training examples (all if absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub train_limit: Option<usize>,
@@ -59,6 +62,7 @@ impl Default for TrainConfig {
             channel_options: ChannelOptions::default(),
             seed: 1,
             threads: 1,
+            diagnostics: false,
             train_limit: None,
         }
     }
@@ -123,6 +127,18 @@ impl TrainConfig {
             return Err(Error::config("train-limit", "must be ≥ 1, got 0"));
         }
         Ok(spec)
+    }
+
+    /// Reads a TOML run configuration; unknown keys and bad values are errors naming the file.
+    pub fn load(path: &std::path::Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        toml::from_str(&text).map_err(|e| Error::Data {
+            path: path.to_path_buf(),
+            problem: format!("invalid run configuration: {}", e.to_string().trim_end()),
+            hint:
+                "a run configuration has the keys of the config.toml that `rbp train --out` writes"
+                    .into(),
+        })
     }
 
     /// The channel options with the run's weight decay filled in.

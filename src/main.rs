@@ -2,11 +2,8 @@
 
 mod cli;
 
-use clap::Parser;
-
 fn main() {
-    let cli = cli::Cli::parse();
-    if let Err(e) = cli::run(cli) {
+    if let Err(e) = cli::main() {
         eprintln!("error: {e:#}");
         std::process::exit(2);
     }

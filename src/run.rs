@@ -3,6 +3,7 @@
 //! after every epoch so that a crash or a divergence never loses a finished epoch.
 
 use crate::channel::Channel;
+use crate::channel::diagnostics::{self, LayerDiagnostics};
 use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::error::{Error, Result};
@@ -32,7 +33,13 @@ pub struct EpochMetrics {
     pub steps: u64,
     /// Wall-clock seconds spent training during the epoch (evaluation excluded).
     pub seconds: f64,
+    /// Per hidden layer alignment diagnostics on the probe batch (with `diagnostics` on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layers: Option<Vec<LayerDiagnostics>>,
 }
+
+/// Number of training examples in the fixed probe batch of the diagnostics.
+pub const PROBE_EXAMPLES: usize = 1000;
 
 /// `summary.json`: how the run ended.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -153,6 +160,15 @@ fn run_in_pool(
             }
             return Err(err);
         }
+        let layers = config.diagnostics.then(|| {
+            let n = PROBE_EXAMPLES.min(train.len());
+            diagnostics::probe(
+                &trainer.net,
+                &trainer.channel,
+                &train.images[..n * train.dim],
+                &train.labels[..n],
+            )
+        });
         let m = EpochMetrics {
             epoch,
             train_loss: stats.loss,
@@ -162,6 +178,7 @@ fn run_in_pool(
             lr: trainer.rate(),
             steps: trainer.step,
             seconds,
+            layers,
         };
         metrics.push(m.clone());
         if let Some(dir) = out {

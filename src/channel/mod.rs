@@ -18,6 +18,7 @@
 //! route does not learn (top-only). Each named algorithm is a builder in [`registry`], which is
 //! the one place to add a variant.
 
+pub mod diagnostics;
 pub mod feedback;
 pub mod options;
 pub mod quantize;

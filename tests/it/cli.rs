@@ -285,3 +285,132 @@ fn full_fashion_mnist_when_available() {
         "srbp on full Fashion-MNIST after 2 epochs: {acc}"
     );
 }
+
+#[test]
+fn a_saved_config_reproduces_the_run_and_flags_override_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    let b = dir.path().join("b");
+    let c = dir.path().join("c");
+    let args = [
+        "train",
+        "--channel",
+        "asrbp",
+        "--feedback",
+        "uniform",
+        "--channel-dropout",
+        "0.1",
+        "--epochs",
+        "2",
+        "--train-limit",
+        "1000",
+        "-q",
+    ];
+    let mut first = args.to_vec();
+    first.extend(["--out", a.to_str().unwrap()]);
+    assert!(rbp(&first).status.success());
+    let cfg = a.join("config.toml");
+    let o = rbp(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--out",
+        b.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let strip = |d: &Path| -> Vec<serde_json::Value> {
+        metrics(d)
+            .into_iter()
+            .map(|mut m| {
+                m["seconds"] = 0.into();
+                m
+            })
+            .collect()
+    };
+    assert_eq!(strip(&a), strip(&b));
+    let o = rbp(&[
+        "train",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--lr",
+        "0.05",
+        "--out",
+        c.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let saved = std::fs::read_to_string(c.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("epochs = 1")
+            && saved.contains("lr = 0.05")
+            && saved.contains("channel = \"asrbp\"")
+            && saved.contains("uniform"),
+        "{saved}"
+    );
+    // bad config files name the file and the key
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "lr = 0.1\nlearning_rate = 3\n").unwrap();
+    let o = rbp(&["train", "--config", bad.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(t.contains("bad.toml") && t.contains("learning_rate"), "{t}");
+    std::fs::write(&bad, "[channel_options]\nfeedback = \"sparse\"\n").unwrap();
+    let t = text(&rbp(&["train", "--config", bad.to_str().unwrap()]));
+    assert!(t.contains("bad.toml") && t.contains("fan-out"), "{t}");
+}
+
+#[test]
+fn variant_flags_reach_the_channel() {
+    let o = rbp(&[
+        "train",
+        "--channel",
+        "rbp",
+        "--channel-dropout",
+        "0.25",
+        "--quantize-signal",
+        "8",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "300",
+        "--hidden",
+        "20,10",
+        "--diagnostics",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("C(20×10)·δ[2] ⊙ f', dropout r=0.25, quantized to 8 bits (α=1)"),
+        "{t}"
+    );
+    assert!(t.contains("δ angle to BP"), "{t}");
+    let bad: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "--channel", "bp", "--feedback", "sparse:2"],
+            "no random feedback matrices",
+        ),
+        (vec!["train", "--channel", "kp"], "weight decay"),
+        (
+            vec!["train", "--channel", "mix", "--mix", "bp,xx,bp,bp"],
+            "`xx`",
+        ),
+        (vec!["train", "--quantize-update", "8"], "--decay 0"),
+        (
+            vec!["train", "--feedback", "gamma"],
+            "expected normal, uniform",
+        ),
+        (
+            vec!["train", "--channel-dropout", "1.5", "--channel", "srbp"],
+            "[0, 1)",
+        ),
+    ];
+    for (args, needle) in bad {
+        let o = rbp(&args);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(needle), "{args:?}: expected `{needle}` in {t}");
+    }
+}

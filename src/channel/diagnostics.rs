@@ -1,0 +1,143 @@
+//! What the channel actually delivers: per hidden layer, how the signal compares with the true
+//! gradient, on a fixed probe batch (opt-in, `--diagnostics`).
+//!
+//! - `delta_angle`: the angle (degrees) between the δ the channel delivers and backprop's δ for
+//!   the same weights and batch, both flattened over the batch (defined for every channel, SRBP
+//!   included). 0 for BP; below 90° means the channel's signal points downhill.
+//! - `weight_angle`, `norm_ratio`: where a feedback matrix C stands in the place of W_{h+1}ᵀ
+//!   (same shape), the angle between C and W_{h+1}ᵀ and ‖C‖/‖W_{h+1}‖.
+//! - `orthant`: among the layer's weight-update entries where BP's gradient-descent update is not
+//!   zero, the fraction whose sign the channel's update shares (a zero update of the channel counts
+//!   as disagreeing).
+
+use super::{Carrier, Channel, ChannelOptions, ChannelSpec};
+use crate::kernels::loss::softmax_cross_entropy;
+use crate::kernels::{Mat, gemm};
+use crate::model::Mlp;
+use crate::rng;
+use serde::{Deserialize, Serialize};
+
+/// Diagnostics of one hidden layer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LayerDiagnostics {
+    /// Paper numbering: hidden layers are 1..L−1.
+    pub layer: usize,
+    /// Angle in degrees between the delivered δ and BP's δ.
+    pub delta_angle: f64,
+    /// Angle in degrees between C and W_{h+1}ᵀ, where C takes W_{h+1}ᵀ's place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight_angle: Option<f64>,
+    /// ‖C‖ / ‖W_{h+1}‖, where C takes W_{h+1}ᵀ's place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub norm_ratio: Option<f64>,
+    /// Fraction of update entries in the gradient's orthant.
+    pub orthant: f64,
+}
+
+/// Forward pass, δ_L and the channel's hidden δ's on a batch: (activations, deltas).
+fn run_channel(
+    net: &Mlp,
+    channel: &mut Channel,
+    x: &[f32],
+    labels: &[u8],
+) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let batch = labels.len();
+    let sizes = net.sizes();
+    let top = net.depth() - 1;
+    let mut acts: Vec<Vec<f32>> = sizes.iter().map(|n| vec![0.0; batch * n]).collect();
+    acts[0].copy_from_slice(x);
+    net.forward(&mut acts, batch);
+    let mut deltas: Vec<Vec<f32>> = sizes[1..].iter().map(|n| vec![0.0; batch * n]).collect();
+    let mut signals = deltas.clone();
+    let classes = sizes[top + 1];
+    softmax_cross_entropy(&mut acts[top + 1], labels, classes, Some(&mut deltas[top]));
+    channel.backward(net, &acts, labels, &mut deltas, &mut signals);
+    (acts, deltas)
+}
+
+fn angle_deg(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b) {
+        let (x, y) = (*x as f64, *y as f64);
+        ab += x * y;
+        aa += x * x;
+        bb += y * y;
+    }
+    if aa == 0.0 || bb == 0.0 {
+        return 90.0;
+    }
+    (ab / (aa.sqrt() * bb.sqrt()))
+        .clamp(-1.0, 1.0)
+        .acos()
+        .to_degrees()
+}
+
+/// Diagnostics of every hidden layer that learns, for `net` and `channel` on a probe batch.
+/// The channel is cloned, so its noise stream (dropout) is not advanced.
+pub fn probe(net: &Mlp, channel: &Channel, x: &[f32], labels: &[u8]) -> Vec<LayerDiagnostics> {
+    let batch = labels.len();
+    let sizes = net.sizes();
+    let mut mine = channel.clone();
+    let (acts, deltas) = run_channel(net, &mut mine, x, labels);
+    let bp_spec = ChannelSpec::parse("bp", false).expect("bp is registered");
+    let mut bp = Channel::new(
+        &bp_spec,
+        &ChannelOptions::default(),
+        net,
+        &mut rng::stream(0, "unused"),
+        rng::stream(0, "unused"),
+    )
+    .expect("bp builds for every net");
+    let (_, bp_deltas) = run_channel(net, &mut bp, x, labels);
+    let mut out = Vec::new();
+    for (i, route) in channel.routes.iter().enumerate() {
+        let Some(route) = route else { continue };
+        let (n_in, n_out) = (sizes[i], sizes[i + 1]);
+        let d = &deltas[i][..batch * n_out];
+        let g = &bp_deltas[i][..batch * n_out];
+        // updates −δᵀO of both (the common factor η/B does not change signs)
+        let mut up = vec![0.0; n_out * n_in];
+        let mut up_bp = vec![0.0; n_out * n_in];
+        gemm(
+            -1.0,
+            Mat::t(d, batch, n_out),
+            Mat::new(&acts[i][..batch * n_in], batch, n_in),
+            0.0,
+            &mut up,
+        );
+        gemm(
+            -1.0,
+            Mat::t(g, batch, n_out),
+            Mat::new(&acts[i][..batch * n_in], batch, n_in),
+            0.0,
+            &mut up_bp,
+        );
+        let agree = up
+            .iter()
+            .zip(&up_bp)
+            .filter(|(a, b)| (**a > 0.0 && **b > 0.0) || (**a < 0.0 && **b < 0.0))
+            .count();
+        let moving = up_bp.iter().filter(|b| **b != 0.0).count().max(1);
+        let (mut weight_angle, mut norm_ratio) = (None, None);
+        if let [t] = route.terms.as_slice()
+            && let (Carrier::Feedback(f), true) = (&t.carrier, t.from == i + 1)
+        {
+            // Wᵀ in C's orientation (N_i × N_{i+1})
+            let w = &net.layers[i + 1];
+            let wt: Vec<f32> = (0..w.n_in * w.n_out)
+                .map(|x| w.w[(x % w.n_out) * w.n_in + x / w.n_out])
+                .collect();
+            weight_angle = Some(angle_deg(&f.c, &wt));
+            let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+            norm_ratio = Some(norm(&f.c) / norm(&w.w));
+        }
+        out.push(LayerDiagnostics {
+            layer: i + 1,
+            delta_angle: angle_deg(d, g),
+            weight_angle,
+            norm_ratio,
+            orthant: agree as f64 / moving as f64,
+        });
+    }
+    out
+}
