@@ -354,3 +354,24 @@ fn diagnostics_show_alignment() {
         with.last().unwrap().test_acc
     );
 }
+
+/// Opt-in (RBP_FASHION_MNIST = directory of the full Fashion-MNIST): without the derivative,
+/// learning is clearly worse (paper §2) — at least 5 points after 3 epochs.
+#[test]
+fn no_derivative_versions_are_clearly_worse_on_fashion_mnist() {
+    let Ok(dir) = std::env::var("RBP_FASHION_MNIST") else {
+        eprintln!("skipped: RBP_FASHION_MNIST is not set");
+        return;
+    };
+    let split = data::load_mnist_dir(std::path::Path::new(&dir)).unwrap();
+    for channel in ["bp", "rbp", "srbp"] {
+        let cfg = TrainConfig {
+            channel: channel.into(),
+            epochs: 3,
+            ..TrainConfig::default()
+        };
+        let with = final_acc(&cfg, &split);
+        let without = final_acc(&TrainConfig { channel: format!("{channel}-nof"), ..cfg }, &split);
+        assert!(with - without >= 0.05, "{channel}: {with} with f', {without} without");
+    }
+}
