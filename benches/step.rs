@@ -1,14 +1,16 @@
 //! One training step of the paper's MNIST net (784-100-100-100-100-10, tanh, batch 100) for every
-//! channel, on one thread: samples/s, GFLOP/s and the fraction of one core's AVX2 FMA peak.
+//! channel and variant, on one thread: samples/s, GFLOP/s and the fraction of one core's peak.
 //!
 //!     cargo bench --bench step            # all channels
 //!     cargo bench --bench step -- srbp    # channels whose name contains "srbp"
 //!
 //! FLOPs counted: 2·B·(multiply-adds) of the forward pass, of each learning layer's weight
-//! update, and of the channel's backward signal (one term = N_i·N_k multiply-adds per example).
+//! update, of the channel's backward signal (one term = N_i·N_k multiply-adds per example) and of
+//! adaptive feedback matrices' updates. Quantized updates count the same FLOPs as plain ones
+//! (their per-example work is elementwise).
 //! Elementwise work (activations, softmax) is not counted.
 
-use rbp::channel::CHANNELS;
+use rbp::channel::{CHANNELS, Carrier, Feedback, FeedbackInit, Quantizer};
 use rbp::config::TrainConfig;
 use rbp::data;
 use rbp::run::build_trainer;
@@ -37,68 +39,101 @@ fn main() {
         );
     }
     println!(
-        "{:<10} {:>10} {:>12} {:>9} {:>9} {:>8} {:>8}",
+        "{:<26} {:>10} {:>12} {:>9} {:>9} {:>8} {:>8}",
         "channel", "µs/step", "samples/s", "MFLOP", "GFLOP/s", "of AVX2", "of 512"
     );
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(1)
-        .build()
-        .unwrap();
-    for kind in CHANNELS {
-        for name in [kind.name.to_string(), format!("{}-nof", kind.name)] {
-            if name.ends_with("-nof") && !kind.has_nof {
-                continue;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    for (name, cfg) in cases() {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        let mut t = build_trainer(&cfg, 784, 10).unwrap();
+        let flop = step_flop(&t);
+        let batches: Vec<(Vec<f32>, Vec<u8>)> = (0..50)
+            .map(|b| {
+                let r = b * BATCH..(b + 1) * BATCH;
+                (
+                    split.train.images[r.start * 784..r.end * 784].to_vec(),
+                    split.train.labels[r].to_vec(),
+                )
+            })
+            .collect();
+        // slow variants get fewer steps
+        let steps = if cfg.channel_options.quantize_update.is_some() { STEPS / 20 } else { STEPS };
+        let mut times = Vec::new();
+        pool.install(|| {
+            for s in 0..WARMUP.min(steps) {
+                let (x, y) = &batches[s % batches.len()];
+                t.step(x, y);
             }
-            if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
-                continue;
-            }
-            let cfg = TrainConfig {
-                channel: name.clone(),
-                ..TrainConfig::default()
-            };
-            let mut t = build_trainer(&cfg, 784, 10).unwrap();
-            let flop = step_flop(&t);
-            let batches: Vec<(Vec<f32>, Vec<u8>)> = (0..50)
-                .map(|b| {
-                    let r = b * BATCH..(b + 1) * BATCH;
-                    (
-                        split.train.images[r.start * 784..r.end * 784].to_vec(),
-                        split.train.labels[r].to_vec(),
-                    )
-                })
-                .collect();
-            let mut times = Vec::new();
-            pool.install(|| {
-                for s in 0..WARMUP {
+            for _ in 0..ROUNDS {
+                let clock = Instant::now();
+                for s in 0..steps {
                     let (x, y) = &batches[s % batches.len()];
-                    t.step(x, y);
+                    std::hint::black_box(t.step(x, y));
                 }
-                for _ in 0..ROUNDS {
-                    let clock = Instant::now();
-                    for s in 0..STEPS {
-                        let (x, y) = &batches[s % batches.len()];
-                        std::hint::black_box(t.step(x, y));
-                    }
-                    times.push(clock.elapsed().as_secs_f64() / STEPS as f64);
-                }
-            });
-            times.sort_by(f64::total_cmp);
-            let sec = times[ROUNDS / 2];
-            let gflops = flop / sec / 1e9;
-            println!(
-                "{:<10} {:>10.1} {:>12.0} {:>9.2} {:>9.1} {:>7.1}% {:>7.1}%   (min {:.1} µs, max {:.1} µs)",
-                name,
-                sec * 1e6,
-                BATCH as f64 / sec,
-                flop / 1e6,
-                gflops,
-                100.0 * gflops / peak.0,
-                100.0 * gflops / peak512.unwrap_or(f64::NAN),
-                times[0] * 1e6,
-                times[ROUNDS - 1] * 1e6
-            );
+                times.push(clock.elapsed().as_secs_f64() / steps as f64);
+            }
+        });
+        times.sort_by(f64::total_cmp);
+        let sec = times[ROUNDS / 2];
+        let gflops = flop / sec / 1e9;
+        println!(
+            "{:<26} {:>10.1} {:>12.0} {:>9.2} {:>9.1} {:>7.1}% {:>7.1}%   (min {:.1} µs, max {:.1} µs)",
+            name,
+            sec * 1e6,
+            BATCH as f64 / sec,
+            flop / 1e6,
+            gflops,
+            100.0 * gflops / peak.0,
+            100.0 * gflops / peak512.unwrap_or(f64::NAN),
+            times[0] * 1e6,
+            times[ROUNDS - 1] * 1e6
+        );
+    }
+}
+
+/// Every registered channel (and its -nof version), then the composable variants.
+fn cases() -> Vec<(String, TrainConfig)> {
+    let base = |channel: &str| {
+        let mut c = TrainConfig {
+            channel: channel.into(),
+            ..TrainConfig::default()
+        };
+        match channel.trim_end_matches("-nof") {
+            "mix" => c.channel_options.mix = vec!["srbp".into(), "srbp".into(), "bp".into(), "bp".into()],
+            "kp" => c.weight_decay = 1e-4,
+            _ => {}
+        }
+        c
+    };
+    let mut out = Vec::new();
+    for kind in CHANNELS {
+        out.push((kind.name.to_string(), base(kind.name)));
+        if kind.has_nof {
+            let name = format!("{}-nof", kind.name);
+            out.push((name.clone(), base(&name)));
         }
     }
+    for ch in ["rbp", "srbp"] {
+        let mut c = base(ch);
+        c.channel_options.feedback = FeedbackInit::Sparse(2.0);
+        out.push((format!("{ch} --feedback sparse:2"), c));
+        let mut c = base(ch);
+        c.channel_options.average = 4;
+        out.push((format!("{ch} --average 4"), c));
+        let mut c = base(ch);
+        c.channel_options.dropout = 0.25;
+        out.push((format!("{ch} --channel-dropout 0.25"), c));
+        let mut c = base(ch);
+        c.channel_options.quantize_signal = Some(Quantizer::new(8, 1.0, "q").unwrap());
+        out.push((format!("{ch} --quantize-signal 8"), c));
+        let mut c = base(ch);
+        c.decay = 0.0;
+        c.channel_options.quantize_update = Some(Quantizer::new(8, 0.0625, "q").unwrap());
+        out.push((format!("{ch} --quantize-update 8"), c));
+    }
+    out
 }
 
 /// FLOPs of one step: forward, channel signal, weight updates.
@@ -114,7 +149,11 @@ fn step_flop(t: &rbp::train::Trainer) -> f64 {
     }
     for (i, r) in t.channel.routes.iter().enumerate() {
         for term in r.iter().flat_map(|r| &r.terms) {
-            macs += (sizes[i + 1] * sizes[term.from + 1]) as f64;
+            let n = (sizes[i + 1] * sizes[term.from + 1]) as f64;
+            macs += n; // the signal
+            if let Carrier::Feedback(Feedback { adapt: Some(_), .. }) = term.carrier {
+                macs += n; // the adaptive C's update O_iᵀ δ_k
+            }
         }
     }
     2.0 * b * macs

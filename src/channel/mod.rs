@@ -25,6 +25,7 @@ pub mod quantize;
 pub mod registry;
 
 use crate::error::{Error, Result};
+use crate::kernels::simd::dispatch;
 use crate::kernels::{Mat, gemm};
 use crate::model::Mlp;
 use crate::rng::Rng;
@@ -294,6 +295,7 @@ impl Channel {
         let top = net.depth() - 1;
         let classes = sizes[top + 1];
         let mut scratch: Vec<f32> = Vec::new();
+        let mut mask: Vec<u32> = Vec::new();
         for i in (0..top).rev() {
             let Some(route) = &self.routes[i] else {
                 continue;
@@ -348,15 +350,13 @@ impl Channel {
                 }
             }
             if self.dropout > 0.0 {
-                let keep = 1.0 - self.dropout;
-                let inv = 1.0 / keep;
-                for v in g.iter_mut() {
-                    *v = if self.noise.random::<f32>() < keep {
-                        *v * inv
-                    } else {
-                        0.0
-                    };
-                }
+                // keep with probability 1 − r: a uniform u32 below (1 − r)·2³²
+                let keep = 1.0 - self.dropout as f64;
+                let threshold = (keep * 4_294_967_296.0).min(u32::MAX as f64) as u32;
+                let inv = (1.0 / keep) as f32;
+                mask.resize(g.len(), 0);
+                self.noise.fill(&mut mask[..]);
+                apply_dropout(g, &mask, threshold, inv);
             }
             if let Some(q) = self.quantize_signal {
                 q.apply_slice(g);
@@ -411,6 +411,13 @@ impl Channel {
             }
         }
         out
+    }
+}
+
+dispatch! {
+    /// `g ← g · inv` where `mask < threshold`, else 0.
+    pub fn apply_dropout(g: &mut [f32], mask: &[u32], threshold: u32, inv: f32) {
+        g.iter_mut().zip(mask).for_each(|(v, m)| *v = if *m < threshold { *v * inv } else { 0.0 });
     }
 }
 
