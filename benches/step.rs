@@ -42,7 +42,10 @@ fn main() {
         "{:<26} {:>10} {:>12} {:>9} {:>9} {:>8} {:>8}",
         "channel", "µs/step", "samples/s", "MFLOP", "GFLOP/s", "of AVX2", "of 512"
     );
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .unwrap();
     for (name, cfg) in cases() {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
@@ -59,7 +62,11 @@ fn main() {
             })
             .collect();
         // slow variants get fewer steps
-        let steps = if cfg.channel_options.quantize_update.is_some() { STEPS / 20 } else { STEPS };
+        let steps = if cfg.channel_options.quantize_update.is_some() {
+            STEPS / 20
+        } else {
+            STEPS
+        };
         let mut times = Vec::new();
         pool.install(|| {
             for s in 0..WARMUP.min(steps) {
@@ -101,7 +108,9 @@ fn cases() -> Vec<(String, TrainConfig)> {
             ..TrainConfig::default()
         };
         match channel.trim_end_matches("-nof") {
-            "mix" => c.channel_options.mix = vec!["srbp".into(), "srbp".into(), "bp".into(), "bp".into()],
+            "mix" => {
+                c.channel_options.mix = vec!["srbp".into(), "srbp".into(), "bp".into(), "bp".into()]
+            }
             "kp" => c.weight_decay = 1e-4,
             _ => {}
         }

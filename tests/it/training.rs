@@ -371,7 +371,16 @@ fn no_derivative_versions_are_clearly_worse_on_fashion_mnist() {
             ..TrainConfig::default()
         };
         let with = final_acc(&cfg, &split);
-        let without = final_acc(&TrainConfig { channel: format!("{channel}-nof"), ..cfg }, &split);
-        assert!(with - without >= 0.05, "{channel}: {with} with f', {without} without");
+        let without = final_acc(
+            &TrainConfig {
+                channel: format!("{channel}-nof"),
+                ..cfg
+            },
+            &split,
+        );
+        assert!(
+            with - without >= 0.05,
+            "{channel}: {with} with f', {without} without"
+        );
     }
 }
