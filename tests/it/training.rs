@@ -49,6 +49,49 @@ fn reruns_with_one_seed_are_identical_and_seeds_and_channels_differ() {
     }
     assert_ne!(by_channel[0], by_channel[1]);
     assert_ne!(by_channel[1], by_channel[2]);
+    // channel noise comes from its own seeded stream too
+    let mut noisy = small("srbp");
+    noisy.channel_options.dropout = 0.25;
+    let a = run::run(&noisy, &split, None, &mut Silent).unwrap();
+    let b = run::run(&noisy, &split, None, &mut Silent).unwrap();
+    assert_eq!(
+        without_seconds(&a),
+        without_seconds(&b),
+        "dropout is not deterministic"
+    );
+    assert_ne!(without_seconds(&a), by_channel[2], "dropout had no effect");
+}
+
+#[test]
+fn thirty_two_bit_quantization_is_as_good_as_none() {
+    use rbp::channel::Quantizer;
+    let split = data::embedded();
+    let base = small("rbp");
+    let plain = final_acc(&base, &split);
+    let mut q = base.clone();
+    q.channel_options.quantize_signal = Some(Quantizer::new(32, 1.0, "q").unwrap());
+    let with_signal = final_acc(&q, &split);
+    assert!(
+        (plain - with_signal).abs() < 0.005,
+        "{plain} vs {with_signal}"
+    );
+    let mut q = TrainConfig {
+        decay: 0.0,
+        ..base.clone()
+    };
+    let plain = final_acc(&q, &split);
+    q.channel_options.quantize_update = Some(Quantizer::new(32, 1.0, "q").unwrap());
+    let with_update = final_acc(&q, &split);
+    assert!(
+        (plain - with_update).abs() < 0.005,
+        "{plain} vs {with_update}"
+    );
+    q.channel_options.quantize_update = Some(Quantizer::new(2, 0.0625, "q").unwrap());
+    let coarse = final_acc(&q, &split);
+    assert!(
+        coarse < plain - 0.02,
+        "2-bit updates should cost accuracy: {coarse} vs {plain}"
+    );
 }
 
 #[test]
