@@ -10,7 +10,7 @@
 //! (their per-example work is elementwise).
 //! Elementwise work (activations, softmax) is not counted.
 
-use rbp::channel::{CHANNELS, Carrier, Feedback, FeedbackInit, Quantizer};
+use rbp::channel::{CHANNELS, FeedbackInit, Quantizer};
 use rbp::config::TrainConfig;
 use rbp::data;
 use rbp::run::build_trainer;
@@ -156,15 +156,9 @@ fn step_flop(t: &rbp::train::Trainer) -> f64 {
             macs += (l.n_in * l.n_out) as f64; // δᵀO
         }
     }
-    for (i, r) in t.channel.routes.iter().enumerate() {
-        for term in r.iter().flat_map(|r| &r.terms) {
-            let n = (sizes[i + 1] * sizes[term.from + 1]) as f64;
-            macs += n; // the signal
-            if let Carrier::Feedback(Feedback { adapt: Some(_), .. }) = term.carrier {
-                macs += n; // the adaptive C's update O_iᵀ δ_k
-            }
-        }
-    }
+    // the signal, and the adaptive C's update O_iᵀ δ_k
+    let (signal, adapt) = t.channel.multiplications(&sizes);
+    macs += (signal + adapt) as f64;
     2.0 * b * macs
 }
 

@@ -16,9 +16,11 @@
 pub mod channel;
 pub mod config;
 pub mod data;
+pub mod dynamics;
 pub mod error;
 pub mod kernels;
 pub mod model;
+pub mod plot;
 pub mod rng;
 pub mod run;
 pub mod train;

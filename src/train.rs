@@ -95,23 +95,7 @@ impl Trainer {
     /// One SGD update on a minibatch: `x` is `batch × N0`, `labels` has `batch` entries.
     /// Returns the batch's loss totals, measured before the update.
     pub fn step(&mut self, x: &[f32], labels: &[u8]) -> BatchLoss {
-        let batch = labels.len();
-        let sizes = self.net.sizes();
-        let (top, classes) = (self.net.depth() - 1, sizes[sizes.len() - 1]);
-        assert_eq!(x.len(), batch * sizes[0], "input batch shape");
-        self.reserve(batch);
-
-        // forward
-        self.acts[0][..x.len()].copy_from_slice(x);
-        self.net.forward(&mut self.acts, batch);
-        // loss and δ_L = O_L − T
-        let logits = &mut self.acts[top + 1][..batch * classes];
-        let loss = softmax_cross_entropy(
-            logits,
-            labels,
-            classes,
-            Some(&mut self.deltas[top][..batch * classes]),
-        );
+        let loss = self.forward_loss(x, labels);
         // the learning channel: δ_i of every hidden layer that learns
         self.channel.backward(
             &self.net,
@@ -120,7 +104,45 @@ impl Trainer {
             &mut self.deltas,
             &mut self.signals,
         );
-        // update: feedback matrices that learn, then the forward weights
+        self.update(labels.len());
+        loss
+    }
+
+    /// Forward pass, loss and δ_L = O_L − T of a batch, kept in the trainer's buffers.
+    pub fn forward_loss(&mut self, x: &[f32], labels: &[u8]) -> BatchLoss {
+        let batch = labels.len();
+        let sizes = self.net.sizes();
+        let (top, classes) = (self.net.depth() - 1, sizes[sizes.len() - 1]);
+        assert_eq!(x.len(), batch * sizes[0], "input batch shape");
+        self.reserve(batch);
+        self.acts[0][..x.len()].copy_from_slice(x);
+        self.net.forward(&mut self.acts, batch);
+        let logits = &mut self.acts[top + 1][..batch * classes];
+        softmax_cross_entropy(
+            logits,
+            labels,
+            classes,
+            Some(&mut self.deltas[top][..batch * classes]),
+        )
+    }
+
+    /// Runs the learning channel on the batch of the last [`Trainer::forward_loss`], without
+    /// any update (to time the channel's backward pass alone).
+    pub fn channel_backward(&mut self, labels: &[u8]) {
+        self.channel.backward(
+            &self.net,
+            &self.acts,
+            labels,
+            &mut self.deltas,
+            &mut self.signals,
+        );
+    }
+
+    /// Applies the update of the δ's in the buffers (feedback matrices that learn, then the
+    /// forward weights) and counts the step.
+    fn update(&mut self, batch: usize) {
+        let sizes = self.net.sizes();
+        let top = self.net.depth() - 1;
         let rate = self.sgd.rate(self.step);
         self.channel
             .adapt(&sizes, &self.acts, &self.deltas, batch, rate);
@@ -170,7 +192,6 @@ impl Trainer {
             }
         }
         self.step += 1;
-        loss
     }
 
     /// The learning rate of the next update.

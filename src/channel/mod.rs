@@ -400,6 +400,22 @@ impl Channel {
         }
     }
 
+    /// Multiplications per example of the backward signal (every term N_i·N_k; paper §4) and of
+    /// the updates of adaptive feedback matrices, for a net of layer sizes `sizes`.
+    pub fn multiplications(&self, sizes: &[usize]) -> (usize, usize) {
+        let (mut signal, mut adapt) = (0, 0);
+        for (i, r) in self.routes.iter().enumerate() {
+            for t in r.iter().flat_map(|r| &r.terms) {
+                let n = sizes[i + 1] * sizes[t.from + 1];
+                signal += n;
+                if let Carrier::Feedback(Feedback { adapt: Some(_), .. }) = t.carrier {
+                    adapt += n;
+                }
+            }
+        }
+        (signal, adapt)
+    }
+
     /// All feedback matrices, as (receiving hidden layer, sending layer, `C`).
     pub fn feedback_matrices(&self) -> Vec<(usize, usize, &[f32])> {
         let mut out = Vec::new();

@@ -414,3 +414,191 @@ fn variant_flags_reach_the_channel() {
         assert!(t.contains(needle), "{args:?}: expected `{needle}` in {t}");
     }
 }
+
+#[test]
+fn dynamics_commands_print_end_point_prediction_and_stability() {
+    let o = rbp(&["dynamics", "chain", "--from", "-1,-2", "--c", "1"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("predicted  a = (-2.000000000, -0.500000000)"),
+        "{t}"
+    );
+    assert!(t.contains("stable (attracting)"), "{t}");
+    let err: f64 = t
+        .split("|end − predicted| = ")
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(err < 1e-6, "{t}");
+    let o = rbp(&[
+        "dynamics",
+        "chain",
+        "--length",
+        "3",
+        "--algo",
+        "srbp",
+        "--from",
+        "0.5,0.4,0.3",
+        "--c",
+        "0.7,1.3",
+        "--method",
+        "rk4",
+        "--step",
+        "0.01",
+        "--t-end",
+        "300",
+    ]);
+    let t = text(&o);
+    assert!(
+        o.status.success() && t.contains("degree-7 polynomial"),
+        "{t}"
+    );
+    let o = rbp(&["dynamics", "chain", "--mu", "1/3", "--from", "0.5,0.5"]);
+    assert!(
+        o.status.success() && text(&o).contains("x^0.333"),
+        "{}",
+        text(&o)
+    );
+    for (args, needle) in [
+        (
+            vec!["dynamics", "chain", "--from", "1,2,3"],
+            "needs 2 values",
+        ),
+        (
+            vec!["dynamics", "chain", "--from", "1,x"],
+            "`x` is not a number",
+        ),
+        (
+            vec!["dynamics", "chain", "--from", "1,1", "--beta", "0"],
+            "--beta must be > 0",
+        ),
+        (
+            vec!["dynamics", "chain", "--from", "1,1", "--method", "euler"],
+            "dopri or rk4",
+        ),
+        (vec!["dynamics", "field", "--out", "x.jpg"], ".svg or .png"),
+    ] {
+        let o = rbp(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o).contains(needle), "{args:?}: {}", text(&o));
+    }
+    for (cmd, needle) in [
+        ("wide", "Σ a_i b_i"),
+        ("autoencoder", "cos(a, c) = 1.0000000"),
+        ("general", "product converges"),
+        ("sgd", "largest deviation"),
+    ] {
+        let o = rbp(&["dynamics", cmd]);
+        assert!(
+            o.status.success() && text(&o).contains(needle),
+            "{cmd}: {}",
+            text(&o)
+        );
+    }
+}
+
+#[test]
+fn dynamics_stats_are_estimated_from_a_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("samples.csv");
+    // T = 2 I exactly: α = E[T I] = 2 E[I²], β = E[I²]; α/β = 2
+    let mut s = String::from("input,target\n");
+    for i in 1..=50 {
+        let x = i as f64 / 25.0 - 1.0;
+        s += &format!("{x},{}\n", 2.0 * x);
+    }
+    std::fs::write(&csv, s).unwrap();
+    let o = rbp(&[
+        "dynamics",
+        "chain",
+        "--from",
+        "0.5,0.5",
+        "--stats",
+        csv.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(
+        o.status.success() && t.contains("α/β = 2.000000000000"),
+        "{t}"
+    );
+    std::fs::write(&csv, "1,2\n3\n").unwrap();
+    let t = text(&rbp(&[
+        "dynamics",
+        "chain",
+        "--from",
+        "0.5,0.5",
+        "--stats",
+        csv.to_str().unwrap(),
+    ]));
+    assert!(t.contains("samples.csv: line 2 has 1 columns"), "{t}");
+}
+
+#[test]
+fn field_figure_is_written_as_svg_and_png() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("f.svg");
+    let png = dir.path().join("f.png");
+    for p in [&svg, &png] {
+        let o = rbp(&[
+            "dynamics",
+            "field",
+            "--c",
+            "-0.8",
+            "--start",
+            "0.5,-0.5",
+            "--out",
+            p.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    let s = std::fs::read_to_string(&svg).unwrap();
+    assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+    assert!(
+        s.contains("a₁ (lower weight)")
+            && s.contains("fixed points a₁a₂ = α/β")
+            && s.contains("unstable")
+    );
+    let b = std::fs::read(&png).unwrap();
+    assert_eq!(&b[..8], b"\x89PNG\r\n\x1a\n");
+    let (w, h) = (
+        u32::from_be_bytes(b[16..20].try_into().unwrap()),
+        u32::from_be_bytes(b[20..24].try_into().unwrap()),
+    );
+    assert_eq!((w, h), (900, 820));
+}
+
+#[test]
+fn complexity_prints_the_paper_formulas() {
+    let o = rbp(&["complexity"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    // 784-100-100-100-100-10: BP Σ N_(h−1) N_h over h = 2..L = 3·100·100 + 100·10; SRBP 10·400
+    assert!(
+        t.contains("BP, RBP: Σ_h N_(h−1)·N_h = 31000") && t.contains("SRBP: N_L·Σ_h N_h = 4000"),
+        "{t}"
+    );
+    assert!(t.contains("ratio SRBP/BP 0.129"), "{t}");
+    let line = |name: &str| {
+        t.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line("srbp").contains(" 4000 "), "{}", line("srbp"));
+    assert!(line("cascade").contains(" 64000 "), "{}", line("cascade"));
+    let o = rbp(&[
+        "complexity",
+        "--hidden",
+        "50",
+        "--inputs",
+        "20",
+        "--outputs",
+        "5",
+    ]);
+    assert!(text(&o).contains("SRBP: N_L·Σ_h N_h = 250"), "{}", text(&o));
+}

@@ -1,6 +1,7 @@
 mod channels;
 mod cli;
 mod data;
+mod dynamics;
 mod gradcheck;
 mod reference;
 mod training;

@@ -1,7 +1,8 @@
-//! The command line: argument definitions and the thin glue from them to the library.
+//! `rbp train` and `rbp channels`.
 
-use clap::parser::ValueSource;
-use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
+use super::sayln;
+
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use rbp::channel::options::{DEFAULT_SIGNAL_ALPHA, DEFAULT_UPDATE_ALPHA};
 use rbp::channel::{CHANNELS, FeedbackInit, Quantizer};
@@ -10,24 +11,6 @@ use rbp::data::{self, Split};
 use rbp::kernels::Activation;
 use rbp::run::{self, EpochMetrics, Observer};
 use std::path::PathBuf;
-
-/// Train neural networks with random backpropagation and the other learning channels of
-/// Baldi, Sadowski & Lu (2018).
-#[derive(Parser, Debug)]
-#[command(name = "rbp", version, about, long_about = None)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum Command {
-    /// Train a dense net on an MNIST-format dataset with one learning channel.
-    #[command(allow_negative_numbers = true)]
-    Train(Box<TrainArgs>),
-    /// List every learning channel with its aliases and equation.
-    Channels,
-}
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -118,82 +101,6 @@ pub struct TrainArgs {
     pub quiet: bool,
 }
 
-/// Writes to stdout; a closed pipe (`rbp train | head`) silences further output instead of
-/// panicking, and the run goes on writing its result files.
-fn say(text: &str) {
-    use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    static CLOSED: AtomicBool = AtomicBool::new(false);
-    if CLOSED.load(Ordering::Relaxed) {
-        return;
-    }
-    let mut out = std::io::stdout().lock();
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .is_err()
-    {
-        CLOSED.store(true, Ordering::Relaxed);
-    }
-}
-
-/// `println!` through [`say`].
-macro_rules! sayln {
-    ($($arg:tt)*) => { say(&format!("{}\n", format_args!($($arg)*))) };
-}
-
-/// Parses the command line and runs the command.
-pub fn main() -> anyhow::Result<()> {
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    match cli.command {
-        Command::Channels => {
-            say(&channels_table());
-            Ok(())
-        }
-        Command::Train(args) => {
-            let sub = matches.subcommand_matches("train").expect("train matches");
-            let given = |id: &str| sub.value_source(id) == Some(ValueSource::CommandLine);
-            train(*args, &given)
-        }
-    }
-}
-
-fn channels_table() -> String {
-    let mut s = String::from(
-        "Learning channels (hidden layer h receives δ_h; the top layer always uses δ_L = O_L − T):\n\n",
-    );
-    for k in CHANNELS {
-        let aliases = if k.aliases.is_empty() {
-            String::new()
-        } else {
-            format!(" (aliases: {})", k.aliases.join(", "))
-        };
-        s += &format!(
-            "  {}{aliases}\n      {}\n      {}\n",
-            k.name, k.summary, k.equation
-        );
-        if k.has_nof {
-            s += &format!(
-                "      {}-nof: the same without f' in any hidden layer\n",
-                k.name
-            );
-        }
-    }
-    s += "\nNote: bp-nof and sbp-nof are the same algorithm by construction (both send W_{h+1}ᵀ···W_Lᵀ δ_L);\n\
-          both names are kept. Any channel takes --no-derivative in place of the -nof suffix.\n\n\
-          Variants, composable with the channels that have random feedback matrices:\n\
-          \x20 --feedback normal|uniform|shifted[:MEAN]|sparse:N|congruent   distribution of C\n\
-          \x20 --average K                  mean of K independent C's\n\
-          \x20 --adapt-factor F             η_c = F·η_t for arbp/asrbp (default 0.1)\n\
-          With any channel that reaches hidden layers:\n\
-          \x20 --channel-dropout R          dropout of the signal arriving at hidden neurons\n\
-          \x20 --quantize-signal B[:α]      that signal quantized to B bits (α = 1)\n\
-          \x20 --quantize-update B[:α]      each example's weight update quantized (α = 2^-4)\n\
-          See docs/channels.md for the equations and the quantizer.\n";
-    s
-}
-
 /// The run's configuration: `--config FILE` if given (else the defaults), overridden by every
 /// flag given on the command line.
 fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<TrainConfig> {
@@ -269,7 +176,7 @@ fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Res
     Ok(c)
 }
 
-fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()> {
+pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()> {
     let config = resolve_config(&args, given)?;
     let split = if config.data == data::EMBEDDED_NAME {
         data::embedded()
@@ -392,4 +299,40 @@ impl Observer for Console {
             sayln!("{line}");
         }
     }
+}
+
+/// The text of `rbp channels`.
+pub fn channels_table() -> String {
+    let mut s = String::from(
+        "Learning channels (hidden layer h receives δ_h; the top layer always uses δ_L = O_L − T):\n\n",
+    );
+    for k in CHANNELS {
+        let aliases = if k.aliases.is_empty() {
+            String::new()
+        } else {
+            format!(" (aliases: {})", k.aliases.join(", "))
+        };
+        s += &format!(
+            "  {}{aliases}\n      {}\n      {}\n",
+            k.name, k.summary, k.equation
+        );
+        if k.has_nof {
+            s += &format!(
+                "      {}-nof: the same without f' in any hidden layer\n",
+                k.name
+            );
+        }
+    }
+    s += "\nNote: bp-nof and sbp-nof are the same algorithm by construction (both send W_{h+1}ᵀ···W_Lᵀ δ_L);\n\
+          both names are kept. Any channel takes --no-derivative in place of the -nof suffix.\n\n\
+          Variants, composable with the channels that have random feedback matrices:\n\
+          \x20 --feedback normal|uniform|shifted[:MEAN]|sparse:N|congruent   distribution of C\n\
+          \x20 --average K                  mean of K independent C's\n\
+          \x20 --adapt-factor F             η_c = F·η_t for arbp/asrbp (default 0.1)\n\
+          With any channel that reaches hidden layers:\n\
+          \x20 --channel-dropout R          dropout of the signal arriving at hidden neurons\n\
+          \x20 --quantize-signal B[:α]      that signal quantized to B bits (α = 1)\n\
+          \x20 --quantize-update B[:α]      each example's weight update quantized (α = 2^-4)\n\
+          See docs/channels.md for the equations and the quantizer.\n";
+    s
 }

@@ -1,0 +1,75 @@
+//! The command line: argument definitions and the thin glue from them to the library.
+
+mod complexity;
+mod dynamics;
+mod train;
+
+use clap::parser::ValueSource;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// Train neural networks with random backpropagation and the other learning channels of
+/// Baldi, Sadowski & Lu (2018), and explore their theory.
+#[derive(Parser, Debug)]
+#[command(name = "rbp", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train a dense net on an MNIST-format dataset with one learning channel.
+    #[command(allow_negative_numbers = true)]
+    Train(Box<train::TrainArgs>),
+    /// List every learning channel with its aliases and equation.
+    Channels,
+    /// The expected learning dynamics of paper §3: integrate, predict fixed points, draw.
+    #[command(subcommand)]
+    Dynamics(dynamics::DynamicsCommand),
+    /// Multiplications per example of each channel (paper §4), optionally next to measured times.
+    Complexity(complexity::ComplexityArgs),
+}
+
+/// Writes to stdout; a closed pipe (`rbp train | head`) silences further output instead of
+/// panicking, and the run goes on writing its result files.
+pub fn say(text: &str) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CLOSED: AtomicBool = AtomicBool::new(false);
+    if CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if out
+        .write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .is_err()
+    {
+        CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// `println!` through [`say`].
+macro_rules! sayln {
+    ($($arg:tt)*) => { $crate::cli::say(&format!("{}\n", format_args!($($arg)*))) };
+}
+pub(crate) use sayln;
+
+/// Parses the command line and runs the command.
+pub fn main() -> anyhow::Result<()> {
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    match cli.command {
+        Command::Channels => {
+            say(&train::channels_table());
+            Ok(())
+        }
+        Command::Train(args) => {
+            let sub = matches.subcommand_matches("train").expect("train matches");
+            let given = |id: &str| sub.value_source(id) == Some(ValueSource::CommandLine);
+            train::train(*args, &given)
+        }
+        Command::Dynamics(cmd) => dynamics::run(cmd),
+        Command::Complexity(args) => complexity::run(args),
+    }
+}

@@ -1,0 +1,241 @@
+//! The expected learning dynamics of paper §3 (section 7 of the paper), as ODE systems. Linear
+//! units unless stated; α = E[T·I], β = E[I²] (> 0); the learning rate is absorbed in time.
+
+use super::integrate::System;
+
+/// Which learning channel drives the lower weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Algo {
+    /// Backpropagation: the channel weights are the forward weights.
+    Bp,
+    /// Random backpropagation: fixed channel weights c_k in place of a_k (k > i).
+    Rbp,
+    /// Skipped RBP: layer i receives the error through its own c_i (c_L = 1).
+    Srbp,
+}
+
+/// A linear chain A[1, 1, …, 1] of length L (L weights a_1..a_L, P = ∏ a_i), or for L = 2 the
+/// non-linear chain with hidden f(x) = x^μ (odd real power: sign(x)|x|^μ).
+///
+/// - BP:   da_i/dt = (α − βP) ∏_{k≠i} a_k
+/// - RBP:  da_i/dt = (α − βP) ∏_{k<i} a_k ∏_{k>i} c_k
+/// - SRBP: da_i/dt = c_i (α − βP) ∏_{k<i} a_k,   c_L = 1
+///
+/// With `adaptive`, the channel weights are state too and follow the same rule as the forward
+/// weight they stand for (RBP: dc_k/dt = da_k/dt), so c_k(0) = a_k(0) reproduces BP.
+/// Non-linear (μ ≠ 1, L = 2): da_1/dt = c μ a_1^{μ−1} (α − β a_1^μ a_2), da_2/dt = a_1^μ (α − β a_1^μ a_2),
+/// with α = E[T I^μ], β = E[I^{2μ}] (c = a_2 for BP).
+#[derive(Clone, Debug)]
+pub struct Chain {
+    pub alpha: f64,
+    pub beta: f64,
+    pub algo: Algo,
+    /// Channel weights c_1..c_L (RBP uses c_2..c_L; SRBP c_1..c_{L−1}, c_L = 1; BP none).
+    pub c: Vec<f64>,
+    /// Channel weights are state variables (appended after the a's) following a_k's rule.
+    pub adaptive: bool,
+    /// Hidden power μ (1 = linear); only for L = 2.
+    pub mu: f64,
+    pub len: usize,
+}
+
+/// `sign(x)|x|^p`: the odd real power (the real cube root for p = 1/3).
+pub fn odd_pow(x: f64, p: f64) -> f64 {
+    x.signum() * x.abs().powf(p)
+}
+
+impl Chain {
+    /// Channel weights at state `y` (from the state if adaptive).
+    fn channel<'a>(&'a self, y: &'a [f64]) -> &'a [f64] {
+        if self.adaptive {
+            &y[self.len..]
+        } else {
+            &self.c
+        }
+    }
+
+    /// P = ∏ a_i (linear) or a_1^μ a_2.
+    pub fn product(&self, a: &[f64]) -> f64 {
+        if self.mu != 1.0 {
+            odd_pow(a[0], self.mu) * a[1]
+        } else {
+            a[..self.len].iter().product()
+        }
+    }
+}
+
+impl System for Chain {
+    fn dim(&self) -> usize {
+        if self.adaptive {
+            2 * self.len
+        } else {
+            self.len
+        }
+    }
+
+    fn deriv(&self, y: &[f64], dy: &mut [f64]) {
+        let l = self.len;
+        let a = &y[..l];
+        let c = self.channel(y);
+        let err = self.alpha - self.beta * self.product(a);
+        if self.mu != 1.0 {
+            let m = self.mu;
+            let c2 = match self.algo {
+                Algo::Bp => a[1],
+                Algo::Rbp => c[1],
+                Algo::Srbp => c[0],
+            };
+            // d/da of sign(a)|a|^m is m|a|^{m−1}
+            dy[0] = c2 * m * a[0].abs().powf(m - 1.0) * err;
+            dy[1] = odd_pow(a[0], m) * err;
+        } else {
+            for i in 0..l {
+                let below: f64 = a[..i].iter().product();
+                dy[i] = err
+                    * below
+                    * match self.algo {
+                        Algo::Bp => a[i + 1..].iter().product::<f64>(),
+                        Algo::Rbp => c[i + 1..l].iter().product::<f64>(),
+                        Algo::Srbp => {
+                            if i + 1 == l {
+                                1.0
+                            } else {
+                                c[i]
+                            }
+                        }
+                    };
+            }
+        }
+        if self.adaptive {
+            let (head, tail) = dy.split_at_mut(l);
+            tail.copy_from_slice(head);
+        }
+    }
+}
+
+/// A[1, N, 1]: lower weights a_i, upper b_i, channel c_i; P = Σ a_i b_i.
+/// RBP: da_i/dt = c_i (α − βP); BP: da_i/dt = b_i (α − βP); db_i/dt = a_i (α − βP).
+/// State: [a_1..a_N, b_1..b_N].
+#[derive(Clone, Debug)]
+pub struct Wide {
+    pub alpha: f64,
+    pub beta: f64,
+    pub algo: Algo,
+    pub c: Vec<f64>,
+}
+
+impl System for Wide {
+    fn dim(&self) -> usize {
+        2 * self.c.len()
+    }
+    fn deriv(&self, y: &[f64], dy: &mut [f64]) {
+        let n = self.c.len();
+        let (a, b) = y.split_at(n);
+        let err = self.alpha - self.beta * a.iter().zip(b).map(|(x, y)| x * y).sum::<f64>();
+        for i in 0..n {
+            dy[i] = err
+                * if self.algo == Algo::Bp {
+                    b[i]
+                } else {
+                    self.c[i]
+                };
+            dy[n + i] = err * a[i];
+        }
+    }
+}
+
+/// Linear autoencoder A[N, 1, N] on decorrelated normalised data (E[I Iᵀ] = Id, T = I):
+/// lower a, upper b, channel c. RBP: da/dt = c − a (c·b); BP: da/dt = b − a (b·b);
+/// db/dt = a − b (a·a). State: [a, b].
+#[derive(Clone, Debug)]
+pub struct Autoencoder {
+    pub algo: Algo,
+    pub c: Vec<f64>,
+}
+
+impl System for Autoencoder {
+    fn dim(&self) -> usize {
+        2 * self.c.len()
+    }
+    fn deriv(&self, y: &[f64], dy: &mut [f64]) {
+        let n = self.c.len();
+        let (a, b) = y.split_at(n);
+        let ch: &[f64] = if self.algo == Algo::Bp { b } else { &self.c };
+        let cb: f64 = ch.iter().zip(b).map(|(x, y)| x * y).sum();
+        let aa: f64 = a.iter().map(|x| x * x).sum();
+        for i in 0..n {
+            dy[i] = ch[i] - a[i] * cb;
+            dy[n + i] = a[i] - b[i] * aa;
+        }
+    }
+}
+
+/// General linear A[N0, N1, N2] with data statistics Σ_II (N0×N0) and Σ_TI (N2×N0):
+/// E = Σ_TI − B A Σ_II;  dA/dt = C E (RBP; C = Bᵀ for BP),  dB/dt = E Aᵀ.
+/// State: A (N1×N0) then B (N2×N1), row-major.
+#[derive(Clone, Debug)]
+pub struct General {
+    pub sizes: [usize; 3],
+    pub sigma_ii: Vec<f64>,
+    pub sigma_ti: Vec<f64>,
+    pub algo: Algo,
+    /// C (N1×N2), row-major.
+    pub c: Vec<f64>,
+}
+
+impl General {
+    /// The product B·A (N2×N0) of a state.
+    pub fn product(&self, y: &[f64]) -> Vec<f64> {
+        let [n0, n1, n2] = self.sizes;
+        let (a, b) = y.split_at(n1 * n0);
+        let mut p = vec![0.0; n2 * n0];
+        for r in 0..n2 {
+            for c in 0..n0 {
+                p[r * n0 + c] = (0..n1).map(|k| b[r * n1 + k] * a[k * n0 + c]).sum();
+            }
+        }
+        p
+    }
+}
+
+impl System for General {
+    fn dim(&self) -> usize {
+        let [n0, n1, n2] = self.sizes;
+        n1 * n0 + n2 * n1
+    }
+    fn deriv(&self, y: &[f64], dy: &mut [f64]) {
+        let [n0, n1, n2] = self.sizes;
+        let (a, b) = y.split_at(n1 * n0);
+        let ba = self.product(y);
+        // E = Σ_TI − (BA) Σ_II   (N2×N0)
+        let mut e = self.sigma_ti.clone();
+        for r in 0..n2 {
+            for c in 0..n0 {
+                e[r * n0 + c] -= (0..n0)
+                    .map(|k| ba[r * n0 + k] * self.sigma_ii[k * n0 + c])
+                    .sum::<f64>();
+            }
+        }
+        let (da, db) = dy.split_at_mut(n1 * n0);
+        for r in 0..n1 {
+            for c in 0..n0 {
+                da[r * n0 + c] = (0..n2)
+                    .map(|k| {
+                        let ch = if self.algo == Algo::Bp {
+                            b[k * n1 + r]
+                        } else {
+                            self.c[r * n2 + k]
+                        };
+                        ch * e[k * n0 + c]
+                    })
+                    .sum();
+            }
+        }
+        for r in 0..n2 {
+            for c in 0..n1 {
+                db[r * n1 + c] = (0..n0).map(|k| e[r * n0 + k] * a[c * n0 + k]).sum();
+            }
+        }
+    }
+}

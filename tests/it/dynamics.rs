@@ -1,0 +1,409 @@
+//! The theorems of paper §3, checked numerically, and the integrators on ODEs with known solutions.
+
+use rand::{Rng, SeedableRng};
+use rbp::dynamics::integrate::{Limits, Outcome, System, dopri5, rk4};
+use rbp::dynamics::predict::{chain_c, predict_chain, stable_on_hyperbola};
+use rbp::dynamics::sgd::simulate_a111;
+use rbp::dynamics::systems::{Algo, Autoencoder, Chain, General, Wide};
+
+struct Decay;
+impl System for Decay {
+    fn dim(&self) -> usize {
+        1
+    }
+    fn deriv(&self, y: &[f64], dy: &mut [f64]) {
+        dy[0] = -y[0];
+    }
+}
+
+struct Oscillator;
+impl System for Oscillator {
+    fn dim(&self) -> usize {
+        2
+    }
+    fn deriv(&self, y: &[f64], dy: &mut [f64]) {
+        dy[0] = y[1];
+        dy[1] = -y[0];
+    }
+}
+
+fn no_stop(t_end: f64) -> Limits {
+    Limits {
+        t_end,
+        converge: 0.0,
+        blow_up: 1e12,
+    }
+}
+
+#[test]
+fn rk4_has_order_four_and_dopri_meets_its_tolerance() {
+    let err = |h: f64| {
+        let t = rk4(&Oscillator, &[1.0, 0.0], h, &no_stop(2.0), 1);
+        let e = t.end();
+        ((e[0] - 2f64.cos()).powi(2) + (e[1] + 2f64.sin()).powi(2)).sqrt()
+    };
+    let (e1, e2, e3) = (err(0.1), err(0.05), err(0.025));
+    let order = ((e1 / e2).log2() + (e2 / e3).log2()) / 2.0;
+    assert!(
+        (order - 4.0).abs() < 0.15,
+        "observed order {order} ({e1:e}, {e2:e}, {e3:e})"
+    );
+    for tol in [1e-6, 1e-9, 1e-12] {
+        let t = dopri5(&Decay, &[1.0], tol, tol * 1e-2, &no_stop(5.0));
+        let e = (t.end()[0] - (-5f64).exp()).abs();
+        assert!(e < 20.0 * tol, "tol {tol}: error {e:e}");
+        let t = dopri5(
+            &Oscillator,
+            &[1.0, 0.0],
+            tol,
+            tol * 1e-2,
+            &no_stop(20.0 * std::f64::consts::PI),
+        );
+        let e = (t.end()[0] - 1.0).abs().max(t.end()[1].abs());
+        assert!(e < 500.0 * tol, "oscillator tol {tol}: error {e:e}");
+    }
+    // fewer steps at looser tolerance: the step size adapts
+    let loose = dopri5(&Decay, &[1.0], 1e-4, 1e-6, &no_stop(5.0))
+        .times
+        .len();
+    let tight = dopri5(&Decay, &[1.0], 1e-10, 1e-12, &no_stop(5.0))
+        .times
+        .len();
+    assert!(loose * 3 < tight, "{loose} vs {tight} steps");
+}
+
+#[test]
+fn integrators_detect_blow_up_and_convergence() {
+    struct Square;
+    impl System for Square {
+        fn dim(&self) -> usize {
+            1
+        }
+        fn deriv(&self, y: &[f64], dy: &mut [f64]) {
+            dy[0] = y[0] * y[0]; // y = 1/(1 − t): blows up at t = 1
+        }
+    }
+    let t = dopri5(&Square, &[1.0], 1e-8, 1e-10, &Limits::default());
+    assert_eq!(t.outcome, Outcome::BlewUp);
+    assert!(t.t_end() < 1.0 + 1e-6);
+    let t = rk4(&Square, &[1.0], 1e-3, &Limits::default(), 10);
+    assert_eq!(t.outcome, Outcome::BlewUp);
+    let t = dopri5(
+        &Decay,
+        &[1.0],
+        1e-8,
+        1e-10,
+        &Limits {
+            t_end: 1e6,
+            converge: 1e-9,
+            blow_up: 1e12,
+        },
+    );
+    assert_eq!(t.outcome, Outcome::Converged);
+    assert!(t.end()[0].abs() < 1e-8);
+}
+
+fn a111(algo: Algo, alpha: f64, beta: f64, c: f64) -> Chain {
+    let c = match algo {
+        Algo::Srbp => vec![c, 1.0],
+        _ => vec![0.0, c],
+    };
+    Chain {
+        alpha,
+        beta,
+        algo,
+        c,
+        adaptive: false,
+        mu: 1.0,
+        len: 2,
+    }
+}
+
+fn settle(sys: &impl System, y0: &[f64]) -> rbp::dynamics::integrate::Trajectory {
+    dopri5(
+        sys,
+        y0,
+        1e-11,
+        1e-13,
+        &Limits {
+            t_end: 5e3,
+            converge: 1e-13,
+            blow_up: 1e9,
+        },
+    )
+}
+
+#[test]
+fn a111_rbp_converges_to_the_hyperbola_at_the_predicted_root_along_its_parabola() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let mut checked = 0;
+    while checked < 60 {
+        let alpha = rng.random_range(-2.0..2.0);
+        let beta = rng.random_range(0.3..2.0);
+        let c = if rng.random_bool(0.5) {
+            rng.random_range(0.3..2.0)
+        } else {
+            -rng.random_range(0.3..2.0)
+        };
+        let a0 = [rng.random_range(-2.5..2.5), rng.random_range(-2.5..2.5)];
+        let sys = a111(Algo::Rbp, alpha, beta, c);
+        let traj = settle(&sys, &a0);
+        if traj.outcome == Outcome::BlewUp {
+            // paper: convergence except trivial cases; a blow-up here would be a bug
+            panic!("blew up from {a0:?} with α {alpha} β {beta} c {c}");
+        }
+        let end = traj.end();
+        assert!(
+            (end[0] * end[1] - alpha / beta).abs() < 1e-6,
+            "not on the hyperbola: {end:?}"
+        );
+        let p = predict_chain(&sys, &a0).unwrap();
+        for k in 0..2 {
+            assert!(
+                (p.limit[k] - end[k]).abs() < 1e-6,
+                "start {a0:?}: end {end:?}, predicted {:?}",
+                p.limit
+            );
+        }
+        let k0 = a0[1] - a0[0] * a0[0] / (2.0 * c);
+        for s in &traj.states {
+            let k = s[1] - s[0] * s[0] / (2.0 * c);
+            assert!(
+                (k - k0).abs() < 1e-7 * (1.0 + k0.abs()),
+                "left its parabola: K {k0} → {k}"
+            );
+        }
+        assert!(
+            stable_on_hyperbola(end[0], end[1], chain_c(&sys)),
+            "converged to an unstable point {end:?}"
+        );
+        checked += 1;
+    }
+}
+
+#[test]
+fn points_with_negative_a1_squared_plus_c_a2_repel_and_the_others_attract() {
+    let sys = a111(Algo::Rbp, 1.0, 1.0, 1.0);
+    // on the hyperbola a1 a2 = 1: (−0.5, −2) has a1² + c a2 = −1.75 < 0
+    for (a1, unstable) in [
+        (-0.5, true),
+        (-0.3, true),
+        (0.5, false),
+        (2.0, false),
+        (-2.0, false),
+    ] {
+        let p = [a1, 1.0 / a1];
+        assert_eq!(!stable_on_hyperbola(p[0], p[1], 1.0), unstable);
+        let start = [p[0] + 1e-6, p[1] - 1e-6];
+        let end = settle(&sys, &start).end().to_vec();
+        let moved = ((end[0] - p[0]).powi(2) + (end[1] - p[1]).powi(2)).sqrt();
+        if unstable {
+            assert!(
+                moved > 0.1,
+                "perturbation of unstable {p:?} stayed ({moved})"
+            );
+        } else {
+            assert!(moved < 1e-4, "perturbation of stable {p:?} left ({moved})");
+        }
+    }
+}
+
+#[test]
+fn chains_of_length_three_converge_to_the_degree_seven_prediction() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+    for algo in [Algo::Rbp, Algo::Srbp] {
+        for _ in 0..25 {
+            let c: Vec<f64> = match algo {
+                Algo::Rbp => vec![0.0, rng.random_range(0.4..1.6), rng.random_range(0.4..1.6)],
+                _ => vec![rng.random_range(0.4..1.6), rng.random_range(0.4..1.6), 1.0],
+            };
+            let sys = Chain {
+                alpha: 1.0,
+                beta: 1.0,
+                algo,
+                c,
+                adaptive: false,
+                mu: 1.0,
+                len: 3,
+            };
+            let a0: Vec<f64> = (0..3).map(|_| rng.random_range(0.1..1.5)).collect();
+            let traj = settle(&sys, &a0);
+            let end = traj.end();
+            assert!(
+                (sys.product(end) - 1.0).abs() < 1e-6,
+                "{algo:?} {a0:?}: P = {}",
+                sys.product(end)
+            );
+            let p = predict_chain(&sys, &a0).unwrap();
+            for k in 0..3 {
+                assert!(
+                    (p.limit[k] - end[k]).abs() < 1e-6,
+                    "{algo:?} {a0:?}: {end:?} vs {:?}",
+                    p.limit
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn wide_autoencoder_and_general_systems_converge() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(11);
+    for _ in 0..10 {
+        let n = 4;
+        let c: Vec<f64> = (0..n).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let sys = Wide {
+            alpha: 0.7,
+            beta: 1.3,
+            algo: Algo::Rbp,
+            c: c.clone(),
+        };
+        let y0: Vec<f64> = (0..2 * n).map(|_| rng.random_range(-0.5..0.5)).collect();
+        let end = settle(&sys, &y0).end().to_vec();
+        let p: f64 = (0..n).map(|i| end[i] * end[n + i]).sum();
+        assert!((p - 0.7 / 1.3).abs() < 1e-6, "A[1,N,1]: Σ a b = {p}");
+
+        let ae = Autoencoder {
+            algo: Algo::Rbp,
+            c: c.clone(),
+        };
+        let end = settle(&ae, &y0).end().to_vec();
+        let (a, _) = end.split_at(n);
+        let cos = a.iter().zip(&c).map(|(x, y)| x * y).sum::<f64>()
+            / (a.iter().map(|v| v * v).sum::<f64>().sqrt()
+                * c.iter().map(|v| v * v).sum::<f64>().sqrt());
+        assert!(
+            (cos.abs() - 1.0).abs() < 1e-6,
+            "autoencoder: cos(a, c) = {cos}"
+        );
+    }
+    let (n0, n1, n2) = (3, 2, 3);
+    let sigma_ti: Vec<f64> = (0..n2 * n0)
+        .map(|k| ((k * 7) % 5) as f64 / 5.0 - 0.4)
+        .collect();
+    let sys = General {
+        sizes: [n0, n1, n2],
+        sigma_ii: (0..n0 * n0)
+            .map(|k| if k % (n0 + 1) == 0 { 1.0 } else { 0.0 })
+            .collect(),
+        sigma_ti,
+        algo: Algo::Rbp,
+        c: (0..n1 * n2)
+            .map(|k| ((k * 3) % 4) as f64 / 4.0 - 0.3)
+            .collect(),
+    };
+    let y0: Vec<f64> = (0..sys.dim())
+        .map(|k| ((k * 5) % 7) as f64 / 20.0 - 0.15)
+        .collect();
+    let t = settle(&sys, &y0);
+    assert_ne!(t.outcome, Outcome::BlewUp);
+    let mut d = vec![0.0; sys.dim()];
+    sys.deriv(t.end(), &mut d);
+    assert!(
+        d.iter().all(|v| v.abs() < 1e-6),
+        "A[N0,N1,N2] did not settle: {d:?}"
+    );
+}
+
+#[test]
+fn the_power_chain_converges_for_integer_mu_and_the_cube_root() {
+    for mu in [1.0, 2.0, 3.0, 1.0 / 3.0] {
+        for a0 in [[0.5, 0.5], [1.5, -0.3], [0.8, 2.0]] {
+            let sys = Chain {
+                alpha: 1.0,
+                beta: 1.0,
+                algo: Algo::Rbp,
+                c: vec![0.0, 1.0],
+                adaptive: false,
+                mu,
+                len: 2,
+            };
+            let traj = settle(&sys, &a0);
+            let end = traj.end();
+            assert!(
+                (sys.product(end) - 1.0).abs() < 1e-6,
+                "μ {mu} from {a0:?}: P = {}",
+                sys.product(end)
+            );
+            let p = predict_chain(&sys, &a0).unwrap();
+            assert!(
+                (p.limit[0] - end[0]).abs() < 1e-6 && (p.limit[1] - end[1]).abs() < 1e-6,
+                "μ {mu}: {end:?} vs {:?}",
+                p.limit
+            );
+            let k0 = a0[1] - a0[0] * a0[0] / (2.0 * mu);
+            let k1 = end[1] - end[0] * end[0] / (2.0 * mu);
+            assert!(
+                (k0 - k1).abs() < 1e-7,
+                "μ {mu}: conserved quantity drifted {k0} → {k1}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_adaptive_channel_started_at_a2_reproduces_bp() {
+    for a0 in [[0.5, 0.5], [-1.0, 0.3], [2.0, -1.5]] {
+        let bp = Chain {
+            alpha: 1.0,
+            beta: 1.0,
+            algo: Algo::Bp,
+            c: vec![0.0, 0.0],
+            adaptive: false,
+            mu: 1.0,
+            len: 2,
+        };
+        let ad = Chain {
+            alpha: 1.0,
+            beta: 1.0,
+            algo: Algo::Rbp,
+            c: vec![0.0, 0.0],
+            adaptive: true,
+            mu: 1.0,
+            len: 2,
+        };
+        let lim = no_stop(20.0);
+        let t_bp = rk4(&bp, &a0, 1e-3, &lim, 100);
+        let t_ad = rk4(&ad, &[a0[0], a0[1], a0[0], a0[1]], 1e-3, &lim, 100);
+        for (x, y) in t_bp.states.iter().zip(&t_ad.states) {
+            assert!(
+                (x[0] - y[0]).abs() < 1e-12 && (x[1] - y[1]).abs() < 1e-12,
+                "{x:?} vs {y:?}"
+            );
+        }
+        // and with c(0) ≠ a2(0) it is a different trajectory
+        let t_other = rk4(&ad, &[a0[0], a0[1], a0[0], a0[1] + 0.5], 1e-3, &lim, 100);
+        assert!((t_other.states[20][0] - t_bp.states[20][0]).abs() > 1e-6);
+    }
+}
+
+#[test]
+fn per_example_sgd_tracks_the_ode_for_small_learning_rates() {
+    let sys = a111(Algo::Rbp, 1.0, 1.0, 1.0);
+    let deviation = |eta: f64| {
+        let sim = simulate_a111(
+            Algo::Rbp,
+            1.0,
+            1.0,
+            1.0,
+            0.5,
+            [0.5, 0.5],
+            eta,
+            (4.0 / eta) as usize,
+            (0.5 / eta) as usize,
+            3,
+        );
+        sim.iter()
+            .map(|&(t, a1, a2)| {
+                let e = dopri5(&sys, &[0.5, 0.5], 1e-10, 1e-12, &no_stop(t.max(1e-9)));
+                (a1 - e.end()[0]).abs().max((a2 - e.end()[1]).abs())
+            })
+            .fold(0.0, f64::max)
+    };
+    let (coarse, fine) = (deviation(1e-2), deviation(1e-4));
+    assert!(fine < 0.02, "η = 1e-4: deviation {fine}");
+    assert!(
+        fine < coarse / 3.0,
+        "smaller η should track better: {coarse} → {fine}"
+    );
+}
