@@ -9,6 +9,10 @@ use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct ComplexityArgs {
+    /// The whole dense net as N0-N1-…-NL (e.g. 784-100-100-100-100-10); overrides --hidden,
+    /// --inputs, --outputs.
+    #[arg(long, value_name = "N0-…-NL")]
+    pub arch: Option<String>,
     /// Hidden layer sizes.
     #[arg(long, default_value = "100,100,100,100", value_name = "N,N,…")]
     pub hidden: String,
@@ -23,7 +27,21 @@ pub struct ComplexityArgs {
     pub measure: bool,
 }
 
-pub fn run(args: ComplexityArgs) -> anyhow::Result<()> {
+pub fn run(mut args: ComplexityArgs) -> anyhow::Result<()> {
+    if let Some(arch) = &args.arch {
+        let sizes = TrainConfig::parse_hidden(&arch.replace('-', ","))?;
+        anyhow::ensure!(
+            sizes.len() >= 3,
+            "--arch needs inputs, at least one hidden layer and outputs, e.g. 784-100-10"
+        );
+        args.inputs = sizes[0];
+        args.outputs = sizes[sizes.len() - 1];
+        args.hidden = sizes[1..sizes.len() - 1]
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+    }
     let hidden = TrainConfig::parse_hidden(&args.hidden)?;
     anyhow::ensure!(
         !hidden.is_empty(),
