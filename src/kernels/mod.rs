@@ -2,8 +2,10 @@
 //! Nothing here knows about layers, nets or learning channels.
 
 pub mod activation;
+pub mod conv;
 pub mod loss;
 pub mod matmul;
+pub mod pool;
 pub mod simd;
 
 pub use activation::Activation;

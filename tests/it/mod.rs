@@ -3,5 +3,6 @@ mod cli;
 mod data;
 mod dynamics;
 mod gradcheck;
+mod layers;
 mod reference;
 mod training;

@@ -1,0 +1,199 @@
+//! 2-D convolution by im2col + GEMM, per example, on row-major `C × H × W` maps.
+//!
+//! For one example with input x (`C_in × H × W`), the column matrix `cols` (`K × P`,
+//! `K = C_in·k·k`, `P = H_out·W_out`) holds in row `(c, ky, kx)` and column `(oy, ox)` the input
+//! value `x[c][oy·s + ky − pad][ox·s + kx − pad]` (0 outside the map). Then
+//!
+//! ```text
+//!   forward:      y  (C_out × P) = W (C_out × K) · cols + b
+//!   input grad:   dcols (K × P)  = Wᵀ · δ,  dx = col2im(dcols)     (any kernel in W's place)
+//!   weight grad:  dW (C_out × K) = δ · colsᵀ,  db = Σ_p δ
+//! ```
+
+use super::{Mat, gemm};
+
+/// Shape of a convolution: input map, kernel, stride, zero padding and the output map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    /// Square kernel size k.
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+    pub h_out: usize,
+    pub w_out: usize,
+}
+
+impl ConvGeom {
+    /// The geometry for an input `c_in × h × w`, or `None` if the kernel does not fit.
+    pub fn new(
+        c_in: usize,
+        h: usize,
+        w: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        pad: usize,
+    ) -> Option<Self> {
+        if k == 0 || stride == 0 || h + 2 * pad < k || w + 2 * pad < k {
+            return None;
+        }
+        let h_out = (h + 2 * pad - k) / stride + 1;
+        let w_out = (w + 2 * pad - k) / stride + 1;
+        Some(ConvGeom {
+            c_in,
+            h,
+            w,
+            c_out,
+            k,
+            stride,
+            pad,
+            h_out,
+            w_out,
+        })
+    }
+    /// Rows of the column matrix, `C_in·k·k` (the fan-in of an output unit).
+    pub fn kdim(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
+    /// Output positions per channel, `H_out·W_out`.
+    pub fn positions(&self) -> usize {
+        self.h_out * self.w_out
+    }
+    /// Input values per example.
+    pub fn in_len(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+    /// Output values per example.
+    pub fn out_len(&self) -> usize {
+        self.c_out * self.positions()
+    }
+
+    /// Fills `cols` (`K × P`) from one example's input `x`.
+    pub fn im2col(&self, x: &[f32], cols: &mut [f32]) {
+        let (p, s, pad) = (self.positions(), self.stride as isize, self.pad as isize);
+        let (h, w) = (self.h as isize, self.w as isize);
+        for c in 0..self.c_in {
+            let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for ky in 0..self.k {
+                for kx in 0..self.k {
+                    let row = (c * self.k + ky) * self.k + kx;
+                    let dst = &mut cols[row * p..(row + 1) * p];
+                    for oy in 0..self.h_out {
+                        let iy = oy as isize * s + ky as isize - pad;
+                        let out = &mut dst[oy * self.w_out..(oy + 1) * self.w_out];
+                        if iy < 0 || iy >= h {
+                            out.fill(0.0);
+                            continue;
+                        }
+                        let src = &plane[iy as usize * self.w..(iy as usize + 1) * self.w];
+                        for (ox, o) in out.iter_mut().enumerate() {
+                            let ix = ox as isize * s + kx as isize - pad;
+                            *o = if ix < 0 || ix >= w {
+                                0.0
+                            } else {
+                                src[ix as usize]
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `cols` (`K × P`) back onto the input map `dx` (the adjoint of [`ConvGeom::im2col`]).
+    pub fn col2im_add(&self, cols: &[f32], dx: &mut [f32]) {
+        let (p, s, pad) = (self.positions(), self.stride as isize, self.pad as isize);
+        let (h, w) = (self.h as isize, self.w as isize);
+        for c in 0..self.c_in {
+            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for ky in 0..self.k {
+                for kx in 0..self.k {
+                    let row = (c * self.k + ky) * self.k + kx;
+                    let src = &cols[row * p..(row + 1) * p];
+                    for oy in 0..self.h_out {
+                        let iy = oy as isize * s + ky as isize - pad;
+                        if iy < 0 || iy >= h {
+                            continue;
+                        }
+                        let dst = &mut plane[iy as usize * self.w..(iy as usize + 1) * self.w];
+                        for (ox, v) in src[oy * self.w_out..(oy + 1) * self.w_out]
+                            .iter()
+                            .enumerate()
+                        {
+                            let ix = ox as isize * s + kx as isize - pad;
+                            if ix >= 0 && ix < w {
+                                dst[ix as usize] += v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// One example's forward pass: `y = W·cols(x) + b`. `cols` is scratch of `K × P`.
+    pub fn forward(
+        &self,
+        weights: &[f32],
+        bias: &[f32],
+        x: &[f32],
+        y: &mut [f32],
+        cols: &mut [f32],
+    ) {
+        let (kd, p) = (self.kdim(), self.positions());
+        self.im2col(x, cols);
+        gemm(
+            1.0,
+            Mat::new(weights, self.c_out, kd),
+            Mat::new(cols, kd, p),
+            0.0,
+            y,
+        );
+        for (row, b) in y.chunks_exact_mut(p).zip(bias) {
+            row.iter_mut().for_each(|v| *v += b);
+        }
+    }
+
+    /// One example's input gradient through `weights` (W, or a kernel in its place):
+    /// `dx = col2im(weightsᵀ · δ)`; `dx` is overwritten. `cols` is scratch of `K × P`.
+    pub fn backward_data(&self, weights: &[f32], delta: &[f32], dx: &mut [f32], cols: &mut [f32]) {
+        let (kd, p) = (self.kdim(), self.positions());
+        gemm(
+            1.0,
+            Mat::t(weights, self.c_out, kd),
+            Mat::new(delta, self.c_out, p),
+            0.0,
+            cols,
+        );
+        dx.fill(0.0);
+        self.col2im_add(cols, dx);
+    }
+
+    /// One example's weight gradient, accumulated: `dw = alpha·δ·colsᵀ + beta·dw`,
+    /// `db += alpha·Σ_p δ`. `cols` must hold `im2col(x)` of the same example.
+    pub fn weight_grad(
+        &self,
+        delta: &[f32],
+        cols: &[f32],
+        alpha: f32,
+        beta: f32,
+        dw: &mut [f32],
+        db: &mut [f32],
+    ) {
+        let (kd, p) = (self.kdim(), self.positions());
+        gemm(
+            alpha,
+            Mat::new(delta, self.c_out, p),
+            Mat::t(cols, kd, p),
+            beta,
+            dw,
+        );
+        for (row, b) in delta.chunks_exact(p).zip(db.iter_mut()) {
+            *b += alpha * row.iter().sum::<f32>();
+        }
+    }
+}
