@@ -147,17 +147,16 @@ fn cases() -> Vec<(String, TrainConfig)> {
 
 /// FLOPs of one step: forward, channel signal, weight updates.
 fn step_flop(t: &rbp::train::Trainer) -> f64 {
-    let sizes = t.net.sizes();
     let b = BATCH as f64;
     let mut macs = 0.0;
     for (i, l) in t.net.layers.iter().enumerate() {
-        macs += (l.n_in * l.n_out) as f64; // forward
+        macs += l.macs() as f64; // forward
         if t.channel.learns(i) {
-            macs += (l.n_in * l.n_out) as f64; // δᵀO
+            macs += l.macs() as f64; // weight gradient
         }
     }
     // the signal, and the adaptive C's update O_iᵀ δ_k
-    let (signal, adapt) = t.channel.multiplications(&sizes);
+    let (signal, adapt) = t.channel.multiplications(&t.net);
     macs += (signal + adapt) as f64;
     2.0 * b * macs
 }

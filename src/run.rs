@@ -7,7 +7,7 @@ use crate::channel::diagnostics::{self, LayerDiagnostics};
 use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::error::{Error, Result};
-use crate::model::Mlp;
+use crate::model::Net;
 use crate::rng;
 use crate::train::{Sgd, Trainer};
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,7 @@ pub fn build_trainer(config: &TrainConfig, inputs: usize, classes: usize) -> Res
         .chain(config.hidden.iter().copied())
         .chain(std::iter::once(classes))
         .collect();
-    let net = Mlp::new(
+    let net = Net::new(
         &sizes,
         config.activation,
         &mut rng::stream(config.seed, "init"),

@@ -11,8 +11,7 @@ use crate::channel::Channel;
 use crate::channel::quantize::{self, Quantizer};
 use crate::data::Dataset;
 use crate::kernels::loss::{BatchLoss, softmax_cross_entropy};
-use crate::kernels::{Mat, gemm, matmul};
-use crate::model::{Dense, Mlp};
+use crate::model::{Activations, Kind, Layer, Net};
 use crate::rng;
 use rand::seq::SliceRandom;
 
@@ -35,19 +34,17 @@ impl Sgd {
 
 /// A net, its learning channel, the optimizer state and the scratch buffers of a step.
 pub struct Trainer {
-    pub net: Mlp,
+    pub net: Net,
     pub channel: Channel,
     pub sgd: Sgd,
     /// Updates done so far (t).
     pub step: u64,
     /// Momentum buffers (V_W, V_b) per layer; empty without momentum.
     pub velocity: Vec<(Vec<f32>, Vec<f32>)>,
-    // Scratch, sized for `capacity` examples: acts[i] = O_i, deltas[i] = δ_i, signals[i] = g_i.
-    capacity: usize,
-    acts: Vec<Vec<f32>>,
+    // Scratch, sized for `acts.capacity` examples: the forward pass, δ_i and g_i of every layer.
+    acts: Activations,
     deltas: Vec<Vec<f32>>,
     signals: Vec<Vec<f32>>,
-    bias_grad: Vec<f32>,
 }
 
 /// Per-epoch training totals.
@@ -59,7 +56,7 @@ pub struct EpochStats {
 }
 
 impl Trainer {
-    pub fn new(net: Mlp, channel: Channel, sgd: Sgd) -> Self {
+    pub fn new(net: Net, channel: Channel, sgd: Sgd) -> Self {
         let velocity = if sgd.momentum > 0.0 {
             net.layers
                 .iter()
@@ -74,21 +71,22 @@ impl Trainer {
             sgd,
             step: 0,
             velocity,
-            capacity: 0,
-            acts: Vec::new(),
+            acts: Activations::default(),
             deltas: Vec::new(),
             signals: Vec::new(),
-            bias_grad: Vec::new(),
         }
     }
 
     fn reserve(&mut self, batch: usize) {
-        if batch > self.capacity {
-            let sizes = self.net.sizes();
-            self.acts = sizes.iter().map(|n| vec![0.0; batch * n]).collect();
-            self.deltas = sizes[1..].iter().map(|n| vec![0.0; batch * n]).collect();
+        if batch > self.acts.capacity {
+            self.acts = Activations::new(&self.net, batch);
+            self.deltas = self
+                .net
+                .layers
+                .iter()
+                .map(|l| vec![0.0; batch * l.n_out])
+                .collect();
             self.signals = self.deltas.clone();
-            self.capacity = batch;
         }
     }
 
@@ -115,9 +113,9 @@ impl Trainer {
         let (top, classes) = (self.net.depth() - 1, sizes[sizes.len() - 1]);
         assert_eq!(x.len(), batch * sizes[0], "input batch shape");
         self.reserve(batch);
-        self.acts[0][..x.len()].copy_from_slice(x);
+        self.acts.out[0][..x.len()].copy_from_slice(x);
         self.net.forward(&mut self.acts, batch);
-        let logits = &mut self.acts[top + 1][..batch * classes];
+        let logits = &mut self.acts.out[top + 1][..batch * classes];
         softmax_cross_entropy(
             logits,
             labels,
@@ -141,54 +139,38 @@ impl Trainer {
     /// Applies the update of the δ's in the buffers (feedback matrices that learn, then the
     /// forward weights) and counts the step.
     fn update(&mut self, batch: usize) {
-        let sizes = self.net.sizes();
         let top = self.net.depth() - 1;
         let rate = self.sgd.rate(self.step);
         self.channel
-            .adapt(&sizes, &self.acts, &self.deltas, batch, rate);
+            .adapt(&self.net, &self.acts, &self.deltas, batch, rate);
         let scale = (-rate / batch as f64) as f32;
         let momentum = self.sgd.momentum as f32;
         for i in 0..=top {
             if !self.channel.learns(i) {
                 continue;
             }
+            let n_out = self.net.layers[i].n_out;
+            let input = self.acts.input_of(&self.net, i, batch);
+            let delta = &self.deltas[i][..batch * n_out];
             let layer = &mut self.net.layers[i];
-            let (n_in, n_out) = (layer.n_in, layer.n_out);
             if self.sgd.weight_decay > 0.0 {
                 let keep = (1.0 - rate * self.sgd.weight_decay) as f32;
                 layer.w.iter_mut().for_each(|w| *w *= keep);
             }
             if let Some(q) = self.channel.quantize_update {
-                quantized_update(
-                    layer,
-                    &self.deltas[i][..batch * n_out],
-                    &self.acts[i][..batch * n_in],
-                    rate,
-                    q,
-                );
+                quantized_update(layer, delta, input, rate, q);
                 continue;
             }
-            let delta = &self.deltas[i][..batch * n_out];
-            let input = &self.acts[i][..batch * n_in];
-            let grad = (Mat::t(delta, batch, n_out), Mat::new(input, batch, n_in));
-            let bias_grad = &mut self.bias_grad;
-            bias_grad.resize(n_out, 0.0);
-            matmul::column_sums(delta, bias_grad);
+            let snapshot = layer.clone_shape();
             if self.velocity.is_empty() {
-                // W += −η/B · δᵀ O
-                gemm(scale, grad.0, grad.1, 1.0, &mut layer.w);
-                for (b, g) in layer.b.iter_mut().zip(bias_grad.iter()) {
-                    *b += scale * g;
-                }
+                // W += −η/B · Σ δ ⊛ input
+                snapshot.weight_grad(delta, input, batch, scale, 1.0, &mut layer.w, &mut layer.b);
             } else {
                 let (vw, vb) = &mut self.velocity[i];
-                // V = μV − η/B · δᵀ O ;  W += V
-                gemm(scale, grad.0, grad.1, momentum, vw);
+                // V = μV − η/B · Σ δ ⊛ input ;  W += V
+                snapshot.weight_grad(delta, input, batch, scale, momentum, vw, vb);
                 layer.w.iter_mut().zip(vw.iter()).for_each(|(w, v)| *w += v);
-                for ((b, v), g) in layer.b.iter_mut().zip(vb.iter_mut()).zip(bias_grad.iter()) {
-                    *v = momentum * *v + scale * g;
-                    *b += *v;
-                }
+                layer.b.iter_mut().zip(vb.iter()).for_each(|(b, v)| *b += v);
             }
         }
         self.step += 1;
@@ -244,20 +226,50 @@ impl Trainer {
     }
 }
 
-/// `W += 1/B · Σ_e Q(−rate · δ_e O_eᵀ)`, `b += 1/B · Σ_e Q(−rate · δ_e)`: each example's update is
-/// quantized before the minibatch average (paper §1, quantized weight updates).
-fn quantized_update(layer: &mut Dense, delta: &[f32], input: &[f32], rate: f64, q: Quantizer) {
+/// `W += 1/B · Σ_e Q(−rate · δ_e ⊛ input_e)`, `b += 1/B · Σ_e Q(−rate · δ_e)`: each example's
+/// update is quantized before the minibatch average (paper §1, quantized weight updates).
+fn quantized_update(layer: &mut Layer, delta: &[f32], input: &[f32], rate: f64, q: Quantizer) {
     let (n_in, n_out) = (layer.n_in, layer.n_out);
     let batch = delta.len() / n_out;
     let (alpha, s) = (q.alpha, q.steps());
-    let mut acc = vec![0.0f32; n_out * n_in];
-    let mut acc_b = vec![0.0f32; n_out];
-    for e in 0..batch {
-        let o = &input[e * n_in..(e + 1) * n_in];
-        for r in 0..n_out {
-            let coef = (-rate) as f32 * delta[e * n_out + r];
-            quantize::add_quantized_row(&mut acc[r * n_in..(r + 1) * n_in], o, coef, alpha, s);
-            acc_b[r] += q.apply(coef);
+    let mut acc = vec![0.0f32; layer.w.len()];
+    let mut acc_b = vec![0.0f32; layer.b.len()];
+    match layer.kind {
+        Kind::Dense => {
+            for e in 0..batch {
+                let o = &input[e * n_in..(e + 1) * n_in];
+                for r in 0..n_out {
+                    let coef = (-rate) as f32 * delta[e * n_out + r];
+                    quantize::add_quantized_row(
+                        &mut acc[r * n_in..(r + 1) * n_in],
+                        o,
+                        coef,
+                        alpha,
+                        s,
+                    );
+                    acc_b[r] += q.apply(coef);
+                }
+            }
+        }
+        Kind::Conv(_) => {
+            // one example at a time: its own gradient, quantized, then accumulated
+            let shape = layer.clone_shape();
+            let (mut gw, mut gb) = (vec![0.0f32; layer.w.len()], vec![0.0f32; layer.b.len()]);
+            for e in 0..batch {
+                shape.weight_grad(
+                    &delta[e * n_out..(e + 1) * n_out],
+                    &input[e * n_in..(e + 1) * n_in],
+                    1,
+                    (-rate) as f32,
+                    0.0,
+                    &mut gw,
+                    &mut gb,
+                );
+                q.apply_slice(&mut gw);
+                q.apply_slice(&mut gb);
+                acc.iter_mut().zip(&gw).for_each(|(a, g)| *a += g);
+                acc_b.iter_mut().zip(&gb).for_each(|(a, g)| *a += g);
+            }
         }
     }
     let inv = 1.0 / batch as f32;
@@ -273,19 +285,18 @@ fn quantized_update(layer: &mut Dense, delta: &[f32], input: &[f32], rate: f64, 
         .for_each(|(b, a)| *b += a * inv);
 }
 
-/// Mean cross-entropy and accuracy of `net` on `data`, in chunks of 1000 examples.
-pub fn evaluate(net: &Mlp, data: &Dataset) -> EpochStats {
-    const CHUNK: usize = 1000;
-    let sizes = net.sizes();
-    let classes = *sizes.last().expect("sizes");
-    let mut acts: Vec<Vec<f32>> = sizes.iter().map(|n| vec![0.0; CHUNK * n]).collect();
+/// Mean cross-entropy and accuracy of `net` on `data`, in chunks of examples.
+pub fn evaluate(net: &Net, data: &Dataset) -> EpochStats {
+    let chunk = if net.is_dense() { 1000 } else { 250 };
+    let classes = net.layers[net.depth() - 1].n_out;
+    let mut acts = Activations::new(net, chunk);
     let mut total = BatchLoss::default();
-    for start in (0..data.len()).step_by(CHUNK) {
-        let n = CHUNK.min(data.len() - start);
-        acts[0][..n * data.dim]
+    for start in (0..data.len()).step_by(chunk) {
+        let n = chunk.min(data.len() - start);
+        acts.out[0][..n * data.dim]
             .copy_from_slice(&data.images[start * data.dim..(start + n) * data.dim]);
         net.forward(&mut acts, n);
-        let logits = &mut acts[sizes.len() - 1][..n * classes];
+        let logits = &mut acts.out[net.depth()][..n * classes];
         total.add(softmax_cross_entropy(
             logits,
             &data.labels[start..start + n],

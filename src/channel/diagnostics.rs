@@ -12,8 +12,7 @@
 
 use super::{Carrier, Channel, ChannelOptions, ChannelSpec};
 use crate::kernels::loss::softmax_cross_entropy;
-use crate::kernels::{Mat, gemm};
-use crate::model::Mlp;
+use crate::model::{Activations, Net};
 use crate::rng;
 use serde::{Deserialize, Serialize};
 
@@ -36,21 +35,29 @@ pub struct LayerDiagnostics {
 
 /// Forward pass, δ_L and the channel's hidden δ's on a batch: (activations, deltas).
 fn run_channel(
-    net: &Mlp,
+    net: &Net,
     channel: &mut Channel,
     x: &[f32],
     labels: &[u8],
-) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+) -> (Activations, Vec<Vec<f32>>) {
     let batch = labels.len();
-    let sizes = net.sizes();
     let top = net.depth() - 1;
-    let mut acts: Vec<Vec<f32>> = sizes.iter().map(|n| vec![0.0; batch * n]).collect();
-    acts[0].copy_from_slice(x);
+    let mut acts = Activations::new(net, batch);
+    acts.out[0].copy_from_slice(x);
     net.forward(&mut acts, batch);
-    let mut deltas: Vec<Vec<f32>> = sizes[1..].iter().map(|n| vec![0.0; batch * n]).collect();
+    let mut deltas: Vec<Vec<f32>> = net
+        .layers
+        .iter()
+        .map(|l| vec![0.0; batch * l.n_out])
+        .collect();
     let mut signals = deltas.clone();
-    let classes = sizes[top + 1];
-    softmax_cross_entropy(&mut acts[top + 1], labels, classes, Some(&mut deltas[top]));
+    let classes = net.layers[top].n_out;
+    softmax_cross_entropy(
+        &mut acts.out[top + 1],
+        labels,
+        classes,
+        Some(&mut deltas[top]),
+    );
     channel.backward(net, &acts, labels, &mut deltas, &mut signals);
     (acts, deltas)
 }
@@ -74,7 +81,7 @@ fn angle_deg(a: &[f32], b: &[f32]) -> f64 {
 
 /// Diagnostics of every hidden layer that learns, for `net` and `channel` on a probe batch.
 /// The channel is cloned, so its noise stream (dropout) is not advanced.
-pub fn probe(net: &Mlp, channel: &Channel, x: &[f32], labels: &[u8]) -> Vec<LayerDiagnostics> {
+pub fn probe(net: &Net, channel: &Channel, x: &[f32], labels: &[u8]) -> Vec<LayerDiagnostics> {
     let batch = labels.len();
     let sizes = net.sizes();
     let mut mine = channel.clone();
@@ -92,26 +99,16 @@ pub fn probe(net: &Mlp, channel: &Channel, x: &[f32], labels: &[u8]) -> Vec<Laye
     let mut out = Vec::new();
     for (i, route) in channel.routes.iter().enumerate() {
         let Some(route) = route else { continue };
-        let (n_in, n_out) = (sizes[i], sizes[i + 1]);
+        let layer = &net.layers[i];
+        let n_out = sizes[i + 1];
         let d = &deltas[i][..batch * n_out];
         let g = &bp_deltas[i][..batch * n_out];
-        // updates −δᵀO of both (the common factor η/B does not change signs)
-        let mut up = vec![0.0; n_out * n_in];
-        let mut up_bp = vec![0.0; n_out * n_in];
-        gemm(
-            -1.0,
-            Mat::t(d, batch, n_out),
-            Mat::new(&acts[i][..batch * n_in], batch, n_in),
-            0.0,
-            &mut up,
-        );
-        gemm(
-            -1.0,
-            Mat::t(g, batch, n_out),
-            Mat::new(&acts[i][..batch * n_in], batch, n_in),
-            0.0,
-            &mut up_bp,
-        );
+        // updates −Σ δ ⊛ input of both (the common factor η/B does not change signs)
+        let input = acts.input_of(net, i, batch);
+        let (mut up, mut up_bp) = (vec![0.0; layer.w.len()], vec![0.0; layer.w.len()]);
+        let mut unused = vec![0.0; layer.b.len()];
+        layer.weight_grad(d, input, batch, -1.0, 0.0, &mut up, &mut unused);
+        layer.weight_grad(g, input, batch, -1.0, 0.0, &mut up_bp, &mut unused);
         let agree = up
             .iter()
             .zip(&up_bp)
@@ -119,17 +116,25 @@ pub fn probe(net: &Mlp, channel: &Channel, x: &[f32], labels: &[u8]) -> Vec<Laye
             .count();
         let moving = up_bp.iter().filter(|b| **b != 0.0).count().max(1);
         let (mut weight_angle, mut norm_ratio) = (None, None);
-        if let [t] = route.terms.as_slice()
-            && let (Carrier::Feedback(f), true) = (&t.carrier, t.from == i + 1)
-        {
-            // Wᵀ in C's orientation (N_i × N_{i+1})
-            let w = &net.layers[i + 1];
-            let wt: Vec<f32> = (0..w.n_in * w.n_out)
-                .map(|x| w.w[(x % w.n_out) * w.n_in + x / w.n_out])
-                .collect();
-            weight_angle = Some(angle_deg(&f.c, &wt));
-            let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
-            norm_ratio = Some(norm(&f.c) / norm(&w.w));
+        let norm = |v: &[f32]| v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+        if let [t] = route.terms.as_slice() {
+            match (&t.carrier, t.from == i + 1) {
+                (Carrier::Feedback(f), true) => {
+                    // Wᵀ in C's orientation (N_i × N_{i+1})
+                    let w = &net.layers[i + 1];
+                    let wt: Vec<f32> = (0..w.n_in * w.n_out)
+                        .map(|x| w.w[(x % w.n_out) * w.n_in + x / w.n_out])
+                        .collect();
+                    weight_angle = Some(angle_deg(&f.c, &wt));
+                    norm_ratio = Some(norm(&f.c) / norm(&w.w));
+                }
+                (Carrier::Kernel(f), true) => {
+                    let w = &net.layers[i + 1].w;
+                    weight_angle = Some(angle_deg(&f.c, w));
+                    norm_ratio = Some(norm(&f.c) / norm(w));
+                }
+                _ => {}
+            }
         }
         out.push(LayerDiagnostics {
             layer: i + 1,

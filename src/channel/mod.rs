@@ -27,7 +27,7 @@ pub mod registry;
 use crate::error::{Error, Result};
 use crate::kernels::simd::dispatch;
 use crate::kernels::{Mat, gemm};
-use crate::model::Mlp;
+use crate::model::{Activations, Net};
 use crate::rng::Rng;
 use rand::Rng as _;
 
@@ -55,8 +55,14 @@ pub enum Input {
 pub enum Carrier {
     /// `W_{i+1}ᵀ`, the forward weights of the layer just above, transposed (needs `k = i + 1`).
     ForwardTranspose,
-    /// A feedback matrix `C` (`N_i × N_k`, row-major) owned by the channel, fixed or adaptive.
+    /// A feedback matrix `C` (`N_i × N_k`, row-major) owned by the channel, fixed or adaptive,
+    /// projecting straight onto layer i's output (before its pooling).
     Feedback(Feedback),
+    /// Random weights in the place of `W_{i+1}` (same shape: a kernel for a convolution), sent
+    /// through the transposed operation of layer i+1 and routed back through layer i's pooling
+    /// like BP's signal (needs `k = i + 1`). RBP uses it wherever layer i pools or layer i+1 is
+    /// not dense; for dense layers without pooling it is the same algorithm as `Feedback`.
+    Kernel(Feedback),
     /// `sign(W_{i+1})ᵀ` scaled, recomputed from the current forward weights at every step
     /// (sign-symmetry; needs `k = i + 1`).
     SignOfForward(SignScale),
@@ -65,7 +71,7 @@ pub enum Carrier {
 /// A feedback matrix and, for adaptive channels, how it learns.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Feedback {
-    /// `C`, `N_i × N_k` row-major.
+    /// `C`: `N_i × N_k` row-major (`Carrier::Feedback`), or W_{i+1}'s shape (`Carrier::Kernel`).
     pub c: Vec<f32>,
     /// `None`: fixed. `Some`: `C ← C − η_t·factor/B · O_iᵀ δ_k − η_t·decay·C` after every step.
     pub adapt: Option<Adapt>,
@@ -141,7 +147,7 @@ impl Channel {
     pub fn new(
         spec: &ChannelSpec,
         options: &ChannelOptions,
-        net: &Mlp,
+        net: &Net,
         rng: &mut Rng,
         noise: Rng,
     ) -> Result<Self> {
@@ -161,7 +167,7 @@ impl Channel {
     }
 
     /// Checks that every route is well-formed for `net`.
-    pub fn validate(&self, net: &Mlp) -> Result<()> {
+    pub fn validate(&self, net: &Net) -> Result<()> {
         let top = net.depth() - 1;
         let sizes = net.sizes();
         if self.routes.len() != top {
@@ -184,8 +190,9 @@ impl Channel {
                     Carrier::ForwardTranspose | Carrier::SignOfForward(SignScale::Uniform) => {
                         t.from == i + 1
                     }
-                    Carrier::SignOfForward(SignScale::Fixed(m)) => {
-                        t.from == i + 1 && m.len() == sizes[i + 1] * sizes[i + 2]
+                    Carrier::SignOfForward(SignScale::Fixed(m))
+                    | Carrier::Kernel(Feedback { c: m, .. }) => {
+                        t.from == i + 1 && m.len() == net.layers[i + 1].w.len()
                     }
                     Carrier::Feedback(f) => f.c.len() == sizes[i + 1] * sizes[t.from + 1],
                 };
@@ -211,7 +218,7 @@ impl Channel {
     }
 
     /// One line per hidden layer saying what it receives, for the run log.
-    pub fn describe(&self, net: &Mlp) -> Vec<String> {
+    pub fn describe(&self, net: &Net) -> Vec<String> {
         let sizes = net.sizes();
         let top = net.depth() - 1;
         let layer = |k: usize| {
@@ -258,6 +265,15 @@ impl Channel {
                                     sizes[i + 1],
                                     sizes[t.from + 1]
                                 ),
+                                Carrier::Kernel(f) => format!(
+                                    "{} in W[{}]'s place, transposed·{x}",
+                                    if f.adapt.is_some() {
+                                        "adaptive random weights"
+                                    } else {
+                                        "random weights"
+                                    },
+                                    layer(t.from)
+                                ),
                             }
                         })
                         .collect::<Vec<_>>()
@@ -284,8 +300,8 @@ impl Channel {
     /// updated).
     pub fn backward(
         &mut self,
-        net: &Mlp,
-        acts: &[Vec<f32>],
+        net: &Net,
+        acts: &Activations,
         labels: &[u8],
         deltas: &mut [Vec<f32>],
         signals: &mut [Vec<f32>],
@@ -295,6 +311,7 @@ impl Channel {
         let top = net.depth() - 1;
         let classes = sizes[top + 1];
         let mut scratch: Vec<f32> = Vec::new();
+        let mut routed: Vec<f32> = Vec::new();
         let mut mask: Vec<u32> = Vec::new();
         for i in (0..top).rev() {
             let Some(route) = &self.routes[i] else {
@@ -333,19 +350,39 @@ impl Channel {
                         &scratch
                     }
                 };
-                let x = Mat::new(&src[..batch * n_k], batch, n_k);
+                let src = &src[..batch * n_k];
                 let beta = if t_idx == 0 { 0.0 } else { 1.0 };
-                match &t.carrier {
-                    // g += x · W_{i+1}        (W_{i+1}: N_k × N_i)
-                    Carrier::ForwardTranspose => {
-                        gemm(1.0, x, Mat::new(&net.layers[t.from].w, n_k, n_i), beta, g)
+                // the weights sent through layer i+1's transposed operation, if any
+                let through: Option<std::borrow::Cow<[f32]>> = match &t.carrier {
+                    // g += x · Cᵀ             (C: N_i × N_k), straight onto layer i's output
+                    Carrier::Feedback(f) => {
+                        gemm(
+                            1.0,
+                            Mat::new(src, batch, n_k),
+                            Mat::t(&f.c, n_i, n_k),
+                            beta,
+                            g,
+                        );
+                        None
                     }
-                    // g += x · Cᵀ             (C: N_i × N_k)
-                    Carrier::Feedback(f) => gemm(1.0, x, Mat::t(&f.c, n_i, n_k), beta, g),
-                    // g += x · S,  S = scaled sign(W_{i+1})   (N_k × N_i)
-                    Carrier::SignOfForward(scale) => {
-                        let s = sign_carrier(&net.layers[t.from].w, scale);
-                        gemm(1.0, x, Mat::new(&s, n_k, n_i), beta, g)
+                    Carrier::ForwardTranspose => {
+                        Some(std::borrow::Cow::Borrowed(&net.layers[t.from].w))
+                    }
+                    Carrier::Kernel(f) => Some(std::borrow::Cow::Borrowed(&f.c)),
+                    Carrier::SignOfForward(scale) => Some(std::borrow::Cow::Owned(sign_carrier(
+                        &net.layers[t.from].w,
+                        scale,
+                    ))),
+                };
+                if let Some(w) = through {
+                    // g += weightsᵀ ⊛ x, at layer i+1's input, then back through layer i's pooling
+                    let next = &net.layers[t.from];
+                    if net.layers[i].pool.is_some() {
+                        routed.resize(batch * next.n_in, 0.0);
+                        next.backward_data(&w, src, &mut routed, batch, 0.0);
+                        net.unpool(i, acts, &routed, g, batch, beta);
+                    } else {
+                        next.backward_data(&w, src, g, batch, beta);
                     }
                 }
             }
@@ -365,50 +402,75 @@ impl Channel {
             d.copy_from_slice(g);
             if self.derivative {
                 net.activation
-                    .mul_derivative(&acts[i + 1][..batch * n_i], d);
+                    .mul_derivative(&acts.out[i + 1][..batch * n_i], d);
             }
         }
     }
 
     /// Updates the adaptive feedback matrices after [`Channel::backward`], at learning rate
-    /// `rate`: `C ← C − rate·factor/B · O_iᵀ δ_k − rate·decay·C`, where `O_i = acts[i + 1]`
-    /// is the output of the receiving layer and `δ_k` the error of the sending layer.
+    /// `rate`: `C ← C − rate·factor/B · O_iᵀ δ_k − rate·decay·C`, where `O_i` is the output of
+    /// the receiving layer (before pooling) and `δ_k` the error of the sending layer; random
+    /// weights in W_{i+1}'s place get W_{i+1}'s own gradient form, `δ_{i+1} ⊛ input_{i+1}`.
     pub fn adapt(
         &mut self,
-        sizes: &[usize],
-        acts: &[Vec<f32>],
+        net: &Net,
+        acts: &Activations,
         deltas: &[Vec<f32>],
         batch: usize,
         rate: f64,
     ) {
+        let sizes = net.sizes();
         for (i, r) in self.routes.iter_mut().enumerate() {
             for t in r.iter_mut().flat_map(|r| r.terms.iter_mut()) {
-                let Carrier::Feedback(Feedback { c, adapt: Some(a) }) = &mut t.carrier else {
-                    continue;
-                };
                 let (n_i, n_k) = (sizes[i + 1], sizes[t.from + 1]);
-                let keep = (1.0 - rate * a.decay) as f32;
-                // C ← keep·C − rate·factor/B · O_iᵀ δ_k
-                gemm(
-                    (-rate * a.factor / batch as f64) as f32,
-                    Mat::t(&acts[i + 1][..batch * n_i], batch, n_i),
-                    Mat::new(&deltas[t.from][..batch * n_k], batch, n_k),
-                    keep,
-                    c,
-                );
+                match &mut t.carrier {
+                    Carrier::Feedback(Feedback { c, adapt: Some(a) }) => {
+                        let keep = (1.0 - rate * a.decay) as f32;
+                        // C ← keep·C − rate·factor/B · O_iᵀ δ_k
+                        gemm(
+                            (-rate * a.factor / batch as f64) as f32,
+                            Mat::t(&acts.out[i + 1][..batch * n_i], batch, n_i),
+                            Mat::new(&deltas[t.from][..batch * n_k], batch, n_k),
+                            keep,
+                            c,
+                        );
+                    }
+                    Carrier::Kernel(Feedback { c, adapt: Some(a) }) => {
+                        let keep = (1.0 - rate * a.decay) as f32;
+                        let next = &net.layers[t.from];
+                        let mut unused_bias = vec![0.0; next.b.len()];
+                        next.weight_grad(
+                            &deltas[t.from][..batch * n_k],
+                            acts.input_of(net, t.from, batch),
+                            batch,
+                            (-rate * a.factor / batch as f64) as f32,
+                            keep,
+                            c,
+                            &mut unused_bias,
+                        );
+                    }
+                    _ => {}
+                }
             }
         }
     }
 
-    /// Multiplications per example of the backward signal (every term N_i·N_k; paper §4) and of
-    /// the updates of adaptive feedback matrices, for a net of layer sizes `sizes`.
-    pub fn multiplications(&self, sizes: &[usize]) -> (usize, usize) {
+    /// Multiplications per example of the backward signal (a dense term N_i·N_k, paper §4; a
+    /// term through layer i+1's transposed operation, that operation's multiplications) and of
+    /// the updates of adaptive feedback matrices, for `net`.
+    pub fn multiplications(&self, net: &Net) -> (usize, usize) {
+        let sizes = net.sizes();
         let (mut signal, mut adapt) = (0, 0);
         for (i, r) in self.routes.iter().enumerate() {
             for t in r.iter().flat_map(|r| &r.terms) {
-                let n = sizes[i + 1] * sizes[t.from + 1];
+                let n = match &t.carrier {
+                    Carrier::Feedback(_) => sizes[i + 1] * sizes[t.from + 1],
+                    _ => net.layers[t.from].macs(),
+                };
                 signal += n;
-                if let Carrier::Feedback(Feedback { adapt: Some(_), .. }) = t.carrier {
+                if let Carrier::Feedback(Feedback { adapt: Some(_), .. })
+                | Carrier::Kernel(Feedback { adapt: Some(_), .. }) = t.carrier
+                {
                     adapt += n;
                 }
             }
@@ -416,12 +478,13 @@ impl Channel {
         (signal, adapt)
     }
 
-    /// All feedback matrices, as (receiving hidden layer, sending layer, `C`).
+    /// All feedback matrices, as (receiving hidden layer, sending layer, `C`); `C` is
+    /// `N_i × N_k`, or W_{i+1}'s shape for random weights in its place.
     pub fn feedback_matrices(&self) -> Vec<(usize, usize, &[f32])> {
         let mut out = Vec::new();
         for (i, r) in self.routes.iter().enumerate() {
             for t in r.iter().flat_map(|r| &r.terms) {
-                if let Carrier::Feedback(f) = &t.carrier {
+                if let Carrier::Feedback(f) | Carrier::Kernel(f) = &t.carrier {
                     out.push((i, t.from, f.c.as_slice()));
                 }
             }

@@ -6,7 +6,7 @@ use super::{
     Adapt, Carrier, ChannelOptions, Feedback, FeedbackInit, Input, Route, SignScale, Term,
 };
 use crate::error::{Error, Result};
-use crate::model::Mlp;
+use crate::model::Net;
 use crate::rng::Rng;
 
 /// A named learning channel.
@@ -286,7 +286,7 @@ fn term(from: usize, input: Input, carrier: Carrier) -> Term {
 
 /// What a channel's builder works with: the net, the feedback stream and the options.
 pub struct Build<'a> {
-    pub net: &'a Mlp,
+    pub net: &'a Net,
     pub rng: &'a mut Rng,
     pub options: &'a ChannelOptions,
 }
@@ -352,7 +352,7 @@ impl Build<'_> {
 
 /// `W_{i+1}ᵀ ··· W_kᵀ` (N_i × N_k, f64): the forward path from hidden layer `i` up to layer `k`,
 /// in a feedback matrix's orientation.
-fn forward_path(net: &Mlp, i: usize, k: usize) -> Vec<f64> {
+fn forward_path(net: &Net, i: usize, k: usize) -> Vec<f64> {
     let sizes = net.sizes();
     let rows = sizes[i + 1];
     // start with the identity on layer i's units

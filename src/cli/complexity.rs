@@ -106,7 +106,7 @@ pub fn run(mut args: ComplexityArgs) -> anyhow::Result<()> {
             _ => {}
         }
         let mut t = build_trainer(&cfg, args.inputs, args.outputs)?;
-        let (signal, adapt) = t.channel.multiplications(&sizes);
+        let (signal, adapt) = t.channel.multiplications(&t.net);
         let learning: usize = (0..l)
             .filter(|&i| t.channel.learns(i))
             .map(|i| sizes[i] * sizes[i + 1])

@@ -1,57 +1,311 @@
-//! Layered nets A[N0, N1, …, NL]: dense layers with bias, hidden activations, softmax output.
+//! Layered nets: dense and convolutional layers with bias, each optionally followed by
+//! max-pooling; hidden activations; a softmax output.
 //!
-//! Indexing is 0-based: layer `i` maps `O_i` (`O_0` is the input) to `S_{i+1} = W_i O_i + b_i`,
-//! `O_{i+1} = f(S_{i+1})`. The paper's layer h is our layer `h − 1`; the top layer is `L − 1`, whose
-//! output is fed to the softmax.
+//! Indexing is 0-based: layer `i` maps its input (the network input for `i = 0`, else the pooled
+//! output of layer `i − 1`) to `S_{i+1} = W_i ⊛ input + b_i` and `O_{i+1} = f(S_{i+1})` (the
+//! paper's layer h is our `h − 1`); a pooling, if any, follows the activation. The top layer
+//! `L − 1` is linear and feeds the softmax. Maps are row-major `C × H × W` per example, so
+//! flattening into a dense layer is free.
 
+pub mod arch;
+
+use crate::kernels::conv::ConvGeom;
+use crate::kernels::pool::PoolGeom;
 use crate::kernels::{Activation, Mat, gemm, matmul};
 use crate::rng::{self, Rng};
+use rayon::prelude::*;
 
-/// One dense layer. `w`: `[n_out][n_in]` row-major, `b`: `[n_out]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Dense {
-    pub n_in: usize,
-    pub n_out: usize,
-    /// Weights `W` (`n_out × n_in`).
-    pub w: Vec<f32>,
-    /// Biases `b` (`n_out`).
-    pub b: Vec<f32>,
+pub use arch::{LayerSpec, parse_arch};
+
+/// The linear operation of a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// `S = W x + b`, W: `n_out × n_in`.
+    Dense,
+    /// `S = W ⊛ x + b`, W: `c_out × (c_in·k·k)`, b: `c_out`.
+    Conv(ConvGeom),
 }
 
-impl Dense {
-    /// `W ~ N(0, 1/n_in)`, `b = 0`.
-    pub fn init(n_in: usize, n_out: usize, rng: &mut Rng) -> Self {
-        let sd = (1.0 / n_in as f64).sqrt();
-        let w = rng::normal_vec(n_in * n_out, sd, rng);
-        Dense {
+/// One weight layer, with the pooling that follows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layer {
+    pub kind: Kind,
+    /// Input values per example.
+    pub n_in: usize,
+    /// Output values per example, before pooling.
+    pub n_out: usize,
+    /// Weights (`n_out × n_in` dense; `c_out × c_in·k·k` conv).
+    pub w: Vec<f32>,
+    /// Biases (`n_out` dense; `c_out` conv).
+    pub b: Vec<f32>,
+    /// Max-pooling after the activation.
+    pub pool: Option<PoolGeom>,
+}
+
+/// Examples per task when a convolution is split across threads. Fixed, so that the order of
+/// every sum (weight gradients are summed per chunk, then over chunks) does not depend on the
+/// number of threads.
+const CONV_CHUNK: usize = 4;
+
+impl Layer {
+    /// A dense layer, `W ~ N(0, 1/n_in)`, `b = 0`.
+    pub fn dense(n_in: usize, n_out: usize, rng: &mut Rng) -> Self {
+        let w = rng::normal_vec(n_in * n_out, (1.0 / n_in as f64).sqrt(), rng);
+        Layer {
+            kind: Kind::Dense,
             n_in,
             n_out,
             w,
             b: vec![0.0; n_out],
+            pool: None,
+        }
+    }
+
+    /// A convolution, `W ~ N(0, 1/(c_in·k·k))`, `b = 0`.
+    pub fn conv(g: ConvGeom, rng: &mut Rng) -> Self {
+        let w = rng::normal_vec(g.c_out * g.kdim(), (1.0 / g.kdim() as f64).sqrt(), rng);
+        Layer {
+            kind: Kind::Conv(g),
+            n_in: g.in_len(),
+            n_out: g.out_len(),
+            w,
+            b: vec![0.0; g.c_out],
+            pool: None,
+        }
+    }
+
+    /// The layer's shape without its parameters (for calling its kernels while its weights are
+    /// borrowed mutably).
+    pub fn clone_shape(&self) -> Layer {
+        Layer {
+            kind: self.kind,
+            n_in: self.n_in,
+            n_out: self.n_out,
+            w: Vec::new(),
+            b: Vec::new(),
+            pool: self.pool,
+        }
+    }
+
+    /// Inputs of one output unit (the scale of the initial weights is 1/√fan_in).
+    pub fn fan_in(&self) -> usize {
+        match self.kind {
+            Kind::Dense => self.n_in,
+            Kind::Conv(g) => g.kdim(),
+        }
+    }
+
+    /// Multiply-adds per example of the layer's operation (forward, input gradient or weight
+    /// gradient alike).
+    pub fn macs(&self) -> usize {
+        match self.kind {
+            Kind::Dense => self.n_in * self.n_out,
+            Kind::Conv(g) => g.c_out * g.kdim() * g.positions(),
+        }
+    }
+
+    /// Output values per example after pooling (what the next layer receives).
+    pub fn units_after_pool(&self) -> usize {
+        self.pool.map_or(self.n_out, |p| p.out_len())
+    }
+
+    /// `out (batch × n_out) = W ⊛ input + b`.
+    pub fn forward(&self, input: &[f32], out: &mut [f32], batch: usize) {
+        match self.kind {
+            Kind::Dense => {
+                gemm(
+                    1.0,
+                    Mat::new(input, batch, self.n_in),
+                    Mat::t(&self.w, self.n_out, self.n_in),
+                    0.0,
+                    out,
+                );
+                matmul::add_bias_rows(out, &self.b);
+            }
+            Kind::Conv(g) => {
+                let (ni, no) = (self.n_in, self.n_out);
+                out.par_chunks_mut(CONV_CHUNK * no)
+                    .zip(input.par_chunks(CONV_CHUNK * ni))
+                    .for_each(|(o, x)| {
+                        let mut cols = vec![0.0; g.kdim() * g.positions()];
+                        for (o, x) in o.chunks_exact_mut(no).zip(x.chunks_exact(ni)) {
+                            g.forward(&self.w, &self.b, x, o, &mut cols);
+                        }
+                    });
+            }
+        }
+    }
+
+    /// `dx (batch × n_in) = weightsᵀ ⊛ delta` — the signal sent down through `weights`, which are
+    /// this layer's W or a matrix/kernel of the same shape in its place.
+    pub fn backward_data(
+        &self,
+        weights: &[f32],
+        delta: &[f32],
+        dx: &mut [f32],
+        batch: usize,
+        beta: f32,
+    ) {
+        match self.kind {
+            Kind::Dense => gemm(
+                1.0,
+                Mat::new(delta, batch, self.n_out),
+                Mat::new(weights, self.n_out, self.n_in),
+                beta,
+                dx,
+            ),
+            Kind::Conv(g) => {
+                let (ni, no) = (self.n_in, self.n_out);
+                dx.par_chunks_mut(CONV_CHUNK * ni)
+                    .zip(delta.par_chunks(CONV_CHUNK * no))
+                    .for_each(|(dx, d)| {
+                        let mut cols = vec![0.0; g.kdim() * g.positions()];
+                        let mut tmp = vec![0.0; ni];
+                        for (dx, d) in dx.chunks_exact_mut(ni).zip(d.chunks_exact(no)) {
+                            if beta == 0.0 {
+                                g.backward_data(weights, d, dx, &mut cols);
+                            } else {
+                                g.backward_data(weights, d, &mut tmp, &mut cols);
+                                dx.iter_mut()
+                                    .zip(&tmp)
+                                    .for_each(|(a, t)| *a = beta * *a + t);
+                            }
+                        }
+                    });
+            }
+        }
+    }
+
+    /// `dw ← alpha · Σ_e δ_e ⊛ input_e + beta · dw`, `db ← alpha · Σ_e δ_e + beta · db`: the
+    /// batch-summed weight gradient, scaled and accumulated.
+    #[allow(clippy::too_many_arguments)] // a kernel: outputs, inputs, sizes, scales
+    pub fn weight_grad(
+        &self,
+        delta: &[f32],
+        input: &[f32],
+        batch: usize,
+        alpha: f32,
+        beta: f32,
+        dw: &mut [f32],
+        db: &mut [f32],
+    ) {
+        match self.kind {
+            Kind::Dense => {
+                gemm(
+                    alpha,
+                    Mat::t(delta, batch, self.n_out),
+                    Mat::new(input, batch, self.n_in),
+                    beta,
+                    dw,
+                );
+                let mut sums = vec![0.0; self.n_out];
+                matmul::column_sums(delta, &mut sums);
+                db.iter_mut()
+                    .zip(&sums)
+                    .for_each(|(b, s)| *b = beta * *b + alpha * s);
+            }
+            Kind::Conv(g) => {
+                let (ni, no) = (self.n_in, self.n_out);
+                // partial sums per fixed chunk of examples, then summed in chunk order
+                let parts: Vec<(Vec<f32>, Vec<f32>)> = delta
+                    .par_chunks(CONV_CHUNK * no)
+                    .zip(input.par_chunks(CONV_CHUNK * ni))
+                    .map(|(d, x)| {
+                        let mut cols = vec![0.0; g.kdim() * g.positions()];
+                        let (mut pw, mut pb) = (vec![0.0; self.w.len()], vec![0.0; self.b.len()]);
+                        for (d, x) in d.chunks_exact(no).zip(x.chunks_exact(ni)) {
+                            g.im2col(x, &mut cols);
+                            g.weight_grad(d, &cols, 1.0, 1.0, &mut pw, &mut pb);
+                        }
+                        (pw, pb)
+                    })
+                    .collect();
+                dw.iter_mut().for_each(|w| *w *= beta);
+                db.iter_mut().for_each(|b| *b *= beta);
+                for (pw, pb) in parts {
+                    dw.iter_mut().zip(&pw).for_each(|(w, p)| *w += alpha * p);
+                    db.iter_mut().zip(&pb).for_each(|(b, p)| *b += alpha * p);
+                }
+            }
         }
     }
 }
 
-/// A multilayer perceptron: `layers[i]` is `W_i`, `b_i`; hidden layers use `activation`, the top
-/// layer is linear and feeds a softmax.
+/// A layered net: hidden layers use `activation`, the top layer is linear and feeds a softmax.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Mlp {
-    pub layers: Vec<Dense>,
+pub struct Net {
+    pub layers: Vec<Layer>,
     pub activation: Activation,
 }
 
-impl Mlp {
-    /// A net with the given layer sizes `[N0, N1, …, NL]`, weights from `rng`.
+/// What a forward pass keeps: every layer's output before pooling, the pooled maps and the
+/// positions of the maxima.
+#[derive(Clone, Debug, Default)]
+pub struct Activations {
+    /// `out[0]`: the input (`batch × N0`); `out[i + 1]`: layer i's output `O_{i+1}` before pooling
+    /// (the logits for the top layer).
+    pub out: Vec<Vec<f32>>,
+    /// `pooled[i]`: layer i's pooled output (empty without pooling).
+    pub pooled: Vec<Vec<f32>>,
+    /// `argmax[i]`: index (within the example's map) of each pooled value's maximum.
+    pub argmax: Vec<Vec<u32>>,
+    /// Examples the buffers hold.
+    pub capacity: usize,
+}
+
+impl Activations {
+    /// Buffers for `batch` examples of `net`.
+    pub fn new(net: &Net, batch: usize) -> Self {
+        let mut out = vec![vec![0.0; batch * net.layers[0].n_in]];
+        out.extend(net.layers.iter().map(|l| vec![0.0; batch * l.n_out]));
+        let pooled = net
+            .layers
+            .iter()
+            .map(|l| {
+                l.pool
+                    .map_or(Vec::new(), |p| vec![0.0; batch * p.out_len()])
+            })
+            .collect();
+        let argmax = net
+            .layers
+            .iter()
+            .map(|l| {
+                l.pool
+                    .map_or(Vec::new(), |p| vec![0u32; batch * p.out_len()])
+            })
+            .collect();
+        Activations {
+            out,
+            pooled,
+            argmax,
+            capacity: batch,
+        }
+    }
+
+    /// The input of layer `i` for `batch` examples.
+    pub fn input_of(&self, net: &Net, i: usize, batch: usize) -> &[f32] {
+        let n = net.layers[i].n_in * batch;
+        if i > 0 && net.layers[i - 1].pool.is_some() {
+            &self.pooled[i - 1][..n]
+        } else {
+            &self.out[i][..n]
+        }
+    }
+}
+
+impl Net {
+    /// A dense net with layer sizes `[N0, N1, …, NL]`, weights from `rng`.
     pub fn new(sizes: &[usize], activation: Activation, rng: &mut Rng) -> Self {
         assert!(sizes.len() >= 2, "a net needs an input and an output size");
         let layers = sizes
             .windows(2)
-            .map(|s| Dense::init(s[0], s[1], rng))
+            .map(|s| Layer::dense(s[0], s[1], rng))
             .collect();
-        Mlp { layers, activation }
+        Net { layers, activation }
     }
 
-    /// Layer sizes `[N0, …, NL]`.
+    /// Units of every layer's output before pooling, with the input first: `[N0, …, NL]`. For a
+    /// conv layer, `N = channels·height·width`.
     pub fn sizes(&self) -> Vec<usize> {
         std::iter::once(self.layers[0].n_in)
             .chain(self.layers.iter().map(|l| l.n_out))
@@ -63,25 +317,68 @@ impl Mlp {
         self.layers.len()
     }
 
-    /// Forward pass of `batch` examples: `acts[0]` must hold the input (`batch × N0`); fills
-    /// `acts[i + 1]` (`batch × N_{i+1}`) with each layer's output. The last entry holds the logits.
-    pub fn forward(&self, acts: &mut [Vec<f32>], batch: usize) {
+    /// Whether every layer is dense without pooling (a multilayer perceptron).
+    pub fn is_dense(&self) -> bool {
+        self.layers
+            .iter()
+            .all(|l| l.kind == Kind::Dense && l.pool.is_none())
+    }
+
+    /// Forward pass of `batch` examples: `acts.out[0]` must hold the input; fills every layer's
+    /// output (activated, pooled where the layer pools). The last output holds the logits.
+    pub fn forward(&self, acts: &mut Activations, batch: usize) {
         for (i, layer) in self.layers.iter().enumerate() {
-            let (lo, hi) = acts.split_at_mut(i + 1);
-            let input = &lo[i][..batch * layer.n_in];
+            let (lo, hi) = acts.out.split_at_mut(i + 1);
+            let input: &[f32] = if i > 0 && self.layers[i - 1].pool.is_some() {
+                &acts.pooled[i - 1][..batch * layer.n_in]
+            } else {
+                &lo[i][..batch * layer.n_in]
+            };
             let out = &mut hi[0][..batch * layer.n_out];
-            // S = O Wᵀ + b
-            gemm(
-                1.0,
-                Mat::new(input, batch, layer.n_in),
-                Mat::t(&layer.w, layer.n_out, layer.n_in),
-                0.0,
-                out,
-            );
-            matmul::add_bias_rows(out, &layer.b);
+            layer.forward(input, out, batch);
             if i + 1 < self.layers.len() {
                 self.activation.forward(out);
             }
+            if let Some(p) = layer.pool {
+                let (no, po) = (layer.n_out, p.out_len());
+                let pooled = &mut acts.pooled[i][..batch * po];
+                let arg = &mut acts.argmax[i][..batch * po];
+                pooled
+                    .par_chunks_mut(po)
+                    .zip(arg.par_chunks_mut(po))
+                    .zip(out.par_chunks(no))
+                    .for_each(|((y, a), x)| p.forward(x, y, a));
+            }
         }
+    }
+
+    /// Routes a signal at layer `i`'s pooled output (`batch × units_after_pool`) back to its
+    /// output before pooling (`batch × n_out`), to the positions of the maxima; adds `beta·dst`.
+    pub fn unpool(
+        &self,
+        i: usize,
+        acts: &Activations,
+        src: &[f32],
+        dst: &mut [f32],
+        batch: usize,
+        beta: f32,
+    ) {
+        let layer = &self.layers[i];
+        let p = layer.pool.expect("unpool of a layer that pools");
+        let (no, po) = (layer.n_out, p.out_len());
+        dst[..batch * no]
+            .par_chunks_mut(no)
+            .zip(src[..batch * po].par_chunks(po))
+            .zip(acts.argmax[i][..batch * po].par_chunks(po))
+            .for_each(|((d, s), a)| {
+                if beta == 0.0 {
+                    p.backward(s, a, d);
+                } else {
+                    d.iter_mut().for_each(|v| *v *= beta);
+                    for (g, &at) in s.iter().zip(a) {
+                        d[at as usize] += g;
+                    }
+                }
+            });
     }
 }

@@ -375,13 +375,8 @@ fn channel_dropout_zeroes_or_rescales_each_signal_entry() {
     let (xs, ys) = reference::batch(50, sizes[0], 10, 3);
     let rc_plain = reference_channel_for("srbp", &plain.channel, &sizes);
     // run the engine's channel on the batch and compare hidden δ's entry by entry
-    let mut acts: Vec<Vec<f32>> = plain
-        .net
-        .sizes()
-        .iter()
-        .map(|n| vec![0.0; 50 * n])
-        .collect();
-    acts[0] = reference::flat(&xs);
+    let mut acts = rbp::model::Activations::new(&plain.net, 50);
+    acts.out[0] = reference::flat(&xs);
     plain.net.forward(&mut acts, 50);
     let mut deltas: Vec<Vec<f32>> = sizes[1..].iter().map(|n| vec![0.0; 50 * n]).collect();
     let mut signals = deltas.clone();
@@ -564,7 +559,7 @@ fn feedback_distributions_have_their_moments() {
 fn impossible_combinations_say_why() {
     let build = |name: &str, options: ChannelOptions| {
         let spec = rbp::channel::ChannelSpec::parse(name, false).unwrap();
-        let net = rbp::model::Mlp::new(&SIZES, Activation::Tanh, &mut rbp::rng::stream(1, "init"));
+        let net = rbp::model::Net::new(&SIZES, Activation::Tanh, &mut rbp::rng::stream(1, "init"));
         Channel::new(
             &spec,
             &options,

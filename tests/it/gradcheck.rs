@@ -3,7 +3,7 @@
 use super::reference::{self, RefNet};
 use rbp::channel::{Channel, ChannelOptions, ChannelSpec};
 use rbp::kernels::Activation;
-use rbp::model::Mlp;
+use rbp::model::Net;
 use rbp::rng;
 use rbp::train::{Sgd, Trainer};
 
@@ -31,7 +31,7 @@ pub fn trainer_with(
     options: &ChannelOptions,
     seed: u64,
 ) -> Trainer {
-    let mut net = Mlp::new(sizes, act, &mut rng::stream(seed, "init"));
+    let mut net = Net::new(sizes, act, &mut rng::stream(seed, "init"));
     // non-zero biases, so that their gradients and use are exercised
     for (i, l) in net.layers.iter_mut().enumerate() {
         for (j, b) in l.b.iter_mut().enumerate() {

@@ -2,7 +2,7 @@
 //! sharing no code with the engine (only the weights are copied in).
 
 use rbp::kernels::Activation;
-use rbp::model::Mlp;
+use rbp::model::Net;
 
 /// A net in f64: `w[i][r][c]`, `b[i][r]`.
 #[derive(Clone, Debug)]
@@ -41,7 +41,7 @@ pub fn df(act: Activation, s: f64) -> f64 {
 }
 
 impl RefNet {
-    pub fn from(net: &Mlp) -> Self {
+    pub fn from(net: &Net) -> Self {
         RefNet {
             w: net
                 .layers
