@@ -6,7 +6,7 @@ use super::{
     Adapt, Carrier, ChannelOptions, Feedback, FeedbackInit, Input, Route, SignScale, Term,
 };
 use crate::error::{Error, Result};
-use crate::model::Net;
+use crate::model::{Kind, Net};
 use crate::rng::Rng;
 
 /// A named learning channel.
@@ -54,7 +54,9 @@ pub const CHANNELS: &[ChannelKind] = &[
         has_nof: true,
         random: true,
         adaptive: false,
-        build: |b| b.hidden(|b, i| Ok(vec![term(i + 1, Input::Delta, b.random(i, i + 1, None)?)])),
+        build: |b| {
+            b.hidden(|b, i| Ok(vec![term(i + 1, Input::Delta, b.random_adjacent(i, None)?)]))
+        },
     },
     ChannelKind {
         name: "srbp",
@@ -107,7 +109,7 @@ pub const CHANNELS: &[ChannelKind] = &[
                 Ok(vec![term(
                     i + 1,
                     Input::Delta,
-                    b.random(i, i + 1, Some(a))?,
+                    b.random_adjacent(i, Some(a))?,
                 )])
             })
         },
@@ -144,7 +146,7 @@ pub const CHANNELS: &[ChannelKind] = &[
                 Ok(vec![term(
                     i + 1,
                     Input::Delta,
-                    b.random(i, i + 1, Some(a))?,
+                    b.random_adjacent(i, Some(a))?,
                 )])
             })
         },
@@ -226,18 +228,9 @@ pub const CHANNELS: &[ChannelKind] = &[
         random: true,
         adaptive: false,
         build: |b| {
-            let s = b.sizes();
             b.hidden(|b, i| {
-                // |B0| in W's orientation (N_{h+1} × N_h), scale of W_{h+1}
-                let m = b
-                    .options
-                    .feedback
-                    .draw(s[i + 2], s[i + 1], None, b.rng)
-                    .map(|mut m| {
-                        let rescale = ((s[i + 2] as f64) / (s[i + 1] as f64)).sqrt() as f32;
-                        m.iter_mut().for_each(|v| *v *= rescale);
-                        m
-                    })?;
+                // |B0| in W_{h+1}'s shape, at its scale
+                let m = b.random_like(i + 1)?;
                 Ok(vec![term(
                     i + 1,
                     Input::Delta,
@@ -331,6 +324,22 @@ impl Build<'_> {
     pub fn random(&mut self, i: usize, k: usize, adapt: Option<Adapt>) -> Result<Carrier> {
         let sizes = self.sizes();
         let (rows, cols) = (sizes[i + 1], sizes[k + 1]);
+        if rows * cols > MAX_FEEDBACK {
+            return Err(Error::config(
+                "channel",
+                format!(
+                    "a dense feedback matrix from layer {} to hidden layer {} would be {rows}×{cols}, too large; this channel does not fit layers this big",
+                    k + 1,
+                    i + 1
+                ),
+            ));
+        }
+        if self.options.feedback == FeedbackInit::Congruent && !self.net.is_dense() {
+            return Err(Error::config(
+                "feedback",
+                "congruent feedback takes the signs of products of dense weight matrices; it is defined for dense nets without pooling",
+            ));
+        }
         let path = (self.options.feedback == FeedbackInit::Congruent)
             .then(|| forward_path(self.net, i, k));
         let n = self.options.average;
@@ -348,7 +357,51 @@ impl Build<'_> {
         }
         Ok(Carrier::Feedback(Feedback { c, adapt }))
     }
+
+    /// Random weights in the place of W_{i+1}ᵀ for hidden layer `i`: a matrix C (N_i × N_{i+1},
+    /// [`Build::random`]) where layer i does not pool and layer i+1 is dense, else random weights
+    /// of W_{i+1}'s shape (a kernel for a convolution) sent through its transposed operation.
+    pub fn random_adjacent(&mut self, i: usize, adapt: Option<Adapt>) -> Result<Carrier> {
+        let (layer, next) = (&self.net.layers[i], &self.net.layers[i + 1]);
+        if layer.pool.is_none() && next.kind == Kind::Dense {
+            return self.random(i, i + 1, adapt);
+        }
+        if self.options.feedback == FeedbackInit::Congruent {
+            return Err(Error::config(
+                "feedback",
+                "congruent feedback is defined for dense nets without pooling",
+            ));
+        }
+        Ok(Carrier::Kernel(Feedback {
+            c: self.random_like(i + 1)?,
+            adapt,
+        }))
+    }
+
+    /// Random weights of layer `k`'s shape and scale (σ = 1/√fan_in), from the configured
+    /// distribution (sparse: p = n / fan_in), the mean of `average` draws.
+    pub fn random_like(&mut self, k: usize) -> Result<Vec<f32>> {
+        let layer = &self.net.layers[k];
+        let (fan_in, len) = (layer.fan_in(), layer.w.len());
+        let n = self.options.average;
+        let mut c = vec![0.0f32; len];
+        for _ in 0..n {
+            let draw = self
+                .options
+                .feedback
+                .draw(fan_in, len / fan_in, None, self.rng)?;
+            c.iter_mut().zip(draw).for_each(|(c, d)| *c += d);
+        }
+        if n > 1 {
+            let inv = 1.0 / n as f32;
+            c.iter_mut().for_each(|v| *v *= inv);
+        }
+        Ok(c)
+    }
 }
+
+/// Largest dense feedback matrix built (entries).
+const MAX_FEEDBACK: usize = 50_000_000;
 
 /// `W_{i+1}ᵀ ··· W_kᵀ` (N_i × N_k, f64): the forward path from hidden layer `i` up to layer `k`,
 /// in a feedback matrix's orientation.
