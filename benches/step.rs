@@ -50,7 +50,7 @@ fn main() {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
             continue;
         }
-        let mut t = build_trainer(&cfg, 784, 10).unwrap();
+        let mut t = build_trainer(&cfg, (1, 28, 28), 10).unwrap();
         let flop = step_flop(&t);
         let batches: Vec<(Vec<f32>, Vec<u8>)> = (0..50)
             .map(|b| {

@@ -14,8 +14,11 @@ pub struct TrainConfig {
     pub data: String,
     /// Learning channel, canonical name (`bp`, `rbp`, `srbp-nof`, …).
     pub channel: String,
-    /// Hidden layer sizes, input to output.
+    /// Hidden layer sizes of a dense net, input to output (ignored when `arch` is set).
     pub hidden: Vec<usize>,
+    /// Architecture spec (conv/pool/fc tokens or a preset name); overrides `hidden`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
     /// Hidden activation.
     pub activation: Activation,
     /// Passes over the training set.
@@ -38,6 +41,12 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Worker threads for large matrix products.
     pub threads: usize,
+    /// Augmentation: random translation of up to this many pixels (0 = none).
+    #[serde(default)]
+    pub translate: usize,
+    /// Augmentation: horizontal flip with probability 1/2.
+    #[serde(default)]
+    pub flip: bool,
     /// Log per-layer alignment diagnostics each epoch (costs a few forward/backward passes).
     #[serde(default)]
     pub diagnostics: bool,
@@ -52,6 +61,7 @@ impl Default for TrainConfig {
             data: crate::data::EMBEDDED_NAME.into(),
             channel: "bp".into(),
             hidden: vec![100; 4],
+            arch: None,
             activation: Activation::Tanh,
             epochs: 10,
             batch: 100,
@@ -62,6 +72,8 @@ impl Default for TrainConfig {
             channel_options: ChannelOptions::default(),
             seed: 1,
             threads: 1,
+            translate: 0,
+            flip: false,
             diagnostics: false,
             train_limit: None,
         }
@@ -120,6 +132,9 @@ impl TrainConfig {
             ));
         }
         self.resolved_options().validate_for(spec.kind)?;
+        if let Some(arch) = &self.arch {
+            crate::model::parse_arch(arch)?;
+        }
         if self.threads == 0 {
             return Err(Error::config("threads", "must be ≥ 1, got 0"));
         }

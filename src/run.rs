@@ -6,8 +6,9 @@ use crate::channel::Channel;
 use crate::channel::diagnostics::{self, LayerDiagnostics};
 use crate::config::TrainConfig;
 use crate::data::Split;
+use crate::data::augment::Augment;
 use crate::error::{Error, Result};
-use crate::model::Net;
+use crate::model::{Net, parse_arch};
 use crate::rng;
 use crate::train::{Sgd, Trainer};
 use serde::{Deserialize, Serialize};
@@ -55,8 +56,9 @@ pub struct Summary {
 
 /// Receives progress while a run trains (the CLI draws a progress bar and prints lines).
 pub trait Observer: Send {
-    /// A run is about to start; `layers` describes each hidden layer's channel.
-    fn start(&mut self, _config: &TrainConfig, _split: &Split, _layers: &[String]) {}
+    /// A run is about to start on `net` (its summary); `layers` describes each hidden layer's
+    /// channel.
+    fn start(&mut self, _config: &TrainConfig, _split: &Split, _net: &str, _layers: &[String]) {}
     /// An epoch of `examples` training examples begins.
     fn start_epoch(&mut self, _epoch: usize, _examples: usize) {}
     /// `done` examples of the current epoch are trained.
@@ -71,17 +73,23 @@ impl Observer for Silent {}
 
 /// Builds the trainer a config describes: forward weights from stream `init`, feedback matrices
 /// from stream `feedback` (so the same seed gives every channel the same initial net).
-pub fn build_trainer(config: &TrainConfig, inputs: usize, classes: usize) -> Result<Trainer> {
+pub fn build_trainer(
+    config: &TrainConfig,
+    input: (usize, usize, usize),
+    classes: usize,
+) -> Result<Trainer> {
     let spec = config.validate()?;
-    let sizes: Vec<usize> = std::iter::once(inputs)
-        .chain(config.hidden.iter().copied())
-        .chain(std::iter::once(classes))
-        .collect();
-    let net = Net::new(
-        &sizes,
-        config.activation,
-        &mut rng::stream(config.seed, "init"),
-    );
+    let init = &mut rng::stream(config.seed, "init");
+    let net = match &config.arch {
+        Some(arch) => Net::from_arch(input, &parse_arch(arch)?, classes, config.activation, init)?,
+        None => {
+            let sizes: Vec<usize> = std::iter::once(input.0 * input.1 * input.2)
+                .chain(config.hidden.iter().copied())
+                .chain(std::iter::once(classes))
+                .collect();
+            Net::new(&sizes, config.activation, init)
+        }
+    };
     let channel = Channel::new(
         &spec,
         &config.resolved_options(),
@@ -133,18 +141,30 @@ fn run_in_pool(
             ),
         ));
     }
-    let mut trainer = build_trainer(config, train.dim, train.classes)?;
+    let mut trainer = build_trainer(config, train.shape, train.classes)?;
+    let augment = Augment {
+        translate: config.translate,
+        flip: config.flip,
+    };
+    if augment.active() && train.shape.1 < 2 {
+        return Err(Error::config("translate", "augmentation needs image data"));
+    }
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let text = toml::to_string_pretty(config).expect("config serializes");
         write_atomic(&dir.join("config.toml"), text.as_bytes())?;
     }
-    observer.start(config, split, &trainer.channel.describe(&trainer.net));
+    observer.start(
+        config,
+        split,
+        &trainer.net.summary(),
+        &trainer.channel.describe(&trainer.net),
+    );
     let mut metrics: Vec<EpochMetrics> = Vec::new();
     for epoch in 1..=config.epochs {
         observer.start_epoch(epoch, train.len());
         let clock = Instant::now();
-        let stats = trainer.epoch(&train, config.batch, config.seed, epoch, |d| {
+        let stats = trainer.epoch(&train, config.batch, config.seed, epoch, augment, |d| {
             observer.batch(d)
         });
         let seconds = clock.elapsed().as_secs_f64();

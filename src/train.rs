@@ -10,6 +10,7 @@
 use crate::channel::Channel;
 use crate::channel::quantize::{self, Quantizer};
 use crate::data::Dataset;
+use crate::data::augment::Augment;
 use crate::kernels::loss::{BatchLoss, softmax_cross_entropy};
 use crate::model::{Activations, Kind, Layer, Net};
 use crate::rng;
@@ -181,7 +182,8 @@ impl Trainer {
         self.sgd.rate(self.step)
     }
 
-    /// One pass over `data` in the order given by stream `shuffle/epoch{epoch}` of `seed`.
+    /// One pass over `data` in the order given by stream `shuffle/epoch{epoch}` of `seed`, each
+    /// example augmented from stream `augment/epoch{epoch}` if `augment` is active.
     /// Calls `progress(examples_done)` after each batch. Stops early (returning the totals so far
     /// with a non-finite loss) if a batch's loss is not finite.
     pub fn epoch(
@@ -190,10 +192,13 @@ impl Trainer {
         batch: usize,
         seed: u64,
         epoch: usize,
+        augment: Augment,
         mut progress: impl FnMut(usize),
     ) -> EpochStats {
         let mut order: Vec<usize> = (0..data.len()).collect();
         order.shuffle(&mut rng::stream(seed, &format!("shuffle/epoch{epoch}")));
+        let mut aug_rng = rng::stream(seed, &format!("augment/epoch{epoch}"));
+        let mut scratch = vec![0.0; data.dim];
         let mut x = Vec::with_capacity(batch * data.dim);
         let mut y = Vec::with_capacity(batch);
         let mut total = BatchLoss::default();
@@ -202,7 +207,12 @@ impl Trainer {
             x.clear();
             y.clear();
             for &i in chunk {
-                x.extend_from_slice(data.image(i));
+                if augment.active() {
+                    augment.apply(data.image(i), &mut scratch, data.shape, &mut aug_rng);
+                    x.extend_from_slice(&scratch);
+                } else {
+                    x.extend_from_slice(data.image(i));
+                }
                 y.push(data.labels[i]);
             }
             let loss = self.step(&x, &y);

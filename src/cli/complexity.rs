@@ -105,7 +105,7 @@ pub fn run(mut args: ComplexityArgs) -> anyhow::Result<()> {
             "kp" => cfg.weight_decay = 1e-4,
             _ => {}
         }
-        let mut t = build_trainer(&cfg, args.inputs, args.outputs)?;
+        let mut t = build_trainer(&cfg, (args.inputs, 1, 1), args.outputs)?;
         let (signal, adapt) = t.channel.multiplications(&t.net);
         let learning: usize = (0..l)
             .filter(|&i| t.channel.learns(i))

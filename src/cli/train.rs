@@ -33,6 +33,21 @@ pub struct TrainArgs {
     /// Hidden layer sizes, comma-separated ("" for none).
     #[arg(long, default_value = "100,100,100,100", value_name = "N,N,…")]
     pub hidden: String,
+    /// Architecture: layers like conv32k5-pool3s2-conv64k5-pool3s2-fc64 (the output layer is
+    /// implied), or a preset name (paper-cifar10, paper-mnist); overrides --hidden.
+    #[arg(long, value_name = "SPEC")]
+    pub arch: Option<String>,
+    /// Training preset of paper §2: paper-cifar10 (its conv net, lr 0.01, momentum 0.9, decay
+    /// 1e-5, batch 128, translation 3 px, flips, 100 epochs) or paper-mnist (the defaults, 100
+    /// epochs). Flags given with it override it.
+    #[arg(long, value_name = "NAME")]
+    pub preset: Option<String>,
+    /// Augment training images: random translation up to N pixels.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub translate: usize,
+    /// Augment training images: horizontal flip with probability 1/2.
+    #[arg(long)]
+    pub flip: bool,
     /// Hidden activation.
     #[arg(long, value_enum, default_value_t = Activation::Tanh)]
     pub activation: Activation,
@@ -108,8 +123,11 @@ fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Res
         Some(path) => TrainConfig::load(path)?,
         None => TrainConfig::default(),
     };
-    // without a config file every flag (given or default) sets its field
-    let set = |id: &str| args.config.is_none() || given(id);
+    if let Some(name) = &args.preset {
+        apply_preset(&mut c, name)?;
+    }
+    // without a config file or preset every flag (given or default) sets its field
+    let set = |id: &str| (args.config.is_none() && args.preset.is_none()) || given(id);
     if let Some(dir) = &args.data {
         c.data = dir.display().to_string();
     }
@@ -132,8 +150,13 @@ fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Res
         weight_decay,
         seed,
         threads,
-        diagnostics
+        diagnostics,
+        translate,
+        flip
     );
+    if args.arch.is_some() {
+        c.arch = args.arch.clone();
+    }
     if set("hidden") {
         c.hidden = TrainConfig::parse_hidden(&args.hidden)?;
     }
@@ -176,12 +199,33 @@ fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Res
     Ok(c)
 }
 
+/// The training presets of paper §2 (our defaults where the paper gives none).
+fn apply_preset(c: &mut TrainConfig, name: &str) -> anyhow::Result<()> {
+    match name {
+        "paper-cifar10" => {
+            c.arch = Some("paper-cifar10".into());
+            (c.lr, c.momentum, c.decay, c.batch, c.epochs) = (0.01, 0.9, 1e-5, 128, 100);
+            (c.translate, c.flip) = (3, true);
+        }
+        "paper-mnist" => {
+            let d = TrainConfig::default();
+            (c.arch, c.hidden) = (None, d.hidden);
+            (c.lr, c.momentum, c.decay, c.batch, c.epochs) =
+                (d.lr, d.momentum, d.decay, d.batch, 100);
+        }
+        other => anyhow::bail!(
+            "invalid value for `preset`: unknown preset `{other}`; known: paper-cifar10, paper-mnist"
+        ),
+    }
+    Ok(())
+}
+
 pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()> {
     let config = resolve_config(&args, given)?;
     let split = if config.data == data::EMBEDDED_NAME {
         data::embedded()
     } else {
-        data::load_mnist_dir(std::path::Path::new(&config.data))?
+        data::load_dir(std::path::Path::new(&config.data))?
     };
     config.validate()?;
     if let Some(out) = &args.out {
@@ -213,7 +257,7 @@ struct Console {
 }
 
 impl Observer for Console {
-    fn start(&mut self, config: &TrainConfig, split: &Split, layers: &[String]) {
+    fn start(&mut self, config: &TrainConfig, split: &Split, net: &str, layers: &[String]) {
         if self.quiet {
             return;
         }
@@ -227,16 +271,15 @@ impl Observer for Console {
             split.train.dim,
             split.train.classes
         );
+        if config.translate > 0 || config.flip {
+            sayln!(
+                "augmentation: translation up to {} px, horizontal flip {}",
+                config.translate,
+                if config.flip { "p = 0.5" } else { "off" }
+            );
+        }
         sayln!(
-            "net: {}-{}-{} {}, channel {}, lr {} decay {} momentum {} batch {} seed {}",
-            split.train.dim,
-            config
-                .hidden
-                .iter()
-                .map(|h| h.to_string())
-                .collect::<Vec<_>>()
-                .join("-"),
-            split.train.classes,
+            "net: {net} {}, channel {}, lr {} decay {} momentum {} batch {} seed {}",
             config.activation.name(),
             config.channel,
             config.lr,

@@ -1,5 +1,8 @@
-//! Datasets: the MNIST-family IDX reader and the small real dataset embedded in the binary.
+//! Datasets: the MNIST-family IDX reader, the CIFAR-10 binary reader, augmentation, and the
+//! small real dataset embedded in the binary.
 
+pub mod augment;
+pub mod cifar;
 pub mod idx;
 
 use crate::error::{Error, Result};
@@ -14,8 +17,8 @@ pub struct Dataset {
     pub labels: Vec<u8>,
     /// Values per example (784 for 28×28).
     pub dim: usize,
-    /// Image shape (rows, cols).
-    pub shape: (usize, usize),
+    /// Image shape (channels, rows, cols); pixels are stored channel-major, `C × H × W`.
+    pub shape: (usize, usize, usize),
     /// Number of classes.
     pub classes: usize,
 }
@@ -60,6 +63,15 @@ pub const MNIST_FILES: [&str; 4] = [
 
 /// Number of classes of every dataset of the MNIST family.
 pub const MNIST_CLASSES: usize = 10;
+
+/// Loads the dataset in `dir`: CIFAR-10 if it holds `data_batch_1.bin` (directly or in
+/// `cifar-10-batches-bin/`), else the MNIST-format files.
+pub fn load_dir(dir: &Path) -> Result<Split> {
+    match cifar::find(dir) {
+        Some(d) => cifar::load_cifar_dir(&d),
+        None => load_mnist_dir(dir),
+    }
+}
 
 /// Loads MNIST, Fashion-MNIST or any dataset in the same IDX layout from `dir`.
 pub fn load_mnist_dir(dir: &Path) -> Result<Split> {
@@ -132,7 +144,7 @@ fn assemble(images: (PathBuf, idx::IdxArray), labels: (PathBuf, idx::IdxArray)) 
         images,
         labels: la.data,
         dim: rows * cols,
-        shape: (rows, cols),
+        shape: (1, rows, cols),
         classes: MNIST_CLASSES,
     })
 }

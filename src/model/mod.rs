@@ -212,7 +212,7 @@ impl Layer {
                     .zip(input.par_chunks(CONV_CHUNK * ni))
                     .map(|(d, x)| {
                         let mut cols = vec![0.0; g.kdim() * g.positions()];
-                        let (mut pw, mut pb) = (vec![0.0; self.w.len()], vec![0.0; self.b.len()]);
+                        let (mut pw, mut pb) = (vec![0.0; dw.len()], vec![0.0; db.len()]);
                         for (d, x) in d.chunks_exact(no).zip(x.chunks_exact(ni)) {
                             g.im2col(x, &mut cols);
                             g.weight_grad(d, &cols, 1.0, 1.0, &mut pw, &mut pb);
@@ -315,6 +315,46 @@ impl Net {
     /// Number of weight layers L.
     pub fn depth(&self) -> usize {
         self.layers.len()
+    }
+
+    /// The architecture in words: `784-100-10` for a dense net, else each layer with its map
+    /// shapes, e.g. `1×28×28 → conv32k5s1p2 → 32×28×28 → pool3s2p1 → 32×14×14 → fc64 → 10`.
+    pub fn summary(&self) -> String {
+        if self.is_dense() {
+            return self
+                .sizes()
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join("-");
+        }
+        let mut parts = Vec::new();
+        for (i, l) in self.layers.iter().enumerate() {
+            match l.kind {
+                Kind::Conv(g) => {
+                    if i == 0 {
+                        parts.push(format!("{}×{}×{}", g.c_in, g.h, g.w));
+                    }
+                    parts.push(format!("conv{}k{}s{}p{}", g.c_out, g.k, g.stride, g.pad));
+                    parts.push(format!("{}×{}×{}", g.c_out, g.h_out, g.w_out));
+                }
+                Kind::Dense => {
+                    if i == 0 {
+                        parts.push(l.n_in.to_string());
+                    }
+                    parts.push(if i + 1 == self.layers.len() {
+                        l.n_out.to_string()
+                    } else {
+                        format!("fc{}", l.n_out)
+                    });
+                }
+            }
+            if let Some(p) = l.pool {
+                parts.push(format!("pool{}s{}p{}", p.k, p.stride, p.pad));
+                parts.push(format!("{}×{}×{}", p.c, p.h_out, p.w_out));
+            }
+        }
+        parts.join(" → ")
     }
 
     /// Whether every layer is dense without pooling (a multilayer perceptron).

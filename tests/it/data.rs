@@ -57,7 +57,7 @@ fn valid_raw_and_gzip_files_load_and_agree() {
     assert_eq!(ra.train.len(), 5);
     assert_eq!(ra.test.len(), 2);
     assert_eq!(ra.train.dim, 6);
-    assert_eq!(ra.train.shape, (2, 3));
+    assert_eq!(ra.train.shape, (1, 2, 3));
     assert_eq!(ra.train.labels, vec![0, 1, 2, 3, 4]);
     assert_eq!(ra.train.images[1], 37.0 / 255.0);
     assert!(ra.train.images.iter().all(|p| (0.0..=1.0).contains(p)));
