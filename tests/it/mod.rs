@@ -1,5 +1,6 @@
 mod channels;
 mod cli;
+mod convnet;
 mod data;
 mod dynamics;
 mod gradcheck;
