@@ -47,7 +47,7 @@ pub fn parse_batch(path: &Path, bytes: &[u8]) -> Result<(Vec<u8>, Vec<u8>)> {
             "re-download the CIFAR-10 binary version",
         ));
     }
-    if bytes.len() % RECORD != 0 {
+    if !bytes.len().is_multiple_of(RECORD) {
         return Err(bad(
             path,
             format!(
