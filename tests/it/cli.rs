@@ -602,3 +602,109 @@ fn complexity_prints_the_paper_formulas() {
     ]);
     assert!(text(&o).contains("SRBP: N_L·Σ_h N_h = 250"), "{}", text(&o));
 }
+
+#[test]
+fn conv_nets_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    super::cifar::generate(dir.path(), 40, 50, 5);
+    let d = dir.path().to_str().unwrap();
+    let o = rbp(&[
+        "train",
+        "--data",
+        d,
+        "--arch",
+        "conv4k5-pool3s2-fc16",
+        "--channel",
+        "srbp",
+        "--epochs",
+        "1",
+        "--translate",
+        "2",
+        "--flip",
+        "--batch",
+        "20",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("3×32×32 → conv4k5s1p2 → 4×32×32 → pool3s2p1 → 4×16×16 → fc16 → 10"),
+        "{t}"
+    );
+    assert!(
+        t.contains("(200 train / 50 test examples of 3072 values"),
+        "{t}"
+    );
+    assert!(
+        t.contains("translation up to 2 px, horizontal flip p = 0.5"),
+        "{t}"
+    );
+    assert!(
+        t.contains("hidden layer 1 (4096 units) ← C(4096×10)·δ[top]"),
+        "{t}"
+    );
+    // the paper preset builds the paper's CIFAR-10 net (one epoch on 40 examples)
+    let out = dir.path().join("preset");
+    let o = rbp(&[
+        "train",
+        "--data",
+        d,
+        "--preset",
+        "paper-cifar10",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "40",
+        "--threads",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("conv32k5s1p2 → 32×32×32 → pool3s2p1 → 32×16×16 → conv32k5s1p2 → 32×16×16 → pool3s2p1 → 32×8×8 → conv64k5s1p2 → 64×8×8 → pool3s2p1 → 64×4×4 → fc64 → 10"), "{t}");
+    let cfg = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    for needle in [
+        "arch = \"paper-cifar10\"",
+        "momentum = 0.9",
+        "lr = 0.01",
+        "batch = 128",
+        "translate = 3",
+        "flip = true",
+    ] {
+        assert!(cfg.contains(needle), "{needle} missing in {cfg}");
+    }
+    for (args, needle) in [
+        (
+            vec!["train", "--arch", "conv8k5-pool3s2-blah"],
+            "`blah`: unknown layer",
+        ),
+        (
+            vec!["train", "--arch", "fc10-conv4k3"],
+            "a convolution cannot follow a dense layer",
+        ),
+        (
+            vec!["train", "--arch", "conv4k40valid"],
+            "does not fit a 28×28 map",
+        ),
+        (
+            vec!["train", "--preset", "imagenet"],
+            "unknown preset `imagenet`",
+        ),
+        (
+            vec![
+                "train",
+                "--arch",
+                "conv4k3-pool2-fc8",
+                "--channel",
+                "rbp",
+                "--feedback",
+                "congruent",
+            ],
+            "dense nets without pooling",
+        ),
+    ] {
+        let o = rbp(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o).contains(needle), "{args:?}: {}", text(&o));
+    }
+}

@@ -1,4 +1,5 @@
 mod channels;
+mod cifar;
 mod cli;
 mod convnet;
 mod data;
