@@ -44,37 +44,38 @@ impl PoolGeom {
     }
 
     /// One example: `y[c][oy][ox] = max` over the window, `arg` = the winning input's index
-    /// within the example (first maximum on ties).
+    /// within the example (first maximum on ties; a NaN wins, so that it propagates).
     pub fn forward(&self, x: &[f32], y: &mut [f32], arg: &mut [u32]) {
-        let (s, pad) = (self.stride as isize, self.pad as isize);
+        let (s, pad, k) = (self.stride as isize, self.pad as isize, self.k as isize);
+        // the input columns of every output column, computed once
+        let cols: Vec<(usize, usize)> = (0..self.w_out)
+            .map(|ox| {
+                let x0 = ox as isize * s - pad;
+                (x0.max(0) as usize, (x0 + k).min(self.w as isize) as usize)
+            })
+            .collect();
+        let plane = self.h * self.w;
         for c in 0..self.c {
-            let base = c * self.h * self.w;
+            let xp = &x[c * plane..(c + 1) * plane];
             for oy in 0..self.h_out {
                 let y0 = oy as isize * s - pad;
-                let (ylo, yhi) = (
-                    y0.max(0) as usize,
-                    ((y0 + self.k as isize).min(self.h as isize)) as usize,
-                );
-                for ox in 0..self.w_out {
-                    let x0 = ox as isize * s - pad;
-                    let (xlo, xhi) = (
-                        x0.max(0) as usize,
-                        ((x0 + self.k as isize).min(self.w as isize)) as usize,
-                    );
-                    let (mut best, mut at) = (f32::NEG_INFINITY, base + ylo * self.w + xlo);
+                let (ylo, yhi) = (y0.max(0) as usize, (y0 + k).min(self.h as isize) as usize);
+                let o0 = (c * self.h_out + oy) * self.w_out;
+                for (ox, &(xlo, xhi)) in cols.iter().enumerate() {
+                    let mut at = ylo * self.w + xlo;
+                    let mut best = xp[at];
                     for iy in ylo..yhi {
-                        for ix in xlo..xhi {
-                            let i = base + iy * self.w + ix;
-                            // NaN wins, so that it propagates
-                            if x[i] > best || x[i].is_nan() && !best.is_nan() {
-                                best = x[i];
-                                at = i;
+                        let row = &xp[iy * self.w..(iy + 1) * self.w];
+                        for (ix, &v) in row[xlo..xhi].iter().enumerate() {
+                            #[allow(clippy::neg_cmp_op_on_partial_ord)] // true for NaN, on purpose
+                            if !(v <= best) {
+                                best = v;
+                                at = iy * self.w + xlo + ix;
                             }
                         }
                     }
-                    let o = (c * self.h_out + oy) * self.w_out + ox;
-                    y[o] = x[at];
-                    arg[o] = at as u32;
+                    y[o0 + ox] = best;
+                    arg[o0 + ox] = (c * plane + at) as u32;
                 }
             }
         }

@@ -42,10 +42,33 @@ pub struct Layer {
     pub pool: Option<PoolGeom>,
 }
 
-/// Examples per task when a convolution is split across threads. Fixed, so that the order of
-/// every sum (weight gradients are summed per chunk, then over chunks) does not depend on the
-/// number of threads.
-const CONV_CHUNK: usize = 4;
+/// Examples per task when a convolution is split across threads; their column blocks sit side
+/// by side so that each task makes one larger GEMM. Fixed, so that the order of every sum
+/// (weight gradients are summed per chunk, then over chunks) does not depend on the number of
+/// threads.
+const CONV_CHUNK: usize = 8;
+
+thread_local! {
+    /// Per-thread scratch of the conv kernels, reused across calls (every kernel writes the part
+    /// it reads, so it is never cleared).
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` with this thread's scratch sized for one conv task: the column matrix
+/// `K × CHUNK·P` and a `C_out × CHUNK·P` map.
+fn with_scratch<R>(g: &ConvGeom, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    let n = CONV_CHUNK * g.positions();
+    SCRATCH.with(|s| {
+        let (cols, wide) = &mut *s.borrow_mut();
+        if cols.len() < g.kdim() * n {
+            cols.resize(g.kdim() * n, 0.0);
+        }
+        if wide.len() < g.c_out * n {
+            wide.resize(g.c_out * n, 0.0);
+        }
+        f(&mut cols[..g.kdim() * n], &mut wide[..g.c_out * n])
+    })
+}
 
 impl Layer {
     /// A dense layer, `W ~ N(0, 1/n_in)`, `b = 0`.
@@ -211,12 +234,10 @@ impl Layer {
                     .par_chunks(CONV_CHUNK * no)
                     .zip(input.par_chunks(CONV_CHUNK * ni))
                     .map(|(d, x)| {
-                        let mut cols = vec![0.0; g.kdim() * g.positions()];
                         let (mut pw, mut pb) = (vec![0.0; dw.len()], vec![0.0; db.len()]);
-                        for (d, x) in d.chunks_exact(no).zip(x.chunks_exact(ni)) {
-                            g.im2col(x, &mut cols);
-                            g.weight_grad(d, &cols, 1.0, 1.0, &mut pw, &mut pb);
-                        }
+                        with_scratch(&g, |cols, wide| {
+                            g.weight_grad_many(d, x, &mut pw, &mut pb, cols, wide)
+                        });
                         (pw, pb)
                     })
                     .collect();
