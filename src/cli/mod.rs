@@ -1,6 +1,7 @@
 //! The command line: argument definitions and the thin glue from them to the library.
 
 mod complexity;
+mod data;
 mod dynamics;
 mod train;
 
@@ -28,6 +29,9 @@ pub enum Command {
     Dynamics(dynamics::DynamicsCommand),
     /// Multiplications per example of each channel (paper §4), optionally next to measured times.
     Complexity(complexity::ComplexityArgs),
+    /// Datasets: download and verify.
+    #[command(subcommand)]
+    Data(data::DataCommand),
 }
 
 /// Writes to stdout; a closed pipe (`rbp train | head`) silences further output instead of
@@ -71,5 +75,6 @@ pub fn main() -> anyhow::Result<()> {
         }
         Command::Dynamics(cmd) => dynamics::run(cmd),
         Command::Complexity(args) => complexity::run(args),
+        Command::Data(cmd) => data::run(cmd),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod augment;
 pub mod cifar;
+pub mod fetch;
 pub mod idx;
 
 use crate::error::{Error, Result};

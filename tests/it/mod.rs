@@ -1,9 +1,10 @@
 mod channels;
 mod cifar;
-mod cli;
+pub mod cli;
 mod convnet;
 mod data;
 mod dynamics;
+mod fetch;
 mod gradcheck;
 mod layers;
 mod reference;
