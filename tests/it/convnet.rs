@@ -467,3 +467,61 @@ fn conv_training_is_identical_for_one_and_two_threads() {
     assert_eq!(one[0].test_acc, two[0].test_acc);
     assert_eq!(one[0].train_loss, two[0].train_loss);
 }
+
+#[test]
+fn every_registered_channel_runs_on_a_conv_net_or_says_why_not() {
+    use rbp::channel::{CHANNELS, FeedbackInit, Quantizer};
+    let split = rbp::data::embedded();
+    for kind in CHANNELS {
+        let mut cfg = rbp::config::TrainConfig {
+            channel: kind.name.into(),
+            arch: Some("conv4k3-pool2-conv4k3-fc8".into()),
+            epochs: 1,
+            train_limit: Some(200),
+            batch: 50,
+            ..Default::default()
+        };
+        match kind.name {
+            "mix" => cfg.channel_options.mix = vec!["srbp".into(), "bp".into(), "srbp".into()],
+            "kp" => cfg.weight_decay = 1e-4,
+            _ => {}
+        }
+        let ms = rbp::run::run(&cfg, &split, None, &mut rbp::run::Silent)
+            .unwrap_or_else(|e| panic!("{}: {e}", kind.name));
+        assert!(ms[0].test_loss.is_finite(), "{}", kind.name);
+    }
+    // variants on conv layers: distributions, averaging, noise and precision
+    let base = rbp::config::TrainConfig {
+        channel: "arbp".into(),
+        arch: Some("conv4k3-pool2-fc8".into()),
+        epochs: 1,
+        train_limit: Some(200),
+        batch: 50,
+        decay: 0.0,
+        ..Default::default()
+    };
+    let mut v = base.clone();
+    v.channel_options.feedback = FeedbackInit::Sparse(2.0);
+    v.channel_options.average = 2;
+    v.channel_options.dropout = 0.2;
+    v.channel_options.quantize_signal = Some(Quantizer::new(8, 1.0, "q").unwrap());
+    v.channel_options.quantize_update = Some(Quantizer::new(8, 0.0625, "q").unwrap());
+    let ms = rbp::run::run(&v, &split, None, &mut rbp::run::Silent).unwrap();
+    assert!(ms[0].test_loss.is_finite());
+    // and what does not fit is refused with the reason
+    let mut c = base.clone();
+    c.channel_options.feedback = FeedbackInit::Congruent;
+    let e = rbp::run::run(&c, &split, None, &mut rbp::run::Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dense nets without pooling"), "{e}");
+    let big = rbp::config::TrainConfig {
+        channel: "cascade".into(),
+        arch: Some("conv64k3-conv64k3-fc8".into()),
+        ..base
+    };
+    let e = rbp::run::run(&big, &split, None, &mut rbp::run::Silent)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("too large"), "{e}");
+}
