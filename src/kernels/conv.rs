@@ -88,12 +88,6 @@ impl ConvGeom {
 
     /// Fills `cols` (`K × P`) from one example's input `x`.
     pub fn im2col(&self, x: &[f32], cols: &mut [f32]) {
-        self.im2col_at(x, cols, self.positions(), 0);
-    }
-
-    /// Writes one example's column block into `cols`, a `K × ld` matrix, at columns
-    /// `offset .. offset + P` (several examples side by side make one larger GEMM).
-    pub fn im2col_at(&self, x: &[f32], cols: &mut [f32], ld: usize, offset: usize) {
         let (p, s, pad) = (self.positions(), self.stride, self.pad as isize);
         let h = self.h as isize;
         for c in 0..self.c_in {
@@ -101,7 +95,7 @@ impl ConvGeom {
             for ky in 0..self.k {
                 for kx in 0..self.k {
                     let row = (c * self.k + ky) * self.k + kx;
-                    let dst = &mut cols[row * ld + offset..row * ld + offset + p];
+                    let dst = &mut cols[row * p..(row + 1) * p];
                     let (lo, hi) = self.valid_cols(kx);
                     for oy in 0..self.h_out {
                         let iy = (oy * s + ky) as isize - pad;
@@ -130,12 +124,6 @@ impl ConvGeom {
 
     /// Adds `cols` (`K × P`) back onto the input map `dx` (the adjoint of [`ConvGeom::im2col`]).
     pub fn col2im_add(&self, cols: &[f32], dx: &mut [f32]) {
-        self.col2im_add_at(cols, self.positions(), 0, dx);
-    }
-
-    /// [`ConvGeom::col2im_add`] from the block at columns `offset .. offset + P` of a `K × ld`
-    /// matrix.
-    pub fn col2im_add_at(&self, cols: &[f32], ld: usize, offset: usize, dx: &mut [f32]) {
         let (p, s, pad) = (self.positions(), self.stride, self.pad as isize);
         let h = self.h as isize;
         for c in 0..self.c_in {
@@ -143,7 +131,7 @@ impl ConvGeom {
             for ky in 0..self.k {
                 for kx in 0..self.k {
                     let row = (c * self.k + ky) * self.k + kx;
-                    let src = &cols[row * ld + offset..row * ld + offset + p];
+                    let src = &cols[row * p..(row + 1) * p];
                     let (lo, hi) = self.valid_cols(kx);
                     if lo >= hi {
                         continue;
@@ -169,114 +157,6 @@ impl ConvGeom {
                     }
                 }
             }
-        }
-    }
-
-    /// Forward pass of `e` examples at once (`x`: `e × in_len`, `y`: `e × out_len`): their
-    /// column blocks side by side, one GEMM `W · [cols_1 … cols_e]`, then each example's
-    /// `C_out × P` block copied out with the bias. `cols` is scratch of `K × e·P`, `wide` of
-    /// `C_out × e·P`.
-    pub fn forward_many(
-        &self,
-        weights: &[f32],
-        bias: &[f32],
-        x: &[f32],
-        y: &mut [f32],
-        cols: &mut [f32],
-        wide: &mut [f32],
-    ) {
-        let (kd, p) = (self.kdim(), self.positions());
-        let e = x.len() / self.in_len();
-        let ld = e * p;
-        for (i, xe) in x.chunks_exact(self.in_len()).enumerate() {
-            self.im2col_at(xe, cols, ld, i * p);
-        }
-        gemm(
-            1.0,
-            Mat::new(weights, self.c_out, kd),
-            Mat::new(&cols[..kd * ld], kd, ld),
-            0.0,
-            &mut wide[..self.c_out * ld],
-        );
-        for (i, ye) in y.chunks_exact_mut(self.out_len()).enumerate() {
-            for (c, (row, b)) in ye.chunks_exact_mut(p).zip(bias).enumerate() {
-                let src = &wide[c * ld + i * p..c * ld + (i + 1) * p];
-                row.iter_mut().zip(src).for_each(|(o, v)| *o = v + b);
-            }
-        }
-    }
-
-    /// Lays `e` examples' `C_out × P` maps side by side: `wide[c][i·P + p] = d_i[c][p]`.
-    fn widen(&self, d: &[f32], wide: &mut [f32]) {
-        let p = self.positions();
-        let ld = d.len() / self.out_len() * p;
-        for (i, de) in d.chunks_exact(self.out_len()).enumerate() {
-            for (c, row) in de.chunks_exact(p).enumerate() {
-                wide[c * ld + i * p..c * ld + (i + 1) * p].copy_from_slice(row);
-            }
-        }
-    }
-
-    /// Input gradient of `e` examples at once through `weights`: `dcols = weightsᵀ · [δ_1 … δ_e]`,
-    /// then col2im per example; `dx` (`e × in_len`) is overwritten, or `dx ← beta·dx + …`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn backward_data_many(
-        &self,
-        weights: &[f32],
-        delta: &[f32],
-        dx: &mut [f32],
-        beta: f32,
-        cols: &mut [f32],
-        wide: &mut [f32],
-    ) {
-        let (kd, p) = (self.kdim(), self.positions());
-        let e = delta.len() / self.out_len();
-        let ld = e * p;
-        self.widen(delta, wide);
-        gemm(
-            1.0,
-            Mat::t(weights, self.c_out, kd),
-            Mat::new(&wide[..self.c_out * ld], self.c_out, ld),
-            0.0,
-            &mut cols[..kd * ld],
-        );
-        for (i, dxe) in dx.chunks_exact_mut(self.in_len()).enumerate() {
-            if beta == 0.0 {
-                dxe.fill(0.0);
-            } else if beta != 1.0 {
-                dxe.iter_mut().for_each(|v| *v *= beta);
-            }
-            self.col2im_add_at(cols, ld, i * p, dxe);
-        }
-    }
-
-    /// Weight gradient summed over `e` examples: `dw += Σ_i δ_i · cols_iᵀ` as one GEMM with inner
-    /// dimension `e·P`; `db += Σ δ`.
-    pub fn weight_grad_many(
-        &self,
-        delta: &[f32],
-        x: &[f32],
-        dw: &mut [f32],
-        db: &mut [f32],
-        cols: &mut [f32],
-        wide: &mut [f32],
-    ) {
-        let (kd, p) = (self.kdim(), self.positions());
-        let e = delta.len() / self.out_len();
-        let ld = e * p;
-        for (i, xe) in x.chunks_exact(self.in_len()).enumerate() {
-            self.im2col_at(xe, cols, ld, i * p);
-        }
-        self.widen(delta, wide);
-        gemm(
-            1.0,
-            Mat::new(&wide[..self.c_out * ld], self.c_out, ld),
-            Mat::t(&cols[..kd * ld], kd, ld),
-            1.0,
-            dw,
-        );
-        for (c, b) in db.iter_mut().enumerate() {
-            *b += wide[c * ld..(c + 1) * ld].iter().sum::<f32>();
         }
     }
 

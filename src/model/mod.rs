@@ -42,10 +42,9 @@ pub struct Layer {
     pub pool: Option<PoolGeom>,
 }
 
-/// Examples per task when a convolution is split across threads; their column blocks sit side
-/// by side so that each task makes one larger GEMM. Fixed, so that the order of every sum
-/// (weight gradients are summed per chunk, then over chunks) does not depend on the number of
-/// threads.
+/// Examples per task when a convolution is split across threads. Fixed, so that the order of
+/// every sum (weight gradients are summed per chunk, then over chunks) does not depend on the
+/// number of threads.
 const CONV_CHUNK: usize = 8;
 
 thread_local! {
@@ -54,19 +53,20 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Runs `f` with this thread's scratch sized for one conv task: the column matrix
-/// `K × CHUNK·P` and a `C_out × CHUNK·P` map.
+/// Runs `f` with this thread's scratch sized for one example of a conv layer: the column
+/// matrix `K × P` and an input map. (One example per GEMM: measured faster here than putting a
+/// task's examples side by side in one larger GEMM, whose operands no longer fit the caches.)
 fn with_scratch<R>(g: &ConvGeom, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    let n = CONV_CHUNK * g.positions();
+    let (a, b) = (g.kdim() * g.positions(), g.in_len());
     SCRATCH.with(|s| {
         let (cols, wide) = &mut *s.borrow_mut();
-        if cols.len() < g.kdim() * n {
-            cols.resize(g.kdim() * n, 0.0);
+        if cols.len() < a {
+            cols.resize(a, 0.0);
         }
-        if wide.len() < g.c_out * n {
-            wide.resize(g.c_out * n, 0.0);
+        if wide.len() < b {
+            wide.resize(b, 0.0);
         }
-        f(&mut cols[..g.kdim() * n], &mut wide[..g.c_out * n])
+        f(&mut cols[..a], &mut wide[..b])
     })
 }
 
@@ -150,10 +150,11 @@ impl Layer {
                 out.par_chunks_mut(CONV_CHUNK * no)
                     .zip(input.par_chunks(CONV_CHUNK * ni))
                     .for_each(|(o, x)| {
-                        let mut cols = vec![0.0; g.kdim() * g.positions()];
-                        for (o, x) in o.chunks_exact_mut(no).zip(x.chunks_exact(ni)) {
-                            g.forward(&self.w, &self.b, x, o, &mut cols);
-                        }
+                        with_scratch(&g, |cols, _| {
+                            for (o, x) in o.chunks_exact_mut(no).zip(x.chunks_exact(ni)) {
+                                g.forward(&self.w, &self.b, x, o, cols);
+                            }
+                        });
                     });
             }
         }
@@ -182,18 +183,19 @@ impl Layer {
                 dx.par_chunks_mut(CONV_CHUNK * ni)
                     .zip(delta.par_chunks(CONV_CHUNK * no))
                     .for_each(|(dx, d)| {
-                        let mut cols = vec![0.0; g.kdim() * g.positions()];
-                        let mut tmp = vec![0.0; ni];
-                        for (dx, d) in dx.chunks_exact_mut(ni).zip(d.chunks_exact(no)) {
-                            if beta == 0.0 {
-                                g.backward_data(weights, d, dx, &mut cols);
-                            } else {
-                                g.backward_data(weights, d, &mut tmp, &mut cols);
-                                dx.iter_mut()
-                                    .zip(&tmp)
-                                    .for_each(|(a, t)| *a = beta * *a + t);
+                        with_scratch(&g, |cols, tmp| {
+                            for (dx, d) in dx.chunks_exact_mut(ni).zip(d.chunks_exact(no)) {
+                                if beta == 0.0 {
+                                    g.backward_data(weights, d, dx, cols);
+                                } else {
+                                    let tmp = &mut tmp[..ni];
+                                    g.backward_data(weights, d, tmp, cols);
+                                    dx.iter_mut()
+                                        .zip(tmp.iter())
+                                        .for_each(|(a, t)| *a = beta * *a + t);
+                                }
                             }
-                        }
+                        });
                     });
             }
         }
@@ -235,8 +237,11 @@ impl Layer {
                     .zip(input.par_chunks(CONV_CHUNK * ni))
                     .map(|(d, x)| {
                         let (mut pw, mut pb) = (vec![0.0; dw.len()], vec![0.0; db.len()]);
-                        with_scratch(&g, |cols, wide| {
-                            g.weight_grad_many(d, x, &mut pw, &mut pb, cols, wide)
+                        with_scratch(&g, |cols, _| {
+                            for (d, x) in d.chunks_exact(no).zip(x.chunks_exact(ni)) {
+                                g.im2col(x, cols);
+                                g.weight_grad(d, cols, 1.0, 1.0, &mut pw, &mut pb);
+                            }
                         });
                         (pw, pb)
                     })
