@@ -14,6 +14,7 @@
 //!   its result files; [`data`] — datasets; [`config`] — validated run settings.
 
 pub mod channel;
+pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod dynamics;

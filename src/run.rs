@@ -4,6 +4,7 @@
 
 use crate::channel::Channel;
 use crate::channel::diagnostics::{self, LayerDiagnostics};
+use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::data::Split;
 use crate::data::augment::Augment;
@@ -63,6 +64,8 @@ pub trait Observer: Send {
     fn start_epoch(&mut self, _epoch: usize, _examples: usize) {}
     /// `done` examples of the current epoch are trained.
     fn batch(&mut self, _done: usize) {}
+    /// The run continues an interrupted one after `epochs` finished epochs.
+    fn resumed(&mut self, _epochs: usize) {}
     /// An epoch finished and was saved.
     fn end_epoch(&mut self, _metrics: &EpochMetrics) {}
 }
@@ -149,8 +152,10 @@ fn run_in_pool(
     if augment.active() && train.shape.1 < 2 {
         return Err(Error::config("translate", "augmentation needs image data"));
     }
+    let mut metrics: Vec<EpochMetrics> = Vec::new();
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        metrics = resume(dir, config, &mut trainer)?;
         let text = toml::to_string_pretty(config).expect("config serializes");
         write_atomic(&dir.join("config.toml"), text.as_bytes())?;
     }
@@ -160,8 +165,10 @@ fn run_in_pool(
         &trainer.net.summary(),
         &trainer.channel.describe(&trainer.net),
     );
-    let mut metrics: Vec<EpochMetrics> = Vec::new();
-    for epoch in 1..=config.epochs {
+    if !metrics.is_empty() {
+        observer.resumed(metrics.len());
+    }
+    for epoch in metrics.len() + 1..=config.epochs {
         observer.start_epoch(epoch, train.len());
         let clock = Instant::now();
         let stats = trainer.epoch(&train, config.batch, config.seed, epoch, augment, |d| {
@@ -208,6 +215,7 @@ fn run_in_pool(
                 lines.push('\n');
             }
             write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
+            checkpoint::save(&dir.join(CHECKPOINT), &mut trainer, epoch, config)?;
             let status = if epoch == config.epochs {
                 "completed"
             } else {
@@ -217,6 +225,54 @@ fn run_in_pool(
         }
         observer.end_epoch(&m);
     }
+    Ok(metrics)
+}
+
+/// The checkpoint file in a run's directory (the final weights once the run is complete).
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Whether two configurations describe the same run (they may differ in threads and epochs).
+pub fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
+    let norm = |c: &TrainConfig| TrainConfig {
+        threads: 1,
+        epochs: 1,
+        ..c.clone()
+    };
+    norm(a) == norm(b)
+}
+
+/// If `dir` holds a checkpoint of an earlier, interrupted run of the same configuration (the
+/// thread count and the number of epochs may differ), restores `trainer` from it and returns the
+/// metrics of its finished epochs; otherwise returns none. The epochs a checkpoint does not cover
+/// are dropped from the metrics: training is deterministic, so they are recomputed identically.
+fn resume(dir: &Path, config: &TrainConfig, trainer: &mut Trainer) -> Result<Vec<EpochMetrics>> {
+    let ckpt = dir.join(CHECKPOINT);
+    if !ckpt.is_file() {
+        return Ok(Vec::new());
+    }
+    let prev = TrainConfig::load(&dir.join("config.toml"))?;
+    if !same_run(&prev, config) {
+        return Err(Error::config(
+            "out",
+            format!(
+                "{} holds an earlier run with another configuration; choose another --out, or pass --overwrite to replace it",
+                dir.display()
+            ),
+        ));
+    }
+    let done = checkpoint::load(&ckpt, trainer)?;
+    let mut metrics = read_metrics(&dir.join("metrics.jsonl"))?;
+    if metrics.len() < done {
+        return Err(Error::Data {
+            path: dir.join("metrics.jsonl"),
+            problem: format!(
+                "holds {} epochs but the checkpoint is at epoch {done}",
+                metrics.len()
+            ),
+            hint: "the directory was edited by hand; pass --overwrite to start again".into(),
+        });
+    }
+    metrics.truncate(done);
     Ok(metrics)
 }
 

@@ -455,6 +455,36 @@ impl Channel {
         }
     }
 
+    /// Position of the channel-noise stream (dropout masks), for checkpoints.
+    pub fn noise_position(&self) -> u128 {
+        self.noise.get_word_pos()
+    }
+
+    /// Restores the position of the channel-noise stream.
+    pub fn set_noise_position(&mut self, pos: u128) {
+        self.noise.set_word_pos(pos);
+    }
+
+    /// Every matrix the channel owns and may change or draw (feedback matrices, random weights,
+    /// sign magnitudes), with a stable name per route and term, for checkpoints.
+    pub fn matrices_mut(&mut self) -> Vec<(String, &mut Vec<f32>)> {
+        let mut out = Vec::new();
+        for (i, r) in self.routes.iter_mut().enumerate() {
+            for (j, t) in r.iter_mut().flat_map(|r| r.terms.iter_mut()).enumerate() {
+                match &mut t.carrier {
+                    Carrier::Feedback(f) | Carrier::Kernel(f) => {
+                        out.push((format!("feedback.{i}.{j}"), &mut f.c))
+                    }
+                    Carrier::SignOfForward(SignScale::Fixed(m)) => {
+                        out.push((format!("feedback.{i}.{j}.magnitude"), m))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        out
+    }
+
     /// Multiplications per example of the backward signal (a dense term N_i·N_k, paper §4; a
     /// term through layer i+1's transposed operation, that operation's multiplications) and of
     /// the updates of adaptive feedback matrices, for `net`.

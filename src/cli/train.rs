@@ -229,12 +229,23 @@ pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()
     };
     config.validate()?;
     if let Some(out) = &args.out {
-        let existing = out.join("metrics.jsonl");
-        if existing.exists() && !args.overwrite {
-            anyhow::bail!(
-                "{}: results of an earlier run are already there\nHINT: choose another --out, or pass --overwrite to replace them",
-                existing.display()
-            );
+        let summary = out.join("summary.json");
+        if args.overwrite {
+            for f in ["metrics.jsonl", "summary.json", run::CHECKPOINT] {
+                let _ = std::fs::remove_file(out.join(f));
+            }
+        } else if std::fs::read_to_string(&summary).is_ok_and(|s| s.contains("\"completed\"")) {
+            let done = run::read_metrics(&out.join("metrics.jsonl"))
+                .map(|m| m.len())
+                .unwrap_or(0);
+            let same = TrainConfig::load(&out.join("config.toml"))
+                .is_ok_and(|c| run::same_run(&c, &config));
+            if same && done >= config.epochs {
+                anyhow::bail!(
+                    "{}: this run is already complete\nHINT: choose another --out, pass --overwrite to redo it, or raise --epochs to continue it",
+                    summary.display()
+                );
+            }
         }
     }
     let mut observer = Console {
@@ -292,6 +303,12 @@ impl Observer for Console {
             sayln!("  {l}");
         }
         sayln!("  top layer ← δ_L = O_L − T (softmax, cross-entropy)");
+    }
+
+    fn resumed(&mut self, epochs: usize) {
+        if !self.quiet {
+            sayln!("resuming after epoch {epochs} from the checkpoint in --out");
+        }
     }
 
     fn start_epoch(&mut self, epoch: usize, examples: usize) {

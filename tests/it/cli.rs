@@ -708,3 +708,90 @@ fn conv_nets_from_the_command_line() {
         assert!(text(&o).contains(needle), "{args:?}: {}", text(&o));
     }
 }
+
+#[test]
+fn a_killed_run_resumes_to_the_same_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("whole"), dir.path().join("killed"));
+    let args = |out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--channel",
+            "srbp",
+            "--channel-dropout",
+            "0.2",
+            "--momentum",
+            "0.5",
+            "--epochs",
+            "12",
+            "--train-limit",
+            "9000",
+            "-q",
+            "--out",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([out.to_str().unwrap().to_string()])
+        .collect()
+    };
+    let whole = Command::new(env!("CARGO_BIN_EXE_rbp"))
+        .args(args(&a))
+        .output()
+        .unwrap();
+    assert!(whole.status.success());
+    // start the same run, kill it (SIGKILL) once two epochs are on disk, run it again
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rbp"))
+        .args(args(&b))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        let n = std::fs::read_to_string(b.join("metrics.jsonl"))
+            .map(|s| s.lines().count())
+            .unwrap_or(0);
+        if n >= 2 || start.elapsed().as_secs() > 60 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = metrics(&b).len();
+    assert!((2..12).contains(&partial), "killed after {partial} epochs");
+    let again = Command::new(env!("CARGO_BIN_EXE_rbp"))
+        .args(args(&b))
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    let strip = |d: &Path| -> Vec<serde_json::Value> {
+        metrics(d)
+            .into_iter()
+            .map(|mut m| {
+                m["seconds"] = 0.into();
+                m
+            })
+            .collect()
+    };
+    assert_eq!(
+        strip(&a),
+        strip(&b),
+        "the resumed run differs from the uninterrupted one"
+    );
+    // the checkpoint is a safetensors file that any loader can read
+    let bytes = std::fs::read(b.join("checkpoint.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(st.tensor("layers.0.weight").unwrap().shape(), &[100, 784]);
+    assert_eq!(st.tensor("feedback.0.0").unwrap().shape(), &[100 * 10]);
+    assert!(st.tensor("momentum.4.bias").is_ok());
+    // a different configuration in the same directory is refused
+    let mut other = args(&b);
+    other[2] = "rbp".into();
+    other[10] = "13".into();
+    let o = Command::new(env!("CARGO_BIN_EXE_rbp"))
+        .args(&other)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("another configuration"), "{}", text(&o));
+}
