@@ -67,10 +67,7 @@ pub const CHANNELS: &[ChannelKind] = &[
         has_nof: true,
         random: true,
         adaptive: false,
-        build: |b| {
-            let top = b.top();
-            b.hidden(|b, i| Ok(vec![term(top, Input::Delta, b.random(i, top, None)?)]))
-        },
+        build: |b| b.direct(Input::Delta, None),
     },
     ChannelKind {
         name: "sbp",
@@ -124,8 +121,8 @@ pub const CHANNELS: &[ChannelKind] = &[
         random: true,
         adaptive: true,
         build: |b| {
-            let (a, top) = (b.adapt(), b.top());
-            b.hidden(|b, i| Ok(vec![term(top, Input::Delta, b.random(i, top, Some(a))?)]))
+            let a = b.adapt();
+            b.direct(Input::Delta, Some(a))
         },
     },
     ChannelKind {
@@ -248,10 +245,7 @@ pub const CHANNELS: &[ChannelKind] = &[
         has_nof: true,
         random: true,
         adaptive: false,
-        build: |b| {
-            let top = b.top();
-            b.hidden(|b, i| Ok(vec![term(top, Input::Target, b.random(i, top, None)?)]))
-        },
+        build: |b| b.direct(Input::Target, None),
     },
     ChannelKind {
         name: "sdfa",
@@ -262,10 +256,7 @@ pub const CHANNELS: &[ChannelKind] = &[
         has_nof: true,
         random: true,
         adaptive: false,
-        build: |b| {
-            let top = b.top();
-            b.hidden(|b, i| Ok(vec![term(top, Input::ErrorSign, b.random(i, top, None)?)]))
-        },
+        build: |b| b.direct(Input::ErrorSign, None),
     },
 ];
 
@@ -317,6 +308,13 @@ impl Build<'_> {
             });
         }
         Ok(routes)
+    }
+
+    /// Every hidden layer receives `input` of the top layer through its own random matrix
+    /// (the skipped channels: SRBP, ASRBP, DRTP, sign-DFA).
+    pub fn direct(&mut self, input: Input, adapt: Option<Adapt>) -> Result<Vec<Option<Route>>> {
+        let top = self.top();
+        self.hidden(|b, i| Ok(vec![term(top, input, b.random(i, top, adapt)?)]))
     }
 
     /// A random feedback matrix for hidden layer `i` receiving from layer `k`: drawn from the

@@ -456,24 +456,36 @@ fn seeded(n: usize, sd: f64, seed: u64, name: &str) -> Vec<f64> {
         .collect()
 }
 
-fn wide(a: WideArgs) -> anyhow::Result<()> {
-    let n = a.n;
+/// The channel vector c (N values, default seeded N(0, 1)) and the start a then b (2N values,
+/// default seeded N(0, 0.25)) of the A[1,N,1] and autoencoder systems.
+fn channel_and_start(
+    n: usize,
+    c: Option<&str>,
+    from: Option<&str>,
+    seed: u64,
+) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     ensure!(n >= 1, "--n must be ≥ 1");
-    let (alpha, beta) = stats(&a.common, 1.0)?;
-    let c = match &a.c {
+    let c = match c {
         Some(s) => numbers(s, "--c")?,
-        None => seeded(n, 1.0, a.seed, "dynamics/c"),
+        None => seeded(n, 1.0, seed, "dynamics/c"),
     };
     ensure!(c.len() == n, "--c needs {n} values");
-    let y0 = match &a.from {
+    let y0 = match from {
         Some(s) => numbers(s, "--from")?,
-        None => seeded(2 * n, 0.5, a.seed, "dynamics/start"),
+        None => seeded(2 * n, 0.5, seed, "dynamics/start"),
     };
     ensure!(
         y0.len() == 2 * n,
         "--from needs 2N = {} values (a then b)",
         2 * n
     );
+    Ok((c, y0))
+}
+
+fn wide(a: WideArgs) -> anyhow::Result<()> {
+    let n = a.n;
+    let (alpha, beta) = stats(&a.common, 1.0)?;
+    let (c, y0) = channel_and_start(n, a.c.as_deref(), a.from.as_deref(), a.seed)?;
     let sys = Wide {
         alpha,
         beta,
@@ -501,20 +513,7 @@ fn wide(a: WideArgs) -> anyhow::Result<()> {
 
 fn autoencoder(a: AutoencoderArgs) -> anyhow::Result<()> {
     let n = a.n;
-    let c = match &a.c {
-        Some(s) => numbers(s, "--c")?,
-        None => seeded(n, 1.0, a.seed, "dynamics/c"),
-    };
-    ensure!(c.len() == n, "--c needs {n} values");
-    let y0 = match &a.from {
-        Some(s) => numbers(s, "--from")?,
-        None => seeded(2 * n, 0.5, a.seed, "dynamics/start"),
-    };
-    ensure!(
-        y0.len() == 2 * n,
-        "--from needs 2N = {} values (a then b)",
-        2 * n
-    );
+    let (c, y0) = channel_and_start(n, a.c.as_deref(), a.from.as_deref(), a.seed)?;
     let sys = Autoencoder {
         algo: a.algo,
         c: c.clone(),
