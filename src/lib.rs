@@ -19,6 +19,7 @@ pub mod config;
 pub mod data;
 pub mod dynamics;
 pub mod error;
+pub mod experiment;
 pub mod kernels;
 pub mod model;
 pub mod plot;

@@ -3,6 +3,7 @@
 mod complexity;
 mod data;
 mod dynamics;
+mod experiment;
 mod train;
 
 use clap::parser::ValueSource;
@@ -29,6 +30,10 @@ pub enum Command {
     Dynamics(dynamics::DynamicsCommand),
     /// Multiplications per example of each channel (paper §4), optionally next to measured times.
     Complexity(complexity::ComplexityArgs),
+    /// Run experiment grids (variant × seed) from TOML files, resumably, N runs at a time.
+    Reproduce(experiment::ReproduceArgs),
+    /// Regenerate the paper's Table 1 (Markdown and CSV) from a results directory.
+    Table(experiment::TableArgs),
     /// Datasets: download and verify.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -76,5 +81,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Dynamics(cmd) => dynamics::run(cmd),
         Command::Complexity(args) => complexity::run(args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Reproduce(args) => experiment::reproduce(args),
+        Command::Table(args) => experiment::table(args),
     }
 }

@@ -8,4 +8,5 @@ mod fetch;
 mod gradcheck;
 mod layers;
 mod reference;
+mod reproduce;
 mod training;

@@ -1,0 +1,106 @@
+//! `rbp reproduce` and `rbp table`.
+
+use super::sayln;
+use clap::Args;
+use rbp::experiment::runner::{self, Options, Outcome, Progress};
+use rbp::experiment::{Experiment, table};
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// Experiment files (TOML; see configs/).
+    #[arg(required = true)]
+    pub configs: Vec<PathBuf>,
+    /// Results root; each experiment writes RESULTS/<name>/<run-id>/.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results: PathBuf,
+    /// Data directory replacing the experiments' own.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<String>,
+    /// Runs at a time (each on one thread) [default: the number of cores].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Shorten every run to N epochs (2 if no N); tables mark such runs.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
+    pub quick: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct TableArgs {
+    /// A results directory written by `rbp reproduce`.
+    pub results: PathBuf,
+}
+
+pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    anyhow::ensure!(jobs >= 1, "--jobs must be ≥ 1");
+    let exps: Vec<Experiment> = a
+        .configs
+        .iter()
+        .map(|p| Experiment::load(p))
+        .collect::<Result<_, _>>()?;
+    let opts = Options {
+        results: a.results.clone(),
+        jobs,
+        quick: a.quick,
+        data: a.data.clone(),
+    };
+    let mut diverged = 0;
+    for exp in &exps {
+        let total = exp.runs()?.len();
+        sayln!(
+            "{}: {total} runs ({} variants × {} seeds), {jobs} at a time, results in {}",
+            exp.name,
+            exp.variants.len(),
+            exp.seeds.len(),
+            a.results.join(&exp.name).display()
+        );
+        let report = |p: &Progress| {
+            let what = match &p.outcome {
+                Outcome::Skipped => "already complete".to_string(),
+                Outcome::Completed { test_acc } => format!("test acc {:.2}%", 100.0 * test_acc),
+                Outcome::Diverged(e) => format!("diverged: {}", e.lines().next().unwrap_or("")),
+            };
+            let eta = if p.done < p.total {
+                p.elapsed / p.done as f64 * (p.total - p.done) as f64
+            } else {
+                0.0
+            };
+            sayln!(
+                "[{}/{}] {}: {what}  (elapsed {:.0}s, eta {:.0}s)",
+                p.done,
+                p.total,
+                p.id,
+                p.elapsed,
+                eta
+            );
+        };
+        let out = runner::reproduce(exp, &opts, &report)?;
+        diverged += out
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Diverged(_)))
+            .count();
+    }
+    if diverged > 0 {
+        sayln!(
+            "{diverged} run(s) diverged; their finished epochs are kept and the table shows them"
+        );
+    }
+    Ok(())
+}
+
+pub fn table(a: TableArgs) -> anyhow::Result<()> {
+    let cells = table::collect(&a.results)?;
+    let (md, csv) = table::render(&cells);
+    rbp::run::write_atomic(&a.results.join("table.md"), md.as_bytes())?;
+    rbp::run::write_atomic(&a.results.join("table.csv"), csv.as_bytes())?;
+    super::say(&md);
+    sayln!(
+        "wrote {} and {}",
+        a.results.join("table.md").display(),
+        a.results.join("table.csv").display()
+    );
+    Ok(())
+}

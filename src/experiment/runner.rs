@@ -1,0 +1,137 @@
+//! `rbp reproduce`: runs an experiment's grid (variant × seed), N independent runs at a time (one
+//! thread each: independent runs scale better than threads for small nets), each in
+//! `RESULTS/<experiment>/<run-id>/`. Finished runs are skipped; an interrupted run resumes from its
+//! last epoch checkpoint (see [`crate::run`]); every file is written atomically.
+
+use super::{Experiment, Run};
+use crate::data::{self, Split};
+use crate::error::{Error, Result};
+use crate::run::{self, Silent};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// How to run a grid.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Results root; the experiment's runs go to `results/<name>/`.
+    pub results: PathBuf,
+    /// Runs at a time.
+    pub jobs: usize,
+    /// Cap every run at this many epochs (marked as shortened in tables).
+    pub quick: Option<usize>,
+    /// Replaces the experiment's data directory.
+    pub data: Option<String>,
+}
+
+/// How one run ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// Already complete before this invocation.
+    Skipped,
+    Completed {
+        test_acc: f64,
+    },
+    Diverged(String),
+}
+
+/// Progress report after each run.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub id: String,
+    pub outcome: Outcome,
+    /// Seconds since the grid started.
+    pub elapsed: f64,
+}
+
+/// Whether the run in `dir` finished `epochs` epochs.
+pub fn finished(dir: &Path, epochs: usize) -> bool {
+    let done = std::fs::read_to_string(dir.join("summary.json"))
+        .is_ok_and(|s| s.contains("\"completed\""));
+    done && run::read_metrics(&dir.join("metrics.jsonl")).is_ok_and(|m| m.len() >= epochs)
+}
+
+/// Loads the data of an experiment.
+pub fn load_data(source: &str) -> Result<Split> {
+    if source == data::EMBEDDED_NAME {
+        Ok(data::embedded())
+    } else {
+        data::load_dir(Path::new(source))
+    }
+}
+
+/// Runs every run of `exp` not yet finished; calls `report` after each. Returns the outcomes in
+/// grid order.
+pub fn reproduce(
+    exp: &Experiment,
+    opts: &Options,
+    report: &(dyn Fn(&Progress) + Sync),
+) -> Result<Vec<(String, Outcome)>> {
+    let mut exp = exp.clone();
+    if let Some(d) = &opts.data {
+        exp.data = d.clone();
+    }
+    let runs: Vec<Run> = exp
+        .runs()?
+        .into_iter()
+        .map(|mut r| {
+            r.config.threads = 1;
+            if let Some(q) = opts.quick {
+                r.config.epochs = r.config.epochs.min(q);
+            }
+            r
+        })
+        .collect();
+    let root = opts.results.join(&exp.name);
+    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    let text = toml::to_string_pretty(&exp).expect("experiment serializes");
+    run::write_atomic(&root.join("experiment.toml"), text.as_bytes())?;
+    let split = load_data(&exp.data)?;
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Result<Outcome>>>> =
+        Mutex::new((0..runs.len()).map(|_| None).collect());
+    let start = std::time::Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let k = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(r) = runs.get(k) else { break };
+                    let dir = root.join(&r.id);
+                    let outcome = if finished(&dir, r.config.epochs) {
+                        Ok(Outcome::Skipped)
+                    } else {
+                        match run::run(&r.config, &split, Some(&dir), &mut Silent) {
+                            Ok(ms) => Ok(Outcome::Completed {
+                                test_acc: ms.last().map_or(f64::NAN, |m| m.test_acc),
+                            }),
+                            Err(e @ Error::Diverged { .. }) => Ok(Outcome::Diverged(e.to_string())),
+                            Err(e) => Err(e),
+                        }
+                    };
+                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+                    if let Ok(o) = &outcome {
+                        report(&Progress {
+                            done: n,
+                            total: runs.len(),
+                            id: r.id.clone(),
+                            outcome: o.clone(),
+                            elapsed: start.elapsed().as_secs_f64(),
+                        });
+                    }
+                    results.lock().expect("no panics while holding the lock")[k] = Some(outcome);
+                }
+            });
+        }
+    });
+    let results = results
+        .into_inner()
+        .expect("no panics while holding the lock");
+    runs.iter()
+        .zip(results)
+        .map(|(r, o)| o.expect("every run was taken").map(|o| (r.id.clone(), o)))
+        .collect()
+}

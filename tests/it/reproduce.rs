@@ -1,0 +1,164 @@
+//! `rbp reproduce` and `rbp table` on the smoke grid.
+
+use super::cli::rbp;
+use std::path::Path;
+
+const SMOKE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke/table1.toml");
+
+fn out(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn final_acc(dir: &Path) -> f64 {
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    last["test_acc"].as_f64().unwrap()
+}
+
+#[test]
+fn the_smoke_grid_runs_resumes_and_tabulates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let r = res.to_str().unwrap();
+    let o = rbp(&["reproduce", SMOKE, "--results", r, "--jobs", "2"]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("[14/14]"), "{}", out(&o));
+    let root = res.join("smoke-table1");
+    assert!(root.join("experiment.toml").is_file());
+    for id in [
+        "baseline--bp--seed1",
+        "baseline--srbp--seed2",
+        "dropout-r-0.25--rbp--seed1",
+    ] {
+        for f in [
+            "config.toml",
+            "metrics.jsonl",
+            "summary.json",
+            "checkpoint.safetensors",
+        ] {
+            assert!(root.join(id).join(f).is_file(), "{id}/{f} missing");
+        }
+    }
+    // a second invocation finds every run complete
+    let o = rbp(&["reproduce", SMOKE, "--results", r]);
+    assert_eq!(
+        out(&o).matches("already complete").count(),
+        14,
+        "{}",
+        out(&o)
+    );
+
+    // the table: rows in the paper's order, n/a where no variant, values from the metrics files
+    let o = rbp(&["table", r]);
+    assert!(o.status.success(), "{}", out(&o));
+    let md = std::fs::read_to_string(res.join("table.md")).unwrap();
+    let lines: Vec<&str> = md.lines().collect();
+    assert_eq!(
+        lines[0],
+        "| row | fashion-mnist-subset BP | fashion-mnist-subset RBP | fashion-mnist-subset SRBP |"
+    );
+    let rows: Vec<&str> = lines[2..7]
+        .iter()
+        .map(|l| l.split('|').nth(1).unwrap().trim())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "baseline",
+            "no-f'",
+            "adaptive",
+            "sparse n=2",
+            "dropout r=0.25"
+        ]
+    );
+    let (a, b) = (
+        final_acc(&root.join("baseline--rbp--seed1")),
+        final_acc(&root.join("baseline--rbp--seed2")),
+    );
+    let mean = (a + b) / 2.0;
+    let sd = ((a - mean).powi(2) + (b - mean).powi(2)).sqrt(); // sample sd of two values
+    let want = format!("{:.2} ({:.2})", 100.0 * mean, 100.0 * sd);
+    assert!(
+        lines[2].contains(&want),
+        "baseline row {} lacks {want}",
+        lines[2]
+    );
+    assert!(lines[3].contains("| n/a |"), "{}", lines[3]);
+    let csv = std::fs::read_to_string(res.join("table.csv")).unwrap();
+    assert!(
+        csv.lines()
+            .any(|l| l.starts_with("fashion-mnist-subset,\"baseline\",RBP,")
+                && l.ends_with(",2,2,false")),
+        "{csv}"
+    );
+
+    // a missing run shows as missing seeds, never as 0; shortened runs are marked
+    std::fs::remove_dir_all(root.join("adaptive--srbp--seed1")).unwrap();
+    std::fs::remove_dir_all(root.join("adaptive--srbp--seed2")).unwrap();
+    std::fs::remove_file(root.join("baseline--bp--seed2").join("metrics.jsonl")).unwrap();
+    let md = out(&rbp(&["table", r]));
+    let line = |name: &str| {
+        md.lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap()
+            .to_string()
+    };
+    assert!(line("adaptive").contains("missing"), "{md}");
+    assert!(line("baseline").contains("[1/2]"), "{md}");
+    let quick = tmp.path().join("quick");
+    let o = rbp(&[
+        "reproduce",
+        SMOKE,
+        "--results",
+        quick.to_str().unwrap(),
+        "--quick",
+        "1",
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    let md = out(&rbp(&["table", quick.to_str().unwrap()]));
+    assert!(md.lines().nth(2).unwrap().contains('*'), "{md}");
+}
+
+#[test]
+fn bad_experiment_files_are_refused_with_the_file_and_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("bad.toml");
+    let base =
+        "name = \"x\"\ndataset = \"d\"\ndata = \"embedded:fashion-mnist-subset\"\nseeds = [1]\n";
+    for (body, needle) in [
+        (
+            "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nchannel = \"nope\"\n",
+            "unknown channel `nope`",
+        ),
+        (
+            "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nlearning_rate = 1\n",
+            "learning_rate",
+        ),
+        (
+            "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\n[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\n",
+            "share row",
+        ),
+        ("", "variant"),
+    ] {
+        std::fs::write(&f, format!("{base}{body}")).unwrap();
+        let o = rbp(&[
+            "reproduce",
+            f.to_str().unwrap(),
+            "--results",
+            tmp.path().to_str().unwrap(),
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{body}");
+        assert!(
+            out(&o).contains("bad.toml") && out(&o).contains(needle),
+            "{body}: {}",
+            out(&o)
+        );
+    }
+    let o = rbp(&["table", tmp.path().join("nothing").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(out(&o).contains("no experiment results"), "{}", out(&o));
+}
