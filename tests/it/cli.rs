@@ -223,9 +223,11 @@ fn existing_results_are_not_overwritten_without_asking() {
 
 #[test]
 fn readme_commands_work() {
-    // Every `cargo run --release -- …` line of the README that needs no external data runs.
+    // Every `cargo run --release -- …` line of the README that needs no external data runs, in
+    // order, in one scratch directory (so `results/…` of one command is there for the next).
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let mut ran = 0;
     for line in readme.lines() {
         let Some(rest) = line.trim().strip_prefix("cargo run --release -- ") else {
@@ -234,13 +236,18 @@ fn readme_commands_work() {
         if rest.contains("/usr/share") || rest.contains("--data") || rest.contains("~/") {
             continue;
         }
-        let dir = tempfile::tempdir().unwrap();
         let args: Vec<String> = rest
             .split_whitespace()
-            .map(|a| a.replace("results/", &format!("{}/", dir.path().display())))
+            .map(|a| match a.strip_prefix("configs/") {
+                Some(p) => format!("{}/configs/{p}", env!("CARGO_MANIFEST_DIR")),
+                None => a.to_string(),
+            })
             .collect();
-        let argv: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
-        let o = rbp(&argv);
+        let o = Command::new(env!("CARGO_BIN_EXE_rbp"))
+            .args(&args)
+            .current_dir(dir.path())
+            .output()
+            .expect("run rbp");
         assert!(
             o.status.success(),
             "README command failed: {rest}\n{}",
