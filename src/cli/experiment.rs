@@ -104,3 +104,11 @@ pub fn table(a: TableArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+pub fn plot(a: TableArgs) -> anyhow::Result<()> {
+    let files = rbp::experiment::plot::plot(&a.results)?;
+    for f in files {
+        sayln!("wrote {}", f.display());
+    }
+    Ok(())
+}

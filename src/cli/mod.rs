@@ -34,6 +34,8 @@ pub enum Command {
     Reproduce(experiment::ReproduceArgs),
     /// Regenerate the paper's Table 1 (Markdown and CSV) from a results directory.
     Table(experiment::TableArgs),
+    /// Draw accuracy curves, the sparsity curve and alignment angles from a results directory.
+    Plot(experiment::TableArgs),
     /// Datasets: download and verify.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -83,5 +85,6 @@ pub fn main() -> anyhow::Result<()> {
         Command::Data(cmd) => data::run(cmd),
         Command::Reproduce(args) => experiment::reproduce(args),
         Command::Table(args) => experiment::table(args),
+        Command::Plot(args) => experiment::plot(args),
     }
 }

@@ -96,6 +96,36 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
         "{csv}"
     );
 
+    // figures from the results alone: one per family of rows, and the sparsity curve
+    let o = rbp(&["plot", r]);
+    assert!(o.status.success(), "{}", out(&o));
+    for name in [
+        "baseline", "no-f-", "adaptive", "sparse", "dropout", "sparsity",
+    ] {
+        let svg = std::fs::read_to_string(
+            res.join("figures")
+                .join(format!("fashion-mnist-subset-{name}.svg")),
+        )
+        .unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.contains("accuracy"),
+            "{name}.svg"
+        );
+        let png = std::fs::read(
+            res.join("figures")
+                .join(format!("fashion-mnist-subset-{name}.png")),
+        )
+        .unwrap();
+        assert_eq!(&png[..4], b"\x89PNG", "{name}.png");
+    }
+    let base =
+        std::fs::read_to_string(res.join("figures/fashion-mnist-subset-baseline.svg")).unwrap();
+    assert!(
+        base.contains("baseline / RBP")
+            && base.contains("epoch")
+            && base.contains("test accuracy (%)")
+    );
+
     // a missing run shows as missing seeds, never as 0; shortened runs are marked
     std::fs::remove_dir_all(root.join("adaptive--srbp--seed1")).unwrap();
     std::fs::remove_dir_all(root.join("adaptive--srbp--seed2")).unwrap();
