@@ -192,3 +192,40 @@ fn bad_experiment_files_are_refused_with_the_file_and_key() {
     assert_eq!(o.status.code(), Some(2));
     assert!(out(&o).contains("no experiment results"), "{}", out(&o));
 }
+
+#[test]
+fn every_shipped_experiment_file_is_valid_and_every_smoke_grid_runs() {
+    use rbp::experiment::Experiment;
+    use rbp::experiment::runner::{self, Options};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut files: Vec<_> = ["paper", "smoke"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(root.join(d))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+        })
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 16, "{files:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    for f in files {
+        let exp = Experiment::load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        if f.parent().unwrap().ends_with("smoke") {
+            let opts = Options {
+                results: tmp.path().to_path_buf(),
+                jobs: 2,
+                quick: None,
+                data: None,
+            };
+            let out = runner::reproduce(&exp, &opts, &|_| {}).unwrap();
+            assert!(
+                out.iter()
+                    .all(|(_, o)| matches!(o, runner::Outcome::Completed { .. })),
+                "{}: {out:?}",
+                f.display()
+            );
+        }
+    }
+}
