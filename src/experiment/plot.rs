@@ -19,12 +19,31 @@ struct Series {
     metrics: Vec<EpochMetrics>,
 }
 
+/// The figure a row belongs to: the nine basic algorithms together (baseline, no-f', SBP,
+/// top-only), the sparsity sweep apart from the sparse rows, else the Table 1 family.
 fn family(row: &str) -> String {
     let lower = row.to_ascii_lowercase();
+    if ["baseline", "no-f'", "skipped", "top-only"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+    {
+        return "basic algorithms".into();
+    }
+    if lower.starts_with("sparsity") {
+        return "sparsity sweep".into();
+    }
     ROW_ORDER
         .iter()
         .find(|p| lower.starts_with(*p))
         .map_or(row.to_string(), |p| p.to_string())
+}
+
+/// The sparsity n of a sparse row (`sparse n=2`, `sparsity n=16`).
+fn sparsity(row: &str) -> Option<f64> {
+    if !row.to_ascii_lowercase().starts_with("spars") {
+        return None;
+    }
+    row.rsplit(['=', ' ']).next().and_then(|n| n.parse().ok())
 }
 
 fn load(dir: &Path) -> Result<Vec<Series>> {
@@ -232,27 +251,14 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
         let mut sparse: Vec<Line> = Vec::new();
         for col in ["BP", "RBP", "SRBP"] {
             let mut pts: Vec<(f64, f64, f64)> = Vec::new();
-            let mut ns: Vec<f64> = of(&|s| s.column == col && family(&s.row) == "sparse")
+            let mut ns: Vec<f64> = of(&|s| s.column == col)
                 .iter()
-                .filter_map(|s| {
-                    s.row
-                        .rsplit(['=', ' '])
-                        .next()
-                        .and_then(|n| n.parse::<f64>().ok())
-                })
+                .filter_map(|s| sparsity(&s.row))
                 .collect();
             ns.sort_by(f64::total_cmp);
             ns.dedup();
             for n in ns {
-                let runs = of(&|s| {
-                    s.column == col
-                        && family(&s.row) == "sparse"
-                        && s.row
-                            .rsplit(['=', ' '])
-                            .next()
-                            .and_then(|v| v.parse::<f64>().ok())
-                            == Some(n)
-                });
+                let runs = of(&|s| s.column == col && sparsity(&s.row) == Some(n));
                 let finals: Vec<f64> = runs
                     .iter()
                     .filter_map(|s| s.metrics.last().map(|m| 100.0 * m.test_acc))

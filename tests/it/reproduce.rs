@@ -100,7 +100,11 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
     let o = rbp(&["plot", r]);
     assert!(o.status.success(), "{}", out(&o));
     for name in [
-        "baseline", "no-f-", "adaptive", "sparse", "dropout", "sparsity",
+        "basic-algorithms",
+        "adaptive",
+        "sparse",
+        "dropout",
+        "sparsity",
     ] {
         let svg = std::fs::read_to_string(
             res.join("figures")
@@ -119,7 +123,8 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
         assert_eq!(&png[..4], b"\x89PNG", "{name}.png");
     }
     let base =
-        std::fs::read_to_string(res.join("figures/fashion-mnist-subset-baseline.svg")).unwrap();
+        std::fs::read_to_string(res.join("figures/fashion-mnist-subset-basic-algorithms.svg"))
+            .unwrap();
     assert!(
         base.contains("baseline / RBP")
             && base.contains("epoch")
