@@ -54,9 +54,7 @@ pub const CHANNELS: &[ChannelKind] = &[
         has_nof: true,
         random: true,
         adaptive: false,
-        build: |b| {
-            b.hidden(|b, i| Ok(vec![term(i + 1, Input::Delta, b.random_adjacent(i, None)?)]))
-        },
+        build: |b| b.adjacent_random(None),
     },
     ChannelKind {
         name: "srbp",
@@ -102,13 +100,7 @@ pub const CHANNELS: &[ChannelKind] = &[
         adaptive: true,
         build: |b| {
             let a = b.adapt();
-            b.hidden(|b, i| {
-                Ok(vec![term(
-                    i + 1,
-                    Input::Delta,
-                    b.random_adjacent(i, Some(a))?,
-                )])
-            })
+            b.adjacent_random(Some(a))
         },
     },
     ChannelKind {
@@ -139,13 +131,7 @@ pub const CHANNELS: &[ChannelKind] = &[
                 factor: 1.0,
                 decay: b.options.weight_decay,
             };
-            b.hidden(|b, i| {
-                Ok(vec![term(
-                    i + 1,
-                    Input::Delta,
-                    b.random_adjacent(i, Some(a))?,
-                )])
-            })
+            b.adjacent_random(Some(a))
         },
     },
     ChannelKind {
@@ -308,6 +294,18 @@ impl Build<'_> {
             });
         }
         Ok(routes)
+    }
+
+    /// Every hidden layer receives δ of the layer above through random weights in the place of
+    /// that layer's Wᵀ (RBP, ARBP, Kolen-Pollack).
+    pub fn adjacent_random(&mut self, adapt: Option<Adapt>) -> Result<Vec<Option<Route>>> {
+        self.hidden(|b, i| {
+            Ok(vec![term(
+                i + 1,
+                Input::Delta,
+                b.random_adjacent(i, adapt)?,
+            )])
+        })
     }
 
     /// Every hidden layer receives `input` of the top layer through its own random matrix

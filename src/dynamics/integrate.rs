@@ -50,6 +50,15 @@ pub struct Trajectory {
 }
 
 impl Trajectory {
+    /// A trajectory holding only its start `y` at t = 0.
+    fn start(y: &[f64]) -> Self {
+        Trajectory {
+            times: vec![0.0],
+            states: vec![y.to_vec()],
+            outcome: Outcome::Reached,
+        }
+    }
+
     /// The last state.
     pub fn end(&self) -> &[f64] {
         self.states.last().expect("a trajectory has its start")
@@ -85,11 +94,7 @@ pub fn rk4(sys: &impl System, y0: &[f64], h: f64, limits: &Limits, record: usize
         vec![0.0; n],
     );
     let mut t = 0.0;
-    let mut out = Trajectory {
-        times: vec![0.0],
-        states: vec![y.clone()],
-        outcome: Outcome::Reached,
-    };
+    let mut out = Trajectory::start(&y);
     let mut step = 0usize;
     while t < limits.t_end {
         if let Some(o) = check(sys, &y, &mut k1, limits) {
@@ -190,11 +195,7 @@ pub fn dopri5(sys: &impl System, y0: &[f64], rtol: f64, atol: f64, limits: &Limi
     let mut y5 = vec![0.0; n];
     let mut t = 0.0;
     let mut h = 1e-3f64.min(limits.t_end);
-    let mut out = Trajectory {
-        times: vec![0.0],
-        states: vec![y.clone()],
-        outcome: Outcome::Reached,
-    };
+    let mut out = Trajectory::start(&y);
     let mut guard = 0usize;
     while t < limits.t_end {
         if let Some(o) = check(sys, &y, &mut k[0], limits) {
