@@ -244,7 +244,22 @@ fn quantized_update(layer: &mut Layer, delta: &[f32], input: &[f32], rate: f64, 
     let (alpha, s) = (q.alpha, q.steps());
     let mut acc = vec![0.0f32; layer.w.len()];
     let mut acc_b = vec![0.0f32; layer.b.len()];
+    // the sums are kept in units of `unit`: one quantization step, or 1 where summed as values
+    let mut unit = 1.0f32;
     match layer.kind {
+        Kind::Dense if s > 0.0 => {
+            // b ≥ 2 bits: Q(x) = (α/s) · clamp(round(x · s/α), −s, s), summed in steps
+            let k = (-rate) as f32 * (s / alpha);
+            let coefs: Vec<f32> = delta.iter().map(|d| k * d).collect();
+            quantize::add_quantized_outer(&mut acc, &coefs, input, n_out, n_in, s);
+            for e in coefs.chunks_exact(n_out) {
+                acc_b
+                    .iter_mut()
+                    .zip(e)
+                    .for_each(|(a, c)| *a += c.round_ties_even().clamp(-s, s));
+            }
+            unit = alpha / s;
+        }
         Kind::Dense => {
             for e in 0..batch {
                 let o = &input[e * n_in..(e + 1) * n_in];
@@ -282,7 +297,7 @@ fn quantized_update(layer: &mut Layer, delta: &[f32], input: &[f32], rate: f64, 
             }
         }
     }
-    let inv = 1.0 / batch as f32;
+    let inv = unit / batch as f32;
     layer
         .w
         .iter_mut()

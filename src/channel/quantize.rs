@@ -107,6 +107,80 @@ dispatch! {
     }
 }
 
+/// Rows × columns of one register tile of [`add_quantized_outer`].
+const TILE_ROWS: usize = 4;
+const TILE_COLS: usize = 16;
+
+/// `k ← clamp(round_half_even(x), −s, s)`: a scaled value to its signed number of steps.
+#[inline(always)]
+fn steps_of(x: f32, s: f32) -> f32 {
+    let k = x.round_ties_even();
+    let k = if k < -s { -s } else { k };
+    if k > s { s } else { k }
+}
+
+/// The sums over examples of one tile: `acc[r][c] += Σ_e steps_of(coefs[e][r0 + r] · inputs[e][c0 + c])`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn outer_tile<const R: usize, const C: usize>(
+    acc: &mut [f32],
+    coefs: &[f32],
+    inputs: &[f32],
+    (n_rows, n_cols): (usize, usize),
+    (r0, c0): (usize, usize),
+    s: f32,
+) {
+    let mut tile = [[0.0f32; C]; R];
+    for (coef, input) in coefs.chunks_exact(n_rows).zip(inputs.chunks_exact(n_cols)) {
+        let o: &[f32; C] = input[c0..c0 + C].try_into().unwrap();
+        for (r, row) in tile.iter_mut().enumerate() {
+            let c = coef[r0 + r];
+            for (t, o) in row.iter_mut().zip(o) {
+                *t += steps_of(c * o, s);
+            }
+        }
+    }
+    for (r, row) in tile.iter().enumerate() {
+        let a = &mut acc[(r0 + r) * n_cols + c0..][..C];
+        a.iter_mut().zip(row).for_each(|(a, t)| *a += t);
+    }
+}
+
+dispatch! {
+    /// `acc += Σ_e Q(coef_e ⊛ input_e) · s/α` for a b ≥ 2 bit quantizer, in steps: `acc` is
+    /// `n_rows × n_cols` (row-major), `coefs` holds each example's `n_rows` coefficients already
+    /// multiplied by `s/α`, `inputs` each example's `n_cols` inputs. The sum over the examples is
+    /// kept in registers, one tile of rows × columns at a time (the quantization of each
+    /// example's product forbids a GEMM).
+    pub fn add_quantized_outer(
+        acc: &mut [f32],
+        coefs: &[f32],
+        inputs: &[f32],
+        n_rows: usize,
+        n_cols: usize,
+        s: f32,
+    ) {
+        let dims = (n_rows, n_cols);
+        let (rows, cols) = (n_rows / TILE_ROWS * TILE_ROWS, n_cols / TILE_COLS * TILE_COLS);
+        for r0 in (0..rows).step_by(TILE_ROWS) {
+            for c0 in (0..cols).step_by(TILE_COLS) {
+                outer_tile::<TILE_ROWS, TILE_COLS>(acc, coefs, inputs, dims, (r0, c0), s);
+            }
+            for c0 in cols..n_cols {
+                outer_tile::<TILE_ROWS, 1>(acc, coefs, inputs, dims, (r0, c0), s);
+            }
+        }
+        for r0 in rows..n_rows {
+            for c0 in (0..cols).step_by(TILE_COLS) {
+                outer_tile::<1, TILE_COLS>(acc, coefs, inputs, dims, (r0, c0), s);
+            }
+            for c0 in cols..n_cols {
+                outer_tile::<1, 1>(acc, coefs, inputs, dims, (r0, c0), s);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,6 +232,36 @@ mod tests {
         let mut v = xs.clone();
         q.apply_slice(&mut v);
         assert!(v.iter().zip(&xs).all(|(a, x)| *a == q.apply(*x)));
+    }
+
+    #[test]
+    fn tiled_outer_sums_match_per_example_quantization() {
+        // sizes that exercise full tiles and both tails
+        for (n_rows, n_cols, batch) in [(9, 37, 5), (1, 1, 3), (4, 16, 2), (13, 50, 7)] {
+            for bits in [2, 4, 8, 16] {
+                let q = Quantizer::new(bits, 0.3, "q").unwrap();
+                let s = q.steps();
+                let val = |i: usize, m: f32| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * m;
+                let coefs: Vec<f32> = (0..batch * n_rows).map(|i| val(i, 0.5)).collect();
+                let inputs: Vec<f32> = (0..batch * n_cols).map(|i| val(i + 3, 1.5)).collect();
+                let mut acc: Vec<f32> = (0..n_rows * n_cols).map(|i| val(i, 2.0)).collect();
+                let start = acc.clone();
+                let scaled: Vec<f32> = coefs.iter().map(|c| c * s / q.alpha).collect();
+                add_quantized_outer(&mut acc, &scaled, &inputs, n_rows, n_cols, s);
+                for r in 0..n_rows {
+                    for c in 0..n_cols {
+                        let want: f32 = (0..batch)
+                            .map(|e| q.apply(coefs[e * n_rows + r] * inputs[e * n_cols + c]))
+                            .sum();
+                        let got = (acc[r * n_cols + c] - start[r * n_cols + c]) * q.alpha / s;
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
+                            "{n_rows}×{n_cols}×{batch} b={bits} [{r},{c}]: {got} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
