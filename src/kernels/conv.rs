@@ -217,7 +217,12 @@ impl ConvGeom {
             beta,
             dw,
         );
-        for (row, b) in delta.chunks_exact(p).zip(db.iter_mut()) {
+        self.bias_grad(delta, alpha, db);
+    }
+
+    /// One example's bias gradient, accumulated: `db += alpha·Σ_p δ`.
+    pub fn bias_grad(&self, delta: &[f32], alpha: f32, db: &mut [f32]) {
+        for (row, b) in delta.chunks_exact(self.positions()).zip(db.iter_mut()) {
             *b += alpha * row.iter().sum::<f32>();
         }
     }

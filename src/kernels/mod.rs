@@ -3,6 +3,7 @@
 
 pub mod activation;
 pub mod conv;
+pub mod direct;
 pub mod loss;
 pub mod matmul;
 pub mod pool;

@@ -10,6 +10,7 @@
 pub mod arch;
 
 use crate::kernels::conv::ConvGeom;
+use crate::kernels::direct::{self, Direct};
 use crate::kernels::pool::PoolGeom;
 use crate::kernels::{Activation, Mat, gemm, matmul};
 use crate::rng::{self, Rng};
@@ -50,24 +51,29 @@ const CONV_CHUNK: usize = 8;
 thread_local! {
     /// Per-thread scratch of the conv kernels, reused across calls (every kernel writes the part
     /// it reads, so it is never cleared).
-    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    static SCRATCH: std::cell::RefCell<[Vec<f32>; 3]> = const { std::cell::RefCell::new([Vec::new(), Vec::new(), Vec::new()]) };
 }
 
-/// Runs `f` with this thread's scratch sized for one example of a conv layer: the column
-/// matrix `K × P` and an input map. (One example per GEMM: measured faster here than putting a
-/// task's examples side by side in one larger GEMM, whose operands no longer fit the caches.)
-fn with_scratch<R>(g: &ConvGeom, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    let (a, b) = (g.kdim() * g.positions(), g.in_len());
+/// Runs `f` with this thread's three scratch buffers of the given lengths (one example's worth:
+/// a column matrix or padded maps). One example per kernel call: measured faster here than
+/// putting a task's examples side by side in one larger GEMM, whose operands no longer fit the
+/// caches.
+fn with_scratch<R>(lens: [usize; 3], f: impl FnOnce(&mut [f32], &mut [f32], &mut [f32]) -> R) -> R {
     SCRATCH.with(|s| {
-        let (cols, wide) = &mut *s.borrow_mut();
-        if cols.len() < a {
-            cols.resize(a, 0.0);
+        let mut s = s.borrow_mut();
+        for (v, &n) in s.iter_mut().zip(&lens) {
+            if v.len() < n {
+                v.resize(n, 0.0);
+            }
         }
-        if wide.len() < b {
-            wide.resize(b, 0.0);
-        }
-        f(&mut cols[..a], &mut wide[..b])
+        let [a, b, c] = &mut *s;
+        f(&mut a[..lens[0]], &mut b[..lens[1]], &mut c[..lens[2]])
     })
+}
+
+/// The direct (stride-1) layout of a conv layer, where this CPU runs the direct kernels.
+fn direct(g: &ConvGeom) -> Option<Direct> {
+    Direct::new(g).filter(|_| direct::available())
 }
 
 impl Layer {
@@ -147,15 +153,29 @@ impl Layer {
             }
             Kind::Conv(g) => {
                 let (ni, no) = (self.n_in, self.n_out);
-                out.par_chunks_mut(CONV_CHUNK * no)
-                    .zip(input.par_chunks(CONV_CHUNK * ni))
-                    .for_each(|(o, x)| {
-                        with_scratch(&g, |cols, _| {
+                let chunks = out
+                    .par_chunks_mut(CONV_CHUNK * no)
+                    .zip(input.par_chunks(CONV_CHUNK * ni));
+                if let Some(d) = direct(&g) {
+                    let mut wt = Vec::new();
+                    d.tile_weights(&self.w, &mut wt);
+                    chunks.for_each(|(o, x)| {
+                        with_scratch([d.padded_len(), d.out_len(), 0], |xp, ys, _| {
+                            for (o, x) in o.chunks_exact_mut(no).zip(x.chunks_exact(ni)) {
+                                d.pad_input(x, xp);
+                                d.forward(&wt, &self.b, xp, ys, o);
+                            }
+                        });
+                    });
+                } else {
+                    chunks.for_each(|(o, x)| {
+                        with_scratch([g.kdim() * g.positions(), 0, 0], |cols, _, _| {
                             for (o, x) in o.chunks_exact_mut(no).zip(x.chunks_exact(ni)) {
                                 g.forward(&self.w, &self.b, x, o, cols);
                             }
                         });
                     });
+                }
             }
         }
     }
@@ -180,23 +200,43 @@ impl Layer {
             ),
             Kind::Conv(g) => {
                 let (ni, no) = (self.n_in, self.n_out);
-                dx.par_chunks_mut(CONV_CHUNK * ni)
-                    .zip(delta.par_chunks(CONV_CHUNK * no))
-                    .for_each(|(dx, d)| {
-                        with_scratch(&g, |cols, tmp| {
-                            for (dx, d) in dx.chunks_exact_mut(ni).zip(d.chunks_exact(no)) {
-                                if beta == 0.0 {
-                                    g.backward_data(weights, d, dx, cols);
-                                } else {
-                                    let tmp = &mut tmp[..ni];
-                                    g.backward_data(weights, d, tmp, cols);
-                                    dx.iter_mut()
-                                        .zip(tmp.iter())
-                                        .for_each(|(a, t)| *a = beta * *a + t);
-                                }
+                let chunks = dx
+                    .par_chunks_mut(CONV_CHUNK * ni)
+                    .zip(delta.par_chunks(CONV_CHUNK * no));
+                // dx = beta·dx + (the example's signal, computed into `tmp` unless beta = 0)
+                let blend =
+                    |dx: &mut [f32], tmp: &mut [f32], compute: &mut dyn FnMut(&mut [f32])| {
+                        if beta == 0.0 {
+                            compute(dx);
+                        } else {
+                            compute(tmp);
+                            dx.iter_mut()
+                                .zip(tmp.iter())
+                                .for_each(|(a, t)| *a = beta * *a + t);
+                        }
+                    };
+                if let Some(d) = direct(&g) {
+                    // the forward map of δ through the flipped kernel
+                    let t = d.transposed();
+                    let mut wt = Vec::new();
+                    d.flipped_weights(weights, &mut wt);
+                    chunks.for_each(|(dx, dl)| {
+                        with_scratch([t.padded_len(), t.out_len(), ni], |dp, ys, tmp| {
+                            for (dx, dl) in dx.chunks_exact_mut(ni).zip(dl.chunks_exact(no)) {
+                                t.pad_input(dl, dp);
+                                blend(dx, tmp, &mut |out| t.forward(&wt, &[], dp, ys, out));
                             }
                         });
                     });
+                } else {
+                    chunks.for_each(|(dx, dl)| {
+                        with_scratch([g.kdim() * g.positions(), ni, 0], |cols, tmp, _| {
+                            for (dx, dl) in dx.chunks_exact_mut(ni).zip(dl.chunks_exact(no)) {
+                                blend(dx, tmp, &mut |out| g.backward_data(weights, dl, out, cols));
+                            }
+                        });
+                    });
+                }
             }
         }
     }
@@ -237,12 +277,24 @@ impl Layer {
                     .zip(input.par_chunks(CONV_CHUNK * ni))
                     .map(|(d, x)| {
                         let (mut pw, mut pb) = (vec![0.0; dw.len()], vec![0.0; db.len()]);
-                        with_scratch(&g, |cols, _| {
-                            for (d, x) in d.chunks_exact(no).zip(x.chunks_exact(ni)) {
-                                g.im2col(x, cols);
-                                g.weight_grad(d, cols, 1.0, 1.0, &mut pw, &mut pb);
-                            }
-                        });
+                        if let Some(dir) = direct(&g) {
+                            let lens = [dir.padded_len(), dir.delta_t_len(), 0];
+                            with_scratch(lens, |xp, dt, _| {
+                                for (d, x) in d.chunks_exact(no).zip(x.chunks_exact(ni)) {
+                                    dir.pad_input(x, xp);
+                                    dir.transpose_delta(d, dt);
+                                    dir.weight_grad(dt, xp, 1.0, &mut pw);
+                                    g.bias_grad(d, 1.0, &mut pb);
+                                }
+                            });
+                        } else {
+                            with_scratch([g.kdim() * g.positions(), 0, 0], |cols, _, _| {
+                                for (d, x) in d.chunks_exact(no).zip(x.chunks_exact(ni)) {
+                                    g.im2col(x, cols);
+                                    g.weight_grad(d, cols, 1.0, 1.0, &mut pw, &mut pb);
+                                }
+                            });
+                        }
                         (pw, pb)
                     })
                     .collect();

@@ -161,7 +161,7 @@ fn conv_nets_learn_cifar_format_data_with_bp_rbp_and_srbp() {
         let cfg = TrainConfig {
             channel: channel.into(),
             arch: Some("conv8k5-pool3s2-conv8k5-pool3s2-fc32".into()),
-            epochs: 6,
+            epochs: 10,
             batch: 32,
             lr: 0.02,
             momentum: 0.9,

@@ -1,0 +1,658 @@
+//! Direct convolution for stride 1: no column matrix, the multiply-adds read the zero-padded
+//! input map itself.
+//!
+//! With stride 1, the inputs that output positions `(oy, ox .. ox + V)` see through kernel tap
+//! `(c, ky, kx)` are the `V` consecutive values `xp[c][oy + ky][ox + kx ..]` of the padded map
+//! `xp`. So a register tile of `CO_T` output channels × `R` output rows × `V` columns is summed over
+//! every tap with one vector load per row and one broadcast weight per channel — the weights of
+//! one tile, laid out tap-major, stay in L1 while the tile slides over the map. The map is padded
+//! to whole tiles (extra rows and columns compute values that are never stored), so there are no
+//! edge cases in the inner loops.
+//!
+//! ```text
+//!   forward:       y[o][oy][ox]   = b[o] + Σ_{c,ky,kx} W[o][c][ky][kx] · xp[c][oy+ky][ox+kx]
+//!   input grad:    the forward map of δ (padded by k−1−pad) through the flipped kernel with
+//!                  input and output channels swapped
+//!   weight grad:   dW[o][c][ky][kx] += Σ_{oy,ox} δ[o][oy][ox] · xp[c][oy+ky][ox+kx]
+//! ```
+//!
+//! The inner loops are written on fixed-size arrays and compiled for AVX-512 and for AVX2+FMA
+//! (each lane's multiply-adds come in the same order, so both give the same bits); without
+//! fused multiply-add in hardware the caller falls back to im2col + GEMM ([`available`]).
+
+use super::conv::ConvGeom;
+
+/// Output channels per register tile.
+pub const CO_T: usize = 8;
+
+/// Whether this CPU runs the direct kernels (x86-64 with AVX2 and FMA).
+pub fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+fn wide_512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512f") && std::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The padded layout of one stride-1 convolution: which vector width, how the input map is
+/// padded and how far the output is rounded up to whole tiles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Direct {
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub k: usize,
+    pub pad: usize,
+    pub h_out: usize,
+    pub w_out: usize,
+    /// Lanes per vector: 16, 8 or 4.
+    pub lanes: usize,
+    /// Output rows rounded up to whole tiles.
+    pub hr: usize,
+    /// Output columns rounded up to whole vectors.
+    pub wr: usize,
+    /// Padded input map: `hp × wp` per channel (the input sits at `(pad, pad)`).
+    pub hp: usize,
+    pub wp: usize,
+    /// Output channels rounded up to whole tiles.
+    pub co_r: usize,
+    /// Output rows per forward tile.
+    pub rows_t: usize,
+}
+
+impl Direct {
+    /// The layout of `g`, or `None` where the direct kernels do not apply (stride > 1).
+    pub fn new(g: &ConvGeom) -> Option<Self> {
+        if g.stride != 1 || g.pad >= g.k {
+            return None;
+        }
+        Some(Direct::of(g.c_in, g.h, g.w, g.c_out, g.k, g.pad))
+    }
+
+    fn of(c_in: usize, h: usize, w: usize, c_out: usize, k: usize, pad: usize) -> Self {
+        let (h_out, w_out) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
+        let lanes = if w_out > 8 {
+            16
+        } else if w_out > 4 {
+            8
+        } else {
+            4
+        };
+        let rows_t = rows_per_tile();
+        let (hr, wr) = (
+            h_out.next_multiple_of(rows_t),
+            w_out.next_multiple_of(lanes),
+        );
+        Direct {
+            c_in,
+            h,
+            w,
+            c_out,
+            k,
+            pad,
+            h_out,
+            w_out,
+            lanes,
+            hr,
+            wr,
+            hp: hr + k - 1,
+            wp: wr + k - 1,
+            co_r: c_out.next_multiple_of(CO_T),
+            rows_t,
+        }
+    }
+
+    /// The stride-1 convolution whose forward pass is this one's input gradient: δ padded by
+    /// k − 1 − pad, input and output channels swapped (weights from [`Direct::flipped_weights`]).
+    pub fn transposed(&self) -> Direct {
+        Direct::of(
+            self.c_out,
+            self.h_out,
+            self.w_out,
+            self.c_in,
+            self.k,
+            self.k - 1 - self.pad,
+        )
+    }
+
+    /// Padded input values per example.
+    pub fn padded_len(&self) -> usize {
+        self.c_in * self.hp * self.wp
+    }
+    /// Tile-rounded output values per example.
+    pub fn out_len(&self) -> usize {
+        self.co_r * self.hr * self.wr
+    }
+    /// Taps of one output unit: `C_in·k·k`.
+    fn taps(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
+    /// Length of the weights in tile layout.
+    pub fn weights_len(&self) -> usize {
+        self.co_r * self.taps()
+    }
+
+    /// `W` (`C_out × C_in·k·k`, row-major) in tile layout: `[block][tap][CO_T]`, zero for the
+    /// channels that round `C_out` up.
+    pub fn tile_weights(&self, w: &[f32], out: &mut Vec<f32>) {
+        let taps = self.taps();
+        out.clear();
+        out.resize(self.weights_len(), 0.0);
+        for o in 0..self.c_out {
+            let (blk, c) = (o / CO_T, o % CO_T);
+            for (t, v) in w[o * taps..(o + 1) * taps].iter().enumerate() {
+                out[(blk * taps + t) * CO_T + c] = *v;
+            }
+        }
+    }
+
+    /// The weights, in tile layout, of [`Direct::transposed`]: `W'[c][o][ky][kx] =
+    /// W[o][c][k−1−ky][k−1−kx]` of a layer whose forward layout is `self`.
+    pub fn flipped_weights(&self, w: &[f32], out: &mut Vec<f32>) {
+        let (k, taps) = (self.k, self.taps());
+        let t = self.transposed();
+        let t_taps = t.taps();
+        out.clear();
+        out.resize(t.weights_len(), 0.0);
+        for o in 0..self.c_out {
+            for c in 0..self.c_in {
+                for ky in 0..k {
+                    for kx in 0..k {
+                        let v = w[o * taps + (c * k + ky) * k + kx];
+                        let tap = (o * k + (k - 1 - ky)) * k + (k - 1 - kx);
+                        out[((c / CO_T) * t_taps + tap) * CO_T + c % CO_T] = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies one example's map `x` (`C_in × h × w`) into the zeroed padded map `xp`.
+    pub fn pad_input(&self, x: &[f32], xp: &mut [f32]) {
+        xp.fill(0.0);
+        for c in 0..self.c_in {
+            for iy in 0..self.h {
+                let src = &x[(c * self.h + iy) * self.w..][..self.w];
+                let at = (c * self.hp + iy + self.pad) * self.wp + self.pad;
+                xp[at..at + self.w].copy_from_slice(src);
+            }
+        }
+    }
+
+    /// Output positions per channel.
+    pub fn positions(&self) -> usize {
+        self.h_out * self.w_out
+    }
+    /// Output channels rounded up to whole weight-gradient vectors.
+    pub fn co_16(&self) -> usize {
+        self.c_out.next_multiple_of(WG_LANES)
+    }
+    /// Length of a transposed δ ([`Direct::transpose_delta`]).
+    pub fn delta_t_len(&self) -> usize {
+        self.positions() * self.co_16()
+    }
+
+    /// One example's δ (`C_out × positions`) transposed into `dt` (`positions × co_16`, zero
+    /// for the channels that round `C_out` up), for [`Direct::weight_grad`].
+    pub fn transpose_delta(&self, delta: &[f32], dt: &mut [f32]) {
+        let (p, co16) = (self.positions(), self.co_16());
+        for (q, row) in dt[..p * co16].chunks_exact_mut(co16).enumerate() {
+            for (o, v) in row.iter_mut().enumerate() {
+                *v = if o < self.c_out {
+                    delta[o * p + q]
+                } else {
+                    0.0
+                };
+            }
+        }
+    }
+
+    /// `y = bias + conv(xp)` for one example: `xp` from [`Direct::pad_input`], `wt` from
+    /// [`Direct::tile_weights`] (or [`Direct::flipped_weights`] of the forward layout), `ys`
+    /// scratch of [`Direct::out_len`]. `bias` may be empty (no bias).
+    pub fn forward(&self, wt: &[f32], bias: &[f32], xp: &[f32], ys: &mut [f32], y: &mut [f32]) {
+        run_tiles(self, wt, xp, ys);
+        let (hr, wr) = (self.hr, self.wr);
+        for o in 0..self.c_out {
+            let b = bias.get(o).copied().unwrap_or(0.0);
+            for oy in 0..self.h_out {
+                let src = &ys[(o * hr + oy) * wr..][..self.w_out];
+                let dst = &mut y[(o * self.h_out + oy) * self.w_out..][..self.w_out];
+                dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + b);
+            }
+        }
+    }
+
+    /// `dw += alpha · Σ_p δ ⊛ xp` for one example (`dw` is `C_out × C_in·k·k`, row-major):
+    /// `dt` from [`Direct::transpose_delta`], `xp` from [`Direct::pad_input`].
+    pub fn weight_grad(&self, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32]) {
+        run_weight_grad(self, dt, xp, alpha, dw);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// A vector of `N` f32 lanes: the few operations the kernels use. Every lane computes
+/// `a·b + c` with one rounding, so all implementations give the same bits.
+trait Lanes: Copy {
+    const N: usize;
+    /// # Safety
+    /// The CPU supports the implementation's instructions.
+    unsafe fn zero() -> Self;
+    /// # Safety
+    /// `p .. p + N` is readable.
+    unsafe fn load(p: *const f32) -> Self;
+    /// # Safety
+    /// The CPU supports the implementation's instructions.
+    unsafe fn splat(x: f32) -> Self;
+    /// `a·b + self`, fused.
+    /// # Safety
+    /// The CPU supports the implementation's instructions.
+    unsafe fn fmadd(self, a: Self, b: Self) -> Self;
+    /// # Safety
+    /// `p .. p + N` is writable.
+    unsafe fn store(self, p: *mut f32);
+}
+
+#[cfg(target_arch = "x86_64")]
+mod lanes {
+    use super::*;
+
+    /// 16 lanes in one AVX-512 register.
+    #[derive(Clone, Copy)]
+    pub struct Z16(__m512);
+    /// 16 lanes in two AVX registers.
+    #[derive(Clone, Copy)]
+    pub struct Y16(__m256, __m256);
+    /// 8 lanes.
+    #[derive(Clone, Copy)]
+    pub struct Y8(__m256);
+    /// 4 lanes.
+    #[derive(Clone, Copy)]
+    pub struct X4(__m128);
+
+    impl Lanes for Z16 {
+        const N: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { Z16(_mm512_setzero_ps()) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { Z16(_mm512_loadu_ps(p)) }
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            unsafe { Z16(_mm512_set1_ps(x)) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(self, a: Self, b: Self) -> Self {
+            unsafe { Z16(_mm512_fmadd_ps(a.0, b.0, self.0)) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm512_storeu_ps(p, self.0) }
+        }
+    }
+
+    impl Lanes for Y16 {
+        const N: usize = 16;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { Y16(_mm256_setzero_ps(), _mm256_setzero_ps()) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { Y16(_mm256_loadu_ps(p), _mm256_loadu_ps(p.add(8))) }
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            unsafe { Y16(_mm256_set1_ps(x), _mm256_set1_ps(x)) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(self, a: Self, b: Self) -> Self {
+            unsafe {
+                Y16(
+                    _mm256_fmadd_ps(a.0, b.0, self.0),
+                    _mm256_fmadd_ps(a.1, b.1, self.1),
+                )
+            }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe {
+                _mm256_storeu_ps(p, self.0);
+                _mm256_storeu_ps(p.add(8), self.1);
+            }
+        }
+    }
+
+    impl Lanes for Y8 {
+        const N: usize = 8;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { Y8(_mm256_setzero_ps()) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { Y8(_mm256_loadu_ps(p)) }
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            unsafe { Y8(_mm256_set1_ps(x)) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(self, a: Self, b: Self) -> Self {
+            unsafe { Y8(_mm256_fmadd_ps(a.0, b.0, self.0)) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm256_storeu_ps(p, self.0) }
+        }
+    }
+
+    impl Lanes for X4 {
+        const N: usize = 4;
+        #[inline(always)]
+        unsafe fn zero() -> Self {
+            unsafe { X4(_mm_setzero_ps()) }
+        }
+        #[inline(always)]
+        unsafe fn load(p: *const f32) -> Self {
+            unsafe { X4(_mm_loadu_ps(p)) }
+        }
+        #[inline(always)]
+        unsafe fn splat(x: f32) -> Self {
+            unsafe { X4(_mm_set1_ps(x)) }
+        }
+        #[inline(always)]
+        unsafe fn fmadd(self, a: Self, b: Self) -> Self {
+            unsafe { X4(_mm_fmadd_ps(a.0, b.0, self.0)) }
+        }
+        #[inline(always)]
+        unsafe fn store(self, p: *mut f32) {
+            unsafe { _mm_storeu_ps(p, self.0) }
+        }
+    }
+}
+
+/// Output rows per forward tile: two with 32 vector registers, one with 16 (AVX2).
+fn rows_per_tile() -> usize {
+    if wide_512() { 2 } else { 1 }
+}
+
+/// Checks the buffer lengths every kernel relies on (the kernels index by raw pointers).
+fn check_forward(d: &Direct, wt: &[f32], xp: &[f32], ys: &[f32]) {
+    assert!(wt.len() >= d.weights_len() && xp.len() >= d.padded_len() && ys.len() >= d.out_len());
+    assert!(
+        d.hr.is_multiple_of(d.rows_t)
+            && d.wr.is_multiple_of(d.lanes)
+            && d.co_r.is_multiple_of(CO_T)
+    );
+}
+
+fn run_tiles(d: &Direct, wt: &[f32], xp: &[f32], ys: &mut [f32]) {
+    check_forward(d, wt, xp, ys);
+    #[cfg(target_arch = "x86_64")]
+    {
+        use lanes::*;
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn widest(d: &Direct, wt: &[f32], xp: &[f32], ys: &mut [f32]) {
+            unsafe {
+                match d.lanes {
+                    16 => tiles::<Z16, 2>(d, wt, xp, ys),
+                    8 => tiles::<Y8, 2>(d, wt, xp, ys),
+                    _ => tiles::<X4, 2>(d, wt, xp, ys),
+                }
+            }
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn wide(d: &Direct, wt: &[f32], xp: &[f32], ys: &mut [f32]) {
+            unsafe {
+                match d.lanes {
+                    16 => tiles::<Y16, 1>(d, wt, xp, ys),
+                    8 => tiles::<Y8, 1>(d, wt, xp, ys),
+                    _ => tiles::<X4, 1>(d, wt, xp, ys),
+                }
+            }
+        }
+        if d.rows_t == 2 && wide_512() {
+            // SAFETY: the CPU supports the features `widest` was compiled for; lengths checked.
+            return unsafe { widest(d, wt, xp, ys) };
+        }
+        assert!(
+            available() && d.rows_t == 1,
+            "direct convolution without AVX2+FMA"
+        );
+        // SAFETY: checked just above; lengths checked.
+        unsafe { wide(d, wt, xp, ys) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct convolution is only used where `available()`")
+}
+
+/// Output channels per weight-gradient tile (the lanes of its vectors).
+const WG_LANES: usize = 16;
+
+fn run_weight_grad(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32]) {
+    assert!(dt.len() >= d.positions() * d.co_16() && xp.len() >= d.padded_len());
+    assert!(dw.len() == d.c_out * d.taps());
+    #[cfg(target_arch = "x86_64")]
+    {
+        use lanes::*;
+        #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
+        unsafe fn widest(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32]) {
+            unsafe { weight_tiles::<Z16, 24>(d, dt, xp, alpha, dw) }
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn wide(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32]) {
+            unsafe { weight_tiles::<Y16, 6>(d, dt, xp, alpha, dw) }
+        }
+        if wide_512() {
+            // SAFETY: the CPU supports the features `widest` was compiled for; lengths checked.
+            return unsafe { widest(d, dt, xp, alpha, dw) };
+        }
+        assert!(available(), "direct convolution without AVX2+FMA");
+        // SAFETY: checked just above; lengths checked.
+        unsafe { wide(d, dt, xp, alpha, dw) }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    unreachable!("direct convolution is only used where `available()`")
+}
+
+/// Every output tile of one example: `ys[o][oy][ox] = Σ_taps wt · xp`.
+///
+/// # Safety
+/// The CPU supports `L`'s instructions; the buffers have the lengths [`check_forward`] asserts.
+#[inline(always)]
+unsafe fn tiles<L: Lanes, const R: usize>(d: &Direct, wt: &[f32], xp: &[f32], ys: &mut [f32]) {
+    let (k, taps, wp) = (d.k, d.taps(), d.wp);
+    let plane = d.hp * wp;
+    let (xp, ys) = (xp.as_ptr(), ys.as_mut_ptr());
+    for blk in 0..d.co_r / CO_T {
+        let wb = wt[blk * taps * CO_T..].as_ptr();
+        for oy0 in (0..d.hr).step_by(R) {
+            for ox0 in (0..d.wr).step_by(L::N) {
+                // SAFETY (whole block): every index stays inside the padded map, the weights and
+                // the tile-rounded output, by the layout's construction (see `Direct::of`).
+                unsafe {
+                    let mut acc = [[L::zero(); R]; CO_T];
+                    for c in 0..d.c_in {
+                        for ky in 0..k {
+                            let x0 = xp.add(c * plane + (oy0 + ky) * wp + ox0);
+                            let w0 = wb.add((c * k + ky) * k * CO_T);
+                            for kx in 0..k {
+                                let mut v = [L::zero(); R];
+                                for (r, v) in v.iter_mut().enumerate() {
+                                    *v = L::load(x0.add(r * wp + kx));
+                                }
+                                let w = w0.add(kx * CO_T);
+                                for (i, a) in acc.iter_mut().enumerate() {
+                                    let wi = L::splat(*w.add(i));
+                                    for (a, v) in a.iter_mut().zip(&v) {
+                                        *a = a.fmadd(wi, *v);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    for (i, a) in acc.iter().enumerate() {
+                        for (r, a) in a.iter().enumerate() {
+                            a.store(ys.add(((blk * CO_T + i) * d.hr + oy0 + r) * d.wr + ox0));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dw[o][tap] += alpha · Σ_{oy,ox} dt[oy,ox][o] · xp[tap offset + oy·wp + ox]`, in tiles of 16
+/// output channels (the lanes) × `T` taps, summed over every position in registers.
+///
+/// # Safety
+/// The CPU supports `L`'s instructions (16 lanes); the buffers have the lengths
+/// `run_weight_grad` asserts.
+#[inline(always)]
+unsafe fn weight_tiles<L: Lanes, const T: usize>(
+    d: &Direct,
+    dt: &[f32],
+    xp: &[f32],
+    alpha: f32,
+    dw: &mut [f32],
+) {
+    debug_assert_eq!(L::N, WG_LANES);
+    let (k, taps, wp, co16) = (d.k, d.taps(), d.wp, d.co_16());
+    let plane = d.hp * wp;
+    let tap_offset = |t: usize| {
+        let (c, ky, kx) = (t / (k * k), t / k % k, t % k);
+        c * plane + ky * wp + kx
+    };
+    let (xp, dt) = (xp.as_ptr(), dt.as_ptr());
+    let mut lanes = [0.0f32; WG_LANES];
+    for t0 in (0..taps).step_by(T) {
+        let n_t = T.min(taps - t0);
+        // taps past the end repeat the last one; their sums are dropped
+        let off: [usize; T] = std::array::from_fn(|j| tap_offset(t0 + j.min(n_t - 1)));
+        for o0 in (0..co16).step_by(WG_LANES) {
+            // SAFETY (whole block): positions and tap offsets stay inside the padded map, and
+            // `o0 + 16 ≤ co16` inside each transposed δ row.
+            unsafe {
+                let mut acc = [L::zero(); T];
+                for oy in 0..d.h_out {
+                    for ox in 0..d.w_out {
+                        let x0 = xp.add(oy * wp + ox);
+                        let dv = L::load(dt.add((oy * d.w_out + ox) * co16 + o0));
+                        for (a, off) in acc.iter_mut().zip(&off) {
+                            *a = a.fmadd(dv, L::splat(*x0.add(*off)));
+                        }
+                    }
+                }
+                let n_o = WG_LANES.min(d.c_out - o0);
+                for (j, a) in acc.iter().enumerate().take(n_t) {
+                    a.store(lanes.as_mut_ptr());
+                    for (i, v) in lanes.iter().enumerate().take(n_o) {
+                        dw[(o0 + i) * taps + t0 + j] += alpha * v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| ((((i + seed) * 2_654_435_761usize) >> 9) % 2001) as f32 / 1000.0 - 1.0)
+            .collect()
+    }
+
+    fn close(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what}[{i}]: {x} vs {y}"
+            );
+        }
+    }
+
+    /// The direct kernels against im2col + GEMM on shapes that exercise every lane width, tile
+    /// rounding of rows, columns and channels, and tap tails.
+    #[test]
+    fn direct_kernels_match_im2col() {
+        if !available() {
+            return;
+        }
+        // c_in, h, w, c_out, k, pad
+        for (c_in, h, w, c_out, k, pad) in [
+            (3, 32, 32, 8, 5, 2),
+            (8, 16, 16, 32, 5, 2),
+            (32, 8, 8, 64, 5, 2),
+            (2, 7, 9, 3, 3, 1),
+            (1, 5, 5, 17, 3, 0),
+            (5, 11, 19, 9, 1, 0),
+            (3, 4, 4, 2, 5, 2),
+            (2, 6, 13, 20, 4, 1),
+        ] {
+            let g = ConvGeom::new(c_in, h, w, c_out, k, 1, pad).unwrap();
+            let d = Direct::new(&g).unwrap();
+            let name = format!("{g:?}");
+            let (wts, b) = (values(c_out * g.kdim(), 1), values(c_out, 2));
+            let (x, delta) = (values(g.in_len(), 3), values(g.out_len(), 4));
+            let mut cols = vec![0.0; g.kdim() * g.positions()];
+            // forward
+            let mut want = vec![0.0; g.out_len()];
+            g.forward(&wts, &b, &x, &mut want, &mut cols);
+            let (mut wt, mut xp, mut ys) = (
+                Vec::new(),
+                vec![0.0; d.padded_len()],
+                vec![0.0; d.out_len()],
+            );
+            d.tile_weights(&wts, &mut wt);
+            d.pad_input(&x, &mut xp);
+            let mut got = vec![0.0; g.out_len()];
+            d.forward(&wt, &b, &xp, &mut ys, &mut got);
+            close(&got, &want, &format!("{name} forward"));
+            // input gradient
+            let mut want = vec![0.0; g.in_len()];
+            g.backward_data(&wts, &delta, &mut want, &mut cols);
+            let t = d.transposed();
+            d.flipped_weights(&wts, &mut wt);
+            let (mut dp, mut ys) = (vec![0.0; t.padded_len()], vec![0.0; t.out_len()]);
+            t.pad_input(&delta, &mut dp);
+            let mut got = vec![0.0; g.in_len()];
+            t.forward(&wt, &[], &dp, &mut ys, &mut got);
+            close(&got, &want, &format!("{name} input grad"));
+            // weight gradient, accumulated onto existing values
+            let start = values(wts.len(), 5);
+            let (mut want, mut db) = (start.clone(), vec![0.0; c_out]);
+            g.im2col(&x, &mut cols);
+            g.weight_grad(&delta, &cols, 0.5, 1.0, &mut want, &mut db);
+            let mut got = start;
+            let mut dt = vec![0.0; d.delta_t_len()];
+            d.transpose_delta(&delta, &mut dt);
+            d.weight_grad(&dt, &xp, 0.5, &mut got);
+            close(&got, &want, &format!("{name} weight grad"));
+        }
+    }
+}
