@@ -211,13 +211,17 @@ impl Direct {
     /// for the channels that round `C_out` up), for [`Direct::weight_grad`].
     pub fn transpose_delta(&self, delta: &[f32], dt: &mut [f32]) {
         let (p, co16) = (self.positions(), self.co_16());
-        for (q, row) in dt[..p * co16].chunks_exact_mut(co16).enumerate() {
-            for (o, v) in row.iter_mut().enumerate() {
-                *v = if o < self.c_out {
-                    delta[o * p + q]
-                } else {
-                    0.0
-                };
+        // blocks of 16 positions: contiguous reads, writes within 16 rows of `dt`
+        for q0 in (0..p).step_by(16) {
+            let n = 16.min(p - q0);
+            let block = &mut dt[q0 * co16..(q0 + n) * co16];
+            for o in 0..self.c_out {
+                for (i, v) in delta[o * p + q0..][..n].iter().enumerate() {
+                    block[i * co16 + o] = *v;
+                }
+            }
+            for row in block.chunks_exact_mut(co16) {
+                row[self.c_out..].fill(0.0);
             }
         }
     }
@@ -458,7 +462,13 @@ fn run_weight_grad(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32
         use lanes::*;
         #[target_feature(enable = "avx512f,avx512vl,avx2,fma")]
         unsafe fn widest(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32]) {
-            unsafe { weight_tiles::<Z16, 24>(d, dt, xp, alpha, dw) }
+            unsafe {
+                match d.k {
+                    5 => weight_tiles_k::<Z16, 5>(d, dt, xp, alpha, dw),
+                    3 => weight_tiles_k::<Z16, 3>(d, dt, xp, alpha, dw),
+                    _ => weight_tiles::<Z16, 24>(d, dt, xp, alpha, dw),
+                }
+            }
         }
         #[target_feature(enable = "avx2,fma")]
         unsafe fn wide(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32]) {
@@ -516,6 +526,55 @@ unsafe fn tiles<L: Lanes, const R: usize>(d: &Direct, wt: &[f32], xp: &[f32], ys
                         for (r, a) in a.iter().enumerate() {
                             a.store(ys.add(((blk * CO_T + i) * d.hr + oy0 + r) * d.wr + ox0));
                         }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [`weight_tiles`] for a k × k kernel known at compile time: a tile is 16 output channels × all
+/// k² taps of one input channel, whose inputs sit at fixed offsets from k row pointers (no
+/// offset table to load beside each broadcast).
+///
+/// # Safety
+/// As [`weight_tiles`], and `d.k == K`.
+#[inline(always)]
+unsafe fn weight_tiles_k<L: Lanes, const K: usize>(
+    d: &Direct,
+    dt: &[f32],
+    xp: &[f32],
+    alpha: f32,
+    dw: &mut [f32],
+) {
+    debug_assert!(L::N == WG_LANES && d.k == K);
+    let (taps, wp, co16) = (d.taps(), d.wp, d.co_16());
+    let plane = d.hp * wp;
+    let (xp, dt) = (xp.as_ptr(), dt.as_ptr());
+    let mut lanes = [0.0f32; WG_LANES];
+    for c in 0..d.c_in {
+        for o0 in (0..co16).step_by(WG_LANES) {
+            // SAFETY (whole block): as in `weight_tiles`; taps (c, ky, kx) with ky, kx < K = k.
+            unsafe {
+                let mut acc = [[L::zero(); K]; K];
+                for oy in 0..d.h_out {
+                    let x0 = xp.add(c * plane + oy * wp);
+                    let d0 = dt.add(oy * d.w_out * co16 + o0);
+                    for ox in 0..d.w_out {
+                        let dv = L::load(d0.add(ox * co16));
+                        for (ky, a) in acc.iter_mut().enumerate() {
+                            let r = x0.add(ky * wp + ox);
+                            for (kx, a) in a.iter_mut().enumerate() {
+                                *a = a.fmadd(dv, L::splat(*r.add(kx)));
+                            }
+                        }
+                    }
+                }
+                let n_o = WG_LANES.min(d.c_out - o0);
+                for (t, a) in acc.iter().flatten().enumerate() {
+                    a.store(lanes.as_mut_ptr());
+                    for (i, v) in lanes.iter().enumerate().take(n_o) {
+                        dw[(o0 + i) * taps + c * K * K + t] += alpha * v;
                     }
                 }
             }

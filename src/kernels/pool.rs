@@ -67,11 +67,11 @@ impl PoolGeom {
                     for iy in ylo..yhi {
                         let row = &xp[iy * self.w..(iy + 1) * self.w];
                         for (ix, &v) in row[xlo..xhi].iter().enumerate() {
+                            // selects, not jumps: which input wins is data, hard to predict
                             #[allow(clippy::neg_cmp_op_on_partial_ord)] // true for NaN, on purpose
-                            if !(v <= best) {
-                                best = v;
-                                at = iy * self.w + xlo + ix;
-                            }
+                            let take = !(v <= best);
+                            best = if take { v } else { best };
+                            at = if take { iy * self.w + xlo + ix } else { at };
                         }
                     }
                     y[o0 + ox] = best;
