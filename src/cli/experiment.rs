@@ -17,7 +17,8 @@ pub struct ReproduceArgs {
     /// Data directory replacing the experiments' own.
     #[arg(long, value_name = "DIR")]
     pub data: Option<String>,
-    /// Runs at a time (each on one thread) [default: the number of cores].
+    /// Runs at a time, the cores shared out between them [default: the number of cores, one
+    /// thread per run].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
     /// Shorten every run to N epochs (2 if no N); tables mark such runs.

@@ -1,5 +1,6 @@
-//! `rbp reproduce`: runs an experiment's grid (variant × seed), N independent runs at a time (one
-//! thread each: independent runs scale better than threads for small nets), each in
+//! `rbp reproduce`: runs an experiment's grid (variant × seed), N independent runs at a time (the
+//! cores shared out between them: with N = cores, one thread each, since independent runs scale
+//! better than threads for small nets), each in
 //! `RESULTS/<experiment>/<run-id>/`. Finished runs are skipped; an interrupted run resumes from its
 //! last epoch checkpoint (see [`crate::run`]); every file is written atomically.
 
@@ -73,11 +74,14 @@ pub fn reproduce(
     if let Some(d) = &opts.data {
         exp.data = d.clone();
     }
+    // the cores are shared out between the runs at a time (results do not depend on it)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / opts.jobs.max(1)).max(1);
     let runs: Vec<Run> = exp
         .runs()?
         .into_iter()
         .map(|mut r| {
-            r.config.threads = 1;
+            r.config.threads = threads;
             if let Some(q) = opts.quick {
                 r.config.epochs = r.config.epochs.min(q);
             }
