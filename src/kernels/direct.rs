@@ -73,6 +73,8 @@ pub struct Direct {
     pub co_r: usize,
     /// Output rows per forward tile.
     pub rows_t: usize,
+    /// Whether the layout is for the AVX-512 kernels (else the AVX2 ones).
+    pub avx512: bool,
 }
 
 impl Direct {
@@ -81,10 +83,32 @@ impl Direct {
         if g.stride != 1 || g.pad >= g.k {
             return None;
         }
-        Some(Direct::of(g.c_in, g.h, g.w, g.c_out, g.k, g.pad))
+        Some(Direct::of(
+            g.c_in,
+            g.h,
+            g.w,
+            g.c_out,
+            g.k,
+            g.pad,
+            wide_512(),
+        ))
     }
 
-    fn of(c_in: usize, h: usize, w: usize, c_out: usize, k: usize, pad: usize) -> Self {
+    /// [`Direct::new`] for the AVX2 kernels even where AVX-512 is present (to compare the two).
+    pub fn new_avx2(g: &ConvGeom) -> Option<Self> {
+        Direct::new(g)?;
+        Some(Direct::of(g.c_in, g.h, g.w, g.c_out, g.k, g.pad, false))
+    }
+
+    fn of(
+        c_in: usize,
+        h: usize,
+        w: usize,
+        c_out: usize,
+        k: usize,
+        pad: usize,
+        avx512: bool,
+    ) -> Self {
         let (h_out, w_out) = (h + 2 * pad + 1 - k, w + 2 * pad + 1 - k);
         let lanes = if w_out > 8 {
             16
@@ -93,7 +117,8 @@ impl Direct {
         } else {
             4
         };
-        let rows_t = rows_per_tile();
+        // two output rows per tile with 32 vector registers, one with 16 (AVX2)
+        let rows_t = if avx512 { 2 } else { 1 };
         let (hr, wr) = (
             h_out.next_multiple_of(rows_t),
             w_out.next_multiple_of(lanes),
@@ -114,6 +139,7 @@ impl Direct {
             wp: wr + k - 1,
             co_r: c_out.next_multiple_of(CO_T),
             rows_t,
+            avx512,
         }
     }
 
@@ -127,6 +153,7 @@ impl Direct {
             self.c_in,
             self.k,
             self.k - 1 - self.pad,
+            self.avx512,
         )
     }
 
@@ -396,11 +423,6 @@ mod lanes {
     }
 }
 
-/// Output rows per forward tile: two with 32 vector registers, one with 16 (AVX2).
-fn rows_per_tile() -> usize {
-    if wide_512() { 2 } else { 1 }
-}
-
 /// Checks the buffer lengths every kernel relies on (the kernels index by raw pointers).
 fn check_forward(d: &Direct, wt: &[f32], xp: &[f32], ys: &[f32]) {
     assert!(wt.len() >= d.weights_len() && xp.len() >= d.padded_len() && ys.len() >= d.out_len());
@@ -436,14 +458,12 @@ fn run_tiles(d: &Direct, wt: &[f32], xp: &[f32], ys: &mut [f32]) {
                 }
             }
         }
-        if d.rows_t == 2 && wide_512() {
+        if d.avx512 {
+            assert!(wide_512(), "AVX-512 layout on a CPU without AVX-512");
             // SAFETY: the CPU supports the features `widest` was compiled for; lengths checked.
             return unsafe { widest(d, wt, xp, ys) };
         }
-        assert!(
-            available() && d.rows_t == 1,
-            "direct convolution without AVX2+FMA"
-        );
+        assert!(available(), "direct convolution without AVX2+FMA");
         // SAFETY: checked just above; lengths checked.
         unsafe { wide(d, wt, xp, ys) }
     }
@@ -474,7 +494,8 @@ fn run_weight_grad(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32
         unsafe fn wide(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32]) {
             unsafe { weight_tiles::<Y16, 6>(d, dt, xp, alpha, dw) }
         }
-        if wide_512() {
+        if d.avx512 {
+            assert!(wide_512(), "AVX-512 layout on a CPU without AVX-512");
             // SAFETY: the CPU supports the features `widest` was compiled for; lengths checked.
             return unsafe { widest(d, dt, xp, alpha, dw) };
         }
@@ -674,44 +695,56 @@ mod tests {
             (2, 6, 13, 20, 4, 1),
         ] {
             let g = ConvGeom::new(c_in, h, w, c_out, k, 1, pad).unwrap();
-            let d = Direct::new(&g).unwrap();
-            let name = format!("{g:?}");
-            let (wts, b) = (values(c_out * g.kdim(), 1), values(c_out, 2));
-            let (x, delta) = (values(g.in_len(), 3), values(g.out_len(), 4));
-            let mut cols = vec![0.0; g.kdim() * g.positions()];
-            // forward
-            let mut want = vec![0.0; g.out_len()];
-            g.forward(&wts, &b, &x, &mut want, &mut cols);
-            let (mut wt, mut xp, mut ys) = (
-                Vec::new(),
-                vec![0.0; d.padded_len()],
-                vec![0.0; d.out_len()],
-            );
-            d.tile_weights(&wts, &mut wt);
-            d.pad_input(&x, &mut xp);
-            let mut got = vec![0.0; g.out_len()];
-            d.forward(&wt, &b, &xp, &mut ys, &mut got);
-            close(&got, &want, &format!("{name} forward"));
-            // input gradient
-            let mut want = vec![0.0; g.in_len()];
-            g.backward_data(&wts, &delta, &mut want, &mut cols);
-            let t = d.transposed();
-            d.flipped_weights(&wts, &mut wt);
-            let (mut dp, mut ys) = (vec![0.0; t.padded_len()], vec![0.0; t.out_len()]);
-            t.pad_input(&delta, &mut dp);
-            let mut got = vec![0.0; g.in_len()];
-            t.forward(&wt, &[], &dp, &mut ys, &mut got);
-            close(&got, &want, &format!("{name} input grad"));
-            // weight gradient, accumulated onto existing values
-            let start = values(wts.len(), 5);
-            let (mut want, mut db) = (start.clone(), vec![0.0; c_out]);
-            g.im2col(&x, &mut cols);
-            g.weight_grad(&delta, &cols, 0.5, 1.0, &mut want, &mut db);
-            let mut got = start;
-            let mut dt = vec![0.0; d.delta_t_len()];
-            d.transpose_delta(&delta, &mut dt);
-            d.weight_grad(&dt, &xp, 0.5, &mut got);
-            close(&got, &want, &format!("{name} weight grad"));
+            let mut outputs = Vec::new();
+            for d in [Direct::new(&g).unwrap(), Direct::new_avx2(&g).unwrap()] {
+                outputs.push(check_against_im2col(&g, &d));
+            }
+            // AVX-512 and AVX2 kernels: the same multiply-adds in the same order per lane
+            assert_eq!(outputs[0], outputs[1], "{g:?}: AVX-512 and AVX2 differ");
         }
+    }
+
+    /// Forward, input gradient and weight gradient of `d` against im2col + GEMM; returns them.
+    fn check_against_im2col(g: &ConvGeom, d: &Direct) -> Vec<Vec<f32>> {
+        let (c_out, name) = (g.c_out, format!("{g:?} avx512={}", d.avx512));
+        let (wts, b) = (values(c_out * g.kdim(), 1), values(c_out, 2));
+        let (x, delta) = (values(g.in_len(), 3), values(g.out_len(), 4));
+        let mut cols = vec![0.0; g.kdim() * g.positions()];
+        // forward
+        let mut want = vec![0.0; g.out_len()];
+        g.forward(&wts, &b, &x, &mut want, &mut cols);
+        let (mut wt, mut xp, mut ys) = (
+            Vec::new(),
+            vec![0.0; d.padded_len()],
+            vec![0.0; d.out_len()],
+        );
+        d.tile_weights(&wts, &mut wt);
+        d.pad_input(&x, &mut xp);
+        let mut got = vec![0.0; g.out_len()];
+        d.forward(&wt, &b, &xp, &mut ys, &mut got);
+        close(&got, &want, &format!("{name} forward"));
+        let fwd = got;
+        // input gradient
+        let mut want = vec![0.0; g.in_len()];
+        g.backward_data(&wts, &delta, &mut want, &mut cols);
+        let t = d.transposed();
+        d.flipped_weights(&wts, &mut wt);
+        let (mut dp, mut ys) = (vec![0.0; t.padded_len()], vec![0.0; t.out_len()]);
+        t.pad_input(&delta, &mut dp);
+        let mut got = vec![0.0; g.in_len()];
+        t.forward(&wt, &[], &dp, &mut ys, &mut got);
+        close(&got, &want, &format!("{name} input grad"));
+        let igrad = got;
+        // weight gradient, accumulated onto existing values
+        let start = values(wts.len(), 5);
+        let (mut want, mut db) = (start.clone(), vec![0.0; c_out]);
+        g.im2col(&x, &mut cols);
+        g.weight_grad(&delta, &cols, 0.5, 1.0, &mut want, &mut db);
+        let mut got = start;
+        let mut dt = vec![0.0; d.delta_t_len()];
+        d.transpose_delta(&delta, &mut dt);
+        d.weight_grad(&dt, &xp, 0.5, &mut got);
+        close(&got, &want, &format!("{name} weight grad"));
+        vec![fwd, igrad, got]
     }
 }
