@@ -2,6 +2,14 @@
 //! win), on row-major `C × H × W` maps. The forward pass records, for every output, the index of
 //! the winning input; the backward pass routes each output's signal to that input (as BP does).
 
+/// The running maximum after seeing `v` at `at_v`: `v` wins if larger, or if it is the first
+/// NaN. Selects, not jumps (no short-circuit): which input wins is data, hard to predict.
+#[inline(always)]
+fn keep_max(best: f32, at: usize, v: f32, at_v: usize) -> (f32, usize) {
+    let take = (v > best) | (v.is_nan() & !best.is_nan());
+    (if take { v } else { best }, if take { at_v } else { at })
+}
+
 /// Shape of a max-pooling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PoolGeom {
@@ -44,7 +52,8 @@ impl PoolGeom {
     }
 
     /// One example: `y[c][oy][ox] = max` over the window, `arg` = the winning input's index
-    /// within the example (first maximum on ties; a NaN wins, so that it propagates).
+    /// within the example: the first maximum of a row-major scan of the window on ties; the
+    /// first NaN wins, so that it propagates.
     pub fn forward(&self, x: &[f32], y: &mut [f32], arg: &mut [u32]) {
         let (s, pad, k) = (self.stride as isize, self.pad as isize, self.k as isize);
         // the input columns of every output column, computed once
@@ -67,11 +76,7 @@ impl PoolGeom {
                     for iy in ylo..yhi {
                         let row = &xp[iy * self.w..(iy + 1) * self.w];
                         for (ix, &v) in row[xlo..xhi].iter().enumerate() {
-                            // selects, not jumps: which input wins is data, hard to predict
-                            #[allow(clippy::neg_cmp_op_on_partial_ord)] // true for NaN, on purpose
-                            let take = !(v <= best);
-                            best = if take { v } else { best };
-                            at = if take { iy * self.w + xlo + ix } else { at };
+                            (best, at) = keep_max(best, at, v, iy * self.w + xlo + ix);
                         }
                     }
                     y[o0 + ox] = best;

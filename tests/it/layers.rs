@@ -209,3 +209,63 @@ fn max_pool_forward_and_backward() {
     assert_eq!(PoolGeom::new(32, 16, 16, 3, 2, 1).unwrap().h_out, 8);
     assert_eq!(PoolGeom::new(64, 8, 8, 3, 2, 1).unwrap().h_out, 4);
 }
+
+#[test]
+fn max_pool_picks_the_first_maximum_of_a_row_major_scan_and_propagates_nan() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    for (c, h, w, k, s, p) in [
+        (2, 32, 32, 3, 2, 1),
+        (1, 7, 9, 3, 2, 1),
+        (3, 8, 6, 2, 2, 0),
+        (2, 9, 5, 3, 3, 0),
+        (1, 5, 5, 3, 1, 1),
+        (2, 4, 4, 4, 1, 0),
+        (1, 11, 10, 5, 3, 2),
+    ] {
+        let g = PoolGeom::new(c, h, w, k, s, p).unwrap();
+        for nan_rate in [0.0, 0.05] {
+            // few distinct values: many ties
+            let x: Vec<f32> = (0..g.in_len())
+                .map(|_| {
+                    if rng.random_bool(nan_rate) {
+                        f32::NAN
+                    } else {
+                        rng.random_range(0..3) as f32
+                    }
+                })
+                .collect();
+            let mut y = vec![0.0; g.out_len()];
+            let mut arg = vec![0u32; g.out_len()];
+            g.forward(&x, &mut y, &mut arg);
+            for ch in 0..c {
+                for oy in 0..g.h_out {
+                    for ox in 0..g.w_out {
+                        let mut best: Option<(f32, usize)> = None;
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let iy = (oy * s + ky) as isize - p as isize;
+                                let ix = (ox * s + kx) as isize - p as isize;
+                                if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
+                                    continue;
+                                }
+                                let i = (ch * h + iy as usize) * w + ix as usize;
+                                let v = x[i];
+                                best = match best {
+                                    None => Some((v, i)),
+                                    Some((b, _)) if v > b || (v.is_nan() && !b.is_nan()) => {
+                                        Some((v, i))
+                                    }
+                                    keep => keep,
+                                };
+                            }
+                        }
+                        let (b, i) = best.unwrap();
+                        let o = (ch * g.h_out + oy) * g.w_out + ox;
+                        assert_eq!(arg[o] as usize, i, "{g:?} output {o}");
+                        assert_eq!(y[o].to_bits(), b.to_bits(), "{g:?} output {o}");
+                    }
+                }
+            }
+        }
+    }
+}
