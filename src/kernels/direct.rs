@@ -318,30 +318,6 @@ mod lanes {
     #[derive(Clone, Copy)]
     pub struct X4(__m128);
 
-    impl Lanes for Z16 {
-        const N: usize = 16;
-        #[inline(always)]
-        unsafe fn zero() -> Self {
-            unsafe { Z16(_mm512_setzero_ps()) }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            unsafe { Z16(_mm512_loadu_ps(p)) }
-        }
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> Self {
-            unsafe { Z16(_mm512_set1_ps(x)) }
-        }
-        #[inline(always)]
-        unsafe fn fmadd(self, a: Self, b: Self) -> Self {
-            unsafe { Z16(_mm512_fmadd_ps(a.0, b.0, self.0)) }
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            unsafe { _mm512_storeu_ps(p, self.0) }
-        }
-    }
-
     impl Lanes for Y16 {
         const N: usize = 16;
         #[inline(always)]
@@ -374,53 +350,40 @@ mod lanes {
         }
     }
 
-    impl Lanes for Y8 {
-        const N: usize = 8;
-        #[inline(always)]
-        unsafe fn zero() -> Self {
-            unsafe { Y8(_mm256_setzero_ps()) }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            unsafe { Y8(_mm256_loadu_ps(p)) }
-        }
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> Self {
-            unsafe { Y8(_mm256_set1_ps(x)) }
-        }
-        #[inline(always)]
-        unsafe fn fmadd(self, a: Self, b: Self) -> Self {
-            unsafe { Y8(_mm256_fmadd_ps(a.0, b.0, self.0)) }
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            unsafe { _mm256_storeu_ps(p, self.0) }
-        }
+    /// `Lanes` for a type holding one register, from its intrinsics.
+    macro_rules! one_register {
+        ($t:ident, $n:literal, $zero:ident, $load:ident, $set1:ident, $fmadd:ident, $store:ident) => {
+            impl Lanes for $t {
+                const N: usize = $n;
+                #[inline(always)]
+                unsafe fn zero() -> Self {
+                    unsafe { $t($zero()) }
+                }
+                #[inline(always)]
+                unsafe fn load(p: *const f32) -> Self {
+                    unsafe { $t($load(p)) }
+                }
+                #[inline(always)]
+                unsafe fn splat(x: f32) -> Self {
+                    unsafe { $t($set1(x)) }
+                }
+                #[inline(always)]
+                unsafe fn fmadd(self, a: Self, b: Self) -> Self {
+                    unsafe { $t($fmadd(a.0, b.0, self.0)) }
+                }
+                #[inline(always)]
+                unsafe fn store(self, p: *mut f32) {
+                    unsafe { $store(p, self.0) }
+                }
+            }
+        };
     }
-
-    impl Lanes for X4 {
-        const N: usize = 4;
-        #[inline(always)]
-        unsafe fn zero() -> Self {
-            unsafe { X4(_mm_setzero_ps()) }
-        }
-        #[inline(always)]
-        unsafe fn load(p: *const f32) -> Self {
-            unsafe { X4(_mm_loadu_ps(p)) }
-        }
-        #[inline(always)]
-        unsafe fn splat(x: f32) -> Self {
-            unsafe { X4(_mm_set1_ps(x)) }
-        }
-        #[inline(always)]
-        unsafe fn fmadd(self, a: Self, b: Self) -> Self {
-            unsafe { X4(_mm_fmadd_ps(a.0, b.0, self.0)) }
-        }
-        #[inline(always)]
-        unsafe fn store(self, p: *mut f32) {
-            unsafe { _mm_storeu_ps(p, self.0) }
-        }
-    }
+    #[rustfmt::skip]
+    one_register!(Z16, 16, _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_storeu_ps);
+    #[rustfmt::skip]
+    one_register!(Y8, 8, _mm256_setzero_ps, _mm256_loadu_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_storeu_ps);
+    #[rustfmt::skip]
+    one_register!(X4, 4, _mm_setzero_ps, _mm_loadu_ps, _mm_set1_ps, _mm_fmadd_ps, _mm_storeu_ps);
 }
 
 /// Checks the buffer lengths every kernel relies on (the kernels index by raw pointers).

@@ -133,17 +133,46 @@ fn conv_backward_matches_finite_differences() {
     }
 }
 
+/// The inputs (indices within the example) of every output of `g`, each window in row-major
+/// order.
+fn windows(g: &PoolGeom) -> Vec<Vec<usize>> {
+    let mut out = Vec::new();
+    for ch in 0..g.c {
+        for oy in 0..g.h_out {
+            for ox in 0..g.w_out {
+                let mut window = Vec::new();
+                for ky in 0..g.k {
+                    for kx in 0..g.k {
+                        let iy = (oy * g.stride + ky) as isize - g.pad as isize;
+                        let ix = (ox * g.stride + kx) as isize - g.pad as isize;
+                        if iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w {
+                            window.push((ch * g.h + iy as usize) * g.w + ix as usize);
+                        }
+                    }
+                }
+                out.push(window);
+            }
+        }
+    }
+    out
+}
+
+/// c, h, w, window, stride, padding
+const POOL_SHAPES: [(usize, usize, usize, usize, usize, usize); 8] = [
+    (2, 32, 32, 3, 2, 1),
+    (1, 7, 7, 3, 2, 1),
+    (1, 7, 9, 3, 2, 1),
+    (3, 8, 6, 2, 2, 0),
+    (2, 9, 5, 3, 3, 0),
+    (1, 5, 5, 3, 1, 1),
+    (2, 4, 4, 4, 1, 0),
+    (1, 11, 10, 5, 3, 2),
+];
+
 #[test]
 fn max_pool_forward_and_backward() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
-    for (c, h, w, k, s, p) in [
-        (2, 32, 32, 3, 2, 1),
-        (1, 7, 7, 3, 2, 1),
-        (3, 8, 6, 2, 2, 0),
-        (2, 9, 5, 3, 3, 0),
-        (1, 5, 5, 3, 1, 1),
-        (2, 4, 4, 4, 1, 0),
-    ] {
+    for (c, h, w, k, s, p) in POOL_SHAPES {
         let g = PoolGeom::new(c, h, w, k, s, p).unwrap();
         // distinct values: no ties, so the max is differentiable
         let mut x: Vec<f32> = (0..g.in_len()).map(|i| i as f32 * 0.001).collect();
@@ -155,24 +184,9 @@ fn max_pool_forward_and_backward() {
         let mut arg = vec![0u32; g.out_len()];
         g.forward(&x, &mut y, &mut arg);
         // naive max over the window
-        for ch in 0..c {
-            for oy in 0..g.h_out {
-                for ox in 0..g.w_out {
-                    let mut m = f32::NEG_INFINITY;
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            let (iy, ix) = (
-                                (oy * s + ky) as isize - p as isize,
-                                (ox * s + kx) as isize - p as isize,
-                            );
-                            if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                                m = m.max(x[(ch * h + iy as usize) * w + ix as usize]);
-                            }
-                        }
-                    }
-                    assert_eq!(y[(ch * g.h_out + oy) * g.w_out + ox], m, "{g:?}");
-                }
-            }
+        for (o, window) in windows(&g).iter().enumerate() {
+            let m = window.iter().fold(f32::NEG_INFINITY, |m, &i| m.max(x[i]));
+            assert_eq!(y[o], m, "{g:?}");
         }
         // finite differences of L = Σ r ⊙ y
         let r = rand_vec(g.out_len(), &mut rng);
@@ -213,15 +227,7 @@ fn max_pool_forward_and_backward() {
 #[test]
 fn max_pool_picks_the_first_maximum_of_a_row_major_scan_and_propagates_nan() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
-    for (c, h, w, k, s, p) in [
-        (2, 32, 32, 3, 2, 1),
-        (1, 7, 9, 3, 2, 1),
-        (3, 8, 6, 2, 2, 0),
-        (2, 9, 5, 3, 3, 0),
-        (1, 5, 5, 3, 1, 1),
-        (2, 4, 4, 4, 1, 0),
-        (1, 11, 10, 5, 3, 2),
-    ] {
+    for (c, h, w, k, s, p) in POOL_SHAPES {
         let g = PoolGeom::new(c, h, w, k, s, p).unwrap();
         for nan_rate in [0.0, 0.05] {
             // few distinct values: many ties
@@ -237,34 +243,16 @@ fn max_pool_picks_the_first_maximum_of_a_row_major_scan_and_propagates_nan() {
             let mut y = vec![0.0; g.out_len()];
             let mut arg = vec![0u32; g.out_len()];
             g.forward(&x, &mut y, &mut arg);
-            for ch in 0..c {
-                for oy in 0..g.h_out {
-                    for ox in 0..g.w_out {
-                        let mut best: Option<(f32, usize)> = None;
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let iy = (oy * s + ky) as isize - p as isize;
-                                let ix = (ox * s + kx) as isize - p as isize;
-                                if iy < 0 || ix < 0 || iy as usize >= h || ix as usize >= w {
-                                    continue;
-                                }
-                                let i = (ch * h + iy as usize) * w + ix as usize;
-                                let v = x[i];
-                                best = match best {
-                                    None => Some((v, i)),
-                                    Some((b, _)) if v > b || (v.is_nan() && !b.is_nan()) => {
-                                        Some((v, i))
-                                    }
-                                    keep => keep,
-                                };
-                            }
-                        }
-                        let (b, i) = best.unwrap();
-                        let o = (ch * g.h_out + oy) * g.w_out + ox;
-                        assert_eq!(arg[o] as usize, i, "{g:?} output {o}");
-                        assert_eq!(y[o].to_bits(), b.to_bits(), "{g:?} output {o}");
+            for (o, window) in windows(&g).iter().enumerate() {
+                let mut best = (x[window[0]], window[0]);
+                for &i in &window[1..] {
+                    let (v, b) = (x[i], best.0);
+                    if v > b || (v.is_nan() && !b.is_nan()) {
+                        best = (v, i);
                     }
                 }
+                assert_eq!(arg[o] as usize, best.1, "{g:?} output {o}");
+                assert_eq!(y[o].to_bits(), best.0.to_bits(), "{g:?} output {o}");
             }
         }
     }
