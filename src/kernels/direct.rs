@@ -257,6 +257,16 @@ impl Direct {
     /// [`Direct::tile_weights`] (or [`Direct::flipped_weights`] of the forward layout), `ys`
     /// scratch of [`Direct::out_len`]. `bias` may be empty (no bias).
     pub fn forward(&self, wt: &[f32], bias: &[f32], xp: &[f32], ys: &mut [f32], y: &mut [f32]) {
+        if (self.hr, self.wr, self.co_r) == (self.h_out, self.w_out, self.c_out) {
+            // the map fills whole tiles: straight into `y`
+            run_tiles(self, wt, xp, y);
+            if !bias.is_empty() {
+                for (row, b) in y.chunks_exact_mut(self.positions()).zip(bias) {
+                    row.iter_mut().for_each(|v| *v += b);
+                }
+            }
+            return;
+        }
         run_tiles(self, wt, xp, ys);
         let (hr, wr) = (self.hr, self.wr);
         for o in 0..self.c_out {
