@@ -187,7 +187,7 @@ pub fn render(cells: &[Cell]) -> (String, String) {
         md += &line;
         md.push('\n');
     }
-    md += "\nFinal test accuracy in %, mean (sample standard deviation) over seeds; * shortened runs; [k/n] seeds present; n/a: no such algorithm.\n";
+    md += "\nFinal test accuracy in %, mean (sample standard deviation) over seeds; * shortened runs; [k/n] seeds present; n/a: not in any experiment of the results (no such algorithm, or not in that dataset's grid).\n";
     let mut csv = String::from("dataset,row,column,mean,std,seeds,declared,shortened\n");
     for c in cells {
         let (m, sd) = c.stats().map_or((String::new(), String::new()), |(m, sd)| {
