@@ -2,12 +2,34 @@
 //! win), on row-major `C × H × W` maps. The forward pass records, for every output, the index of
 //! the winning input; the backward pass routes each output's signal to that input (as BP does).
 
+use super::simd::dispatch;
+
 /// The running maximum after seeing `v` at `at_v`: `v` wins if larger, or if it is the first
 /// NaN. Selects, not jumps (no short-circuit): which input wins is data, hard to predict.
 #[inline(always)]
-fn keep_max(best: f32, at: usize, v: f32, at_v: usize) -> (f32, usize) {
-    let take = (v > best) | (v.is_nan() & !best.is_nan());
+fn keep_max_nan(best: f32, at: usize, v: f32, at_v: usize) -> (f32, usize) {
+    // v > best, or v is NaN while best is not: NaN only compares unordered
+    #[allow(clippy::neg_cmp_op_on_partial_ord, clippy::eq_op)]
+    let take = !(v <= best) & (best == best);
     (if take { v } else { best }, if take { at_v } else { at })
+}
+
+/// [`keep_max_nan`] for inputs without NaN: one comparison.
+#[inline(always)]
+fn keep_max(best: f32, at: usize, v: f32, at_v: usize) -> (f32, usize) {
+    let take = v > best;
+    (if take { v } else { best }, if take { at_v } else { at })
+}
+
+dispatch! {
+    /// Whether `x` holds a NaN; `out[0]` receives the answer (1 or 0).
+    pub fn nan_in(x: &[f32], out: &mut [u8]) {
+        let mut any = false;
+        for v in x {
+            any |= v.is_nan();
+        }
+        out[0] = any as u8;
+    }
 }
 
 /// Shape of a max-pooling.
@@ -55,6 +77,25 @@ impl PoolGeom {
     /// within the example: the first maximum of a row-major scan of the window on ties; the
     /// first NaN wins, so that it propagates.
     pub fn forward(&self, x: &[f32], y: &mut [f32], arg: &mut [u32]) {
+        // NaN needs the slower comparison; a vectorised check decides once per example
+        let mut nan = [0u8];
+        nan_in(&x[..self.in_len()], &mut nan);
+        if nan[0] == 1 {
+            self.scan(x, y, arg, keep_max_nan);
+        } else {
+            self.scan(x, y, arg, keep_max);
+        }
+    }
+
+    /// Every window scanned in row-major order with `keep`.
+    #[inline(always)]
+    fn scan(
+        &self,
+        x: &[f32],
+        y: &mut [f32],
+        arg: &mut [u32],
+        keep: impl Fn(f32, usize, f32, usize) -> (f32, usize),
+    ) {
         let (s, pad, k) = (self.stride as isize, self.pad as isize, self.k as isize);
         // the input columns of every output column, computed once
         let cols: Vec<(usize, usize)> = (0..self.w_out)
@@ -76,7 +117,7 @@ impl PoolGeom {
                     for iy in ylo..yhi {
                         let row = &xp[iy * self.w..(iy + 1) * self.w];
                         for (ix, &v) in row[xlo..xhi].iter().enumerate() {
-                            (best, at) = keep_max(best, at, v, iy * self.w + xlo + ix);
+                            (best, at) = keep(best, at, v, iy * self.w + xlo + ix);
                         }
                     }
                     y[o0 + ox] = best;
