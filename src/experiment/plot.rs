@@ -327,7 +327,7 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                 lines,
             )];
             for ext in ["svg", "png"] {
-                let p = out.join(format!("{}-alignment.{ext}", slug(d)));
+                let p = out.join(format!("{}-delta-angles.{ext}", slug(d)));
                 figure(&p, &panels)?;
                 written.push(p);
             }
