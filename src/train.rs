@@ -96,13 +96,7 @@ impl Trainer {
     pub fn step(&mut self, x: &[f32], labels: &[u8]) -> BatchLoss {
         let loss = self.forward_loss(x, labels);
         // the learning channel: δ_i of every hidden layer that learns
-        self.channel.backward(
-            &self.net,
-            &self.acts,
-            labels,
-            &mut self.deltas,
-            &mut self.signals,
-        );
+        self.channel_backward(labels);
         self.update(labels.len());
         loss
     }
@@ -256,7 +250,7 @@ fn quantized_update(layer: &mut Layer, delta: &[f32], input: &[f32], rate: f64, 
                 acc_b
                     .iter_mut()
                     .zip(e)
-                    .for_each(|(a, c)| *a += c.round_ties_even().clamp(-s, s));
+                    .for_each(|(a, c)| *a += quantize::steps_of(*c, s));
             }
             unit = alpha / s;
         }

@@ -113,7 +113,7 @@ const TILE_COLS: usize = 16;
 
 /// `k ← clamp(round_half_even(x), −s, s)`: a scaled value to its signed number of steps.
 #[inline(always)]
-fn steps_of(x: f32, s: f32) -> f32 {
+pub fn steps_of(x: f32, s: f32) -> f32 {
     let k = x.round_ties_even();
     let k = if k < -s { -s } else { k };
     if k > s { s } else { k }

@@ -12,6 +12,13 @@
 
 use super::{Mat, gemm};
 
+/// Positions of a window of size `k` sliding with `stride` over `n` values padded by `pad` on
+/// each side, or `None` if none fits (or `k` or `stride` is 0). Shared by convolution and
+/// pooling.
+pub fn windows(n: usize, k: usize, stride: usize, pad: usize) -> Option<usize> {
+    (k > 0 && stride > 0 && n + 2 * pad >= k).then(|| (n + 2 * pad - k) / stride + 1)
+}
+
 /// Shape of a convolution: input map, kernel, stride, zero padding and the output map.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConvGeom {
@@ -38,11 +45,7 @@ impl ConvGeom {
         stride: usize,
         pad: usize,
     ) -> Option<Self> {
-        if k == 0 || stride == 0 || h + 2 * pad < k || w + 2 * pad < k {
-            return None;
-        }
-        let h_out = (h + 2 * pad - k) / stride + 1;
-        let w_out = (w + 2 * pad - k) / stride + 1;
+        let (h_out, w_out) = (windows(h, k, stride, pad)?, windows(w, k, stride, pad)?);
         Some(ConvGeom {
             c_in,
             h,

@@ -2,6 +2,7 @@
 //! win), on row-major `C × H × W` maps. The forward pass records, for every output, the index of
 //! the winning input; the backward pass routes each output's signal to that input (as BP does).
 
+use super::conv::windows;
 use super::simd::dispatch;
 
 /// The running maximum after seeing `v` at `at_v`: `v` wins if larger, or if it is the first
@@ -50,11 +51,10 @@ impl PoolGeom {
     /// The geometry for a `c × h × w` map, or `None` if it does not fit (every window must hold
     /// at least one real input: pad < k).
     pub fn new(c: usize, h: usize, w: usize, k: usize, stride: usize, pad: usize) -> Option<Self> {
-        if k == 0 || stride == 0 || pad >= k || h + 2 * pad < k || w + 2 * pad < k {
+        if pad >= k {
             return None;
         }
-        let h_out = (h + 2 * pad - k) / stride + 1;
-        let w_out = (w + 2 * pad - k) / stride + 1;
+        let (h_out, w_out) = (windows(h, k, stride, pad)?, windows(w, k, stride, pad)?);
         Some(PoolGeom {
             c,
             h,
