@@ -182,18 +182,22 @@ fn fetch_refuses_corrupt_downloads_and_reports_missing_files() {
     files.remove("t10k-labels-idx1-ubyte.gz");
     let (url, _) = serve(files);
     let dir = tmp.path().join("m");
-    let o = rbp(&[
-        "data",
-        "fetch",
-        "mnist",
-        dir.to_str().unwrap(),
-        "--mirror",
-        &url,
-        "--checksums",
-        &sums,
-    ]);
-    let t = String::from_utf8_lossy(&o.stderr).to_string();
-    assert_eq!(o.status.code(), Some(2), "{t}");
+    let fetch = || {
+        let o = rbp(&[
+            "data",
+            "fetch",
+            "mnist",
+            dir.to_str().unwrap(),
+            "--mirror",
+            &url,
+            "--checksums",
+            &sums,
+        ]);
+        let t = String::from_utf8_lossy(&o.stderr).to_string();
+        assert_eq!(o.status.code(), Some(2), "{t}");
+        t
+    };
+    let t = fetch();
     assert!(
         t.contains("checksum mismatch")
             && t.contains("train-images-idx3-ubyte.gz")
@@ -211,18 +215,7 @@ fn fetch_refuses_corrupt_downloads_and_reports_missing_files() {
         &good["train-images-idx3-ubyte.gz"],
     )
     .unwrap();
-    let o = rbp(&[
-        "data",
-        "fetch",
-        "mnist",
-        dir.to_str().unwrap(),
-        "--mirror",
-        &url,
-        "--checksums",
-        &sums,
-    ]);
-    let t = String::from_utf8_lossy(&o.stderr).to_string();
-    assert_eq!(o.status.code(), Some(2), "{t}");
+    let t = fetch();
     assert!(
         t.contains("t10k-labels-idx1-ubyte.gz") && t.contains("404"),
         "{t}"

@@ -93,43 +93,34 @@ fn conv_backward_matches_finite_differences() {
         let mut cols = vec![0.0; g.kdim() * g.positions()];
         let mut dx = vec![0.0; g.in_len()];
         g.backward_data(&wt, &r, &mut dx, &mut cols);
-        for i in 0..x.len() {
-            let (mut xp, mut xm) = (x64.clone(), x64.clone());
-            xp[i] += eps;
-            xm[i] -= eps;
-            let fd = (loss(&w64, &b64, &xp) - loss(&w64, &b64, &xm)) / (2.0 * eps);
-            assert!(
-                (dx[i] as f64 - fd).abs() < 1e-4 * (1.0 + fd.abs()),
-                "{g:?} dx[{i}]: {} vs {fd}",
-                dx[i]
-            );
-        }
+        check_fd(&format!("{g:?} dx"), &dx, &x64, eps, |x| {
+            loss(&w64, &b64, x)
+        });
         g.im2col(&x, &mut cols);
         let mut dw = vec![0.0; wt.len()];
         let mut db = vec![0.0; c_out];
         g.weight_grad(&r, &cols, 1.0, 0.0, &mut dw, &mut db);
-        for i in 0..wt.len() {
-            let (mut wp, mut wm) = (w64.clone(), w64.clone());
-            wp[i] += eps;
-            wm[i] -= eps;
-            let fd = (loss(&wp, &b64, &x64) - loss(&wm, &b64, &x64)) / (2.0 * eps);
-            assert!(
-                (dw[i] as f64 - fd).abs() < 1e-4 * (1.0 + fd.abs()),
-                "{g:?} dw[{i}]: {} vs {fd}",
-                dw[i]
-            );
-        }
-        for i in 0..c_out {
-            let (mut bp, mut bm) = (b64.clone(), b64.clone());
-            bp[i] += eps;
-            bm[i] -= eps;
-            let fd = (loss(&w64, &bp, &x64) - loss(&w64, &bm, &x64)) / (2.0 * eps);
-            assert!(
-                (db[i] as f64 - fd).abs() < 1e-4 * (1.0 + fd.abs()),
-                "{g:?} db[{i}]: {} vs {fd}",
-                db[i]
-            );
-        }
+        check_fd(&format!("{g:?} dw"), &dw, &w64, eps, |w| {
+            loss(w, &b64, &x64)
+        });
+        check_fd(&format!("{g:?} db"), &db, &b64, eps, |b| {
+            loss(&w64, b, &x64)
+        });
+    }
+}
+
+/// Each `got[i]` against the central difference of `loss` in coordinate i around `at`.
+fn check_fd(what: &str, got: &[f32], at: &[f64], eps: f64, loss: impl Fn(&[f64]) -> f64) {
+    for i in 0..at.len() {
+        let (mut p, mut m) = (at.to_vec(), at.to_vec());
+        p[i] += eps;
+        m[i] -= eps;
+        let fd = (loss(&p) - loss(&m)) / (2.0 * eps);
+        assert!(
+            (got[i] as f64 - fd).abs() < 1e-4 * (1.0 + fd.abs()),
+            "{what}[{i}]: {} vs {fd}",
+            got[i]
+        );
     }
 }
 
