@@ -116,17 +116,22 @@ fn linear(l: &RefLayer, w: &[f64], x: &[f64]) -> Vec<f64> {
     }
 }
 
-/// The adjoint of `linear` in x: dx = Wᵀ ⊛ d.
-fn linear_t(l: &RefLayer, w: &[f64], d: &[f64]) -> Vec<f64> {
-    // by linearity: dx_i = Σ_o d_o ∂y_o/∂x_i, computed with unit inputs
-    let zero_b = RefLayer {
+/// `l`'s shape with zero biases (weights are passed to `linear` separately).
+fn without_bias(l: &RefLayer) -> RefLayer {
+    RefLayer {
         w: vec![],
         b: vec![0.0; l.b.len()],
         kind: l.kind,
         pool: None,
         n_in: l.n_in,
         n_out: l.n_out,
-    };
+    }
+}
+
+/// The adjoint of `linear` in x: dx = Wᵀ ⊛ d.
+fn linear_t(l: &RefLayer, w: &[f64], d: &[f64]) -> Vec<f64> {
+    // by linearity: dx_i = Σ_o d_o ∂y_o/∂x_i, computed with unit inputs
+    let zero_b = without_bias(l);
     (0..l.n_in)
         .map(|i| {
             let mut e = vec![0.0; l.n_in];
@@ -223,18 +228,11 @@ fn loss(r: &[RefLayer], xs: &[Vec<f64>], ys: &[u8]) -> f64 {
 /// dW (flattened) of one example for layer i from δ_i (pre-activation gradient).
 fn weight_update(l: &RefLayer, input: &[f64], delta: &[f64]) -> (Vec<f64>, Vec<f64>) {
     // ∂(Σ δ·S)/∂W by linearity, through unit weights
+    let zero_b = without_bias(l);
     let mut dw = vec![0.0; l.w.len()];
     for (k, g) in dw.iter_mut().enumerate() {
         let mut e = vec![0.0; l.w.len()];
         e[k] = 1.0;
-        let zero_b = RefLayer {
-            w: vec![],
-            b: vec![0.0; l.b.len()],
-            kind: l.kind,
-            pool: None,
-            n_in: l.n_in,
-            n_out: l.n_out,
-        };
         *g = linear(&zero_b, &e, input)
             .iter()
             .zip(delta)
