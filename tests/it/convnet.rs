@@ -3,6 +3,7 @@
 //! convolution and pooling.
 
 use super::gradcheck::LR;
+use super::reference::rel_err;
 use rand::{Rng, SeedableRng};
 use rbp::channel::{Carrier, Channel, ChannelOptions, ChannelSpec};
 use rbp::kernels::Activation;
@@ -344,17 +345,6 @@ fn engine_update(t: &mut Trainer, xs: &[Vec<f64>], ys: &[u8]) -> Vec<(Vec<f64>, 
     super::gradcheck::engine_update(t, xs, ys)
 }
 
-fn rel(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    num / den.max(1e-12)
-}
-
 #[test]
 fn conv_net_bp_matches_finite_differences_of_an_independent_forward_pass() {
     let mut t = trainer("bp", 4);
@@ -371,7 +361,7 @@ fn conv_net_bp_matches_finite_differences_of_an_independent_forward_pass() {
             rm[i].w[k] -= eps;
             fd.push(-(loss(&rp, &xs, &ys) - loss(&rm, &xs, &ys)) / (2.0 * eps));
         }
-        let e = rel(&got[i].0, &fd);
+        let e = rel_err(&got[i].0, &fd);
         assert!(
             e < 1e-4,
             "layer {i} ({:?}): relative error {e:e}",
@@ -439,7 +429,7 @@ fn rbp_and_srbp_through_conv_and_pooling_match_the_hand_computed_update() {
         let want = reference_update(&r, &ch, &xs, &ys);
         let got = engine_update(&mut t, &xs, &ys);
         for i in 0..want.len() {
-            let e = rel(&got[i].0, &want[i].0).max(rel(&got[i].1, &want[i].1));
+            let e = rel_err(&got[i].0, &want[i].0).max(rel_err(&got[i].1, &want[i].1));
             assert!(e < 1e-5, "{name} layer {i}: relative error {e:e}");
         }
     }
