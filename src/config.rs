@@ -6,6 +6,15 @@ use crate::error::{Error, Result};
 use crate::kernels::Activation;
 use serde::{Deserialize, Serialize};
 
+/// Largest number of epochs of a run.
+pub const MAX_EPOCHS: usize = 1_000_000;
+/// Largest minibatch.
+pub const MAX_BATCH: usize = 1 << 20;
+/// Most worker threads of a run (more only cost time to start).
+pub const MAX_THREADS: usize = 1024;
+/// Largest random translation, in pixels.
+pub const MAX_TRANSLATE: usize = 1024;
+
 /// Everything that determines a training run (with the data, the seed fixes every number).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,11 +99,23 @@ impl TrainConfig {
                 format!("layer sizes must be ≥ 1, got {:?}", self.hidden),
             ));
         }
-        if self.epochs == 0 {
-            return Err(Error::config("epochs", "must be ≥ 1, got 0"));
-        }
-        if self.batch == 0 {
-            return Err(Error::config("batch", "must be ≥ 1, got 0"));
+        let bounded = |key: &str, value: usize, max: usize| -> Result<()> {
+            if value == 0 || value > max {
+                return Err(Error::config(
+                    key,
+                    format!("must be in 1..={max}, got {value}"),
+                ));
+            }
+            Ok(())
+        };
+        bounded("epochs", self.epochs, MAX_EPOCHS)?;
+        bounded("batch", self.batch, MAX_BATCH)?;
+        bounded("threads", self.threads, MAX_THREADS)?;
+        if self.translate > MAX_TRANSLATE {
+            return Err(Error::config(
+                "translate",
+                format!("must be in 0..={MAX_TRANSLATE} pixels, got {}", self.translate),
+            ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return Err(Error::config(
@@ -134,9 +155,6 @@ impl TrainConfig {
         self.resolved_options().validate_for(spec.kind)?;
         if let Some(arch) = &self.arch {
             crate::model::parse_arch(arch)?;
-        }
-        if self.threads == 0 {
-            return Err(Error::config("threads", "must be ≥ 1, got 0"));
         }
         if self.train_limit == Some(0) {
             return Err(Error::config("train-limit", "must be ≥ 1, got 0"));

@@ -22,6 +22,13 @@ pub enum Error {
     /// A configuration value (CLI flag or config key) is invalid.
     #[error("invalid value for `{key}`: {problem}")]
     Config { key: String, problem: String },
+    /// Another process holds the write lock of a run directory.
+    #[error(
+        "{}: another rbp process{} is writing this run directory\nHINT: wait for it to finish (or stop it) and run again; two writers would corrupt the run",
+        path.display(),
+        holder.map_or(String::new(), |p| format!(" (pid {p})"))
+    )]
+    Locked { path: PathBuf, holder: Option<u32> },
     /// The loss became NaN or infinite.
     #[error(
         "training diverged at epoch {epoch}, update {step}: loss is {loss}\nHINT: lower the learning rate (--lr) or check the input scaling; metrics of finished epochs are kept"

@@ -46,7 +46,7 @@ pub const PROBE_EXAMPLES: usize = 1000;
 /// `summary.json`: how the run ended.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Summary {
-    /// `completed` or `diverged`.
+    /// `completed`, `running` (epochs remain), `diverged` or `failed` (an error stopped it).
     pub status: String,
     pub epochs_completed: usize,
     pub last: Option<EpochMetrics>,
@@ -82,6 +82,21 @@ pub fn build_trainer(
     classes: usize,
 ) -> Result<Trainer> {
     let spec = config.validate()?;
+    let layers = match &config.arch {
+        Some(arch) => parse_arch(arch)?,
+        None => config
+            .hidden
+            .iter()
+            .map(|&units| crate::model::LayerSpec::Dense { units })
+            .collect(),
+    };
+    let key = if config.arch.is_some() { "arch" } else { "hidden" };
+    let rekey = |e: Error| match e {
+        Error::Config { problem, .. } => Error::config(key, problem),
+        e => e,
+    };
+    let footprint = crate::model::arch::plan(input, &layers, classes).map_err(rekey)?;
+    check_memory(&footprint, config.batch, config.threads).map_err(rekey)?;
     let init = &mut rng::stream(config.seed, "init");
     let net = match &config.arch {
         Some(arch) => Net::from_arch(input, &parse_arch(arch)?, classes, config.activation, init)?,
@@ -109,8 +124,52 @@ pub fn build_trainer(
     Ok(Trainer::new(net, channel, sgd))
 }
 
-/// Trains as `config` says on `split`, writing results into `out` if given. Returns the metrics
-/// of every epoch, or the error that stopped the run (after saving what was finished).
+/// Refuses a net whose estimated memory (weights, momentum, feedback and gradient buffers;
+/// activations, signals and errors of a minibatch; conv scratch per thread) exceeds the machine's
+/// memory, before anything is allocated.
+pub fn check_memory(fp: &crate::model::arch::Footprint, batch: usize, threads: usize) -> Result<()> {
+    let floats = fp
+        .params
+        .checked_mul(4)
+        .and_then(|p| {
+            (batch as u64)
+                .checked_mul(fp.units)?
+                .checked_mul(4)?
+                .checked_add(p)
+        })
+        .and_then(|v| (threads as u64).checked_mul(fp.scratch)?.checked_add(v))
+        .and_then(|v| v.checked_mul(4));
+    let limit = memory_total().unwrap_or(u64::MAX);
+    match floats {
+        Some(bytes) if bytes <= limit => Ok(()),
+        need => Err(Error::config(
+            "arch",
+            format!(
+                "the net needs about {} of memory ({} parameters, {} values per example × batch {batch}), more than this machine's {}; make it smaller",
+                need.map_or("more than 16 EiB".into(), gib),
+                fp.params,
+                fp.units,
+                gib(limit)
+            ),
+        )),
+    }
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+/// Total memory of the machine (Linux), in bytes.
+fn memory_total() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+/// Trains as `config` says on `split`, writing results into `out` if given (taking its lock, see
+/// [`RunDir`]). Returns the metrics of every epoch, or the error that stopped the run (after
+/// saving what was finished).
 pub fn run(
     config: &TrainConfig,
     split: &Split,
@@ -118,11 +177,23 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Vec<EpochMetrics>> {
     config.validate()?;
+    let dir = out.map(RunDir::lock).transpose()?;
+    run_locked(config, split, dir.as_ref(), observer)
+}
+
+/// [`run`] into a run directory whose lock the caller already holds.
+pub fn run_locked(
+    config: &TrainConfig,
+    split: &Split,
+    out: Option<&RunDir>,
+    observer: &mut dyn Observer,
+) -> Result<Vec<EpochMetrics>> {
+    config.validate()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads)
         .build()
         .map_err(|e| Error::config("threads", e.to_string()))?;
-    pool.install(|| run_in_pool(config, split, out, observer))
+    pool.install(|| run_in_pool(config, split, out.map(RunDir::path), observer))
 }
 
 fn run_in_pool(
@@ -276,6 +347,20 @@ fn resume(dir: &Path, config: &TrainConfig, trainer: &mut Trainer) -> Result<Vec
     Ok(metrics)
 }
 
+/// Marks the run in `dir` as failed with `error` in its `summary.json`, keeping the finished
+/// epochs of `metrics.jsonl` (the next attempt resumes from its checkpoint).
+pub fn record_failure(dir: &Path, error: &str) -> Result<()> {
+    let metrics = read_metrics(&dir.join("metrics.jsonl")).unwrap_or_default();
+    let summary = Summary {
+        status: "failed".into(),
+        epochs_completed: metrics.len(),
+        last: metrics.last().cloned(),
+        error: Some(error.to_string()),
+    };
+    let text = serde_json::to_string_pretty(&summary).expect("summary serializes");
+    write_atomic(&dir.join("summary.json"), text.as_bytes())
+}
+
 fn write_summary(
     dir: &Path,
     status: &str,
@@ -293,20 +378,105 @@ fn write_summary(
 }
 
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix:
-/// write a temporary file beside it, flush it to disk, rename it over the target.
+/// write a temporary file beside it (a name unique to this process and call), flush it to disk,
+/// rename it over the target and flush the directory, so the rename itself survives a crash. On
+/// any error the temporary file is removed (a full disk is not left fuller).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let name = path
+        .file_name()
+        .map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let tmp = dir.join(format!(
+        ".{name}.{}.{}.tmp",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
     ));
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };
-    write().map_err(|e| Error::io(path, e))
+    if let Err(e) = write() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(Error::io(path, e));
+    }
+    sync_dir(&dir).map_err(|e| Error::io(&dir, e))
+}
+
+/// Flushes a directory's entries (a rename into it) to disk.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(dir) {
+        Ok(d) => d.sync_all(),
+        // some platforms cannot open a directory as a file; the rename is still atomic
+        Err(_) => Ok(()),
+    }
+}
+
+/// The lock file of a run directory: held (an advisory `flock`) by the one process writing the
+/// run, and holding that process's id for the message another writer gets.
+pub const LOCK: &str = "rbp.lock";
+
+/// A run directory this process holds the write lock of: at most one process at a time trains
+/// into a directory (two writers would mix one run's settings with another's weights). The lock
+/// is released when the value is dropped or the process ends, however it ends.
+#[derive(Debug)]
+pub struct RunDir {
+    path: std::path::PathBuf,
+    _lock: std::fs::File,
+}
+
+impl RunDir {
+    /// Creates `path` if needed and takes its lock, or says which process holds it.
+    pub fn lock(path: &Path) -> Result<RunDir> {
+        use std::io::{Read, Seek, Write};
+        std::fs::create_dir_all(path).map_err(|e| Error::io(path, e))?;
+        let file = path.join(LOCK);
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&file)
+            .map_err(|e| Error::io(&file, e))?;
+        match f.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = f.read_to_string(&mut text);
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                    holder: text.trim().parse().ok(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&file, e)),
+        }
+        let mut stamp = || -> std::io::Result<()> {
+            f.set_len(0)?;
+            f.rewind()?;
+            writeln!(f, "{}", std::process::id())?;
+            f.sync_all()
+        };
+        stamp().map_err(|e| Error::io(&file, e))?;
+        Ok(RunDir {
+            path: path.to_path_buf(),
+            _lock: f,
+        })
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// Reads a `metrics.jsonl` file.

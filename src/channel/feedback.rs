@@ -51,12 +51,23 @@ impl FeedbackInit {
             "normal" | "gaussian" if arg.is_none() => FeedbackInit::Normal,
             "uniform" if arg.is_none() => FeedbackInit::Uniform,
             "congruent" if arg.is_none() => FeedbackInit::Congruent,
-            "shifted" | "mean" => FeedbackInit::Shifted(num(arg)?.unwrap_or(1.0)),
+            "shifted" | "mean" => {
+                let mu = num(arg)?.unwrap_or(1.0);
+                if !mu.is_finite() {
+                    return Err(bad("the shift must be a finite number"));
+                }
+                FeedbackInit::Shifted(mu)
+            }
             "sparse" => {
                 let n = num(arg)?
                     .ok_or_else(|| bad("sparse needs the expected fan-out, e.g. sparse:2"))?;
                 if !(n.is_finite() && n >= 0.0) {
-                    return Err(bad("sparse fan-out n must be ≥ 0"));
+                    return Err(bad("sparse fan-out n must be a finite number ≥ 0"));
+                }
+                if n == 0.0 {
+                    return Err(bad(
+                        "sparse:0 gives all-zero feedback matrices: no signal reaches the hidden layers, which is top-only learning (use --channel top for that)",
+                    ));
                 }
                 FeedbackInit::Sparse(n)
             }

@@ -7,6 +7,8 @@ use super::{FeedbackInit, Quantizer};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+/// Most random matrices averaged per term (`--average`).
+pub const MAX_AVERAGE: usize = 1000;
 /// Default factor of an adaptive channel's learning rate, η_c = factor · η_t (our default).
 pub const DEFAULT_ADAPT_FACTOR: f64 = 0.1;
 /// Default scale α of the quantized error signal.
@@ -75,8 +77,11 @@ impl ChannelOptions {
                 ),
             ));
         }
-        if self.average == 0 {
-            return Err(Error::config("average", "k must be ≥ 1, got 0"));
+        if self.average == 0 || self.average > MAX_AVERAGE {
+            return Err(Error::config(
+                "average",
+                format!("k must be in 1..={MAX_AVERAGE}, got {}", self.average),
+            ));
         }
         if !kind.random && self.average != 1 {
             return Err(Error::config(

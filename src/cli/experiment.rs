@@ -49,6 +49,7 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
         data: a.data.clone(),
     };
     let mut diverged = 0;
+    let mut unfinished: Vec<String> = Vec::new();
     for exp in &exps {
         let total = exp.runs()?.len();
         sayln!(
@@ -62,7 +63,9 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
             let what = match &p.outcome {
                 Outcome::Skipped => "already complete".to_string(),
                 Outcome::Completed { test_acc } => format!("test acc {:.2}%", 100.0 * test_acc),
-                Outcome::Diverged(e) => format!("diverged: {}", e.lines().next().unwrap_or("")),
+                Outcome::Diverged(e) => format!("diverged: {}", first_line(e)),
+                Outcome::Failed(e) => format!("FAILED: {}", first_line(e)),
+                Outcome::Busy(e) => format!("not run: {}", first_line(e)),
             };
             let eta = if p.done < p.total {
                 p.elapsed / p.done as f64 * (p.total - p.done) as f64
@@ -83,13 +86,33 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
             .iter()
             .filter(|(_, o)| matches!(o, Outcome::Diverged(_)))
             .count();
+        for (id, o) in &out {
+            match o {
+                Outcome::Failed(e) => {
+                    unfinished.push(format!("{}/{id}: failed: {}", exp.name, first_line(e)))
+                }
+                Outcome::Busy(e) => unfinished.push(format!("{}/{id}: {}", exp.name, first_line(e))),
+                _ => {}
+            }
+        }
     }
     if diverged > 0 {
         sayln!(
             "{diverged} run(s) diverged; their finished epochs are kept and the table shows them"
         );
     }
+    if !unfinished.is_empty() {
+        anyhow::bail!(
+            "{} run(s) did not finish (the others did):\n  {}\nHINT: each failed run's summary.json holds its error; run the same command again to retry them",
+            unfinished.len(),
+            unfinished.join("\n  ")
+        );
+    }
     Ok(())
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
 }
 
 pub fn table(a: TableArgs) -> anyhow::Result<()> {

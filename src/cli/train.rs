@@ -228,6 +228,8 @@ pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()
         data::load_dir(std::path::Path::new(&config.data))?
     };
     config.validate()?;
+    // one writer per run directory: the lock is taken before anything in it is read or removed
+    let dir = args.out.as_deref().map(run::RunDir::lock).transpose()?;
     if let Some(out) = &args.out {
         let summary = out.join("summary.json");
         if args.overwrite {
@@ -253,7 +255,7 @@ pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()
         epochs: config.epochs,
         bar: None,
     };
-    run::run(&config, &split, args.out.as_deref(), &mut observer)?;
+    run::run_locked(&config, &split, dir.as_ref(), &mut observer)?;
     if let Some(out) = args.out.as_ref().filter(|_| !args.quiet) {
         sayln!("results in {}", out.display());
     }

@@ -34,6 +34,21 @@ pub enum Outcome {
         test_acc: f64,
     },
     Diverged(String),
+    /// The run stopped with an error (or a panic), recorded in its `summary.json`; the other
+    /// runs of the grid go on.
+    Failed(String),
+    /// Another process holds the run directory's lock (it is writing the run).
+    Busy(String),
+}
+
+impl Outcome {
+    /// Whether the run is finished (complete or diverged: a diverged run keeps its epochs).
+    pub fn finished(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Skipped | Outcome::Completed { .. } | Outcome::Diverged(_)
+        )
+    }
 }
 
 /// Progress report after each run.
@@ -95,7 +110,7 @@ pub fn reproduce(
     let split = load_data(&exp.data)?;
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Result<Outcome>>>> =
+    let results: Mutex<Vec<Option<Outcome>>> =
         Mutex::new((0..runs.len()).map(|_| None).collect());
     let start = std::time::Instant::now();
     std::thread::scope(|scope| {
@@ -104,28 +119,15 @@ pub fn reproduce(
                 loop {
                     let k = next.fetch_add(1, Ordering::SeqCst);
                     let Some(r) = runs.get(k) else { break };
-                    let dir = root.join(&r.id);
-                    let outcome = if finished(&dir, r.config.epochs) {
-                        Ok(Outcome::Skipped)
-                    } else {
-                        match run::run(&r.config, &split, Some(&dir), &mut Silent) {
-                            Ok(ms) => Ok(Outcome::Completed {
-                                test_acc: ms.last().map_or(f64::NAN, |m| m.test_acc),
-                            }),
-                            Err(e @ Error::Diverged { .. }) => Ok(Outcome::Diverged(e.to_string())),
-                            Err(e) => Err(e),
-                        }
-                    };
+                    let outcome = run_one(r, &split, &root.join(&r.id));
                     let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    if let Ok(o) = &outcome {
-                        report(&Progress {
-                            done: n,
-                            total: runs.len(),
-                            id: r.id.clone(),
-                            outcome: o.clone(),
-                            elapsed: start.elapsed().as_secs_f64(),
-                        });
-                    }
+                    report(&Progress {
+                        done: n,
+                        total: runs.len(),
+                        id: r.id.clone(),
+                        outcome: outcome.clone(),
+                        elapsed: start.elapsed().as_secs_f64(),
+                    });
                     results.lock().expect("no panics while holding the lock")[k] = Some(outcome);
                 }
             });
@@ -134,8 +136,55 @@ pub fn reproduce(
     let results = results
         .into_inner()
         .expect("no panics while holding the lock");
-    runs.iter()
+    Ok(runs
+        .iter()
         .zip(results)
-        .map(|(r, o)| o.expect("every run was taken").map(|o| (r.id.clone(), o)))
-        .collect()
+        .map(|(r, o)| (r.id.clone(), o.expect("every run was taken")))
+        .collect())
+}
+
+/// Runs one run of a grid into `dir` unless it is finished: under the directory's lock, with
+/// any error or panic caught and recorded in the run's `summary.json`, so that one bad run never
+/// takes down the others.
+pub fn run_one(r: &Run, split: &Split, dir: &Path) -> Outcome {
+    if finished(dir, r.config.epochs) {
+        return Outcome::Skipped;
+    }
+    let lock = match run::RunDir::lock(dir) {
+        Ok(l) => l,
+        Err(e @ Error::Locked { .. }) => return Outcome::Busy(first_line(&e.to_string())),
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    // another process may have finished it while this one waited for the lock
+    if finished(dir, r.config.epochs) {
+        return Outcome::Skipped;
+    }
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run::run_locked(&r.config, split, Some(&lock), &mut Silent)
+    }));
+    let err = match attempt {
+        Ok(Ok(ms)) => {
+            return Outcome::Completed {
+                test_acc: ms.last().map_or(f64::NAN, |m| m.test_acc),
+            };
+        }
+        Ok(Err(e @ Error::Diverged { .. })) => return Outcome::Diverged(e.to_string()),
+        Ok(Err(e)) => e.to_string(),
+        Err(payload) => {
+            let what = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            format!("internal error (panic): {what}")
+        }
+    };
+    match run::record_failure(dir, &err) {
+        Ok(()) => Outcome::Failed(err),
+        Err(e) => Outcome::Failed(format!("{err} (and recording the failure failed: {e})")),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").to_string()
 }

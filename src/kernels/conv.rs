@@ -110,6 +110,9 @@ impl ConvGeom {
                         let src = &plane[iy as usize * self.w..(iy as usize + 1) * self.w];
                         out[..lo].fill(0.0);
                         out[hi..].fill(0.0);
+                        if lo >= hi {
+                            continue;
+                        }
                         let first = lo * s + kx - self.pad;
                         if s == 1 {
                             out[lo..hi].copy_from_slice(&src[first..first + (hi - lo)]);

@@ -133,6 +133,159 @@ pub fn parse_arch(spec: &str) -> Result<Vec<LayerSpec>> {
         .collect()
 }
 
+/// Largest number of units (values per example) of one layer, and of channels of a convolution.
+pub const MAX_UNITS: u64 = 1 << 28;
+/// Largest number of channels of a convolution.
+pub const MAX_CHANNELS: u64 = 1 << 16;
+
+/// What a net costs in memory, counted before anything is allocated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Weights and biases.
+    pub params: u64,
+    /// Values per example over all layers (outputs before pooling, pooled maps, the input).
+    pub units: u64,
+    /// Scratch values per worker thread of the largest convolution (a column matrix or padded
+    /// maps of one example).
+    pub scratch: u64,
+}
+
+fn too_large(layer: usize, what: &str) -> Error {
+    Error::config(
+        "arch",
+        format!("layer {layer}: {what} is too large to represent"),
+    )
+}
+
+/// Checks the geometry of every layer of `spec` on inputs of shape `(channels, height, width)`
+/// with overflow-safe arithmetic, and counts the net's footprint; the error names the layer and
+/// the rule it breaks. Nothing is allocated.
+pub fn plan(
+    input: (usize, usize, usize),
+    spec: &[LayerSpec],
+    classes: usize,
+) -> Result<Footprint> {
+    let (mut c, mut h, mut w) = (input.0 as u64, input.1 as u64, input.2 as u64);
+    let mut flat = false;
+    let mut after_conv = false;
+    let mut fp = Footprint {
+        units: c * h * w,
+        ..Footprint::default()
+    };
+    let add = |a: u64, b: u64, n: usize, what: &str| a.checked_add(b).ok_or_else(|| too_large(n, what));
+    let mul = |a: u64, b: u64, n: usize, what: &str| a.checked_mul(b).ok_or_else(|| too_large(n, what));
+    for (i, s) in spec.iter().enumerate() {
+        let n = i + 1;
+        match *s {
+            LayerSpec::Dense { units } => {
+                let units = units as u64;
+                if units > MAX_UNITS {
+                    return Err(Error::config(
+                        "arch",
+                        format!("layer {n}: fc{units} exceeds the limit of {MAX_UNITS} units"),
+                    ));
+                }
+                let fan_in = mul(mul(c, h, n, "the input")?, w, n, "the input")?;
+                fp.params = add(fp.params, add(mul(fan_in, units, n, "the weight matrix")?, units, n, "the weights")?, n, "the net")?;
+                fp.units = add(fp.units, units, n, "the net")?;
+                (c, h, w, flat, after_conv) = (units, 1, 1, true, false);
+            }
+            LayerSpec::Conv {
+                channels,
+                k,
+                stride,
+                pad,
+            } => {
+                if flat {
+                    return Err(Error::config(
+                        "arch",
+                        format!("layer {n}: a convolution cannot follow a dense layer"),
+                    ));
+                }
+                let (co, k, s) = (channels as u64, k as u64, stride as u64);
+                if co > MAX_CHANNELS {
+                    return Err(Error::config(
+                        "arch",
+                        format!("layer {n}: {co} channels exceed the limit of {MAX_CHANNELS}"),
+                    ));
+                }
+                let p = pad.map_or((k - 1) / 2, |p| p as u64);
+                let (h_out, w_out) = window_geometry(n, "kernel", (h, w), k, s, p)?;
+                let kdim = mul(mul(c, k, n, "the kernel")?, k, n, "the kernel")?;
+                fp.params = add(fp.params, add(mul(co, kdim, n, "the kernel")?, co, n, "the kernel")?, n, "the net")?;
+                let out = mul(mul(co, h_out, n, "the output map")?, w_out, n, "the output map")?;
+                if out > MAX_UNITS {
+                    return Err(Error::config(
+                        "arch",
+                        format!("layer {n}: an output map of {co}×{h_out}×{w_out} exceeds the limit of {MAX_UNITS} units"),
+                    ));
+                }
+                fp.units = add(fp.units, out, n, "the net")?;
+                let cols = mul(kdim, mul(h_out, w_out, n, "the output map")?, n, "the column matrix")?;
+                let padded = mul(c, mul(h + 2 * p, w + 2 * p, n, "the padded map")?, n, "the padded map")?; // p < k ≤ h + 2p was checked
+                fp.scratch = fp.scratch.max(add(cols, padded, n, "the scratch")?);
+                (c, h, w, after_conv) = (co, h_out, w_out, true);
+            }
+            LayerSpec::Pool { k, stride, pad } => {
+                if !after_conv {
+                    return Err(Error::config(
+                        "arch",
+                        format!("layer {n}: pooling must follow a convolution (once)"),
+                    ));
+                }
+                let k = k as u64;
+                let s = stride.map_or(k, |s| s as u64);
+                let p = pad.map_or((k - 1) / 2, |p| p as u64);
+                let (h_out, w_out) = window_geometry(n, "pooling window", (h, w), k, s, p)?;
+                (h, w, after_conv) = (h_out, w_out, false);
+                fp.units = add(fp.units, mul(c, mul(h, w, n, "the pooled map")?, n, "the pooled map")?, n, "the net")?;
+            }
+        }
+    }
+    let fan_in = mul(mul(c, h, 0, "the input")?, w, 0, "the input")?;
+    let classes = classes as u64;
+    fp.params = add(fp.params, add(mul(fan_in, classes, spec.len() + 1, "the output layer")?, classes, 0, "the net")?, 0, "the net")?;
+    fp.units = add(fp.units, classes, 0, "the net")?;
+    Ok(fp)
+}
+
+/// Output size of a `k × k` window sliding with stride `s` over an `h × w` map padded by `p`,
+/// under the rules that make every window see the input: p < k, k ≤ the padded map, the stride
+/// no larger than the map.
+fn window_geometry(
+    n: usize,
+    what: &str,
+    (h, w): (u64, u64),
+    k: u64,
+    s: u64,
+    p: u64,
+) -> Result<(u64, u64)> {
+    let rule = |why: String| Error::config("arch", format!("layer {n}: {why}"));
+    if p >= k {
+        return Err(rule(format!(
+            "padding {p} must be smaller than the {what} size {k} (a window of padding alone sees no input)"
+        )));
+    }
+    let side = h.min(w);
+    let (Some(ph), Some(pw)) = (
+        p.checked_mul(2).and_then(|p2| h.checked_add(p2)),
+        p.checked_mul(2).and_then(|p2| w.checked_add(p2)),
+    ) else {
+        return Err(rule(format!("padding {p} is too large")));
+    };
+    if k > ph.min(pw) {
+        return Err(rule(format!(
+            "a {k}×{k} {what} (padding {p}) does not fit the {h}×{w} map"
+        )));
+    }
+    if s > side {
+        return Err(rule(format!(
+            "stride {s} exceeds the {h}×{w} map: every window after the first would start beyond it"
+        )));
+    }
+    Ok(((ph - k) / s + 1, (pw - k) / s + 1))
+}
+
 impl Net {
     /// Builds a net for inputs of shape `(channels, height, width)` from `spec`, ending in a dense
     /// layer of `classes` outputs.
@@ -143,6 +296,7 @@ impl Net {
         activation: Activation,
         rng: &mut Rng,
     ) -> Result<Net> {
+        plan(input, spec, classes)?;
         let (mut c, mut h, mut w) = input;
         let mut flat = false;
         let mut layers: Vec<Layer> = Vec::new();
