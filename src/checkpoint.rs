@@ -11,11 +11,59 @@ use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::train::Trainer;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::Path;
 
 /// Format tag in the metadata.
-pub const FORMAT: &str = "rbp-checkpoint-1";
+pub const FORMAT: &str = "rbp-checkpoint-2";
+
+/// SHA-256 (hex) of the settings that determine a run's numbers: the resolved configuration with
+/// the thread count and the number of epochs left out (results do not depend on the first; the
+/// second may be raised to extend a run).
+pub fn settings_hash(config: &TrainConfig) -> String {
+    let norm = TrainConfig {
+        threads: 1,
+        epochs: 1,
+        ..config.clone()
+    };
+    hex(&Sha256::digest(
+        toml::to_string(&norm)
+            .expect("config serializes")
+            .as_bytes(),
+    ))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// SHA-256 (hex) over every tensor (name and bytes, in order) and the counters, stored in the
+/// metadata so that a flipped bit anywhere in the numbers is detected (safetensors has no
+/// checksum of its own).
+fn checksum(
+    all: &[(String, Vec<usize>, Vec<f32>)],
+    epoch: usize,
+    step: u64,
+    noise: u128,
+    settings: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for (name, shape, values) in all {
+        h.update(name.as_bytes());
+        h.update([0]);
+        for d in shape {
+            h.update((*d as u64).to_le_bytes());
+        }
+        for v in values {
+            h.update(v.to_le_bytes());
+        }
+    }
+    h.update(
+        format!("epoch={epoch}\nstep={step}\nnoise={noise}\nsettings={settings}\n").as_bytes(),
+    );
+    hex(&h.finalize())
+}
 
 fn bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
@@ -51,6 +99,8 @@ fn tensors(t: &mut Trainer) -> Vec<(String, Vec<usize>, Vec<f32>)> {
 /// Writes the checkpoint of `t` after `epoch` epochs to `path` (atomically).
 pub fn save(path: &Path, t: &mut Trainer, epoch: usize, config: &TrainConfig) -> Result<()> {
     let all = tensors(t);
+    let settings = settings_hash(config);
+    let sum = checksum(&all, epoch, t.step, t.channel.noise_position(), &settings);
     let raw: Vec<(String, Vec<usize>, Vec<u8>)> =
         all.into_iter().map(|(n, s, v)| (n, s, bytes(&v))).collect();
     let views: Vec<(String, TensorView)> = raw
@@ -74,14 +124,24 @@ pub fn save(path: &Path, t: &mut Trainer, epoch: usize, config: &TrainConfig) ->
             "config".to_string(),
             toml::to_string(config).expect("config serializes"),
         ),
+        ("settings_sha256".to_string(), settings),
+        ("sha256".to_string(), sum),
     ]);
     let data = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
     crate::run::write_atomic(path, &data)
 }
 
-/// Restores `t` (built from the same configuration) from `path`; returns the epochs done.
-pub fn load(path: &Path, t: &mut Trainer) -> Result<usize> {
+/// Restores `t` (built from `config`) from `path`; returns the epochs done. Refused: a checkpoint
+/// of other settings (only the number of epochs and the thread count may differ), one whose
+/// update count is not `steps_per_epoch` per epoch, and one whose numbers do not match their
+/// checksum.
+pub fn load(
+    path: &Path,
+    t: &mut Trainer,
+    config: &TrainConfig,
+    steps_per_epoch: u64,
+) -> Result<usize> {
     let bad = |problem: String| Error::Data {
         path: path.to_path_buf(),
         problem,
@@ -107,6 +167,27 @@ pub fn load(path: &Path, t: &mut Trainer) -> Result<usize> {
         number("step")? as u64,
         number("noise_position")?,
     );
+    let settings = settings_hash(config);
+    let stored = |key: &str| -> Result<&String> {
+        meta.get(key)
+            .ok_or_else(|| bad(format!("metadata `{key}` is missing")))
+    };
+    if *stored("settings_sha256")? != settings {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            problem: "the checkpoint was written under other settings than this run's".into(),
+            hint: "only raising --epochs (or changing --threads) continues a run; choose another --out, or pass --overwrite to start again".into(),
+        });
+    }
+    if epoch == 0 || steps_per_epoch.checked_mul(epoch as u64) != Some(step) {
+        return Err(bad(format!(
+            "update count {step} does not match {epoch} epochs of {steps_per_epoch} updates"
+        )));
+    }
+    if noise > u64::MAX as u128 {
+        return Err(bad(format!("noise position {noise} is out of range")));
+    }
+    let sum = stored("sha256")?.clone();
     let st = SafeTensors::deserialize(&data).map_err(|e| bad(format!("corrupt tensors: {e}")))?;
     let fill = |name: &str, dst: &mut Vec<f32>| -> Result<()> {
         let view = st
@@ -133,5 +214,13 @@ pub fn load(path: &Path, t: &mut Trainer) -> Result<usize> {
     }
     t.step = step;
     t.channel.set_noise_position(noise);
+    if checksum(&tensors(t), epoch, step, noise, &settings) != sum {
+        return Err(Error::Data {
+            path: path.to_path_buf(),
+            problem: "the checkpoint's numbers do not match its checksum (the file is damaged)"
+                .into(),
+            hint: "pass --overwrite to start the run again".into(),
+        });
+    }
     Ok(epoch)
 }

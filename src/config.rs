@@ -114,7 +114,10 @@ impl TrainConfig {
         if self.translate > MAX_TRANSLATE {
             return Err(Error::config(
                 "translate",
-                format!("must be in 0..={MAX_TRANSLATE} pixels, got {}", self.translate),
+                format!(
+                    "must be in 0..={MAX_TRANSLATE} pixels, got {}",
+                    self.translate
+                ),
             ));
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {

@@ -90,7 +90,11 @@ pub fn build_trainer(
             .map(|&units| crate::model::LayerSpec::Dense { units })
             .collect(),
     };
-    let key = if config.arch.is_some() { "arch" } else { "hidden" };
+    let key = if config.arch.is_some() {
+        "arch"
+    } else {
+        "hidden"
+    };
     let rekey = |e: Error| match e {
         Error::Config { problem, .. } => Error::config(key, problem),
         e => e,
@@ -127,7 +131,11 @@ pub fn build_trainer(
 /// Refuses a net whose estimated memory (weights, momentum, feedback and gradient buffers;
 /// activations, signals and errors of a minibatch; conv scratch per thread) exceeds the machine's
 /// memory, before anything is allocated.
-pub fn check_memory(fp: &crate::model::arch::Footprint, batch: usize, threads: usize) -> Result<()> {
+pub fn check_memory(
+    fp: &crate::model::arch::Footprint,
+    batch: usize,
+    threads: usize,
+) -> Result<()> {
     let floats = fp
         .params
         .checked_mul(4)
@@ -226,7 +234,12 @@ fn run_in_pool(
     let mut metrics: Vec<EpochMetrics> = Vec::new();
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        metrics = resume(dir, config, &mut trainer)?;
+        metrics = resume(
+            dir,
+            config,
+            &mut trainer,
+            train.len().div_ceil(config.batch) as u64,
+        )?;
         let text = toml::to_string_pretty(config).expect("config serializes");
         write_atomic(&dir.join("config.toml"), text.as_bytes())?;
     }
@@ -316,7 +329,12 @@ pub fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
 /// thread count and the number of epochs may differ), restores `trainer` from it and returns the
 /// metrics of its finished epochs; otherwise returns none. The epochs a checkpoint does not cover
 /// are dropped from the metrics: training is deterministic, so they are recomputed identically.
-fn resume(dir: &Path, config: &TrainConfig, trainer: &mut Trainer) -> Result<Vec<EpochMetrics>> {
+fn resume(
+    dir: &Path,
+    config: &TrainConfig,
+    trainer: &mut Trainer,
+    steps_per_epoch: u64,
+) -> Result<Vec<EpochMetrics>> {
     let ckpt = dir.join(CHECKPOINT);
     if !ckpt.is_file() {
         return Ok(Vec::new());
@@ -331,7 +349,7 @@ fn resume(dir: &Path, config: &TrainConfig, trainer: &mut Trainer) -> Result<Vec
             ),
         ));
     }
-    let done = checkpoint::load(&ckpt, trainer)?;
+    let done = checkpoint::load(&ckpt, trainer, config, steps_per_epoch)?;
     let mut metrics = read_metrics(&dir.join("metrics.jsonl"))?;
     if metrics.len() < done {
         return Err(Error::Data {

@@ -91,7 +91,9 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
                 Outcome::Failed(e) => {
                     unfinished.push(format!("{}/{id}: failed: {}", exp.name, first_line(e)))
                 }
-                Outcome::Busy(e) => unfinished.push(format!("{}/{id}: {}", exp.name, first_line(e))),
+                Outcome::Busy(e) => {
+                    unfinished.push(format!("{}/{id}: {}", exp.name, first_line(e)))
+                }
                 _ => {}
             }
         }

@@ -89,6 +89,22 @@ pub fn run_id(row: &str, column: &str, seed: u64) -> String {
     format!("{}--{}--seed{seed}", clean(row), clean(column))
 }
 
+/// An experiment's name is one plain directory name under the results root: not empty, no path
+/// separator, not `.` or `..`, no control characters.
+fn check_name(name: &str) -> Result<()> {
+    let bad = |why: &str| Err(Error::config("name", format!("{why}, got `{name}`")));
+    if name.trim().is_empty() {
+        return bad("must not be empty");
+    }
+    if name.contains(['/', '\\']) || name == "." || name == ".." {
+        return bad("must be a plain directory name (no path separator, not `.` or `..`)");
+    }
+    if name.chars().any(char::is_control) || std::path::Path::new(name).is_absolute() {
+        return bad("must be a plain directory name (no control characters)");
+    }
+    Ok(())
+}
+
 impl Experiment {
     /// Reads and checks an experiment file; errors name the file and the key.
     pub fn load(path: &Path) -> Result<Self> {
@@ -108,11 +124,40 @@ impl Experiment {
 
     /// Every (variant, seed) run with its resolved configuration, `data` overriding the file's.
     pub fn runs(&self) -> Result<Vec<Run>> {
+        check_name(&self.name)?;
         if self.seeds.is_empty() || self.variants.is_empty() {
             return Err(Error::config(
                 "seeds",
                 "an experiment needs at least one seed and one variant",
             ));
+        }
+        let fixed = |table: &toml::Table, place: &str| -> Result<()> {
+            for (key, why) in [
+                (
+                    "data",
+                    "the experiment's top-level `data` (or --data) names the data of every run",
+                ),
+                (
+                    "seed",
+                    "the experiment's top-level `seeds` lists the seeds of every run",
+                ),
+                (
+                    "threads",
+                    "`rbp reproduce` shares the cores out between the runs (see --jobs)",
+                ),
+            ] {
+                if table.contains_key(key) {
+                    return Err(Error::config(
+                        format!("{place}.{key}"),
+                        format!("not supported here: {why}"),
+                    ));
+                }
+            }
+            Ok(())
+        };
+        fixed(&self.train, "train")?;
+        for v in &self.variants {
+            fixed(&v.settings, &format!("variant {} / {}", v.row, v.column))?;
         }
         let mut out = Vec::new();
         for v in &self.variants {

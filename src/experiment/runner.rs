@@ -110,8 +110,7 @@ pub fn reproduce(
     let split = load_data(&exp.data)?;
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<Outcome>>> =
-        Mutex::new((0..runs.len()).map(|_| None).collect());
+    let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..runs.len()).map(|_| None).collect());
     let start = std::time::Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..opts.jobs.max(1) {

@@ -160,11 +160,7 @@ fn too_large(layer: usize, what: &str) -> Error {
 /// Checks the geometry of every layer of `spec` on inputs of shape `(channels, height, width)`
 /// with overflow-safe arithmetic, and counts the net's footprint; the error names the layer and
 /// the rule it breaks. Nothing is allocated.
-pub fn plan(
-    input: (usize, usize, usize),
-    spec: &[LayerSpec],
-    classes: usize,
-) -> Result<Footprint> {
+pub fn plan(input: (usize, usize, usize), spec: &[LayerSpec], classes: usize) -> Result<Footprint> {
     let (mut c, mut h, mut w) = (input.0 as u64, input.1 as u64, input.2 as u64);
     let mut flat = false;
     let mut after_conv = false;
@@ -172,8 +168,10 @@ pub fn plan(
         units: c * h * w,
         ..Footprint::default()
     };
-    let add = |a: u64, b: u64, n: usize, what: &str| a.checked_add(b).ok_or_else(|| too_large(n, what));
-    let mul = |a: u64, b: u64, n: usize, what: &str| a.checked_mul(b).ok_or_else(|| too_large(n, what));
+    let add =
+        |a: u64, b: u64, n: usize, what: &str| a.checked_add(b).ok_or_else(|| too_large(n, what));
+    let mul =
+        |a: u64, b: u64, n: usize, what: &str| a.checked_mul(b).ok_or_else(|| too_large(n, what));
     for (i, s) in spec.iter().enumerate() {
         let n = i + 1;
         match *s {
@@ -186,7 +184,17 @@ pub fn plan(
                     ));
                 }
                 let fan_in = mul(mul(c, h, n, "the input")?, w, n, "the input")?;
-                fp.params = add(fp.params, add(mul(fan_in, units, n, "the weight matrix")?, units, n, "the weights")?, n, "the net")?;
+                fp.params = add(
+                    fp.params,
+                    add(
+                        mul(fan_in, units, n, "the weight matrix")?,
+                        units,
+                        n,
+                        "the weights",
+                    )?,
+                    n,
+                    "the net",
+                )?;
                 fp.units = add(fp.units, units, n, "the net")?;
                 (c, h, w, flat, after_conv) = (units, 1, 1, true, false);
             }
@@ -212,17 +220,39 @@ pub fn plan(
                 let p = pad.map_or((k - 1) / 2, |p| p as u64);
                 let (h_out, w_out) = window_geometry(n, "kernel", (h, w), k, s, p)?;
                 let kdim = mul(mul(c, k, n, "the kernel")?, k, n, "the kernel")?;
-                fp.params = add(fp.params, add(mul(co, kdim, n, "the kernel")?, co, n, "the kernel")?, n, "the net")?;
-                let out = mul(mul(co, h_out, n, "the output map")?, w_out, n, "the output map")?;
+                fp.params = add(
+                    fp.params,
+                    add(mul(co, kdim, n, "the kernel")?, co, n, "the kernel")?,
+                    n,
+                    "the net",
+                )?;
+                let out = mul(
+                    mul(co, h_out, n, "the output map")?,
+                    w_out,
+                    n,
+                    "the output map",
+                )?;
                 if out > MAX_UNITS {
                     return Err(Error::config(
                         "arch",
-                        format!("layer {n}: an output map of {co}×{h_out}×{w_out} exceeds the limit of {MAX_UNITS} units"),
+                        format!(
+                            "layer {n}: an output map of {co}×{h_out}×{w_out} exceeds the limit of {MAX_UNITS} units"
+                        ),
                     ));
                 }
                 fp.units = add(fp.units, out, n, "the net")?;
-                let cols = mul(kdim, mul(h_out, w_out, n, "the output map")?, n, "the column matrix")?;
-                let padded = mul(c, mul(h + 2 * p, w + 2 * p, n, "the padded map")?, n, "the padded map")?; // p < k ≤ h + 2p was checked
+                let cols = mul(
+                    kdim,
+                    mul(h_out, w_out, n, "the output map")?,
+                    n,
+                    "the column matrix",
+                )?;
+                let padded = mul(
+                    c,
+                    mul(h + 2 * p, w + 2 * p, n, "the padded map")?,
+                    n,
+                    "the padded map",
+                )?; // p < k ≤ h + 2p was checked
                 fp.scratch = fp.scratch.max(add(cols, padded, n, "the scratch")?);
                 (c, h, w, after_conv) = (co, h_out, w_out, true);
             }
@@ -238,13 +268,28 @@ pub fn plan(
                 let p = pad.map_or((k - 1) / 2, |p| p as u64);
                 let (h_out, w_out) = window_geometry(n, "pooling window", (h, w), k, s, p)?;
                 (h, w, after_conv) = (h_out, w_out, false);
-                fp.units = add(fp.units, mul(c, mul(h, w, n, "the pooled map")?, n, "the pooled map")?, n, "the net")?;
+                fp.units = add(
+                    fp.units,
+                    mul(c, mul(h, w, n, "the pooled map")?, n, "the pooled map")?,
+                    n,
+                    "the net",
+                )?;
             }
         }
     }
     let fan_in = mul(mul(c, h, 0, "the input")?, w, 0, "the input")?;
     let classes = classes as u64;
-    fp.params = add(fp.params, add(mul(fan_in, classes, spec.len() + 1, "the output layer")?, classes, 0, "the net")?, 0, "the net")?;
+    fp.params = add(
+        fp.params,
+        add(
+            mul(fan_in, classes, spec.len() + 1, "the output layer")?,
+            classes,
+            0,
+            "the net",
+        )?,
+        0,
+        "the net",
+    )?;
     fp.units = add(fp.units, classes, 0, "the net")?;
     Ok(fp)
 }
