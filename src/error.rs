@@ -7,10 +7,11 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading or writing a file failed at the OS level.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {cause}", path.display())]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        /// Not a `#[source]`: the message already holds it, and a chain would repeat it.
+        cause: std::io::Error,
     },
     /// A data file exists but its content is not what its format promises.
     #[error("{}: {problem}\nHINT: {hint}", path.display())]
@@ -52,7 +53,7 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
-            source,
+            cause: source,
         }
     }
 }

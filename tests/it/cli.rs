@@ -691,7 +691,7 @@ fn conv_nets_from_the_command_line() {
         ),
         (
             vec!["train", "--arch", "conv4k40valid"],
-            "does not fit a 28×28 map",
+            "does not fit the 28×28 map",
         ),
         (
             vec!["train", "--preset", "imagenet"],

@@ -6,6 +6,7 @@ mod data;
 mod dynamics;
 mod fetch;
 mod gradcheck;
+mod hardening;
 mod layers;
 mod reference;
 mod reproduce;
