@@ -33,12 +33,24 @@ fn bad(path: &Path, problem: impl Into<String>, hint: impl Into<String>) -> Erro
     }
 }
 
-/// Finds `dir/name` or `dir/name.gz`.
+/// Finds `dir/name` or `dir/name.gz`; both at once is an error, since they may differ.
 pub fn locate(dir: &Path, name: &str) -> Result<PathBuf> {
-    for candidate in [dir.join(name), dir.join(format!("{name}.gz"))] {
-        if candidate.is_file() {
-            return Ok(candidate);
+    let (raw, gz) = (dir.join(name), dir.join(format!("{name}.gz")));
+    match (raw.is_file(), gz.is_file()) {
+        (true, true) => {
+            return Err(bad(
+                &raw,
+                format!(
+                    "both `{name}` and `{name}.gz` exist ({} and {}); it is ambiguous which one to read",
+                    raw.display(),
+                    gz.display()
+                ),
+                "keep only one of the two files (delete the other or move it elsewhere)",
+            ));
         }
+        (true, false) => return Ok(raw),
+        (false, true) => return Ok(gz),
+        (false, false) => {}
     }
     Err(bad(
         &dir.join(name),

@@ -243,3 +243,22 @@ fn trailing_garbage_after_the_gzip_stream_is_refused() {
         }
     }
 }
+
+#[test]
+fn a_raw_file_beside_its_gz_copy_is_refused_as_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = files(5);
+    write_dir(dir.path(), &good, false);
+    let gz_path = dir.path().join(format!("{}.gz", MNIST_FILES[1]));
+    std::fs::write(&gz_path, gz(&good[1])).unwrap();
+    let msg = data::load_mnist_dir(dir.path()).unwrap_err().to_string();
+    let raw_path = dir.path().join(MNIST_FILES[1]);
+    assert!(
+        msg.contains(&raw_path.display().to_string())
+            && msg.contains(&gz_path.display().to_string())
+            && msg.contains("ambiguous"),
+        "{msg}"
+    );
+    std::fs::remove_file(&raw_path).unwrap();
+    assert_eq!(data::load_mnist_dir(dir.path()).unwrap().train.len(), 5);
+}
