@@ -195,6 +195,19 @@ fn random_corruptions_never_panic() {
     }
 }
 
+#[test]
+fn test_images_of_another_shape_than_the_training_images_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = files(5);
+    // the same 12 bytes per pair of images, as 1×6 instead of 2×3
+    f[2] = idx(3, &[2, 1, 6], &f[2][16..]);
+    write_dir(dir.path(), &f, false);
+    let msg = data::load_mnist_dir(dir.path()).unwrap_err().to_string();
+    for needle in [MNIST_FILES[0], MNIST_FILES[2], "1×6", "2×3", "HINT"] {
+        assert!(msg.contains(needle), "expected `{needle}` in: {msg}");
+    }
+}
+
 /// `bytes` gzip-compressed as separate members split at `cuts`, concatenated as `cat` would.
 fn gz_members(bytes: &[u8], cuts: &[usize]) -> Vec<u8> {
     let mut out = Vec::new();
