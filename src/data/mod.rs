@@ -65,8 +65,8 @@ pub const MNIST_FILES: [&str; 4] = [
 /// Number of classes of every dataset of the MNIST family.
 pub const MNIST_CLASSES: usize = 10;
 
-/// Loads the dataset in `dir`: CIFAR-10 if it holds `data_batch_1.bin` (directly or in
-/// `cifar-10-batches-bin/`), else the MNIST-format files.
+/// Loads the dataset in `dir`: CIFAR-10 if it holds any CIFAR-10 batch file (`data_batch_1.bin` …,
+/// `test_batch.bin`; directly or in `cifar-10-batches-bin/`), else the MNIST-format files.
 pub fn load_dir(dir: &Path) -> Result<Split> {
     match cifar::find(dir) {
         Some(d) => cifar::load_cifar_dir(&d),
