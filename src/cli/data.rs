@@ -9,7 +9,9 @@ use std::path::PathBuf;
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {
     /// Download cifar10, mnist or fashion-mnist into DIR, verify the publishers' MD5 checksums and
-    /// unpack; files already present and correct are kept.
+    /// unpack; files already present and correct are kept. A server that stalls for 30 s (or
+    /// RBP_FETCH_TIMEOUT_SECS) or sends more than the official file's size is given up on; a DIR
+    /// this command created is removed again if it fails.
     Fetch(FetchArgs),
 }
 

@@ -23,11 +23,17 @@ pub const TEST_FILE: &str = "test_batch.bin";
 /// The directory the official archive unpacks to.
 pub const ARCHIVE_DIR: &str = "cifar-10-batches-bin";
 
-/// The directory holding the batches: `dir` itself or `dir/cifar-10-batches-bin`.
+/// The directory holding the batches: `dir` itself or `dir/cifar-10-batches-bin`, whichever holds
+/// any of the batch files (the loader then names any that are missing).
 pub fn find(dir: &Path) -> Option<PathBuf> {
     [dir.to_path_buf(), dir.join(ARCHIVE_DIR)]
         .into_iter()
-        .find(|d| d.join(TRAIN_FILES[0]).is_file())
+        .find(|d| {
+            TRAIN_FILES
+                .iter()
+                .chain([&TEST_FILE])
+                .any(|f| d.join(f).is_file())
+        })
 }
 
 fn bad(path: &Path, problem: String, hint: &str) -> Error {

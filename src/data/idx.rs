@@ -6,9 +6,12 @@
 //! naming the file; nothing here panics on any input.
 
 use crate::error::{Error, Result};
-use flate2::read::GzDecoder;
-use std::io::Read;
+use flate2::bufread::GzDecoder;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+
+/// The first two bytes of every gzip member.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Largest payload accepted (bytes): far above any dataset of this family, below absurd headers.
 const MAX_PAYLOAD: u64 = 1 << 32;
@@ -30,12 +33,24 @@ fn bad(path: &Path, problem: impl Into<String>, hint: impl Into<String>) -> Erro
     }
 }
 
-/// Finds `dir/name` or `dir/name.gz`.
+/// Finds `dir/name` or `dir/name.gz`; both at once is an error, since they may differ.
 pub fn locate(dir: &Path, name: &str) -> Result<PathBuf> {
-    for candidate in [dir.join(name), dir.join(format!("{name}.gz"))] {
-        if candidate.is_file() {
-            return Ok(candidate);
+    let (raw, gz) = (dir.join(name), dir.join(format!("{name}.gz")));
+    match (raw.is_file(), gz.is_file()) {
+        (true, true) => {
+            return Err(bad(
+                &raw,
+                format!(
+                    "both `{name}` and `{name}.gz` exist ({} and {}); it is ambiguous which one to read",
+                    raw.display(),
+                    gz.display()
+                ),
+                "keep only one of the two files (delete the other or move it elsewhere)",
+            ));
         }
+        (true, false) => return Ok(raw),
+        (false, true) => return Ok(gz),
+        (false, false) => {}
     }
     Err(bad(
         &dir.join(name),
@@ -53,11 +68,12 @@ pub fn read_file(path: &Path, ndim: usize) -> Result<IdxArray> {
     parse(path, &bytes, ndim)
 }
 
-/// Parses IDX bytes (gzip-compressed if they start with the gzip magic). `path` names the source
-/// in error messages.
+/// Parses IDX bytes (gzip-compressed if they start with the gzip magic; several gzip members one
+/// after another, as `cat a.gz b.gz` makes, are read as one stream, as `gunzip` does). `path`
+/// names the source in error messages.
 pub fn parse(path: &Path, bytes: &[u8], ndim: usize) -> Result<IdxArray> {
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut decoder = GzDecoder::new(bytes);
+    if bytes.starts_with(&GZIP_MAGIC) {
+        let mut decoder = Members::new(bytes);
         let mut header = [0u8; 4];
         read_exact(path, &mut decoder, &mut header, "the 4-byte magic number")?;
         let dims = read_header(path, &mut decoder, header, ndim)?;
@@ -78,7 +94,85 @@ pub fn parse(path: &Path, bytes: &[u8], ndim: usize) -> Result<IdxArray> {
     }
 }
 
-fn gz_error(path: &Path, e: std::io::Error) -> Error {
+/// Reads the gzip members of `bytes` one after another as one stream. Bytes after the last
+/// complete member that do not start another member are an error ([`TrailingData`]).
+struct Members<'a> {
+    decoder: Option<GzDecoder<&'a [u8]>>,
+    /// Complete members read so far.
+    done: usize,
+}
+
+impl<'a> Members<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Members {
+            decoder: Some(GzDecoder::new(bytes)),
+            done: 0,
+        }
+    }
+}
+
+impl Read for Members<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let Some(decoder) = self.decoder.as_mut() else {
+                return Ok(0);
+            };
+            let n = decoder.read(buf)?;
+            if n > 0 || buf.is_empty() {
+                return Ok(n);
+            }
+            // this member is complete (its checksum verified); what follows it?
+            self.done += 1;
+            let rest = self
+                .decoder
+                .take()
+                .map(GzDecoder::into_inner)
+                .unwrap_or(&[]);
+            if rest.is_empty() {
+                return Ok(0);
+            }
+            if !rest.starts_with(&GZIP_MAGIC) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    TrailingData {
+                        bytes: rest.len(),
+                        members: self.done,
+                    },
+                ));
+            }
+            self.decoder = Some(GzDecoder::new(rest));
+        }
+    }
+}
+
+/// Bytes after the gzip stream that are not another gzip member.
+#[derive(Debug)]
+struct TrailingData {
+    bytes: usize,
+    members: usize,
+}
+
+impl std::fmt::Display for TrailingData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = if self.members == 1 { "" } else { "s" };
+        write!(
+            f,
+            "{} byte(s) of trailing data after the end of the gzip stream ({} member{s}), not gzip data",
+            self.bytes, self.members
+        )
+    }
+}
+
+impl std::error::Error for TrailingData {}
+
+fn gz_error(path: &Path, e: io::Error) -> Error {
+    if let Some(t) = e.get_ref().and_then(|t| t.downcast_ref::<TrailingData>()) {
+        return bad(
+            path,
+            t.to_string(),
+            "something was appended to the compressed file, or it is corrupt; re-download it",
+        );
+    }
     bad(
         path,
         format!("corrupt or truncated gzip stream: {e}"),
@@ -88,7 +182,7 @@ fn gz_error(path: &Path, e: std::io::Error) -> Error {
 
 fn read_exact(path: &Path, r: &mut impl Read, buf: &mut [u8], what: &str) -> Result<()> {
     r.read_exact(buf).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
             bad(
                 path,
                 format!("file ends inside the header (while reading {what})"),

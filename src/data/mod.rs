@@ -65,8 +65,8 @@ pub const MNIST_FILES: [&str; 4] = [
 /// Number of classes of every dataset of the MNIST family.
 pub const MNIST_CLASSES: usize = 10;
 
-/// Loads the dataset in `dir`: CIFAR-10 if it holds `data_batch_1.bin` (directly or in
-/// `cifar-10-batches-bin/`), else the MNIST-format files.
+/// Loads the dataset in `dir`: CIFAR-10 if it holds any CIFAR-10 batch file (`data_batch_1.bin` …,
+/// `test_batch.bin`; directly or in `cifar-10-batches-bin/`), else the MNIST-format files.
 pub fn load_dir(dir: &Path) -> Result<Split> {
     match cifar::find(dir) {
         Some(d) => cifar::load_cifar_dir(&d),
@@ -92,11 +92,33 @@ pub fn load_mnist_dir(dir: &Path) -> Result<Split> {
     let mut it = arrays.into_iter();
     let mut next = || it.next().expect("four files");
     let (ti, tl, vi, vl) = (next(), next(), next(), next());
-    Ok(Split {
+    let (train_path, test_path) = (ti.0.clone(), vi.0.clone());
+    let split = Split {
         train: assemble(ti, tl)?,
         test: assemble(vi, vl)?,
         source: dir.display().to_string(),
-    })
+    };
+    same_shape(&split, &train_path, &test_path)?;
+    Ok(split)
+}
+
+/// Refuses a test set whose images differ in shape from the training images: a net built for one
+/// cannot read the other.
+fn same_shape(split: &Split, train: &Path, test: &Path) -> Result<()> {
+    let shape = |s: (usize, usize, usize)| format!("{}×{}", s.1, s.2);
+    if split.train.shape != split.test.shape {
+        return Err(Error::Data {
+            path: test.to_path_buf(),
+            problem: format!(
+                "test images are {} but the training images in {} are {}",
+                shape(split.test.shape),
+                train.display(),
+                shape(split.train.shape)
+            ),
+            hint: "the training and test files must come from the same dataset, with images of one size".into(),
+        });
+    }
+    Ok(())
 }
 
 /// Parses an images/labels pair given as bytes (gzip or raw); `names` appear in errors.

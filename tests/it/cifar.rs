@@ -106,6 +106,29 @@ fn bad_cifar_files_are_refused_naming_the_file() {
 }
 
 #[test]
+fn a_cifar_directory_without_its_first_batch_names_that_file() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(dir.path(), 2, 2, 5);
+    std::fs::remove_file(dir.path().join(TRAIN_FILES[0])).unwrap();
+    let e = rbp::data::load_dir(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("data_batch_1.bin") && e.contains("not found") && !e.contains("idx"),
+        "{e}"
+    );
+    // only the test batch, inside the directory the archive unpacks to
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join(cifar::ARCHIVE_DIR);
+    std::fs::create_dir(&sub).unwrap();
+    generate(&sub, 2, 2, 5);
+    for name in TRAIN_FILES {
+        std::fs::remove_file(sub.join(name)).unwrap();
+    }
+    let e = rbp::data::load_dir(dir.path()).unwrap_err().to_string();
+    let want = sub.join(TRAIN_FILES[0]).display().to_string();
+    assert!(e.contains(&want) && e.contains("not found"), "{e}");
+}
+
+#[test]
 fn augmentation_translates_and_flips_deterministically() {
     // one bright pixel per channel at (row 5, col 3): unflipped it lands in cols 0..=6, flipped
     // (col 15 − 3 = 12) in cols 9..=15

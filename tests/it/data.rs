@@ -194,3 +194,84 @@ fn random_corruptions_never_panic() {
         }
     }
 }
+
+#[test]
+fn test_images_of_another_shape_than_the_training_images_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = files(5);
+    // the same 12 bytes per pair of images, as 1×6 instead of 2×3
+    f[2] = idx(3, &[2, 1, 6], &f[2][16..]);
+    write_dir(dir.path(), &f, false);
+    let msg = data::load_mnist_dir(dir.path()).unwrap_err().to_string();
+    for needle in [MNIST_FILES[0], MNIST_FILES[2], "1×6", "2×3", "HINT"] {
+        assert!(msg.contains(needle), "expected `{needle}` in: {msg}");
+    }
+}
+
+/// `bytes` gzip-compressed as separate members split at `cuts`, concatenated as `cat` would.
+fn gz_members(bytes: &[u8], cuts: &[usize]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    for &to in cuts.iter().chain([&bytes.len()]) {
+        out.extend(gz(&bytes[from..to]));
+        from = to;
+    }
+    out
+}
+
+#[test]
+fn concatenated_gzip_members_load_as_one_stream() {
+    let good = files(5);
+    let raw = tempfile::tempdir().unwrap();
+    write_dir(raw.path(), &good, false);
+    let want = data::load_mnist_dir(raw.path()).unwrap();
+    // cuts inside the magic, inside the sizes, in the payload, and an empty member
+    for cuts in [vec![2], vec![9], vec![20], vec![16, 16, 30]] {
+        let dir = tempfile::tempdir().unwrap();
+        write_dir(dir.path(), &good, true);
+        let p = dir.path().join(format!("{}.gz", MNIST_FILES[0]));
+        std::fs::write(&p, gz_members(&good[0], &cuts)).unwrap();
+        let got = data::load_mnist_dir(dir.path()).unwrap_or_else(|e| panic!("{cuts:?}: {e}"));
+        assert_eq!(got.train.images, want.train.images, "{cuts:?}");
+        assert_eq!(got.train.labels, want.train.labels, "{cuts:?}");
+    }
+    // the members together still have to hold exactly what the header declares
+    let two = gz_members(&[good[0].clone(), vec![7]].concat(), &[good[0].len()]);
+    let msg = error_with(0, two, false);
+    assert!(msg.contains("more than"), "{msg}");
+}
+
+#[test]
+fn trailing_garbage_after_the_gzip_stream_is_refused() {
+    let good = files(5);
+    for tail in [&b"garbage"[..], &[0u8; 512][..], &[0x1f][..]] {
+        for members in [gz(&good[1]), gz_members(&good[1], &[10])] {
+            let msg = error_with(1, [members, tail.to_vec()].concat(), false);
+            assert!(
+                msg.contains(MNIST_FILES[1])
+                    && msg.contains(&format!("{} byte(s) of trailing data", tail.len()))
+                    && msg.contains("HINT"),
+                "{msg}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_raw_file_beside_its_gz_copy_is_refused_as_ambiguous() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = files(5);
+    write_dir(dir.path(), &good, false);
+    let gz_path = dir.path().join(format!("{}.gz", MNIST_FILES[1]));
+    std::fs::write(&gz_path, gz(&good[1])).unwrap();
+    let msg = data::load_mnist_dir(dir.path()).unwrap_err().to_string();
+    let raw_path = dir.path().join(MNIST_FILES[1]);
+    assert!(
+        msg.contains(&raw_path.display().to_string())
+            && msg.contains(&gz_path.display().to_string())
+            && msg.contains("ambiguous"),
+        "{msg}"
+    );
+    std::fs::remove_file(&raw_path).unwrap();
+    assert_eq!(data::load_mnist_dir(dir.path()).unwrap().train.len(), 5);
+}

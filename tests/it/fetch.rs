@@ -5,18 +5,22 @@ use super::cli::rbp;
 use md5::{Digest, Md5};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Serves `files` at `http://127.0.0.1:PORT/NAME`; stops by itself after 40 requests or 60 s.
-fn serve(files: HashMap<String, Vec<u8>>) -> (String, Arc<AtomicUsize>) {
+/// Accepts connections on 127.0.0.1 and hands each, with the requested path, to `handle` on its
+/// own thread; stops by itself after 40 requests or 60 s.
+fn serve_with(
+    handle: impl Fn(&str, TcpStream) + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let count = Arc::new(AtomicUsize::new(0));
     let served = count.clone();
+    let handle = Arc::new(handle);
     std::thread::spawn(move || {
         let start = Instant::now();
         while served.load(Ordering::SeqCst) < 40 && start.elapsed() < Duration::from_secs(60) {
@@ -26,41 +30,53 @@ fn serve(files: HashMap<String, Vec<u8>>) -> (String, Arc<AtomicUsize>) {
             };
             stream.set_nonblocking(false).unwrap();
             served.fetch_add(1, Ordering::SeqCst);
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            let path = line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("/")
-                .trim_start_matches('/')
-                .to_string();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
+            let handle = handle.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap_or(0);
+                let path = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/')
+                    .to_string();
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
                 }
-            }
-            let mut out = stream;
-            match files.get(&path) {
-                Some(body) => {
-                    let _ = write!(
-                        out,
-                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = out.write_all(body);
-                }
-                None => {
-                    let _ = write!(
-                        out,
-                        "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-                    );
-                }
-            }
+                handle(&path, stream);
+            });
         }
     });
     (url, count)
+}
+
+/// Serves `files` at `http://127.0.0.1:PORT/NAME`.
+fn serve(files: HashMap<String, Vec<u8>>) -> (String, Arc<AtomicUsize>) {
+    serve_with(move |path, out| respond(&files, path, out))
+}
+
+/// Answers with the file at `path` in `files`, or 404.
+fn respond(files: &HashMap<String, Vec<u8>>, path: &str, mut out: TcpStream) {
+    match files.get(path) {
+        Some(body) => {
+            let _ = write!(
+                out,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = out.write_all(body);
+        }
+        None => {
+            let _ = write!(
+                out,
+                "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    }
 }
 
 fn md5(b: &[u8]) -> String {
@@ -205,11 +221,12 @@ fn fetch_refuses_corrupt_downloads_and_reports_missing_files() {
         "{t}"
     );
     assert!(
-        !dir.join("train-images-idx3-ubyte.gz").exists(),
-        "a corrupt download must not be kept"
+        !dir.join("train-images-idx3-ubyte.gz").exists() && !dir.exists(),
+        "a corrupt download, and the directory the fetch created for it, must not be kept"
     );
     // with a correct file in place, the missing one is a clear error naming its URL
     let good = mnist_fixture();
+    std::fs::create_dir(&dir).unwrap();
     std::fs::write(
         dir.join("train-images-idx3-ubyte.gz"),
         &good["train-images-idx3-ubyte.gz"],
@@ -219,6 +236,20 @@ fn fetch_refuses_corrupt_downloads_and_reports_missing_files() {
     assert!(
         t.contains("t10k-labels-idx1-ubyte.gz") && t.contains("404"),
         "{t}"
+    );
+    // the directory was there before: the verified files stay, nothing partial does
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "t10k-images-idx3-ubyte.gz",
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz"
+        ]
     );
     let o = rbp(&["data", "fetch", "imagenet", "x"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("unknown dataset `imagenet`"));
@@ -259,5 +290,199 @@ fn fetch_unpacks_the_cifar_archive() {
     assert_eq!(
         rbp::data::fetch::source("cifar10").unwrap().files[0].md5,
         "c32a1d4ab5d03f1284b67883e8d87530"
+    );
+}
+
+/// How a misbehaving server answers the request for `train-images-idx3-ubyte.gz`, the first file
+/// fetched; the other files are served normally.
+#[derive(Clone, Copy, Debug)]
+enum Misbehaviour {
+    /// Never answers.
+    SilentBeforeHeaders,
+    /// Sends the headers and a few bytes, then nothing.
+    StallsAfterHeaders,
+    /// Sends bytes without end (no Content-Length, the body ends when the connection closes).
+    Endless,
+    /// Announces a body far larger than the official file.
+    HugeContentLength,
+}
+
+/// Serves the MNIST fixture with `train-images-idx3-ubyte.gz` answered as `how`. A stalling
+/// server waits 10 s before giving up; an endless one stops after 64 MiB (far more than the
+/// official 9.9 MB) or when the client hangs up.
+fn serve_misbehaving(how: Misbehaviour) -> (String, HashMap<String, Vec<u8>>) {
+    let files = mnist_fixture();
+    let served = files.clone();
+    let (url, _) = serve_with(move |path, mut out| {
+        if path != "train-images-idx3-ubyte.gz" {
+            return respond(&served, path, out);
+        }
+        let stall = || std::thread::sleep(Duration::from_secs(10));
+        match how {
+            Misbehaviour::SilentBeforeHeaders => stall(),
+            Misbehaviour::StallsAfterHeaders => {
+                let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+                let _ = out.write_all(&[0x1f, 0x8b, 8, 0]);
+                let _ = out.flush();
+                stall();
+            }
+            Misbehaviour::Endless => {
+                let _ = write!(out, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                let chunk = vec![b'x'; 1 << 16];
+                for _ in 0..1024 {
+                    if out.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            }
+            Misbehaviour::HugeContentLength => {
+                let _ = write!(
+                    out,
+                    "HTTP/1.1 200 OK\r\nContent-Length: 1000000000000\r\n\r\n"
+                );
+                let chunk = vec![b'x'; 1 << 16];
+                for _ in 0..1024 {
+                    if out.write_all(&chunk).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    (url, files)
+}
+
+/// Runs `rbp data fetch mnist DIR` against `url` with a 0.5 s timeout; returns the exit code,
+/// stderr and the seconds it took.
+fn fetch_with_short_timeout(
+    url: &str,
+    dir: &std::path::Path,
+    sums: &str,
+) -> (Option<i32>, String, f64) {
+    let start = Instant::now();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rbp"))
+        .args(["data", "fetch", "mnist", dir.to_str().unwrap()])
+        .args(["--mirror", url, "--checksums", sums])
+        .env(rbp::data::fetch::TIMEOUT_ENV, "0.5")
+        .output()
+        .expect("run rbp");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+        start.elapsed().as_secs_f64(),
+    )
+}
+
+#[test]
+fn a_stalling_server_times_out_and_leaves_nothing_behind() {
+    for how in [
+        Misbehaviour::SilentBeforeHeaders,
+        Misbehaviour::StallsAfterHeaders,
+    ] {
+        let (url, files) = serve_misbehaving(how);
+        let tmp = tempfile::tempdir().unwrap();
+        let sums = checksums(&files, tmp.path());
+        // a directory this fetch creates, two levels deep, is removed again
+        let dir = tmp.path().join("new").join("mnist");
+        let (code, err, secs) = fetch_with_short_timeout(&url, &dir, &sums);
+        assert_eq!(code, Some(2), "{how:?}: {err}");
+        assert!(
+            err.contains("timed out")
+                && err.contains("train-images-idx3-ubyte.gz")
+                && err.contains(rbp::data::fetch::TIMEOUT_ENV),
+            "{how:?}: {err}"
+        );
+        assert!(secs < 5.0, "{how:?}: gave up only after {secs:.1} s");
+        assert!(!tmp.path().join("new").exists(), "{how:?}: directory left");
+        // in a directory that was there before, only the partial download is removed
+        std::fs::create_dir(tmp.path().join("old")).unwrap();
+        let dir = tmp.path().join("old");
+        let (code, err, _) = fetch_with_short_timeout(&url, &dir, &sums);
+        assert_eq!(code, Some(2), "{how:?}: {err}");
+        let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+        assert!(dir.is_dir() && left.is_empty(), "{how:?}: {left:?}");
+    }
+}
+
+#[test]
+fn a_server_sending_more_than_the_official_size_is_refused() {
+    for (how, needle) in [
+        (Misbehaviour::Endless, "sends more than the 9912422 bytes"),
+        (
+            Misbehaviour::HugeContentLength,
+            "announces 1000000000000 bytes",
+        ),
+    ] {
+        let (url, files) = serve_misbehaving(how);
+        let tmp = tempfile::tempdir().unwrap();
+        let sums = checksums(&files, tmp.path());
+        let dir = tmp.path().join("mnist");
+        let (code, err, secs) = fetch_with_short_timeout(&url, &dir, &sums);
+        assert_eq!(code, Some(2), "{how:?}: {err}");
+        assert!(
+            err.contains(needle) && err.contains("train-images-idx3-ubyte.gz"),
+            "{how:?}: {err}"
+        );
+        assert!(secs < 5.0, "{how:?}: gave up only after {secs:.1} s");
+        assert!(!dir.exists(), "{how:?}: directory left");
+    }
+}
+
+#[test]
+fn the_size_limit_is_exact_and_holds_without_content_length() {
+    use rbp::data::fetch::{self, Resource};
+    let body: Vec<u8> = (0..5000).map(|i| (i % 253) as u8).collect();
+    let sum = md5(&body);
+    let served = body.clone();
+    // answers `exact-N` with the first N bytes and Content-Length, `open-N` without
+    let (url, _) = serve_with(move |path, mut out| {
+        let (kind, n) = path.split_once('-').unwrap();
+        let n: usize = n.parse().unwrap();
+        let length = if kind == "exact" {
+            format!("Content-Length: {n}\r\n")
+        } else {
+            String::new()
+        };
+        let _ = write!(out, "HTTP/1.1 200 OK\r\n{length}Connection: close\r\n\r\n");
+        let _ = out.write_all(&served[..n]);
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    for (kind, n, size, ok) in [
+        ("exact", 5000, 5000, true),
+        ("open", 5000, 5000, true),
+        ("exact", 5000, 4999, false),
+        ("open", 5000, 4999, false),
+    ] {
+        let mut src = fetch::source("mnist")
+            .unwrap()
+            .with_mirror(&url)
+            .with_timeout(Duration::from_secs(5));
+        let name = format!("{kind}-{n}");
+        src.files = vec![Resource {
+            name: name.clone(),
+            md5: sum.clone(),
+            size,
+        }];
+        let dir = tmp.path().join(format!("{name}-{size}"));
+        let r = fetch::fetch(&src, &dir, |_, _, _| {});
+        assert_eq!(r.is_ok(), ok, "{name} with limit {size}: {r:?}");
+        if ok {
+            assert_eq!(std::fs::read(dir.join(&name)).unwrap(), body);
+        } else {
+            let e = r.unwrap_err().to_string();
+            assert!(e.contains("4999 bytes of the official file"), "{e}");
+            assert!(!dir.exists());
+        }
+    }
+    // a malformed timeout setting is a clear error
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rbp"))
+        .args(["data", "fetch", "mnist", tmp.path().to_str().unwrap()])
+        .env(fetch::TIMEOUT_ENV, "soon")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(fetch::TIMEOUT_ENV) && err.contains("`soon`"),
+        "{err}"
     );
 }
