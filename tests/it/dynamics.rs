@@ -2,6 +2,7 @@
 
 use rand::{Rng, SeedableRng};
 use rbp::dynamics::integrate::{Limits, Outcome, System, dopri5, rk4};
+use rbp::dynamics::poly::Poly;
 use rbp::dynamics::predict::{chain_c, predict_chain, stable_on_hyperbola};
 use rbp::dynamics::sgd::simulate_a111;
 use rbp::dynamics::systems::{Algo, Autoencoder, Chain, General, Wide};
@@ -406,4 +407,36 @@ fn per_example_sgd_tracks_the_ode_for_small_learning_rates() {
         fine < coarse / 3.0,
         "smaller η should track better: {coarse} → {fine}"
     );
+}
+
+#[test]
+fn two_simple_roots_close_together_stay_two_and_a_double_root_stays_one() {
+    // (x − 1)(x − 1 − 1e-6)(x + 2): the critical point between the close roots has
+    // |p| ≈ 7.5e-13, well above the rounding error of p there, so it is no double root
+    let p = Poly(vec![-1.0, 1.0])
+        .mul(&Poly(vec![-1.0 - 1e-6, 1.0]))
+        .mul(&Poly(vec![2.0, 1.0]));
+    let r = p.real_roots();
+    assert_eq!(r.len(), 3, "{r:?}");
+    // (the rounded coefficients move roots with |p'| ≈ 3e-6 by about 1e-10)
+    for (a, b) in r.iter().zip([-2.0, 1.0, 1.0 + 1e-6]) {
+        assert!((a - b).abs() < 1e-9, "{r:?}");
+    }
+    // tighter still: 1e-4 apart around 10
+    let p = Poly(vec![-10.0, 1.0]).mul(&Poly(vec![-10.0001, 1.0]));
+    assert_eq!(p.real_roots().len(), 2, "{:?}", p.real_roots());
+    // a double root from rounded coefficients: (x − 0.1)²(x + 1), once
+    let p = Poly(vec![-0.1, 1.0])
+        .mul(&Poly(vec![-0.1, 1.0]))
+        .mul(&Poly(vec![1.0, 1.0]));
+    let r = p.real_roots();
+    assert_eq!(r.len(), 2, "{r:?}");
+    assert!(
+        (r[0] + 1.0).abs() < 1e-12 && (r[1] - 0.1).abs() < 1e-7,
+        "{r:?}"
+    );
+    // and a triple root, once
+    let p = Poly(vec![-1.0, 3.0, -3.0, 1.0]);
+    let r = p.real_roots();
+    assert_eq!(r.len(), 1, "{r:?}");
 }
