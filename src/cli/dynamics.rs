@@ -283,6 +283,8 @@ fn outcome(o: Outcome) -> &'static str {
         Outcome::Converged => "converged",
         Outcome::BlewUp => "blew up",
         Outcome::Reached => "reached the end time",
+        Outcome::Stiff => "stopped: stiff",
+        Outcome::StepLimit => "stopped: step limit",
     }
 }
 

@@ -1,7 +1,7 @@
 //! The theorems of paper §3, checked numerically, and the integrators on ODEs with known solutions.
 
 use rand::{Rng, SeedableRng};
-use rbp::dynamics::integrate::{Limits, Outcome, System, dopri5, rk4};
+use rbp::dynamics::integrate::{Limits, Outcome, System, dopri5, rk4, rosenbrock, solve};
 use rbp::dynamics::poly::Poly;
 use rbp::dynamics::predict::{chain_c, predict_chain, stable_on_hyperbola};
 use rbp::dynamics::sgd::simulate_a111;
@@ -33,6 +33,7 @@ fn no_stop(t_end: f64) -> Limits {
         t_end,
         converge: 0.0,
         blow_up: 1e12,
+        max_steps: 10_000_000,
     }
 }
 
@@ -98,6 +99,7 @@ fn integrators_detect_blow_up_and_convergence() {
             t_end: 1e6,
             converge: 1e-9,
             blow_up: 1e12,
+            max_steps: 10_000_000,
         },
     );
     assert_eq!(t.outcome, Outcome::Converged);
@@ -130,6 +132,7 @@ fn settle(sys: &impl System, y0: &[f64]) -> rbp::dynamics::integrate::Trajectory
             t_end: 5e3,
             converge: 1e-13,
             blow_up: 1e9,
+            max_steps: 10_000_000,
         },
     )
 }
@@ -439,4 +442,75 @@ fn two_simple_roots_close_together_stay_two_and_a_double_root_stays_one() {
     let p = Poly(vec![-1.0, 3.0, -3.0, 1.0]);
     let r = p.real_roots();
     assert_eq!(r.len(), 1, "{r:?}");
+}
+
+#[test]
+fn rosenbrock_meets_its_tolerance_on_known_solutions() {
+    for tol in [1e-5, 1e-8] {
+        let t = rosenbrock(&Decay, &[1.0], tol, tol * 1e-2, &no_stop(5.0));
+        let e = (t.end()[0] - (-5f64).exp()).abs();
+        assert!(e < 50.0 * tol, "tol {tol}: error {e:e}");
+        let t = rosenbrock(&Oscillator, &[1.0, 0.0], tol, tol * 1e-2, &no_stop(6.0));
+        let e = (t.end()[0] - 6f64.cos())
+            .abs()
+            .max((t.end()[1] + 6f64.sin()).abs());
+        assert!(e < 500.0 * tol, "oscillator tol {tol}: error {e:e}");
+    }
+    // a stiff linear system, y' = −1e9 (y − cos t) − sin t, y = cos t: large steps stay accurate
+    struct StiffCos;
+    impl System for StiffCos {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn deriv(&self, y: &[f64], dy: &mut [f64]) {
+            // y[1] is the time
+            dy[0] = -1e9 * (y[0] - y[1].cos()) - y[1].sin();
+            dy[1] = 1.0;
+        }
+    }
+    // (an explicit method would need about 1e10 steps; this one a few thousand)
+    let t = rosenbrock(&StiffCos, &[1.0, 0.0], 1e-5, 1e-7, &no_stop(10.0));
+    assert_eq!(t.outcome, Outcome::Reached);
+    assert!((t.end()[0] - 10f64.cos()).abs() < 1e-5, "{:?}", t.end());
+    assert!(t.times.len() < 10_000, "{} steps", t.times.len());
+}
+
+#[test]
+fn a_nan_field_is_a_blow_up_and_step_budgets_hold() {
+    struct NanField;
+    impl System for NanField {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn deriv(&self, _: &[f64], dy: &mut [f64]) {
+            dy[0] = f64::NAN;
+            dy[1] = 0.0;
+        }
+    }
+    let lim = Limits::default();
+    assert_eq!(
+        dopri5(&NanField, &[1.0, 1.0], 1e-8, 1e-10, &lim).outcome,
+        Outcome::BlewUp
+    );
+    assert_eq!(
+        rk4(&NanField, &[1.0, 1.0], 1e-3, &lim, 1).outcome,
+        Outcome::BlewUp
+    );
+    assert_eq!(
+        solve(&NanField, &[1.0, 1.0], 1e-8, 1e-10, &lim).outcome,
+        Outcome::BlewUp
+    );
+    // a vanishing fixed step, an endless end time: bounded by max_steps
+    let few = Limits {
+        t_end: f64::INFINITY,
+        converge: 0.0,
+        blow_up: 1e12,
+        max_steps: 1000,
+    };
+    let t = rk4(&Oscillator, &[1.0, 0.0], 1e-30, &few, 1);
+    assert_eq!(t.outcome, Outcome::StepLimit);
+    assert!(t.times.len() <= 1001);
+    let t = dopri5(&Oscillator, &[1.0, 0.0], 1e-10, 1e-12, &few);
+    assert_eq!(t.outcome, Outcome::StepLimit);
+    assert!(t.times.len() <= 1001);
 }
