@@ -340,6 +340,7 @@ fn chain(a: ChainArgs) -> anyhow::Result<()> {
         c: c.clone(),
         adaptive: a.adaptive,
         mu,
+        signed: false,
         len: l,
     };
     let mut y0 = from.clone();
@@ -661,6 +662,7 @@ fn sgd(a: SgdArgs) -> anyhow::Result<()> {
         c: vec![0.0, a.c],
         adaptive: false,
         mu: 1.0,
+        signed: false,
         len: 2,
     };
     sayln!(

@@ -34,6 +34,7 @@ impl FieldSpec {
             c: vec![0.0, self.c],
             adaptive: false,
             mu: 1.0,
+            signed: false,
             len: 2,
         }
     }
