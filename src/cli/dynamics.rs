@@ -4,11 +4,28 @@ use super::sayln;
 use anyhow::{Context, bail, ensure};
 use clap::{Args, Subcommand};
 use rbp::dynamics::field::{self, FieldSpec};
-use rbp::dynamics::integrate::{Limits, Outcome, Trajectory, dopri5, rk4};
-use rbp::dynamics::predict::{chain_c, predict_chain, stable_on_hyperbola};
+use rbp::dynamics::integrate::{Limits, Outcome, Trajectory, dopri5, rk4, rosenbrock, solve};
+use rbp::dynamics::predict::{chain_c, predict_chain, stability_on_hyperbola};
 use rbp::dynamics::sgd::simulate_a111;
-use rbp::dynamics::systems::{Algo, Autoencoder, Chain, General, Wide, odd_pow};
+use rbp::dynamics::systems::{Algo, Autoencoder, Chain, General, Wide, power, power_kind};
+use rbp::error::Error;
 use std::path::PathBuf;
+
+/// Longest end time: an integration runs to it unless it converges first.
+const MAX_T_END: f64 = 1e9;
+/// Most steps of one integration (fixed-step rk4: --t-end / --step; the adaptive methods stop
+/// there too).
+const MAX_STEPS: usize = 10_000_000;
+/// Most per-example updates of `dynamics sgd` (--time / --eta).
+const MAX_SGD_STEPS: f64 = 1e8;
+/// Most arrows per axis of the field figure.
+const MAX_GRID: usize = 200;
+/// Longest chain.
+const MAX_LENGTH: usize = 64;
+/// Most units N of `wide` and `autoencoder`.
+const MAX_UNITS: usize = 10_000;
+/// Largest N0, N1, N2 of `general`.
+const MAX_SIZE: usize = 100;
 
 #[derive(Subcommand, Debug)]
 pub enum DynamicsCommand {
@@ -44,16 +61,18 @@ pub struct Common {
     /// Estimate α and β from a CSV file of samples `input,target` (overrides --alpha/--beta).
     #[arg(long, value_name = "CSV")]
     pub stats: Option<PathBuf>,
-    /// Integrate up to this time.
+    /// Integrate up to this time (at most 1e9).
     #[arg(long, default_value_t = 1000.0)]
     pub t_end: f64,
-    /// Integrator: dopri (adaptive Dormand-Prince 5(4)) or rk4 (fixed step --step).
-    #[arg(long, default_value = "dopri")]
+    /// Integrator: auto (Dormand-Prince 5(4), handing over to Rosenbrock when the system turns
+    /// stiff), dopri (Dormand-Prince only), rosenbrock (the implicit Rosenbrock 2(3) of ode23s)
+    /// or rk4 (fixed step --step).
+    #[arg(long, default_value = "auto")]
     pub method: String,
-    /// Step of rk4.
+    /// Step of rk4 (at most 1e7 steps to --t-end).
     #[arg(long, default_value_t = 1e-3)]
     pub step: f64,
-    /// Relative tolerance of dopri.
+    /// Relative tolerance of the adaptive methods, in [1e-14, 0.1].
     #[arg(long, default_value_t = 1e-10)]
     pub rtol: f64,
 }
@@ -72,9 +91,13 @@ pub struct ChainArgs {
     /// Starting weights a_1,…,a_L.
     #[arg(long, value_name = "A1,A2,…", allow_hyphen_values = true)]
     pub from: String,
-    /// Hidden non-linearity f(x) = x^μ (A[1,1,1] only; fractions like 1/3 allowed; odd real power).
+    /// Hidden non-linearity f(x) = x^μ (A[1,1,1] only; fractions like 1/3 allowed): the plain
+    /// power for integer μ (x² is even), the real odd root for μ = 1/k with k odd.
     #[arg(long, default_value = "1")]
     pub mu: String,
+    /// Read x^μ as sign(x)|x|^μ instead (odd for every μ; any μ > 0).
+    #[arg(long)]
+    pub signed_power: bool,
     /// Adaptive channel: c learns like the forward weight it stands for (c_k(0) = a_k(0) gives BP).
     #[arg(long)]
     pub adaptive: bool,
@@ -94,7 +117,7 @@ pub struct FieldArgs {
     /// Half-width of the plotted square.
     #[arg(long, default_value_t = 3.0)]
     pub range: f64,
-    /// Arrows per axis.
+    /// Arrows per axis (at most 200).
     #[arg(long, default_value_t = 25)]
     pub grid: usize,
     /// Starting points of drawn trajectories, `a1,a2` (repeatable) [default: six starts].
@@ -197,10 +220,13 @@ pub fn run(cmd: DynamicsCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Parses `1,2.5,-3` (fractions like 1/3 allowed).
+/// Parses `1,2.5,-3` (fractions like 1/3 allowed; every value finite).
 pub fn numbers(text: &str, what: &str) -> anyhow::Result<Vec<f64>> {
     text.split(',')
-        .map(|s| number(s.trim()).with_context(|| format!("{what}: `{s}` is not a number")))
+        .map(|s| {
+            let v = number(s.trim()).with_context(|| format!("{what}: `{s}` is not a number"))?;
+            Ok(finite(what, v)?)
+        })
         .collect()
 }
 
@@ -213,36 +239,182 @@ fn number(s: &str) -> anyhow::Result<f64> {
     Ok(s.parse()?)
 }
 
+/// `v` if it is finite, else an error naming `flag`.
+fn finite(flag: &str, v: f64) -> Result<f64, Error> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(Error::config(
+            flag,
+            format!("must be a finite number, got {v}"),
+        ))
+    }
+}
+
+/// `v` if it is finite and > 0, else an error naming `flag`.
+fn positive(flag: &str, v: f64) -> Result<f64, Error> {
+    if finite(flag, v)? > 0.0 {
+        Ok(v)
+    } else {
+        Err(Error::config(flag, format!("must be > 0, got {v}")))
+    }
+}
+
+/// An end time: finite, > 0, at most [`MAX_T_END`].
+fn end_time(flag: &str, v: f64) -> Result<f64, Error> {
+    if v.is_nan() || v <= 0.0 {
+        return Err(Error::config(flag, format!("must be > 0, got {v}")));
+    }
+    if v > MAX_T_END {
+        return Err(Error::config(
+            flag,
+            format!("the end time is limited to {MAX_T_END:e}, got {v}"),
+        ));
+    }
+    Ok(v)
+}
+
+/// A count: at most `max`, checked before anything is allocated.
+fn count(flag: &str, v: usize, max: usize) -> Result<usize, Error> {
+    if v > max {
+        return Err(Error::config(flag, format!("at most {max}, got {v}")));
+    }
+    Ok(v)
+}
+
+/// Integration limits of the shared flags, checked: --t-end, --rtol, --method and, for rk4,
+/// --step with at most [`MAX_STEPS`] steps.
+fn checked_limits(c: &Common) -> Result<Limits, Error> {
+    let t_end = end_time("--t-end", c.t_end)?;
+    let rtol = finite("--rtol", c.rtol)?;
+    if !(1e-14..=0.1).contains(&rtol) {
+        return Err(Error::config(
+            "--rtol",
+            format!(
+                "must lie in [1e-14, 0.1] (below 1e-14 double precision cannot follow), got {rtol}"
+            ),
+        ));
+    }
+    match c.method.as_str() {
+        "auto" | "dopri" | "rosenbrock" => {}
+        "rk4" => {
+            let h = positive("--step", c.step)?;
+            let steps = t_end / h;
+            if steps > MAX_STEPS as f64 {
+                return Err(Error::config(
+                    "--step",
+                    format!(
+                        "--t-end / --step = {steps:.3e} steps exceed the limit of {MAX_STEPS}; \
+                         take a larger --step or a smaller --t-end"
+                    ),
+                ));
+            }
+        }
+        m => {
+            return Err(Error::config(
+                "--method",
+                format!("must be auto, dopri, rosenbrock or rk4, got `{m}`"),
+            ));
+        }
+    }
+    Ok(Limits {
+        t_end,
+        max_steps: MAX_STEPS,
+        ..Limits::default()
+    })
+}
+
 fn integrate(
     sys: &impl rbp::dynamics::integrate::System,
     y0: &[f64],
     c: &Common,
-    t_end: f64,
 ) -> anyhow::Result<Trajectory> {
-    let limits = Limits {
-        t_end,
-        ..Limits::default()
-    };
+    let limits = checked_limits(c)?;
+    let (rtol, atol) = (c.rtol, c.rtol * 1e-2);
     Ok(match c.method.as_str() {
-        "dopri" => dopri5(sys, y0, c.rtol, c.rtol * 1e-2, &limits),
-        "rk4" => {
-            ensure!(c.step > 0.0, "--step must be > 0, got {}", c.step);
-            rk4(sys, y0, c.step, &limits, 100)
-        }
-        m => bail!("--method must be dopri or rk4, got `{m}`"),
+        "dopri" => dopri5(sys, y0, rtol, atol, &limits),
+        "rosenbrock" => rosenbrock(sys, y0, rtol, atol, &limits),
+        "rk4" => rk4(sys, y0, c.step, &limits, 100),
+        _ => solve(sys, y0, rtol, atol, &limits),
     })
 }
 
-/// α, β from the flags or from `--stats` (E[T I^μ], E[I^{2μ}]).
-fn stats(c: &Common, mu: f64) -> anyhow::Result<(f64, f64)> {
+/// An error unless the trajectory converged or reached its end time: a blow-up, a stiff stop
+/// or an exhausted step budget is reported, never compared with a prediction.
+fn finished(traj: &Trajectory, method: &str) -> Result<(), Error> {
+    let t = traj.t_end();
+    let steps = traj.times.len() - 1;
+    let (problem, hint) = match traj.outcome {
+        Outcome::Converged | Outcome::Reached => return Ok(()),
+        Outcome::BlewUp => (
+            format!(
+                "the trajectory blew up at t = {t:.6e} after {steps} steps (a weight exceeded \
+                 1e12 in magnitude or became NaN/infinite); nothing to compare with a prediction"
+            ),
+            if method == "rk4" {
+                "a fixed step beyond the stability limit of a stiff system blows up: take a \
+                 smaller --step or --method auto"
+            } else {
+                "the dynamics diverge from this start, or its scale is beyond double precision"
+            },
+        ),
+        Outcome::Stiff => (
+            format!(
+                "the system is stiff: at t = {t:.6e}, after {steps} steps, Dormand-Prince's step \
+                 stayed at its stability limit, too small to reach --t-end"
+            ),
+            "use --method auto (the default), which hands over to the implicit Rosenbrock \
+             method, or --method rosenbrock",
+        ),
+        Outcome::StepLimit if steps < MAX_STEPS => (
+            format!(
+                "the step size collapsed at t = {t:.6e}, after {steps} steps: the vector field \
+                 is singular there (for μ < 1, f'(a1) is infinite at a1 = 0, which the \
+                 integrators cannot step across)"
+            ),
+            "start elsewhere, or end the integration (--t-end) before that point",
+        ),
+        Outcome::StepLimit => (
+            format!("the integration stopped at t = {t:.6e} after the limit of {steps} steps"),
+            "loosen --rtol, take a larger --step or a smaller --t-end; for a stiff system use \
+             --method auto",
+        ),
+    };
+    Err(Error::Integration {
+        problem,
+        hint: hint.to_string(),
+    })
+}
+
+/// max_i |x_i − y_i|, NaN if any difference is NaN (f64::max would skip it).
+fn max_diff(x: &[f64], y: &[f64]) -> f64 {
+    x.iter().zip(y).fold(0.0, |m: f64, (a, b)| {
+        let d = (a - b).abs();
+        if m.is_nan() || d.is_nan() {
+            f64::NAN
+        } else {
+            m.max(d)
+        }
+    })
+}
+
+/// α, β from the flags or from `--stats` (E[T f(I)], E[f(I)²] with f(x) = x^μ).
+fn stats(c: &Common, mu: f64, signed: bool) -> anyhow::Result<(f64, f64)> {
     let Some(path) = &c.stats else {
-        ensure!(c.beta > 0.0, "--beta must be > 0, got {}", c.beta);
+        finite("--alpha", c.alpha)?;
+        positive("--beta", c.beta)?;
         return Ok((c.alpha, c.beta));
     };
     let rows = read_csv(path, 2)?;
     let n = rows.len() as f64;
-    let alpha = rows.iter().map(|r| r[1] * odd_pow(r[0], mu)).sum::<f64>() / n;
-    let beta = rows.iter().map(|r| odd_pow(r[0], mu).powi(2)).sum::<f64>() / n;
+    let f = |x: f64| power(x, mu, signed);
+    let alpha = rows.iter().map(|r| r[1] * f(r[0])).sum::<f64>() / n;
+    let beta = rows.iter().map(|r| f(r[0]).powi(2)).sum::<f64>() / n;
+    ensure!(
+        alpha.is_finite() && beta.is_finite(),
+        "{}: the estimated α = {alpha}, β = {beta} are not finite",
+        path.display()
+    );
     ensure!(
         beta > 0.0,
         "{}: the inputs are all zero (β = 0)",
@@ -283,6 +455,8 @@ fn outcome(o: Outcome) -> &'static str {
         Outcome::Converged => "converged",
         Outcome::BlewUp => "blew up",
         Outcome::Reached => "reached the end time",
+        Outcome::Stiff => "stopped: stiff",
+        Outcome::StepLimit => "stopped: step limit",
     }
 }
 
@@ -299,18 +473,29 @@ fn chain(a: ChainArgs) -> anyhow::Result<()> {
         l >= 2,
         "--length must be ≥ 2 (A[1,1,1] has length 2), got {l}"
     );
-    let mu = number(&a.mu).context("--mu")?;
+    count("--length", l, MAX_LENGTH)?;
+    let mu = finite("--mu", number(&a.mu).context("--mu")?)?;
     ensure!(
         mu == 1.0 || l == 2,
         "--mu is defined for A[1,1,1] (--length 2)"
     );
+    if mu != 1.0 {
+        power_kind(mu, a.signed_power).map_err(|e| Error::config("--mu", e))?;
+    }
     let from = numbers(&a.from, "--from")?;
     ensure!(
         from.len() == l,
         "--from needs {l} values a_1..a_{l}, got {}",
         from.len()
     );
-    let (alpha, beta) = stats(&a.common, mu)?;
+    if mu < 1.0 && from[0] == 0.0 {
+        return Err(Error::config(
+            "--from",
+            format!("a_1 = 0 is singular for μ = {mu} < 1 (f'(0) is infinite)"),
+        )
+        .into());
+    }
+    let (alpha, beta) = stats(&a.common, mu, a.signed_power)?;
     let given =
         a.c.as_deref()
             .map(|s| numbers(s, "--c"))
@@ -338,32 +523,40 @@ fn chain(a: ChainArgs) -> anyhow::Result<()> {
         c: c.clone(),
         adaptive: a.adaptive,
         mu,
+        signed: a.signed_power,
         len: l,
     };
     let mut y0 = from.clone();
     if a.adaptive {
         y0.extend(&c);
     }
-    let traj = integrate(&sys, &y0, &a.common, a.common.t_end)?;
+    let traj = integrate(&sys, &y0, &a.common)?;
     let end = &traj.end()[..l];
     sayln!(
         "A[{}] under {:?}, α = {alpha}, β = {beta}{}",
         vec!["1"; l + 1].join(","),
         a.algo,
-        if mu != 1.0 {
-            format!(", f(x) = x^{mu}")
-        } else {
+        if mu == 1.0 {
             String::new()
+        } else if a.signed_power {
+            format!(", f(x) = sign(x)|x|^{mu}")
+        } else {
+            format!(", f(x) = x^{mu}")
         }
     );
     sayln!("start      a = ({})", fmt(&from));
     sayln!(
-        "end        a = ({})  at t = {:.3} ({}, {} steps)",
+        "end        a = ({})  at t = {:.3} ({}, {} steps{})",
         fmt(end),
         traj.t_end(),
         outcome(traj.outcome),
-        traj.times.len() - 1
+        traj.times.len() - 1,
+        match traj.implicit_from {
+            Some(t) => format!("; stiff, Rosenbrock from t = {t:.3e}"),
+            None => String::new(),
+        }
     );
+    finished(&traj, &a.common.method)?;
     sayln!(
         "           P = {:.12}   α/β = {:.12}",
         sys.product(end),
@@ -372,34 +565,35 @@ fn chain(a: ChainArgs) -> anyhow::Result<()> {
     if a.algo != Algo::Bp && !a.adaptive {
         match predict_chain(&sys, &from) {
             Ok(p) => {
-                let how = if mu == 1.0 {
+                let how = if p.on_barrier {
+                    "on the line a1 = 0 of fixed points (f'(0) = 0 for μ > 1), reached before any \
+                     solution of β·f(a1)·a2(a1) = α"
+                        .to_string()
+                } else if mu == 1.0 {
                     format!(
                         "first root reached of a degree-{} polynomial; its real roots: {}",
                         (1usize << l) - 1,
                         fmt(&p.roots)
                     )
                 } else {
-                    "first solution of β·a1^μ·a2(a1) = α reached along the parabola".to_string()
+                    "first solution of β·f(a1)·a2(a1) = α reached along the parabola".to_string()
                 };
                 sayln!("predicted  a = ({})  ({how})", fmt(&p.limit));
-                let err = p
-                    .limit
-                    .iter()
-                    .zip(end)
-                    .map(|(x, y)| (x - y).abs())
-                    .fold(0.0, f64::max);
+                let err = max_diff(&p.limit, end);
+                if !err.is_finite() {
+                    return Err(Error::Integration {
+                        problem: format!("|end − predicted| is {err}: not a number"),
+                        hint: "the end point or the prediction is not finite".into(),
+                    }
+                    .into());
+                }
                 sayln!("           |end − predicted| = {err:.3e}");
                 if l == 2 && mu == 1.0 {
                     let cc = chain_c(&sys);
-                    let s = stable_on_hyperbola(p.limit[0], p.limit[1], cc);
                     sayln!(
                         "stability  a1² + c·a2 = {:.6} → {}",
                         p.limit[0].powi(2) + cc * p.limit[1],
-                        if s {
-                            "stable (attracting)"
-                        } else {
-                            "unstable (repelling)"
-                        }
+                        stability_on_hyperbola(p.limit[0], p.limit[1], cc).describe()
                     );
                 }
             }
@@ -410,10 +604,13 @@ fn chain(a: ChainArgs) -> anyhow::Result<()> {
 }
 
 fn draw_field(a: FieldArgs) -> anyhow::Result<()> {
-    ensure!(
-        a.beta > 0.0 && a.c != 0.0 && a.range > 0.0,
-        "--beta, --range must be > 0 and --c ≠ 0"
-    );
+    finite("--alpha", a.alpha)?;
+    positive("--beta", a.beta)?;
+    positive("--range", a.range)?;
+    if finite("--c", a.c)? == 0.0 {
+        return Err(Error::config("--c", "must be ≠ 0 (c = 0: no learning)").into());
+    }
+    count("--grid", a.grid, MAX_GRID)?;
     let starts = if a.starts.is_empty() {
         vec![
             (0.5, 0.5),
@@ -465,6 +662,7 @@ fn channel_and_start(
     seed: u64,
 ) -> anyhow::Result<(Vec<f64>, Vec<f64>)> {
     ensure!(n >= 1, "--n must be ≥ 1");
+    count("--n", n, MAX_UNITS)?;
     let c = match c {
         Some(s) => numbers(s, "--c")?,
         None => seeded(n, 1.0, seed, "dynamics/c"),
@@ -484,7 +682,7 @@ fn channel_and_start(
 
 fn wide(a: WideArgs) -> anyhow::Result<()> {
     let n = a.n;
-    let (alpha, beta) = stats(&a.common, 1.0)?;
+    let (alpha, beta) = stats(&a.common, 1.0, false)?;
     let (c, y0) = channel_and_start(n, a.c.as_deref(), a.from.as_deref(), a.seed)?;
     let sys = Wide {
         alpha,
@@ -492,7 +690,8 @@ fn wide(a: WideArgs) -> anyhow::Result<()> {
         algo: a.algo,
         c,
     };
-    let traj = integrate(&sys, &y0, &a.common, a.common.t_end)?;
+    let traj = integrate(&sys, &y0, &a.common)?;
+    finished(&traj, &a.common.method)?;
     let end = traj.end();
     let p: f64 = end[..n].iter().zip(&end[n..]).map(|(x, y)| x * y).sum();
     sayln!("A[1,{n},1] under {:?}, α = {alpha}, β = {beta}", a.algo);
@@ -513,21 +712,24 @@ fn wide(a: WideArgs) -> anyhow::Result<()> {
 
 fn autoencoder(a: AutoencoderArgs) -> anyhow::Result<()> {
     let n = a.n;
+    let t_end = end_time("--t-end", a.t_end)?;
     let (c, y0) = channel_and_start(n, a.c.as_deref(), a.from.as_deref(), a.seed)?;
     let sys = Autoencoder {
         algo: a.algo,
         c: c.clone(),
     };
-    let traj = dopri5(
+    let traj = solve(
         &sys,
         &y0,
         1e-10,
         1e-12,
         &Limits {
-            t_end: a.t_end,
+            t_end,
+            max_steps: MAX_STEPS,
             ..Limits::default()
         },
     );
+    finished(&traj, "auto")?;
     let end = traj.end();
     let (av, bv) = end.split_at(n);
     let cos = |x: &[f64], y: &[f64]| {
@@ -562,6 +764,14 @@ fn general(a: GeneralArgs) -> anyhow::Result<()> {
         s.len() == 3 && s.iter().all(|v| *v >= 1.0 && v.fract() == 0.0),
         "--sizes takes N0,N1,N2"
     );
+    if let Some(v) = s.iter().find(|v| **v > MAX_SIZE as f64) {
+        return Err(Error::config(
+            "--sizes",
+            format!("each size is at most {MAX_SIZE}, got {v}"),
+        )
+        .into());
+    }
+    let t_end = end_time("--t-end", a.t_end)?;
     let [n0, n1, n2] = [s[0] as usize, s[1] as usize, s[2] as usize];
     let (sigma_ii, sigma_ti) = match &a.stats {
         Some(path) => {
@@ -601,16 +811,18 @@ fn general(a: GeneralArgs) -> anyhow::Result<()> {
         c,
     };
     let y0 = seeded(n1 * n0 + n2 * n1, 0.3, a.seed, "dynamics/start");
-    let traj = dopri5(
+    let traj = solve(
         &sys,
         &y0,
         1e-9,
         1e-11,
         &Limits {
-            t_end: a.t_end,
+            t_end,
+            max_steps: MAX_STEPS,
             ..Limits::default()
         },
     );
+    finished(&traj, "auto")?;
     let p = sys.product(traj.end());
     let p0 = sys.product(&y0);
     sayln!(
@@ -637,8 +849,26 @@ fn general(a: GeneralArgs) -> anyhow::Result<()> {
 fn sgd(a: SgdArgs) -> anyhow::Result<()> {
     let from = numbers(&a.from, "--from")?;
     ensure!(from.len() == 2, "--from takes a1,a2");
-    ensure!(a.eta > 0.0 && a.beta > 0.0, "--eta and --beta must be > 0");
-    let steps = (a.time / a.eta).round() as usize;
+    finite("--alpha", a.alpha)?;
+    positive("--beta", a.beta)?;
+    finite("--c", a.c)?;
+    if finite("--noise", a.noise)? < 0.0 {
+        return Err(Error::config("--noise", format!("must be ≥ 0, got {}", a.noise)).into());
+    }
+    positive("--eta", a.eta)?;
+    let time = end_time("--time", a.time)?;
+    let steps = (time / a.eta).round();
+    if steps > MAX_SGD_STEPS {
+        return Err(Error::config(
+            "--eta",
+            format!(
+                "--time / --eta = {steps:.3e} examples exceed the limit of {MAX_SGD_STEPS:e}; \
+                 take a larger --eta or a smaller --time"
+            ),
+        )
+        .into());
+    }
+    let steps = steps as usize;
     let record = (steps / 20).max(1);
     let sim = simulate_a111(
         a.algo,
@@ -659,6 +889,7 @@ fn sgd(a: SgdArgs) -> anyhow::Result<()> {
         c: vec![0.0, a.c],
         adaptive: false,
         mu: 1.0,
+        signed: false,
         len: 2,
     };
     sayln!(
@@ -676,7 +907,16 @@ fn sgd(a: SgdArgs) -> anyhow::Result<()> {
     );
     let mut worst: f64 = 0.0;
     for (t, a1, a2) in sim {
-        let ode = dopri5(
+        if !(a1.is_finite() && a2.is_finite()) {
+            return Err(Error::Integration {
+                problem: format!(
+                    "the per-example rule diverged by t = {t:.3}: a1 = {a1}, a2 = {a2}"
+                ),
+                hint: "lower --eta".into(),
+            }
+            .into());
+        }
+        let ode = solve(
             &sys,
             &from,
             1e-10,
@@ -684,11 +924,13 @@ fn sgd(a: SgdArgs) -> anyhow::Result<()> {
             &Limits {
                 t_end: t.max(1e-12),
                 converge: 0.0,
+                max_steps: MAX_STEPS,
                 ..Limits::default()
             },
         );
+        finished(&ode, "auto")?;
         let e = ode.end();
-        worst = worst.max((a1 - e[0]).abs()).max((a2 - e[1]).abs());
+        worst = worst.max(max_diff(&[a1, a2], &e[..2]));
         sayln!(
             "{t:>8.3} {a1:>12.6} {:>12.6} {a2:>12.6} {:>12.6}",
             e[0],

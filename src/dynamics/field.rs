@@ -3,7 +3,7 @@
 //! the region a_1² + c a_2 < 0 where those fixed points repel (shaded), and trajectories from a
 //! few starts ending at their predicted limits.
 
-use super::integrate::{Limits, Outcome, dopri5};
+use super::integrate::{Limits, Outcome, solve};
 use super::predict::predict_chain;
 use super::systems::{Algo, Chain};
 use crate::error::Result;
@@ -34,6 +34,7 @@ impl FieldSpec {
             c: vec![0.0, self.c],
             adaptive: false,
             mu: 1.0,
+            signed: false,
             len: 2,
         }
     }
@@ -168,10 +169,11 @@ fn draw_on<DB: DrawingBackend>(
     // trajectories and their predicted limits
     let limits = Limits {
         t_end: 200.0,
+        max_steps: 1_000_000,
         ..Limits::default()
     };
     for (s, &(x, y)) in spec.starts.iter().enumerate() {
-        let traj = dopri5(&chain, &[x, y], 1e-8, 1e-10, &limits);
+        let traj = solve(&chain, &[x, y], 1e-8, 1e-10, &limits);
         let pts: Vec<(f64, f64)> = traj
             .states
             .iter()
@@ -191,7 +193,7 @@ fn draw_on<DB: DrawingBackend>(
             4,
             RGBColor(20, 140, 60).stroke_width(2),
         )))?;
-        if traj.outcome != Outcome::BlewUp
+        if matches!(traj.outcome, Outcome::Converged | Outcome::Reached)
             && let Ok(p) = predict_chain(&chain, &[x, y])
             && p.limit[0].abs() <= r
             && p.limit[1].abs() <= r

@@ -1,7 +1,8 @@
 //! Real polynomials and a robust real-root solver: the roots of p' split the line into intervals
 //! on which p is monotone, so each holds at most one root, found by bisection and polished by
 //! Newton steps. Recursion down to degree 1; exact for simple roots, and double roots (where p
-//! touches 0 at a critical point) are caught at the critical points.
+//! touches 0 at a critical point, to within the rounding error of evaluating p) are caught at
+//! the critical points.
 
 /// Coefficients, lowest degree first.
 #[derive(Clone, Debug, PartialEq)]
@@ -62,7 +63,25 @@ impl Poly {
             .fold(0.0, f64::max)
     }
 
+    /// A bound on the rounding error of [`Poly::eval`] at `x` (Horner: 2n·ε·Σ|a_i||x|^i).
+    fn eval_noise(&self, x: f64) -> f64 {
+        let n = self.0.len().max(1) as f64;
+        let size = self
+            .0
+            .iter()
+            .rev()
+            .fold(0.0, |acc: f64, c| acc * x.abs() + c.abs());
+        2.0 * n * f64::EPSILON * size
+    }
+
     /// All real roots, ascending (multiple roots once).
+    ///
+    /// p is monotone between consecutive critical points, so each such interval holds at most one
+    /// root. A critical point where |p| is within the rounding error of evaluating p counts as
+    /// a root of even multiplicity (p touches 0 there) and as the value 0 for its two
+    /// neighbouring intervals: any sign change in them is rounding noise around that root. A
+    /// critical point where |p| exceeds that noise is not a root, however small |p| is: two
+    /// simple roots 1e-6 apart stay two roots.
     pub fn real_roots(&self) -> Vec<f64> {
         let n = self.degree();
         if n == 0 {
@@ -73,36 +92,34 @@ impl Poly {
         }
         let bound = self.root_bound();
         let crit = self.derivative().real_roots();
-        let mut edges = vec![-bound];
-        edges.extend(crit.iter().copied().filter(|c| c.abs() < bound));
-        edges.push(bound);
-        let scale = self.0.iter().fold(0.0f64, |m, c| m.max(c.abs()));
+        // (position, value) of the interval ends; touching critical points have the value 0
+        let mut edges = vec![(-bound, self.eval(-bound))];
+        for c in crit.into_iter().filter(|c| c.abs() < bound) {
+            let v = self.eval(c);
+            edges.push((
+                c,
+                if v.abs() <= self.eval_noise(c) {
+                    0.0
+                } else {
+                    v
+                },
+            ));
+        }
+        edges.push((bound, self.eval(bound)));
         let mut roots: Vec<f64> = Vec::new();
         for w in edges.windows(2) {
-            let (lo, hi) = (w[0], w[1]);
-            let (flo, fhi) = (self.eval(lo), self.eval(hi));
+            let ((lo, flo), (hi, fhi)) = (w[0], w[1]);
             if flo == 0.0 {
                 roots.push(lo);
-            } else if flo.signum() != fhi.signum() && fhi != 0.0 {
+            } else if fhi != 0.0 && flo.signum() != fhi.signum() {
                 roots.push(self.bisect(lo, hi));
             }
         }
-        if self.eval(bound) == 0.0 {
+        if edges.last().is_some_and(|e| e.1 == 0.0) {
             roots.push(bound);
         }
-        // double roots: p touches zero at a critical point
-        let touch = 1e-12 * scale.max(1.0);
-        for c in crit {
-            if self.eval(c).abs() <= touch
-                && !roots
-                    .iter()
-                    .any(|r| (r - c).abs() <= 1e-9 * c.abs().max(1.0))
-            {
-                roots.push(c);
-            }
-        }
         roots.sort_by(f64::total_cmp);
-        roots.dedup_by(|a, b| (*a - *b).abs() <= 1e-12 * a.abs().max(1.0));
+        roots.dedup();
         roots
     }
 

@@ -8,21 +8,31 @@
 //! (for A[1,1,1]: the depressed cubic a_1³ + 2cK a_1 − 2cα/β = 0). Where it has several real
 //! roots, the limit is the first one reached from a_1(0) moving in the direction of da_1/dt(0).
 //! For the non-linear A[1,1,1] with f(x) = x^μ: a_2 = a_1²/(2cμ) + K and the limit solves
-//! β a_1^μ a_2(a_1) = α, found by scanning in the same direction.
+//! β f(a_1) a_2(a_1) = α, again the first root reached (a polynomial for integer μ and for
+//! μ = 1/k); for μ > 1 the line a_1 = 0 of fixed points stops a trajectory heading for it, so a
+//! prediction never jumps across it.
 
 use super::integrate::System;
 use super::poly::Poly;
-use super::systems::{Algo, Chain, odd_pow};
+use super::systems::{Algo, Chain, PowerKind, power, power_kind};
+
+/// Longest linear chain whose limit is predicted: the polynomial has degree 2^L − 1 (255 for
+/// L = 8), and its root solver costs O(degree³).
+pub const MAX_PREDICT_LENGTH: usize = 8;
 
 /// A predicted limit of a chain.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
-    /// Every real root of βP(a_1) − α (linear chains; empty for non-linear ones).
+    /// Every real root of βP(a_1) − α (for μ = 1/k: in a_1, mapped from the roots in a_1^(1/k);
+    /// for sign(x)|x|^μ: the one found).
     pub roots: Vec<f64>,
     /// The predicted end state a_1..a_L.
     pub limit: Vec<f64>,
     /// The conserved constants K_i of the parabolas.
     pub constants: Vec<f64>,
+    /// The limit is on the line a_1 = 0 of fixed points of a power μ > 1 (f'(0) = 0), which the
+    /// trajectory reaches before any solution of βP = α: not on the curve βP = α.
+    pub on_barrier: bool,
 }
 
 /// Coefficient r_i of a_{i+1} = r_i a_i²/2 + K_i.
@@ -47,17 +57,44 @@ fn ratios(chain: &Chain) -> Result<Vec<f64>, String> {
         .collect()
 }
 
+/// The root nearest to `x0` among those at or ahead of it in the direction `dir`.
+fn first_ahead(roots: &[f64], x0: f64, dir: f64) -> Option<f64> {
+    roots
+        .iter()
+        .copied()
+        .filter(|r| (r - x0) * dir >= -1e-12 * x0.abs().max(1.0))
+        .min_by(|a, b| (a - x0).abs().total_cmp(&(b - x0).abs()))
+}
+
 /// Predicts the end point of the chain started at `a0` (fixed channel weights only).
 pub fn predict_chain(chain: &Chain, a0: &[f64]) -> Result<Prediction, String> {
     if chain.adaptive {
         return Err("no conserved parabola for an adaptive channel".into());
     }
     let l = chain.len;
+    if a0.len() != l || l < 2 {
+        return Err(format!(
+            "a chain of length {l} needs {l} ≥ 2 starting weights"
+        ));
+    }
+    if !(a0.iter().chain(&chain.c).all(|v| v.is_finite())
+        && chain.alpha.is_finite()
+        && chain.beta.is_finite())
+    {
+        return Err("the start, α, β and the channel weights must be finite".into());
+    }
     let mut d = vec![0.0; chain.dim()];
     chain.deriv(a0, &mut d);
     let dir = d[0].signum();
     if chain.mu != 1.0 {
         return predict_power(chain, a0, dir);
+    }
+    if l > MAX_PREDICT_LENGTH {
+        return Err(format!(
+            "predictions are made up to length {MAX_PREDICT_LENGTH} (a polynomial of degree \
+             2^L − 1 = {}), got length {l}",
+            (1u128 << l.min(127)) - 1
+        ));
     }
     let r = ratios(chain)?;
     let mut polys = vec![Poly::x()];
@@ -72,27 +109,39 @@ pub fn predict_chain(chain: &Chain, a0: &[f64]) -> Result<Prediction, String> {
     let f = product.scale_add(chain.beta, -chain.alpha);
     let roots = f.real_roots();
     let x0 = a0[0];
-    let limit_a1 = if d[0] == 0.0 {
-        x0
+    let limit = if d[0] == 0.0 {
+        a0.to_vec()
     } else {
-        *roots
-            .iter()
-            .filter(|r| (*r - x0) * dir >= -1e-12 * x0.abs().max(1.0))
-            .min_by(|a, b| (*a - x0).abs().total_cmp(&(*b - x0).abs()))
-            .ok_or("no fixed point in the direction of motion: the trajectory diverges")?
+        let x = first_ahead(&roots, x0, dir)
+            .ok_or("no fixed point in the direction of motion: the trajectory diverges")?;
+        let mut limit: Vec<f64> = polys.iter().map(|p| p.eval(x)).collect();
+        // on βP = α the last weight is α/(β ∏ the others): well conditioned, where the
+        // parabola a_L = r a_{L−1}²/2 + K may cancel (K ≈ −r a²/2 for large starts)
+        let others: f64 = limit[..l - 1].iter().product();
+        let last = chain.alpha / (chain.beta * others);
+        if others != 0.0 && last.is_finite() {
+            limit[l - 1] = last;
+        }
+        limit
     };
-    let limit = polys.iter().map(|p| p.eval(limit_a1)).collect();
     Ok(Prediction {
         roots,
         limit,
         constants,
+        on_barrier: false,
     })
 }
 
+/// The non-linear A[1,1,1] with f(x) = x^μ: along a trajectory a_2 = a_1²/(2cμ) + K (for every
+/// reading, since da_2/da_1 = f(a_1)/(c f'(a_1)) = a_1/(cμ)), and the limit solves
+/// β f(a_1) a_2(a_1) = α: a polynomial of degree μ + 2 in a_1 for integer μ, of degree 2k + 1 in
+/// s = a_1^(1/k) for μ = 1/k (k odd), and scanned for sign(x)|x|^μ. For μ > 1, f'(0) = 0 and
+/// a_1 = 0 is a line of fixed points: a trajectory heading for it stops there.
 fn predict_power(chain: &Chain, a0: &[f64], dir: f64) -> Result<Prediction, String> {
     if chain.len != 2 {
         return Err("the non-linear chain is defined for A[1,1,1]".into());
     }
+    let kind = power_kind(chain.mu, chain.signed)?;
     let (m, c) = (
         chain.mu,
         match chain.algo {
@@ -101,29 +150,90 @@ fn predict_power(chain: &Chain, a0: &[f64], dir: f64) -> Result<Prediction, Stri
             Algo::Bp => return Err("the parabola invariant holds for RBP and SRBP, not BP".into()),
         },
     );
+    if c == 0.0 {
+        return Err("the channel weight is 0 (a trivial case: no learning)".into());
+    }
+    let (alpha, beta) = (chain.alpha, chain.beta);
     let k = a0[1] - a0[0] * a0[0] / (2.0 * c * m);
     let a2 = |x: f64| x * x / (2.0 * c * m) + k;
-    let f = |x: f64| chain.beta * odd_pow(x, m) * a2(x) - chain.alpha;
     let x0 = a0[0];
     if dir == 0.0 {
         return Ok(Prediction {
             roots: vec![],
             limit: a0.to_vec(),
             constants: vec![k],
+            on_barrier: m > 1.0 && x0 == 0.0,
         });
     }
-    // march outwards with growing steps until f changes sign, then bisect
+    let (roots, first) = match kind {
+        PowerKind::Int(n) => {
+            // β x^n (x²/(2cμ) + K) − α
+            let mut coef = vec![0.0; n as usize + 3];
+            coef[0] -= alpha;
+            coef[n as usize] += beta * k;
+            coef[n as usize + 2] += beta / (2.0 * c * m);
+            let roots = Poly(coef).real_roots();
+            let first = first_ahead(&roots, x0, dir);
+            (roots, first)
+        }
+        PowerKind::OddRoot(kk) => {
+            // in s = x^(1/k), x = s^k (increasing, so the direction is the same):
+            // β s (s^{2k}/(2cμ) + K) − α
+            let mut coef = vec![0.0; 2 * kk as usize + 2];
+            coef[0] -= alpha;
+            coef[1] += beta * k;
+            coef[2 * kk as usize + 1] += beta / (2.0 * c * m);
+            let s_roots = Poly(coef).real_roots();
+            let s0 = power(x0, m, false);
+            let first = first_ahead(&s_roots, s0, dir).map(|s| s.powi(kk as i32));
+            (s_roots.iter().map(|s| s.powi(kk as i32)).collect(), first)
+        }
+        PowerKind::Signed => {
+            let f = |x: f64| beta * power(x, m, true) * a2(x) - alpha;
+            let first = scan(f, x0, dir);
+            (first.into_iter().collect(), first)
+        }
+    };
+    // the barrier a_1 = 0 of μ > 1, if it lies ahead of a_1(0) and before the first root
+    let barrier_ahead = m > 1.0 && x0 != 0.0 && -x0 * dir > 0.0;
+    if barrier_ahead && first.is_none_or(|r| r * dir > 0.0) {
+        return Ok(Prediction {
+            roots,
+            limit: vec![0.0, k],
+            constants: vec![k],
+            on_barrier: true,
+        });
+    }
+    let x = first.ok_or("no fixed point in the direction of motion: the trajectory diverges")?;
+    let fx = power(x, m, chain.signed);
+    let y = if fx != 0.0 && (alpha / (beta * fx)).is_finite() {
+        alpha / (beta * fx) // on β f(a_1) a_2 = α, without the parabola's cancellation
+    } else {
+        a2(x)
+    };
+    Ok(Prediction {
+        roots,
+        limit: vec![x, y],
+        constants: vec![k],
+        on_barrier: false,
+    })
+}
+
+/// The first sign change of `f` from `x0` in the direction `dir`, by marching outwards with
+/// growing steps and bisecting; `None` beyond |x| = 1e8.
+fn scan(f: impl Fn(f64) -> f64, x0: f64, dir: f64) -> Option<f64> {
     let (mut lo, f0) = (x0, f(x0));
+    if f0 == 0.0 {
+        return Some(x0);
+    }
     let mut h = 1e-6 * x0.abs().max(1.0);
     let mut hi = lo + dir * h;
-    while (f(hi).signum() == f0.signum()) && f(hi) != 0.0 {
+    while f(hi).signum() == f0.signum() && f(hi) != 0.0 {
         lo = hi;
         h *= 1.2;
         hi = lo + dir * h;
-        if hi.abs() > 1e8 {
-            return Err(
-                "no fixed point in the direction of motion: the trajectory diverges".into(),
-            );
+        if hi.abs() > 1e8 || !hi.is_finite() {
+            return None;
         }
     }
     for _ in 0..200 {
@@ -137,18 +247,53 @@ fn predict_power(chain: &Chain, a0: &[f64], dir: f64) -> Result<Prediction, Stri
             hi = mid
         }
     }
-    let x = 0.5 * (lo + hi);
-    Ok(Prediction {
-        roots: vec![x],
-        limit: vec![x, a2(x)],
-        constants: vec![k],
-    })
+    Some(0.5 * (lo + hi))
 }
 
-/// For A[1,1,1] (linear, RBP or SRBP): a point of the hyperbola a_1 a_2 = α/β attracts if
-/// a_1² + c·a_2 > 0 and repels if < 0 (linearisation: eigenvalues 0 and −β(a_1² + c a_2)).
+/// Where a fixed point on the hyperbola a_1 a_2 = α/β of A[1,1,1] stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stability {
+    /// a_1² + c·a_2 > 0: nearby trajectories come back.
+    Attracting,
+    /// a_1² + c·a_2 = 0 (to 1e-6 relative): the parabola touches the hyperbola (a double root
+    /// of the cubic); it attracts from one side along the parabola and repels on the other.
+    Tangent,
+    /// a_1² + c·a_2 < 0: nearby trajectories leave.
+    Repelling,
+}
+
+impl Stability {
+    /// A label for output.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Stability::Attracting => "stable (attracting)",
+            Stability::Tangent => {
+                "semi-stable (tangent: attracts from one side along its parabola, repels on the other)"
+            }
+            Stability::Repelling => "unstable (repelling)",
+        }
+    }
+}
+
+/// The stability of the fixed point (a_1, a_2) on the hyperbola of A[1,1,1] (linear, RBP or
+/// SRBP): linearised, the eigenvalues are 0 and −β(a_1² + c a_2). The sign of a_1² + c a_2 is
+/// that of the cubic's derivative at the root, so it vanishes exactly at a double root, which
+/// the root solver finds only to about √ε: |a_1² + c a_2| ≤ 1e-6 (a_1² + |c a_2|) is tangent.
+pub fn stability_on_hyperbola(a1: f64, a2: f64, c: f64) -> Stability {
+    let s = a1 * a1 + c * a2;
+    if s.abs() <= 1e-6 * (a1 * a1 + (c * a2).abs()) {
+        Stability::Tangent
+    } else if s > 0.0 {
+        Stability::Attracting
+    } else {
+        Stability::Repelling
+    }
+}
+
+/// For A[1,1,1] (linear, RBP or SRBP): whether a point of the hyperbola a_1 a_2 = α/β attracts
+/// (a_1² + c·a_2 > 0, not tangent; see [`stability_on_hyperbola`]).
 pub fn stable_on_hyperbola(a1: f64, a2: f64, c: f64) -> bool {
-    a1 * a1 + c * a2 > 0.0
+    stability_on_hyperbola(a1, a2, c) == Stability::Attracting
 }
 
 /// The channel weight c of an A[1,1,1] chain (the one that multiplies δ for the lower weight).

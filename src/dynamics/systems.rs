@@ -16,7 +16,9 @@ pub enum Algo {
 }
 
 /// A linear chain A[1, 1, …, 1] of length L (L weights a_1..a_L, P = ∏ a_i), or for L = 2 the
-/// non-linear chain with hidden f(x) = x^μ (odd real power: sign(x)|x|^μ).
+/// non-linear chain with hidden f(x) = x^μ, read as paper §3 says (see [`power`]): the plain
+/// power for integer μ (x² is even), the real odd root for μ = 1/k with k odd, and
+/// sign(x)|x|^μ only when `signed` names it.
 ///
 /// - BP:   da_i/dt = (α − βP) ∏_{k≠i} a_k
 /// - RBP:  da_i/dt = (α − βP) ∏_{k<i} a_k ∏_{k>i} c_k
@@ -24,8 +26,9 @@ pub enum Algo {
 ///
 /// With `adaptive`, the channel weights are state too and follow the same rule as the forward
 /// weight they stand for (RBP: dc_k/dt = da_k/dt), so c_k(0) = a_k(0) reproduces BP.
-/// Non-linear (μ ≠ 1, L = 2): da_1/dt = c μ a_1^{μ−1} (α − β a_1^μ a_2), da_2/dt = a_1^μ (α − β a_1^μ a_2),
-/// with α = E[T I^μ], β = E[I^{2μ}] (c = a_2 for BP).
+/// Non-linear (μ ≠ 1, L = 2), f(x) = x^μ: da_1/dt = c f'(a_1) (α − β f(a_1) a_2),
+/// da_2/dt = f(a_1) (α − β f(a_1) a_2), with α = E[T f(I)], β = E[f(I)²] (c = a_2 for BP).
+/// For μ > 1, f'(0) = 0 makes a_1 = 0 a line of fixed points that no trajectory crosses.
 #[derive(Clone, Debug)]
 pub struct Chain {
     pub alpha: f64,
@@ -37,12 +40,88 @@ pub struct Chain {
     pub adaptive: bool,
     /// Hidden power μ (1 = linear); only for L = 2.
     pub mu: f64,
+    /// Read x^μ as sign(x)|x|^μ (the explicitly named option; see [`power`]).
+    pub signed: bool,
     pub len: usize,
 }
 
-/// `sign(x)|x|^p`: the odd real power (the real cube root for p = 1/3).
+/// `sign(x)|x|^p`: the odd extension of |x|^p (the real cube root for p = 1/3).
 pub fn odd_pow(x: f64, p: f64) -> f64 {
     x.signum() * x.abs().powf(p)
+}
+
+/// Largest integer μ, and largest odd k of μ = 1/k, of the non-linear chain: its fixed points
+/// solve a polynomial of degree μ + 2 (or 2k + 1).
+pub const MAX_POWER: u32 = 64;
+
+/// How x^μ is read (paper §3, "Our reading of x^μ").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PowerKind {
+    /// x^n for an integer n ≥ 1: the plain power (x² is even, x³ odd).
+    Int(u32),
+    /// x^(1/k) for an odd k ≥ 3: the real odd root (the real cube root for k = 3).
+    OddRoot(u32),
+    /// sign(x)|x|^μ: only when asked for by name.
+    Signed,
+}
+
+/// The integer nearest to `v` if `v` is one (to rounding, so that 1/(1/3) counts as 3).
+fn as_integer(v: f64) -> Option<u32> {
+    let r = v.round();
+    ((v - r).abs() <= 1e-9 * r.abs().max(1.0) && r >= 1.0 && r <= f64::from(u32::MAX))
+        .then_some(r as u32)
+}
+
+/// Classifies μ under the reading of paper §3: an integer μ ≥ 1 is the plain power, μ = 1/k
+/// with k odd is the real odd root, and `signed` selects sign(x)|x|^μ (any μ > 0). Any other μ
+/// has no real value for x < 0 and is refused, as are μ ≤ 0, non-finite μ, and powers beyond
+/// [`MAX_POWER`].
+pub fn power_kind(mu: f64, signed: bool) -> Result<PowerKind, String> {
+    if !mu.is_finite() || mu <= 0.0 {
+        return Err(format!("μ must be a finite number > 0, got {mu}"));
+    }
+    if signed {
+        return Ok(PowerKind::Signed);
+    }
+    if let Some(n) = as_integer(mu) {
+        return if n <= MAX_POWER {
+            Ok(PowerKind::Int(n))
+        } else {
+            Err(format!("integer μ is limited to {MAX_POWER}, got {mu}"))
+        };
+    }
+    match as_integer(1.0 / mu) {
+        Some(k) if k % 2 == 1 && k <= MAX_POWER => Ok(PowerKind::OddRoot(k)),
+        Some(k) if k % 2 == 1 => Err(format!(
+            "μ = 1/k is limited to k ≤ {MAX_POWER}, got k = {k}"
+        )),
+        _ => Err(format!(
+            "x^{mu} is not real for x < 0: x^μ is read as the plain power for integer μ and as \
+             the real odd root for μ = 1/k with k odd; sign(x)|x|^μ must be asked for by name"
+        )),
+    }
+}
+
+/// f(x) = x^μ under the reading of [`power_kind`] (for an unclassifiable μ without `signed`:
+/// `x.powf(μ)`, NaN for x < 0).
+pub fn power(x: f64, mu: f64, signed: bool) -> f64 {
+    match power_kind(mu, signed) {
+        Ok(PowerKind::Int(n)) => x.powi(n as i32),
+        Ok(PowerKind::OddRoot(3)) => x.cbrt(),
+        Ok(PowerKind::OddRoot(k)) => odd_pow(x, 1.0 / f64::from(k)),
+        Ok(PowerKind::Signed) => odd_pow(x, mu),
+        Err(_) => x.powf(mu),
+    }
+}
+
+/// f'(x) for [`power`]: μ x^(μ−1) for integer μ (odd in x for even μ), μ|x|^(μ−1) for the odd
+/// root and for sign(x)|x|^μ.
+pub fn power_slope(x: f64, mu: f64, signed: bool) -> f64 {
+    match power_kind(mu, signed) {
+        Ok(PowerKind::Int(n)) => f64::from(n) * x.powi(n as i32 - 1),
+        Ok(PowerKind::OddRoot(_)) | Ok(PowerKind::Signed) => mu * x.abs().powf(mu - 1.0),
+        Err(_) => mu * x.powf(mu - 1.0),
+    }
 }
 
 impl Chain {
@@ -55,10 +134,10 @@ impl Chain {
         }
     }
 
-    /// P = ∏ a_i (linear) or a_1^μ a_2.
+    /// P = ∏ a_i (linear) or f(a_1) a_2 with f(x) = x^μ ([`power`]).
     pub fn product(&self, a: &[f64]) -> f64 {
         if self.mu != 1.0 {
-            odd_pow(a[0], self.mu) * a[1]
+            power(a[0], self.mu, self.signed) * a[1]
         } else {
             a[..self.len].iter().product()
         }
@@ -86,9 +165,8 @@ impl System for Chain {
                 Algo::Rbp => c[1],
                 Algo::Srbp => c[0],
             };
-            // d/da of sign(a)|a|^m is m|a|^{m−1}
-            dy[0] = c2 * m * a[0].abs().powf(m - 1.0) * err;
-            dy[1] = odd_pow(a[0], m) * err;
+            dy[0] = c2 * power_slope(a[0], m, self.signed) * err;
+            dy[1] = power(a[0], m, self.signed) * err;
         } else {
             for i in 0..l {
                 let below: f64 = a[..i].iter().product();

@@ -482,11 +482,11 @@ fn dynamics_commands_print_end_point_prediction_and_stability() {
         ),
         (
             vec!["dynamics", "chain", "--from", "1,1", "--beta", "0"],
-            "--beta must be > 0",
+            "`--beta`: must be > 0",
         ),
         (
             vec!["dynamics", "chain", "--from", "1,1", "--method", "euler"],
-            "dopri or rk4",
+            "auto, dopri, rosenbrock or rk4",
         ),
         (vec!["dynamics", "field", "--out", "x.jpg"], ".svg or .png"),
     ] {
@@ -543,6 +543,248 @@ fn dynamics_stats_are_estimated_from_a_csv() {
         csv.to_str().unwrap(),
     ]));
     assert!(t.contains("samples.csv: line 2 has 1 columns"), "{t}");
+}
+
+/// The value printed after `label` in `t`.
+fn printed(t: &str, label: &str) -> f64 {
+    t.split(label)
+        .nth(1)
+        .unwrap_or_else(|| panic!("no `{label}` in {t}"))
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn dynamics_chain_reports_a_blow_up_and_exits_non_zero() {
+    // rk4 with a step beyond the stability limit (eigenvalue ≈ −12 at the start)
+    let o = rbp(&[
+        "dynamics", "chain", "--from", "3,3", "--method", "rk4", "--step", "1",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("blew up") && t.contains("smaller --step"), "{t}");
+    assert!(!t.contains("|end − predicted|"), "{t}");
+    // a stall at the singular point a_1 = 0 of μ = 1/3 is reported, not compared
+    let o = rbp(&["dynamics", "chain", "--mu", "1/3", "--from", "-0.5,0.42"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("singular") && !t.contains("|end − predicted|"),
+        "{t}"
+    );
+}
+
+#[test]
+fn dynamics_chain_integrates_a_stiff_start() {
+    let o = rbp(&["dynamics", "chain", "--from", "1e6,1e6"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("stiff, Rosenbrock from t ="), "{t}");
+    assert!(
+        t.contains("predicted  a = (999998.999999500, 0.000001000)"),
+        "{t}"
+    );
+    // |end − predicted| relative to |a_1| ≈ 1e6
+    assert!(printed(&t, "|end − predicted| = ") < 1e-7, "{t}");
+    assert!((printed(&t, "P = ") - 1.0).abs() < 1e-9, "{t}");
+    let o = rbp(&[
+        "dynamics", "chain", "--from", "1e6,1e6", "--method", "dopri",
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("the system is stiff") && t.contains("--method auto"),
+        "{t}"
+    );
+    let o = rbp(&[
+        "dynamics",
+        "chain",
+        "--from",
+        "1e6,1e6",
+        "--method",
+        "rosenbrock",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn dynamics_power_chain_stops_at_the_line_a1_equals_zero() {
+    // x³ from a_1 < 0 climbs to a_1 = 0 and stops; the solution at a_1 ≈ 1.18 is beyond
+    let o = rbp(&["dynamics", "chain", "--mu", "3", "--from", "-0.5,0.42"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("predicted  a = (0.000000000, 0.378333333)"),
+        "{t}"
+    );
+    assert!(t.contains("on the line a1 = 0 of fixed points"), "{t}");
+    assert!(printed(&t, "|end − predicted| = ") < 1e-3, "{t}");
+    // x² is even: from a_1 < 0 (c > 0) a_1 moves away from 0 to the mirrored solution
+    let o = rbp(&["dynamics", "chain", "--mu", "2", "--from", "-0.5,0.42"]);
+    let t = text(&o);
+    assert!(
+        t.contains("predicted  a = (-1.186998085, 0.709741113)"),
+        "{t}"
+    );
+    assert!(printed(&t, "|end − predicted| = ") < 1e-6, "{t}");
+    // sign(x)|x|^μ only by name
+    let o = rbp(&[
+        "dynamics",
+        "chain",
+        "--mu",
+        "2",
+        "--signed-power",
+        "--from",
+        "-0.5,0.42",
+    ]);
+    let t = text(&o);
+    assert!(t.contains("f(x) = sign(x)|x|^2"), "{t}");
+    assert!(
+        t.contains("predicted  a = (0.000000000, 0.357500000)"),
+        "{t}"
+    );
+    let o = rbp(&["dynamics", "chain", "--mu", "0.5", "--from", "1,1"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("`--mu`") && t.contains("not real for x < 0"),
+        "{t}"
+    );
+}
+
+#[test]
+fn dynamics_labels_a_tangent_fixed_point_semi_stable() {
+    // on the parabola a_2 = a_1²/2 − 3/2, which touches the hyperbola a_1 a_2 = 1 at (−1, −1)
+    let o = rbp(&["dynamics", "chain", "--from", "-2,0.5"]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("→ semi-stable (tangent"), "{t}");
+    assert!(!t.contains("repelling)"), "{t}");
+}
+
+#[test]
+fn dynamics_refuses_non_finite_and_unbounded_values() {
+    for (args, needle) in [
+        (
+            vec!["chain", "--from", "1,1", "--alpha", "NaN"],
+            "`--alpha`: must be a finite number",
+        ),
+        (
+            vec!["chain", "--from", "1,1", "--beta", "inf"],
+            "`--beta`: must be a finite number",
+        ),
+        (
+            vec!["chain", "--from", "1,1", "--rtol", "nan"],
+            "`--rtol`: must be a finite number",
+        ),
+        (
+            vec!["chain", "--from", "1,1", "--rtol", "1e-20"],
+            "`--rtol`: must lie in [1e-14, 0.1]",
+        ),
+        (
+            vec!["chain", "--from", "nan,1"],
+            "`--from`: must be a finite number",
+        ),
+        (
+            vec!["chain", "--from", "1,1", "--c", "-inf"],
+            "`--c`: must be a finite number",
+        ),
+        (
+            vec!["chain", "--from", "1,1", "--mu", "NaN"],
+            "`--mu`: must be a finite number",
+        ),
+        (
+            vec!["chain", "--from", "1,1", "--t-end", "-5"],
+            "`--t-end`: must be > 0",
+        ),
+        (
+            vec!["chain", "--from", "1,1", "--t-end", "NaN"],
+            "`--t-end`: must be > 0",
+        ),
+        (
+            vec!["chain", "--from", "1,1", "--t-end", "inf"],
+            "`--t-end`: the end time is limited to 1e9",
+        ),
+        (
+            vec![
+                "chain", "--from", "1,1", "--method", "rk4", "--step", "1e-300",
+            ],
+            "`--step`: --t-end / --step = 1.000e303 steps exceed the limit of 10000000",
+        ),
+        (
+            vec!["chain", "--from", "1,1", "--method", "rk4", "--step", "0"],
+            "`--step`: must be > 0",
+        ),
+        (
+            vec!["chain", "--length", "100000", "--from", "1"],
+            "`--length`: at most 64",
+        ),
+        (
+            vec!["field", "--grid", "1000000000", "--out", "x.svg"],
+            "`--grid`: at most 200",
+        ),
+        (
+            vec!["field", "--range", "inf", "--out", "x.svg"],
+            "`--range`: must be a finite number",
+        ),
+        (
+            vec!["field", "--alpha", "nan", "--out", "x.svg"],
+            "`--alpha`: must be a finite number",
+        ),
+        (
+            vec!["field", "--c", "0", "--out", "x.svg"],
+            "`--c`: must be ≠ 0",
+        ),
+        (
+            vec!["field", "--start", "1,inf", "--out", "x.svg"],
+            "`--start`: must be a finite number",
+        ),
+        (vec!["wide", "--n", "1000000000"], "`--n`: at most 10000"),
+        (
+            vec!["wide", "--t-end", "inf"],
+            "`--t-end`: the end time is limited to 1e9",
+        ),
+        (
+            vec!["autoencoder", "--n", "1000000000"],
+            "`--n`: at most 10000",
+        ),
+        (
+            vec!["autoencoder", "--t-end", "-1"],
+            "`--t-end`: must be > 0",
+        ),
+        (
+            vec!["general", "--sizes", "1000000,1000000,1"],
+            "`--sizes`: each size is at most 100",
+        ),
+        (
+            vec!["general", "--t-end", "inf"],
+            "`--t-end`: the end time is limited to 1e9",
+        ),
+        (
+            vec!["sgd", "--eta", "1e-12"],
+            "`--eta`: --time / --eta = 1.000e13 examples exceed the limit",
+        ),
+        (
+            vec!["sgd", "--time", "inf"],
+            "`--time`: the end time is limited to 1e9",
+        ),
+        (
+            vec!["sgd", "--noise", "nan"],
+            "`--noise`: must be a finite number",
+        ),
+        (vec!["sgd", "--c", "inf"], "`--c`: must be a finite number"),
+    ] {
+        let mut full = vec!["dynamics"];
+        full.extend(&args);
+        let o = rbp(&full);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(needle), "{args:?}: expected `{needle}` in {t}");
+        assert!(!t.contains("panicked"), "{args:?}: {t}");
+    }
 }
 
 #[test]
