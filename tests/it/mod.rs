@@ -5,6 +5,7 @@ mod convnet;
 mod data;
 mod dynamics;
 mod fetch;
+mod fuzz;
 mod gradcheck;
 mod hardening;
 mod layers;
