@@ -435,7 +435,18 @@ fn read_csv(path: &PathBuf, cols: usize) -> anyhow::Result<Vec<Vec<f64>>> {
         let parsed: Result<Vec<f64>, _> =
             line.split(',').map(|s| s.trim().parse::<f64>()).collect();
         match parsed {
-            Ok(r) if r.len() == cols => rows.push(r),
+            Ok(r) if r.len() == cols => {
+                if let Some(c) = r.iter().position(|v| !v.is_finite()) {
+                    bail!(
+                        "{}: line {}, column {}: {} is not a finite number",
+                        path.display(),
+                        i + 1,
+                        c + 1,
+                        r[c]
+                    );
+                }
+                rows.push(r)
+            }
             Ok(r) => bail!(
                 "{}: line {} has {} columns, expected {cols}",
                 path.display(),

@@ -543,6 +543,23 @@ fn dynamics_stats_are_estimated_from_a_csv() {
         csv.to_str().unwrap(),
     ]));
     assert!(t.contains("samples.csv: line 2 has 1 columns"), "{t}");
+    for bad in ["1,2\nNaN,3\n", "1,2\n4,inf\n"] {
+        std::fs::write(&csv, bad).unwrap();
+        let o = rbp(&[
+            "dynamics",
+            "chain",
+            "--from",
+            "0.5,0.5",
+            "--stats",
+            csv.to_str().unwrap(),
+        ]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{t}");
+        assert!(
+            t.contains("samples.csv: line 2, column") && t.contains("not a finite number"),
+            "{t}"
+        );
+    }
 }
 
 /// The value printed after `label` in `t`.
