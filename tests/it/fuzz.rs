@@ -356,7 +356,7 @@ fn mutate_toml(text: &str, rng: &mut ChaCha8Rng) -> String {
         }
         let at = rng.random_range(0..lines.len());
         match rng.random_range(0..6) {
-            0 | 1 | 2 => {
+            0..=2 => {
                 if let Some((k, _)) = lines[at].split_once('=') {
                     lines[at] = format!("{k}= {}", VALUES[rng.random_range(0..VALUES.len())]);
                 }
