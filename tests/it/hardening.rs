@@ -80,7 +80,10 @@ fn two_concurrent_trainings_into_one_directory_leave_one_writer() {
     let lock = out.join(rbp::run::LOCK);
     let start = Instant::now();
     let expect = first.id().to_string();
-    while std::fs::read_to_string(&lock).map_or(true, |s| s.trim() != expect) {
+    // the first writer holds the lock and has written its settings
+    while std::fs::read_to_string(&lock).map_or(true, |s| s.trim() != expect)
+        || !out.join("config.toml").exists()
+    {
         assert!(
             start.elapsed() < Duration::from_secs(60),
             "the first writer never took the lock"
