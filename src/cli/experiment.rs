@@ -24,6 +24,8 @@ pub struct ReproduceArgs {
     /// Shorten every run to N epochs (2 if no N); tables mark such runs.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
     pub quick: Option<usize>,
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
 }
 
 #[derive(Args, Debug)]
@@ -33,6 +35,9 @@ pub struct TableArgs {
 }
 
 pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
+    if a.cluster.active() {
+        return super::cluster::run(&a);
+    }
     let jobs = a
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));

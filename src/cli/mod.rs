@@ -1,5 +1,6 @@
 //! The command line: argument definitions and the thin glue from them to the library.
 
+mod cluster;
 mod complexity;
 mod data;
 mod dynamics;

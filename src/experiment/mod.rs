@@ -15,6 +15,7 @@
 //! channel = "bp"                      # any key of a run's config.toml, overriding [train]
 //! ```
 
+pub mod cluster;
 pub mod plot;
 pub mod runner;
 pub mod table;

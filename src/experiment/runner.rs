@@ -78,20 +78,17 @@ pub fn load_data(source: &str) -> Result<Split> {
     }
 }
 
-/// Runs every run of `exp` not yet finished; calls `report` after each. Returns the outcomes in
-/// grid order.
-pub fn reproduce(
+/// The experiment as run (`--data` applied), its results directory (created, with the
+/// experiment written into it) and its runs (`--quick` applied, `threads` each).
+pub fn prepare(
     exp: &Experiment,
     opts: &Options,
-    report: &(dyn Fn(&Progress) + Sync),
-) -> Result<Vec<(String, Outcome)>> {
+    threads: usize,
+) -> Result<(Experiment, PathBuf, Vec<Run>)> {
     let mut exp = exp.clone();
     if let Some(d) = &opts.data {
         exp.data = d.clone();
     }
-    // the cores are shared out between the runs at a time (results do not depend on it)
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = (cores / opts.jobs.max(1)).max(1);
     let runs: Vec<Run> = exp
         .runs()?
         .into_iter()
@@ -107,6 +104,20 @@ pub fn reproduce(
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let text = toml::to_string_pretty(&exp).expect("experiment serializes");
     run::write_atomic(&root.join("experiment.toml"), text.as_bytes())?;
+    Ok((exp, root, runs))
+}
+
+/// Runs every run of `exp` not yet finished; calls `report` after each. Returns the outcomes in
+/// grid order.
+pub fn reproduce(
+    exp: &Experiment,
+    opts: &Options,
+    report: &(dyn Fn(&Progress) + Sync),
+) -> Result<Vec<(String, Outcome)>> {
+    // the cores are shared out between the runs at a time (results do not depend on it)
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / opts.jobs.max(1)).max(1);
+    let (exp, root, runs) = prepare(exp, opts, threads)?;
     let split = load_data(&exp.data)?;
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);

@@ -11,4 +11,5 @@ mod hardening;
 mod layers;
 mod reference;
 mod reproduce;
+mod slurm;
 mod training;
