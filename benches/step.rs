@@ -10,6 +10,7 @@
 //! (their per-example work is elementwise).
 //! Elementwise work (activations, softmax) is not counted.
 
+use rbp::channel::quantize::Alpha;
 use rbp::channel::{CHANNELS, FeedbackInit, Quantizer};
 use rbp::config::TrainConfig;
 use rbp::data;
@@ -135,11 +136,13 @@ fn cases() -> Vec<(String, TrainConfig)> {
         c.channel_options.dropout = 0.25;
         out.push((format!("{ch} --channel-dropout 0.25"), c));
         let mut c = base(ch);
-        c.channel_options.quantize_signal = Some(Quantizer::new(8, 1.0, "q").unwrap());
+        c.channel_options.quantize_signal =
+            Some(Quantizer::new(8, Alpha::Fixed(1.0), "q").unwrap());
         out.push((format!("{ch} --quantize-signal 8"), c));
         let mut c = base(ch);
         c.decay = 0.0;
-        c.channel_options.quantize_update = Some(Quantizer::new(8, 0.0625, "q").unwrap());
+        c.channel_options.quantize_update =
+            Some(Quantizer::new(8, Alpha::Fixed(0.0625), "q").unwrap());
         out.push((format!("{ch} --quantize-update 8"), c));
     }
     out

@@ -278,6 +278,7 @@ fn run_in_pool(
                 &trainer.channel,
                 &train.images[..n * train.dim],
                 &train.labels[..n],
+                trainer.rate(),
             )
         });
         let m = EpochMetrics {

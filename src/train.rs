@@ -8,7 +8,7 @@
 //! before the average: `W ← W + 1/B · Σ_e Q(−η_t · δ_e O_eᵀ)`.
 
 use crate::channel::Channel;
-use crate::channel::quantize::{self, Quantizer};
+use crate::channel::quantize::{self, Form, Quantizer, Rounding};
 use crate::data::Dataset;
 use crate::data::augment::Augment;
 use crate::kernels::loss::{BatchLoss, softmax_cross_entropy};
@@ -57,6 +57,13 @@ pub struct EpochStats {
 }
 
 impl Trainer {
+    /// The signal `g_i` that reached hidden layer `i` in the last step (before f', after the
+    /// channel's dropout and quantizer), for every example of that step, row-major (the buffer
+    /// may be longer than the step's examples).
+    pub fn signal(&self, i: usize) -> &[f32] {
+        &self.signals[i]
+    }
+
     pub fn new(net: Net, channel: Channel, sgd: Sgd) -> Self {
         let velocity = if sgd.momentum > 0.0 {
             net.layers
@@ -153,7 +160,12 @@ impl Trainer {
                 layer.w.iter_mut().for_each(|w| *w *= keep);
             }
             if let Some(q) = self.channel.quantize_update {
-                quantized_update(layer, delta, input, rate, q);
+                let key = match q.rounding {
+                    Rounding::Stochastic => Some(self.channel.noise_key()),
+                    Rounding::Nearest => None,
+                };
+                let alpha = &mut self.channel.update_alpha[i];
+                quantized_update(layer, delta, input, rate, q, alpha, key);
                 continue;
             }
             let snapshot = layer.clone_shape();
@@ -231,66 +243,106 @@ impl Trainer {
 }
 
 /// `W += 1/B · Σ_e Q(−rate · δ_e ⊛ input_e)`, `b += 1/B · Σ_e Q(−rate · δ_e)`: each example's
-/// update is quantized before the minibatch average (paper §1, quantized weight updates).
-fn quantized_update(layer: &mut Layer, delta: &[f32], input: &[f32], rate: f64, q: Quantizer) {
+/// update is quantized (mid-tread) before the minibatch average (paper §1, quantized weight
+/// updates). `alpha` is the layer's scale: calibrated here at the first update when 0 (the
+/// largest magnitude of any example's update), then kept. With `key`, rounding is stochastic.
+fn quantized_update(
+    layer: &mut Layer,
+    delta: &[f32],
+    input: &[f32],
+    rate: f64,
+    q: Quantizer,
+    alpha: &mut f32,
+    key: Option<u64>,
+) {
     let (n_in, n_out) = (layer.n_in, layer.n_out);
     let batch = delta.len() / n_out;
-    let (alpha, s) = (q.alpha, q.steps());
+    let shape = layer.clone_shape();
+    // one example's gradient (conv), or nothing to precompute (dense)
+    let example_grad = |e: usize, gw: &mut Vec<f32>, gb: &mut Vec<f32>| {
+        shape.weight_grad(
+            &delta[e * n_out..(e + 1) * n_out],
+            &input[e * n_in..(e + 1) * n_in],
+            1,
+            (-rate) as f32,
+            0.0,
+            gw,
+            gb,
+        );
+    };
+    if *alpha == 0.0 {
+        let max = match layer.kind {
+            Kind::Dense => (0..batch)
+                .map(|e| {
+                    let d = quantize::calibrate(&delta[e * n_out..(e + 1) * n_out]).unwrap_or(0.0);
+                    let o = quantize::calibrate(&input[e * n_in..(e + 1) * n_in]).unwrap_or(0.0);
+                    rate as f32 * d * o.max(1.0)
+                })
+                .fold(0.0f32, f32::max),
+            Kind::Conv(_) => {
+                let (mut gw, mut gb) = (vec![0.0f32; layer.w.len()], vec![0.0f32; layer.b.len()]);
+                let mut m = 0.0f32;
+                for e in 0..batch {
+                    example_grad(e, &mut gw, &mut gb);
+                    m = m
+                        .max(quantize::calibrate(&gw).unwrap_or(0.0))
+                        .max(quantize::calibrate(&gb).unwrap_or(0.0));
+                }
+                m
+            }
+        };
+        if !(max.is_finite() && max > 0.0) {
+            return; // nothing to learn from yet: the scale waits for a non-zero update
+        }
+        *alpha = max;
+    }
+    let levels = q.levels(*alpha, Form::MidTread);
+    let s = levels.steps();
+    let a = *alpha;
     let mut acc = vec![0.0f32; layer.w.len()];
     let mut acc_b = vec![0.0f32; layer.b.len()];
-    // the sums are kept in units of `unit`: one quantization step, or 1 where summed as values
-    let mut unit = 1.0f32;
-    match layer.kind {
-        Kind::Dense if s > 0.0 => {
-            // b ≥ 2 bits: Q(x) = (α/s) · clamp(round(x · s/α), −s, s), summed in steps
-            let k = (-rate) as f32 * (s / alpha);
-            let coefs: Vec<f32> = delta.iter().map(|d| k * d).collect();
-            quantize::add_quantized_outer(&mut acc, &coefs, input, n_out, n_in, s);
-            for e in coefs.chunks_exact(n_out) {
-                acc_b
-                    .iter_mut()
-                    .zip(e)
-                    .for_each(|(a, c)| *a += quantize::steps_of(*c, s));
-            }
-            unit = alpha / s;
+    // one value in steps of α/s: nearest, or stochastic with its own uniform number
+    let steps = |x: f32, index: u64| -> f32 {
+        match key {
+            None => quantize::steps_of(x, s),
+            Some(k) => quantize::steps_stochastic(x, s, quantize::uniform(k ^ (index << 1 | 1))),
         }
+    };
+    match layer.kind {
         Kind::Dense => {
-            for e in 0..batch {
-                let o = &input[e * n_in..(e + 1) * n_in];
-                for r in 0..n_out {
-                    let coef = (-rate) as f32 * delta[e * n_out + r];
-                    quantize::add_quantized_row(
-                        &mut acc[r * n_in..(r + 1) * n_in],
-                        o,
-                        coef,
-                        alpha,
-                        s,
-                    );
-                    acc_b[r] += q.apply(coef);
+            // Q(x) = (α/s) · clamp(round(x · s/α), −s, s), summed in steps
+            let k = (-rate) as f32 * (s / a);
+            let coefs: Vec<f32> = delta.iter().map(|d| k * d).collect();
+            match key {
+                None => quantize::add_quantized_outer(&mut acc, &coefs, input, n_out, n_in, s),
+                Some(key) => quantize::add_quantized_outer_stochastic(
+                    &mut acc, &coefs, input, n_out, n_in, s, key,
+                ),
+            }
+            for (e, c) in coefs.chunks_exact(n_out).enumerate() {
+                for (r, (acc, c)) in acc_b.iter_mut().zip(c).enumerate() {
+                    *acc += steps(*c, (e * n_out + r) as u64);
                 }
             }
         }
         Kind::Conv(_) => {
             // one example at a time: its own gradient, quantized, then accumulated
-            let shape = layer.clone_shape();
             let (mut gw, mut gb) = (vec![0.0f32; layer.w.len()], vec![0.0f32; layer.b.len()]);
+            let per = (gw.len() + gb.len()) as u64;
             for e in 0..batch {
-                shape.weight_grad(
-                    &delta[e * n_out..(e + 1) * n_out],
-                    &input[e * n_in..(e + 1) * n_in],
-                    1,
-                    (-rate) as f32,
-                    0.0,
-                    &mut gw,
-                    &mut gb,
-                );
-                q.apply_slice(&mut gw);
-                q.apply_slice(&mut gb);
-                acc.iter_mut().zip(&gw).for_each(|(a, g)| *a += g);
-                acc_b.iter_mut().zip(&gb).for_each(|(a, g)| *a += g);
+                example_grad(e, &mut gw, &mut gb);
+                let base = e as u64 * per;
+                for (j, (acc, g)) in acc.iter_mut().zip(&gw).enumerate() {
+                    *acc += steps(g * (s / a), base + j as u64);
+                }
+                let off = base + gw.len() as u64;
+                for (j, (acc, g)) in acc_b.iter_mut().zip(&gb).enumerate() {
+                    *acc += steps(g * (s / a), off + j as u64);
+                }
             }
         }
     }
+    let unit = a / s;
     let inv = unit / batch as f32;
     layer
         .w

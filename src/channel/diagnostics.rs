@@ -31,6 +31,18 @@ pub struct LayerDiagnostics {
     pub norm_ratio: Option<f64>,
     /// Fraction of update entries in the gradient's orthant.
     pub orthant: f64,
+    /// With a quantized error signal: the fractions of the layer's signal entries (probe batch)
+    /// that the quantizer sends to zero and that it clips (|x| > α).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_zero: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal_clipped: Option<f64>,
+    /// With quantized weight updates: the same fractions of the per-example update entries of a
+    /// dense layer at the current learning rate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_zero: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_clipped: Option<f64>,
 }
 
 /// Forward pass, δ_L and the channel's hidden δ's on a batch: (activations, deltas).
@@ -79,13 +91,21 @@ fn angle_deg(a: &[f32], b: &[f32]) -> f64 {
         .to_degrees()
 }
 
-/// Diagnostics of every hidden layer that learns, for `net` and `channel` on a probe batch.
-/// The channel is cloned, so its noise stream (dropout) is not advanced.
-pub fn probe(net: &Net, channel: &Channel, x: &[f32], labels: &[u8]) -> Vec<LayerDiagnostics> {
+/// Diagnostics of every hidden layer that learns, for `net` and `channel` on a probe batch, at
+/// learning rate `rate`. The channel is cloned, so its noise stream (dropout) is not advanced.
+pub fn probe(
+    net: &Net,
+    channel: &Channel,
+    x: &[f32],
+    labels: &[u8],
+    rate: f64,
+) -> Vec<LayerDiagnostics> {
     let batch = labels.len();
     let sizes = net.sizes();
     let mut mine = channel.clone();
+    mine.census = Some(vec![(0, 0, 0); channel.routes.len()]);
     let (acts, deltas) = run_channel(net, &mut mine, x, labels);
+    let census = mine.census.take().unwrap_or_default();
     let bp_spec = ChannelSpec::parse("bp", false).expect("bp is registered");
     let mut bp = Channel::new(
         &bp_spec,
@@ -136,13 +156,61 @@ pub fn probe(net: &Net, channel: &Channel, x: &[f32], labels: &[u8]) -> Vec<Laye
                 _ => {}
             }
         }
+        let (signal_zero, signal_clipped) = match census.get(i) {
+            Some(&(z, c, n)) if channel.quantize_signal.is_some() && n > 0 => {
+                (Some(z as f64 / n as f64), Some(c as f64 / n as f64))
+            }
+            _ => (None, None),
+        };
+        let (update_zero, update_clipped) = update_census(channel, layer, i, d, input, rate);
         out.push(LayerDiagnostics {
             layer: i + 1,
             delta_angle: angle_deg(d, g),
             weight_angle,
             norm_ratio,
             orthant: agree as f64 / moving as f64,
+            signal_zero,
+            signal_clipped,
+            update_zero,
+            update_clipped,
         });
     }
     out
+}
+
+/// Fractions of a dense layer's per-example update entries `−rate · δ_e[r] · input_e[c]` that
+/// the update quantizer sends to zero and that it clips, when updates are quantized and the
+/// layer's scale is calibrated.
+fn update_census(
+    channel: &Channel,
+    layer: &crate::model::Layer,
+    i: usize,
+    delta: &[f32],
+    input: &[f32],
+    rate: f64,
+) -> (Option<f64>, Option<f64>) {
+    let (Some(q), crate::model::Kind::Dense) = (channel.quantize_update, layer.kind) else {
+        return (None, None);
+    };
+    let alpha = channel.update_alpha[i];
+    if alpha <= 0.0 {
+        return (None, None);
+    }
+    let levels = q.levels(alpha, super::quantize::Form::MidTread);
+    let half_step = 0.5 * alpha / levels.steps();
+    let (n_in, n_out) = (layer.n_in, layer.n_out);
+    let (mut zero, mut clipped, mut total) = (0usize, 0usize, 0usize);
+    for (d, o) in delta.chunks_exact(n_out).zip(input.chunks_exact(n_in)) {
+        for &dr in d {
+            let c = (rate as f32 * dr).abs();
+            for &oc in o {
+                let v = c * oc.abs();
+                zero += (v < half_step) as usize;
+                clipped += (v > alpha) as usize;
+            }
+            total += n_in;
+        }
+    }
+    let total = total.max(1) as f64;
+    (Some(zero as f64 / total), Some(clipped as f64 / total))
 }

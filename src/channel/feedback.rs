@@ -8,6 +8,8 @@
 //! | `uniform` | U(−√3σ, √3σ) (same variance) |
 //! | `shifted[:μ]` | N(μ, σ²), μ in units of σ (default 1, i.e. μ = σ) |
 //! | `sparse:n` | 1 with probability p = n/N_h, else 0 (unscaled): each sending neuron reaches n receiving neurons on average |
+//! | `sparse-signed:n` | the same random support, each entry ±1 with a random sign: zero mean, the control of `sparse:n` |
+//! | `sparse-gaussian:n` | the same random support, each entry N(0, 1) |
 //! | `congruent` | |R| ⊙ sign(W_{h+1}ᵀ ··· W_Lᵀ restricted to the sender), R ~ N(0, σ²), at initialisation |
 //!
 //! `k` averaged channels draw k matrices and use their mean.
@@ -26,8 +28,12 @@ pub enum FeedbackInit {
     Uniform,
     /// Mean `μ = shift · σ`.
     Shifted(f64),
-    /// Expected fan-out `n` of each sending neuron.
+    /// Expected fan-out `n` of each sending neuron, entries 1 on the support.
     Sparse(f64),
+    /// The same support, entries ±1 with random signs (zero mean).
+    SparseSigned(f64),
+    /// The same support, entries N(0, 1).
+    SparseGaussian(f64),
     /// Signs of the forward path, magnitudes random.
     Congruent,
 }
@@ -58,7 +64,7 @@ impl FeedbackInit {
                 }
                 FeedbackInit::Shifted(mu)
             }
-            "sparse" => {
+            "sparse" | "sparse-signed" | "sparse-gaussian" => {
                 let n = num(arg)?
                     .ok_or_else(|| bad("sparse needs the expected fan-out, e.g. sparse:2"))?;
                 if !(n.is_finite() && n >= 0.0) {
@@ -69,11 +75,15 @@ impl FeedbackInit {
                         "sparse:0 gives all-zero feedback matrices: no signal reaches the hidden layers, which is top-only learning (use --channel top for that)",
                     ));
                 }
-                FeedbackInit::Sparse(n)
+                match name {
+                    "sparse" => FeedbackInit::Sparse(n),
+                    "sparse-signed" => FeedbackInit::SparseSigned(n),
+                    _ => FeedbackInit::SparseGaussian(n),
+                }
             }
             _ => {
                 return Err(bad(
-                    "expected normal, uniform, shifted[:MEAN], sparse:N or congruent",
+                    "expected normal, uniform, shifted[:MEAN], sparse:N, sparse-signed:N, sparse-gaussian:N or congruent",
                 ));
             }
         })
@@ -101,7 +111,9 @@ impl FeedbackInit {
                 .into_iter()
                 .map(|v| v + (mu * sigma) as f32)
                 .collect(),
-            FeedbackInit::Sparse(n) => {
+            FeedbackInit::Sparse(n)
+            | FeedbackInit::SparseSigned(n)
+            | FeedbackInit::SparseGaussian(n) => {
                 let p = n / rows as f64;
                 if p > 1.0 {
                     return Err(Error::config(
@@ -111,8 +123,21 @@ impl FeedbackInit {
                         ),
                     ));
                 }
+                let value = |rng: &mut Rng| -> f32 {
+                    match *self {
+                        FeedbackInit::SparseSigned(_) => {
+                            if rng.random_bool(0.5) {
+                                1.0
+                            } else {
+                                -1.0
+                            }
+                        }
+                        FeedbackInit::SparseGaussian(_) => rng::normal_vec(1, 1.0, rng)[0],
+                        _ => 1.0,
+                    }
+                };
                 (0..rows * cols)
-                    .map(|_| if rng.random_bool(p) { 1.0 } else { 0.0 })
+                    .map(|_| if rng.random_bool(p) { value(rng) } else { 0.0 })
                     .collect()
             }
             FeedbackInit::Congruent => {
@@ -141,6 +166,8 @@ impl fmt::Display for FeedbackInit {
             FeedbackInit::Uniform => write!(f, "uniform"),
             FeedbackInit::Shifted(m) => write!(f, "shifted:{m}"),
             FeedbackInit::Sparse(n) => write!(f, "sparse:{n}"),
+            FeedbackInit::SparseSigned(n) => write!(f, "sparse-signed:{n}"),
+            FeedbackInit::SparseGaussian(n) => write!(f, "sparse-gaussian:{n}"),
             FeedbackInit::Congruent => write!(f, "congruent"),
         }
     }

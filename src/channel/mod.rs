@@ -126,8 +126,24 @@ pub struct Channel {
     pub quantize_signal: Option<Quantizer>,
     /// Quantizer of each example's weight update, before the minibatch average.
     pub quantize_update: Option<Quantizer>,
-    /// Stream of the dropout masks.
+    /// Scale of the signal quantizer per hidden layer: fixed, or calibrated at the first update
+    /// (0 until then).
+    pub signal_alpha: Vec<f32>,
+    /// Scale of the update quantizer per weight layer, likewise.
+    pub update_alpha: Vec<f32>,
+    /// When set, [`Channel::backward`] counts per hidden layer how many signal entries the
+    /// quantizer sends to zero and how many it clips: (zero, clipped, total).
+    pub census: Option<Vec<(usize, usize, usize)>>,
+    /// Stream of the dropout masks and of the keys of stochastic rounding.
     noise: Rng,
+}
+
+/// The scale a quantizer starts with: its fixed α, or 0 (calibrated at the first update).
+fn fixed_alpha(q: Option<Quantizer>) -> f32 {
+    match q.map(|q| q.alpha) {
+        Some(quantize::Alpha::Fixed(a)) => a,
+        _ => 0.0,
+    }
 }
 
 impl PartialEq for Channel {
@@ -156,10 +172,13 @@ impl Channel {
         let channel = Channel {
             name: spec.canonical_name(),
             derivative: spec.derivative,
-            routes,
             dropout: options.dropout as f32,
             quantize_signal: options.quantize_signal,
             quantize_update: options.quantize_update,
+            signal_alpha: vec![fixed_alpha(options.quantize_signal); routes.len()],
+            update_alpha: vec![fixed_alpha(options.quantize_update); routes.len() + 1],
+            census: None,
+            routes,
             noise,
         };
         channel.validate(net)?;
@@ -233,7 +252,7 @@ impl Channel {
             noise += &format!(", dropout r={}", self.dropout);
         }
         if let Some(q) = self.quantize_signal {
-            noise += &format!(", quantized to {} bits (α={})", q.bits, q.alpha);
+            noise += &format!(", quantized ({})", q.describe(quantize::Form::MidRise));
         }
         self.routes
             .iter()
@@ -396,7 +415,20 @@ impl Channel {
                 apply_dropout(g, &mask, threshold, inv);
             }
             if let Some(q) = self.quantize_signal {
-                q.apply_slice(g);
+                if self.signal_alpha[i] == 0.0
+                    && let Some(a) = quantize::calibrate(g)
+                {
+                    self.signal_alpha[i] = a;
+                }
+                let alpha = self.signal_alpha[i];
+                if alpha > 0.0 {
+                    let levels = q.levels(alpha, quantize::Form::MidRise);
+                    if let Some(c) = &mut self.census {
+                        let (zero, clipped) = levels.census(g);
+                        c[i] = (zero, clipped, g.len());
+                    }
+                    levels.apply_slice(g);
+                }
             }
             let d = &mut del_lo[i][..batch * n_i];
             d.copy_from_slice(g);
@@ -465,10 +497,23 @@ impl Channel {
         self.noise.set_word_pos(pos);
     }
 
+    /// A fresh key for stochastic rounding, from the channel-noise stream.
+    pub fn noise_key(&mut self) -> u64 {
+        use rand::RngCore;
+        self.noise.next_u64()
+    }
+
     /// Every matrix the channel owns and may change or draw (feedback matrices, random weights,
-    /// sign magnitudes), with a stable name per route and term, for checkpoints.
+    /// sign magnitudes, the quantizers' calibrated scales), with a stable name per route and
+    /// term, for checkpoints.
     pub fn matrices_mut(&mut self) -> Vec<(String, &mut Vec<f32>)> {
         let mut out = Vec::new();
+        if self.quantize_signal.is_some() {
+            out.push(("quantize.signal.alpha".to_string(), &mut self.signal_alpha));
+        }
+        if self.quantize_update.is_some() {
+            out.push(("quantize.update.alpha".to_string(), &mut self.update_alpha));
+        }
         for (i, r) in self.routes.iter_mut().enumerate() {
             for (j, t) in r.iter_mut().flat_map(|r| r.terms.iter_mut()).enumerate() {
                 match &mut t.carrier {

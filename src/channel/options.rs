@@ -2,6 +2,7 @@
 //! averaging, adaptation, noise and precision (paper §1 variants). Checked against the chosen
 //! algorithm once; an impossible combination says why.
 
+use super::quantize::{Form, Rounding};
 use super::registry::ChannelKind;
 use super::{FeedbackInit, Quantizer};
 use crate::error::{Error, Result};
@@ -11,10 +12,6 @@ use serde::{Deserialize, Serialize};
 pub const MAX_AVERAGE: usize = 1000;
 /// Default factor of an adaptive channel's learning rate, η_c = factor · η_t (our default).
 pub const DEFAULT_ADAPT_FACTOR: f64 = 0.1;
-/// Default scale α of the quantized error signal.
-pub const DEFAULT_SIGNAL_ALPHA: f32 = 1.0;
-/// Default scale α of quantized weight updates (2⁻⁴).
-pub const DEFAULT_UPDATE_ALPHA: f32 = 0.0625;
 
 /// Channel variants, composable with any algorithm where they make sense.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,6 +108,30 @@ impl ChannelOptions {
                 "channel-dropout",
                 format!("rate must be in [0, 1), got {}", self.dropout),
             ));
+        }
+        if let Some(q) = &self.quantize_signal {
+            q.check("quantize-signal")?;
+            if q.rounding == Rounding::Stochastic {
+                return Err(Error::config(
+                    "quantize-signal",
+                    "stochastic rounding applies to weight updates (--quantize-update); error signals round to the nearest level",
+                ));
+            }
+        }
+        if let Some(q) = &self.quantize_update {
+            q.check("quantize-update")?;
+            if q.form == Some(Form::MidRise) {
+                return Err(Error::config(
+                    "quantize-update",
+                    "weight updates are quantized mid-tread (small updates vanish, as on low-precision hardware); mid-rise applies to error signals",
+                ));
+            }
+            if q.bits < 2 {
+                return Err(Error::config(
+                    "quantize-update",
+                    "mid-tread quantized updates need at least 2 bits (1 bit has only the zero level)",
+                ));
+            }
         }
         let hidden_signal = name != "top";
         if !hidden_signal && (self.dropout > 0.0 || self.quantize_signal.is_some()) {

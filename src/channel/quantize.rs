@@ -1,79 +1,300 @@
-//! The quantizer of the low-precision channel variants (paper §1; the formula is our default).
+//! The quantizer of the low-precision channel variants (paper §1; the formulas are our default).
+//! Two uniform forms over [−α, α]:
 //!
 //! ```text
-//!   Q_{1,α}(x) = α · sign(x)                         (sign(0) = 0)
-//!   Q_{b,α}(x) = clip(α · round(x · s / α) / s, −α, α),   s = 2^(b−1) − 1,  b ≥ 2
+//!   mid-rise  (no zero level, 2^b levels; b = 1 is (α/2)·sign):
+//!       Δ = 2α / 2^b,   Q(x) = clip(Δ·(floor(x/Δ) + 1/2), −α + Δ/2, α − Δ/2)
+//!   mid-tread (a zero level, 2^b − 1 levels; b ≥ 2):
+//!       s = 2^(b−1) − 1, Q(x) = (α/s)·clip(round(x·s/α), −s, s)
 //! ```
 //!
-//! so a b-bit quantizer has 2^b − 1 levels, evenly spaced by α/s and symmetric around 0, and
-//! clips at ±α. `round` rounds half to even (the rounding of the hardware; it differs from
-//! half-away-from-zero only on exact ties). Used on the error signal arriving at hidden neurons
-//! (α = 1 by default) and on each example's weight update before the minibatch sum (α = 2⁻⁴).
+//! Error signals use mid-rise by default (every signal keeps its sign at every b); weight updates
+//! use mid-tread (small updates vanish, as on low-precision hardware), with round-half-to-even or
+//! unbiased stochastic rounding (`floor(x·s/α + u)`, u uniform in [0, 1)). The scale α is fixed
+//! (`B:α`) or `auto` (the default): calibrated once per layer, at the first update, as the largest
+//! magnitude of that layer's values in the first minibatch, then kept fixed as the paper's α was.
 
 use crate::error::{Error, Result};
 use crate::kernels::simd::dispatch;
 use serde::{Deserialize, Serialize};
 
-/// A b-bit symmetric quantizer with scale α.
+/// The scale α of a quantizer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Alpha {
+    /// Calibrated once per layer from the first minibatch (max |x|), then fixed.
+    Auto,
+    Fixed(f32),
+}
+
+impl Serialize for Alpha {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Alpha::Auto => s.serialize_str("auto"),
+            Alpha::Fixed(a) => s.serialize_f32(*a),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Alpha {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(a) => Ok(Alpha::Fixed(a as f32)),
+            Raw::Text(t) if t == "auto" => Ok(Alpha::Auto),
+            Raw::Text(t) => Err(serde::de::Error::custom(format!(
+                "alpha must be a number or \"auto\", got \"{t}\""
+            ))),
+        }
+    }
+}
+
+/// The levels of a quantizer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Form {
+    /// No zero level: 2^b levels at odd multiples of Δ/2.
+    MidRise,
+    /// A zero level: 2^b − 1 levels at multiples of α/s.
+    MidTread,
+}
+
+/// How a value between two levels is rounded.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rounding {
+    /// To the nearest level (ties to even).
+    #[default]
+    Nearest,
+    /// Up with probability equal to the fraction of the step (unbiased).
+    Stochastic,
+}
+
+fn is_nearest(r: &Rounding) -> bool {
+    *r == Rounding::Nearest
+}
+
+fn auto() -> Alpha {
+    Alpha::Auto
+}
+
+/// A b-bit quantizer: its scale, form and rounding (the form defaults by use: mid-rise for
+/// error signals, mid-tread for weight updates).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Quantizer {
     pub bits: u32,
+    #[serde(default = "auto")]
+    pub alpha: Alpha,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form: Option<Form>,
+    #[serde(default, skip_serializing_if = "is_nearest")]
+    pub rounding: Rounding,
+}
+
+/// A quantizer with its form resolved and its scale known: what is applied to numbers.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Levels {
+    pub form: Form,
     pub alpha: f32,
+    pub bits: u32,
 }
 
 impl Quantizer {
-    /// Checks `1 ≤ bits ≤ 32` and `α > 0`; `key` names the setting in errors.
-    pub fn new(bits: u32, alpha: f32, key: &str) -> Result<Self> {
-        if !(1..=32).contains(&bits) {
-            return Err(Error::config(
-                key,
-                format!("bits must be in 1..=32, got {bits}"),
-            ));
-        }
-        if !(alpha.is_finite() && alpha > 0.0) {
-            return Err(Error::config(
-                key,
-                format!("scale α must be > 0, got {alpha}"),
-            ));
-        }
-        Ok(Quantizer { bits, alpha })
+    /// A quantizer with `bits` bits and scale `alpha`, nearest rounding, the form left to its
+    /// use. Checks `1 ≤ bits ≤ 32` and a fixed `α > 0`; `key` names the setting in errors.
+    pub fn new(bits: u32, alpha: Alpha, key: &str) -> Result<Self> {
+        let q = Quantizer {
+            bits,
+            alpha,
+            form: None,
+            rounding: Rounding::Nearest,
+        };
+        q.check(key)?;
+        Ok(q)
     }
 
-    /// Parses `BITS` or `BITS:ALPHA` (α defaults to `default_alpha`).
-    pub fn parse(text: &str, default_alpha: f32, key: &str) -> Result<Self> {
-        let (b, a) = match text.split_once(':') {
-            Some((b, a)) => (b, Some(a)),
-            None => (text, None),
-        };
-        let bits = b.trim().parse::<u32>().map_err(|_| {
-            Error::config(key, format!("expected BITS or BITS:ALPHA, got `{text}`"))
-        })?;
-        let alpha = match a {
-            None => default_alpha,
-            Some(a) => a.trim().parse::<f32>().map_err(|_| {
-                Error::config(
-                    key,
-                    format!("expected BITS:ALPHA with a number α, got `{text}`"),
-                )
-            })?,
-        };
-        Quantizer::new(bits, alpha, key)
+    /// Checks the settings on their own; `key` names the setting in errors.
+    pub fn check(&self, key: &str) -> Result<()> {
+        if !(1..=32).contains(&self.bits) {
+            return Err(Error::config(
+                key,
+                format!("bits must be in 1..=32, got {}", self.bits),
+            ));
+        }
+        if let Alpha::Fixed(a) = self.alpha
+            && !(a.is_finite() && a > 0.0)
+        {
+            return Err(Error::config(
+                key,
+                format!("scale α must be a finite number > 0 or auto, got {a}"),
+            ));
+        }
+        if self.form == Some(Form::MidTread) && self.bits == 1 {
+            return Err(Error::config(
+                key,
+                "a 1-bit mid-tread quantizer has only its zero level; use mid-rise, whose 1-bit form is the sign",
+            ));
+        }
+        Ok(())
     }
 
-    /// Steps per unit α: s = 2^(b−1) − 1 (0 for b = 1).
+    /// Parses `BITS[:ALPHA|auto][:mid-rise|mid-tread][:nearest|stochastic]` (α defaults to
+    /// auto; the parts after BITS in any order).
+    pub fn parse(text: &str, key: &str) -> Result<Self> {
+        let mut parts = text.split(':').map(str::trim);
+        let bad = |why: &str| {
+            Error::config(
+                key,
+                format!(
+                    "{why}; expected BITS[:ALPHA|auto][:mid-rise|mid-tread][:nearest|stochastic], got `{text}`"
+                ),
+            )
+        };
+        let bits = parts
+            .next()
+            .unwrap_or("")
+            .parse::<u32>()
+            .map_err(|_| bad("BITS must be a whole number"))?;
+        let mut q = Quantizer {
+            bits,
+            alpha: Alpha::Auto,
+            form: None,
+            rounding: Rounding::Nearest,
+        };
+        for p in parts {
+            match p {
+                "auto" => q.alpha = Alpha::Auto,
+                "mid-rise" => q.form = Some(Form::MidRise),
+                "mid-tread" => q.form = Some(Form::MidTread),
+                "nearest" => q.rounding = Rounding::Nearest,
+                "stochastic" => q.rounding = Rounding::Stochastic,
+                a => {
+                    let a = a
+                        .parse::<f32>()
+                        .map_err(|_| bad(&format!("`{a}` is not a scale, a form or a rounding")))?;
+                    q.alpha = Alpha::Fixed(a);
+                }
+            }
+        }
+        q.check(key)?;
+        Ok(q)
+    }
+
+    /// The levels for a known scale `alpha`, the form defaulting to `default_form`.
+    pub fn levels(&self, alpha: f32, default_form: Form) -> Levels {
+        Levels {
+            form: self.form.unwrap_or(default_form),
+            alpha,
+            bits: self.bits,
+        }
+    }
+
+    /// A short description, e.g. `2 bits, mid-rise, α auto`.
+    pub fn describe(&self, default_form: Form) -> String {
+        let form = match self.form.unwrap_or(default_form) {
+            Form::MidRise => "mid-rise",
+            Form::MidTread => "mid-tread",
+        };
+        let alpha = match self.alpha {
+            Alpha::Auto => "α auto".to_string(),
+            Alpha::Fixed(a) => format!("α = {a}"),
+        };
+        let rounding = match self.rounding {
+            Rounding::Nearest => "",
+            Rounding::Stochastic => ", stochastic rounding",
+        };
+        format!("{} bits, {form}, {alpha}{rounding}", self.bits)
+    }
+}
+
+impl std::fmt::Display for Quantizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.bits)?;
+        match self.alpha {
+            Alpha::Auto => write!(f, ":auto")?,
+            Alpha::Fixed(a) => write!(f, ":{a}")?,
+        }
+        match self.form {
+            Some(Form::MidRise) => write!(f, ":mid-rise")?,
+            Some(Form::MidTread) => write!(f, ":mid-tread")?,
+            None => {}
+        }
+        if self.rounding == Rounding::Stochastic {
+            write!(f, ":stochastic")?;
+        }
+        Ok(())
+    }
+}
+
+/// The scale `auto` picks for `values`: their largest magnitude (none for all-zero or
+/// non-finite values, which leave the scale uncalibrated).
+pub fn calibrate(values: &[f32]) -> Option<f32> {
+    let m = values.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    (m.is_finite() && m > 0.0).then_some(m)
+}
+
+impl Levels {
+    /// Steps per unit α of the mid-tread form: s = 2^(b−1) − 1.
     pub fn steps(&self) -> f32 {
         ((1u64 << (self.bits - 1)) - 1) as f32
     }
 
-    /// Q(x) of one value.
+    /// Q(x) of one value (nearest rounding).
     #[inline(always)]
     pub fn apply(&self, x: f32) -> f32 {
-        quantize_one(x, self.alpha, self.steps())
+        match self.form {
+            Form::MidTread => quantize_one(x, self.alpha, self.steps()),
+            Form::MidRise => mid_rise_one(x, self.alpha, self.delta()),
+        }
     }
 
-    /// `x ← Q(x)` elementwise.
+    /// The mid-rise step Δ = 2α / 2^b.
+    pub fn delta(&self) -> f32 {
+        2.0 * self.alpha / (1u64 << self.bits) as f32
+    }
+
+    /// `x ← Q(x)` elementwise (nearest rounding).
     pub fn apply_slice(&self, x: &mut [f32]) {
-        quantize_slice(x, self.alpha, self.steps());
+        match self.form {
+            Form::MidTread => quantize_slice(x, self.alpha, self.steps()),
+            Form::MidRise => mid_rise_slice(x, self.alpha, self.delta()),
+        }
+    }
+
+    /// Of `values`: (how many quantize to zero, how many are clipped, i.e. lie beyond ±α).
+    pub fn census(&self, values: &[f32]) -> (usize, usize) {
+        let clipped = values.iter().filter(|v| v.abs() > self.alpha).count();
+        let zero = match self.form {
+            Form::MidRise => 0,
+            Form::MidTread => values.iter().filter(|v| self.apply(**v) == 0.0).count(),
+        };
+        (zero, clipped)
+    }
+}
+
+#[inline(always)]
+fn mid_rise_one(x: f32, alpha: f32, delta: f32) -> f32 {
+    let half = 0.5 * delta;
+    let v = delta * ((x / delta).floor() + 0.5);
+    let hi = alpha - half;
+    if v > hi {
+        hi
+    } else if v < -hi {
+        -hi
+    } else {
+        v
+    }
+}
+
+dispatch! {
+    /// `x ← Q(x)` for the mid-rise quantizer with scale `alpha` and step `delta`.
+    pub fn mid_rise_slice(x: &mut [f32], alpha: f32, delta: f32) {
+        x.iter_mut().for_each(|v| *v = mid_rise_one(*v, alpha, delta));
     }
 }
 
@@ -91,6 +312,25 @@ fn quantize_one(x: f32, alpha: f32, s: f32) -> f32 {
     } else {
         (alpha * (x * (s / alpha)).round_ties_even() / s).clamp(-alpha, alpha)
     }
+}
+
+/// A uniform number in [0, 1) from a 64-bit key: the SplitMix64 finaliser, top 24 bits.
+#[inline(always)]
+pub fn uniform(key: u64) -> f32 {
+    let mut z = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    (z >> 40) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// `k ← clamp(floor(x + u), −s, s)`: a scaled value to its signed number of steps, rounded up
+/// with probability equal to its fraction (unbiased for |x| ≤ s).
+#[inline(always)]
+pub fn steps_stochastic(x: f32, s: f32, u: f32) -> f32 {
+    let k = (x + u).floor();
+    let k = if k < -s { -s } else { k };
+    if k > s { s } else { k }
 }
 
 dispatch! {
@@ -119,24 +359,38 @@ pub fn steps_of(x: f32, s: f32) -> f32 {
     if k > s { s } else { k }
 }
 
-/// The sums over examples of one tile: `acc[r][c] += Σ_e steps_of(coefs[e][r0 + r] · inputs[e][c0 + c])`.
+/// The sums over examples of one tile: `acc[r][c] += Σ_e steps(coefs[e][r0 + r] · inputs[e][c0 + c])`,
+/// rounded to nearest, or stochastically with `u = uniform(key + index of (e, r, c))` when
+/// `STOCHASTIC`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn outer_tile<const R: usize, const C: usize>(
+fn outer_tile<const R: usize, const C: usize, const STOCHASTIC: bool>(
     acc: &mut [f32],
     coefs: &[f32],
     inputs: &[f32],
     (n_rows, n_cols): (usize, usize),
     (r0, c0): (usize, usize),
     s: f32,
+    key: u64,
 ) {
     let mut tile = [[0.0f32; C]; R];
-    for (coef, input) in coefs.chunks_exact(n_rows).zip(inputs.chunks_exact(n_cols)) {
+    for (e, (coef, input)) in coefs
+        .chunks_exact(n_rows)
+        .zip(inputs.chunks_exact(n_cols))
+        .enumerate()
+    {
         let o: &[f32; C] = input[c0..c0 + C].try_into().unwrap();
         for (r, row) in tile.iter_mut().enumerate() {
             let c = coef[r0 + r];
-            for (t, o) in row.iter_mut().zip(o) {
-                *t += steps_of(c * o, s);
+            if STOCHASTIC {
+                let base = key.wrapping_add(((e * n_rows + r0 + r) * n_cols + c0) as u64);
+                for (j, (t, o)) in row.iter_mut().zip(o).enumerate() {
+                    *t += steps_stochastic(c * o, s, uniform(base.wrapping_add(j as u64)));
+                }
+            } else {
+                for (t, o) in row.iter_mut().zip(o) {
+                    *t += steps_of(c * o, s);
+                }
             }
         }
     }
@@ -146,8 +400,49 @@ fn outer_tile<const R: usize, const C: usize>(
     }
 }
 
+#[inline(always)]
+fn outer_all<const STOCHASTIC: bool>(
+    acc: &mut [f32],
+    coefs: &[f32],
+    inputs: &[f32],
+    n_rows: usize,
+    n_cols: usize,
+    s: f32,
+    key: u64,
+) {
+    let dims = (n_rows, n_cols);
+    let (rows, cols) = (
+        n_rows / TILE_ROWS * TILE_ROWS,
+        n_cols / TILE_COLS * TILE_COLS,
+    );
+    for r0 in (0..rows).step_by(TILE_ROWS) {
+        for c0 in (0..cols).step_by(TILE_COLS) {
+            outer_tile::<TILE_ROWS, TILE_COLS, STOCHASTIC>(
+                acc,
+                coefs,
+                inputs,
+                dims,
+                (r0, c0),
+                s,
+                key,
+            );
+        }
+        for c0 in cols..n_cols {
+            outer_tile::<TILE_ROWS, 1, STOCHASTIC>(acc, coefs, inputs, dims, (r0, c0), s, key);
+        }
+    }
+    for r0 in rows..n_rows {
+        for c0 in (0..cols).step_by(TILE_COLS) {
+            outer_tile::<1, TILE_COLS, STOCHASTIC>(acc, coefs, inputs, dims, (r0, c0), s, key);
+        }
+        for c0 in cols..n_cols {
+            outer_tile::<1, 1, STOCHASTIC>(acc, coefs, inputs, dims, (r0, c0), s, key);
+        }
+    }
+}
+
 dispatch! {
-    /// `acc += Σ_e Q(coef_e ⊛ input_e) · s/α` for a b ≥ 2 bit quantizer, in steps: `acc` is
+    /// `acc += Σ_e Q(coef_e ⊛ input_e) · s/α` for a mid-tread quantizer, in steps: `acc` is
     /// `n_rows × n_cols` (row-major), `coefs` holds each example's `n_rows` coefficients already
     /// multiplied by `s/α`, `inputs` each example's `n_cols` inputs. The sum over the examples is
     /// kept in registers, one tile of rows × columns at a time (the quantization of each
@@ -160,24 +455,23 @@ dispatch! {
         n_cols: usize,
         s: f32,
     ) {
-        let dims = (n_rows, n_cols);
-        let (rows, cols) = (n_rows / TILE_ROWS * TILE_ROWS, n_cols / TILE_COLS * TILE_COLS);
-        for r0 in (0..rows).step_by(TILE_ROWS) {
-            for c0 in (0..cols).step_by(TILE_COLS) {
-                outer_tile::<TILE_ROWS, TILE_COLS>(acc, coefs, inputs, dims, (r0, c0), s);
-            }
-            for c0 in cols..n_cols {
-                outer_tile::<TILE_ROWS, 1>(acc, coefs, inputs, dims, (r0, c0), s);
-            }
-        }
-        for r0 in rows..n_rows {
-            for c0 in (0..cols).step_by(TILE_COLS) {
-                outer_tile::<1, TILE_COLS>(acc, coefs, inputs, dims, (r0, c0), s);
-            }
-            for c0 in cols..n_cols {
-                outer_tile::<1, 1>(acc, coefs, inputs, dims, (r0, c0), s);
-            }
-        }
+        outer_all::<false>(acc, coefs, inputs, n_rows, n_cols, s, 0);
+    }
+}
+
+dispatch! {
+    /// [`add_quantized_outer`] with stochastic rounding: entry (e, r, c) rounds up with
+    /// probability equal to its fraction, drawn as `uniform(key + (e·n_rows + r)·n_cols + c)`.
+    pub fn add_quantized_outer_stochastic(
+        acc: &mut [f32],
+        coefs: &[f32],
+        inputs: &[f32],
+        n_rows: usize,
+        n_cols: usize,
+        s: f32,
+        key: u64,
+    ) {
+        outer_all::<true>(acc, coefs, inputs, n_rows, n_cols, s, key);
     }
 }
 
@@ -185,53 +479,107 @@ dispatch! {
 mod tests {
     use super::*;
 
-    #[test]
-    fn one_bit_is_alpha_times_sign() {
-        let q = Quantizer::new(1, 0.5, "q").unwrap();
-        assert_eq!(q.apply(3.0), 0.5);
-        assert_eq!(q.apply(-1e-9), -0.5);
-        assert_eq!(q.apply(0.0), 0.0);
+    fn tread(bits: u32, alpha: f32) -> Levels {
+        Levels {
+            form: Form::MidTread,
+            alpha,
+            bits,
+        }
+    }
+
+    fn rise(bits: u32, alpha: f32) -> Levels {
+        Levels {
+            form: Form::MidRise,
+            alpha,
+            bits,
+        }
     }
 
     #[test]
-    fn levels_clipping_and_rounding() {
+    fn mid_rise_has_no_zero_level_and_one_bit_is_the_sign() {
+        let q = rise(1, 0.5);
+        assert_eq!(
+            [q.apply(3.0), q.apply(1e-9), q.apply(-1e-9)],
+            [0.25, 0.25, -0.25]
+        );
+        // 2 bits, α = 1: Δ = 0.5, levels ±0.25, ±0.75
+        let q = rise(2, 1.0);
+        assert_eq!(
+            [
+                q.apply(-5.0),
+                q.apply(-0.6),
+                q.apply(-0.1),
+                q.apply(0.1),
+                q.apply(0.6),
+                q.apply(5.0)
+            ],
+            [-0.75, -0.75, -0.25, 0.25, 0.75, 0.75]
+        );
+        for bits in [1, 2, 3, 4, 8] {
+            let q = rise(bits, 0.3);
+            let mut levels: Vec<i64> = (-4000..=4000)
+                .map(|i| (q.apply(i as f32 / 5000.0) / q.delta() * 2.0).round() as i64)
+                .collect();
+            levels.dedup();
+            assert_eq!(levels.len(), 1 << bits, "{bits} bits: {levels:?}");
+            assert!(levels.iter().all(|k| k % 2 != 0), "a zero or even level");
+            assert_eq!(q.census(&[0.0, 1e-6, 0.31, -0.5]), (0, 2));
+        }
+    }
+
+    #[test]
+    fn mid_tread_levels_clipping_and_rounding() {
         // 2 bits: s = 1, levels {−α, 0, α}
-        let q = Quantizer::new(2, 1.0, "q").unwrap();
+        let q = tread(2, 1.0);
         assert_eq!(
             [q.apply(-0.7), q.apply(0.4), q.apply(0.6), q.apply(9.0)],
             [-1.0, 0.0, 1.0, 1.0]
         );
+        assert_eq!(q.census(&[0.4, -0.2, 0.6, 2.0]), (2, 1));
         // 3 bits: s = 3, levels k/3 for k = −3..3 — 7 = 2³ − 1 levels
-        let q = Quantizer::new(3, 1.0, "q").unwrap();
+        let q = tread(3, 1.0);
         let mut levels: Vec<i32> = (-300..=300)
             .map(|i| (q.apply(i as f32 / 100.0) * 3.0).round() as i32)
             .collect();
         levels.dedup();
         assert_eq!(levels, (-3..=3).collect::<Vec<_>>());
-        assert_eq!(q.apply(0.2), 1.0 / 3.0);
-        assert_eq!(q.apply(-5.0), -1.0);
         // ties go to even: 0.5 step → 0, 1.5 steps → 2 steps
         assert_eq!(q.apply(0.5 / 3.0), 0.0);
         assert!((q.apply(1.5 / 3.0) - 2.0 / 3.0).abs() < 1e-7);
-        // with α: 8 bits, α = 1/16, step α/127
-        let q = Quantizer::new(8, 1.0 / 16.0, "q").unwrap();
-        let x = 0.01f32;
+        let q = tread(8, 1.0 / 16.0);
         let step = (1.0 / 16.0) / 127.0;
-        assert!((q.apply(x) - (x / step).round() * step).abs() < 1e-9);
+        assert!((q.apply(0.01) - (0.01f32 / step).round() * step).abs() < 1e-9);
         assert_eq!(q.apply(1.0), 1.0 / 16.0);
     }
 
     #[test]
     fn thirty_two_bits_is_nearly_exact_and_slices_match_scalars() {
-        let q = Quantizer::new(32, 1.0, "q").unwrap();
         let xs: Vec<f32> = (0..2000).map(|i| (i as f32 - 1000.0) / 1001.0).collect();
-        for &x in &xs {
-            assert!((q.apply(x) - x).abs() <= 1e-7, "{x}");
+        for q in [tread(32, 1.0), rise(32, 1.0)] {
+            for &x in &xs {
+                assert!((q.apply(x) - x).abs() <= 1e-6, "{x}");
+            }
         }
-        let q = Quantizer::new(4, 0.3, "q").unwrap();
-        let mut v = xs.clone();
-        q.apply_slice(&mut v);
-        assert!(v.iter().zip(&xs).all(|(a, x)| *a == q.apply(*x)));
+        for q in [tread(4, 0.3), rise(4, 0.3), rise(1, 0.3)] {
+            let mut v = xs.clone();
+            q.apply_slice(&mut v);
+            assert!(v.iter().zip(&xs).all(|(a, x)| *a == q.apply(*x)));
+        }
+    }
+
+    #[test]
+    fn stochastic_rounding_is_unbiased_and_stays_in_range() {
+        for x in [0.3f32, -1.7, 2.25, 0.0, -0.01] {
+            let n = 200_000u64;
+            let mean: f64 = (0..n)
+                .map(|i| steps_stochastic(x, 3.0, uniform(i)) as f64)
+                .sum::<f64>()
+                / n as f64;
+            assert!((mean - x as f64).abs() < 0.01, "{x}: mean {mean}");
+        }
+        assert_eq!(steps_stochastic(9.0, 3.0, 0.99), 3.0);
+        assert_eq!(steps_stochastic(-9.0, 3.0, 0.0), -3.0);
+        assert!((0..10_000).all(|i| (0.0..1.0).contains(&uniform(i))));
     }
 
     #[test]
@@ -239,15 +587,18 @@ mod tests {
         // sizes that exercise full tiles and both tails
         for (n_rows, n_cols, batch) in [(9, 37, 5), (1, 1, 3), (4, 16, 2), (13, 50, 7)] {
             for bits in [2, 4, 8, 16] {
-                let q = Quantizer::new(bits, 0.3, "q").unwrap();
+                let q = tread(bits, 0.3);
                 let s = q.steps();
                 let val = |i: usize, m: f32| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * m;
                 let coefs: Vec<f32> = (0..batch * n_rows).map(|i| val(i, 0.5)).collect();
                 let inputs: Vec<f32> = (0..batch * n_cols).map(|i| val(i + 3, 1.5)).collect();
-                let mut acc: Vec<f32> = (0..n_rows * n_cols).map(|i| val(i, 2.0)).collect();
-                let start = acc.clone();
+                let start: Vec<f32> = (0..n_rows * n_cols).map(|i| val(i, 2.0)).collect();
                 let scaled: Vec<f32> = coefs.iter().map(|c| c * s / q.alpha).collect();
+                let mut acc = start.clone();
                 add_quantized_outer(&mut acc, &scaled, &inputs, n_rows, n_cols, s);
+                let key = 12345u64;
+                let mut sto = start.clone();
+                add_quantized_outer_stochastic(&mut sto, &scaled, &inputs, n_rows, n_cols, s, key);
                 for r in 0..n_rows {
                     for c in 0..n_cols {
                         let want: f32 = (0..batch)
@@ -258,6 +609,22 @@ mod tests {
                             (got - want).abs() <= 1e-5 * (1.0 + want.abs()),
                             "{n_rows}×{n_cols}×{batch} b={bits} [{r},{c}]: {got} vs {want}"
                         );
+                        // stochastic: floor(x + u) with u drawn for (e, r, c)
+                        let want: f32 = (0..batch)
+                            .map(|e| {
+                                let u = uniform(key + ((e * n_rows + r) * n_cols + c) as u64);
+                                steps_stochastic(
+                                    scaled[e * n_rows + r] * inputs[e * n_cols + c],
+                                    s,
+                                    u,
+                                )
+                            })
+                            .sum();
+                        let got = sto[r * n_cols + c] - start[r * n_cols + c];
+                        assert!(
+                            (got - want).abs() <= 1e-5 * (1.0 + start[r * n_cols + c].abs()),
+                            "stochastic [{r},{c}]: {got} vs {want}"
+                        );
                     }
                 }
             }
@@ -265,31 +632,44 @@ mod tests {
     }
 
     #[test]
-    fn bad_settings_are_refused() {
-        assert!(
-            Quantizer::parse("0", 1.0, "quantize-signal")
+    fn settings_parse_and_bad_ones_are_refused() {
+        let err = |t: &str| {
+            Quantizer::parse(t, "quantize-signal")
                 .unwrap_err()
                 .to_string()
-                .contains("1..=32")
-        );
-        assert!(
-            Quantizer::parse("8:-1", 1.0, "quantize-signal")
-                .unwrap_err()
-                .to_string()
-                .contains("α")
-        );
-        assert!(
-            Quantizer::parse("x", 1.0, "quantize-signal")
-                .unwrap_err()
-                .to_string()
-                .contains("`x`")
-        );
+        };
+        assert!(err("0").contains("1..=32"));
+        assert!(err("8:-1").contains("α"));
+        assert!(err("8:NaN").contains("α"));
+        assert!(err("x").contains("`x`"));
+        assert!(err("4:fast").contains("`fast`"));
+        assert!(err("1:mid-tread").contains("mid-rise"));
+        let q = Quantizer::parse("4:0.5:mid-tread:stochastic", "k").unwrap();
         assert_eq!(
-            Quantizer::parse("4:0.5", 1.0, "k").unwrap(),
+            q,
             Quantizer {
                 bits: 4,
-                alpha: 0.5
+                alpha: Alpha::Fixed(0.5),
+                form: Some(Form::MidTread),
+                rounding: Rounding::Stochastic,
             }
         );
+        assert_eq!(Quantizer::parse(&q.to_string(), "k").unwrap(), q);
+        let q = Quantizer::parse("2", "k").unwrap();
+        assert_eq!(
+            (q.alpha, q.form, q.rounding),
+            (Alpha::Auto, None, Rounding::Nearest)
+        );
+        // TOML: the old form {bits, alpha} still reads; alpha = "auto"
+        #[derive(Deserialize)]
+        struct T {
+            q: Quantizer,
+        }
+        let t: T = toml::from_str("q = { bits = 2, alpha = 1.0 }").unwrap();
+        assert_eq!(t.q.alpha, Alpha::Fixed(1.0));
+        let t: T =
+            toml::from_str("q = { bits = 2, alpha = \"auto\", form = \"mid-tread\" }").unwrap();
+        assert_eq!((t.q.alpha, t.q.form), (Alpha::Auto, Some(Form::MidTread)));
+        assert!(toml::from_str::<T>("q = { bits = 2, alpha = \"big\" }").is_err());
     }
 }

@@ -4,7 +4,6 @@ use super::sayln;
 
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
-use rbp::channel::options::{DEFAULT_SIGNAL_ALPHA, DEFAULT_UPDATE_ALPHA};
 use rbp::channel::{CHANNELS, FeedbackInit, Quantizer};
 use rbp::config::TrainConfig;
 use rbp::data::{self, Split};
@@ -82,12 +81,15 @@ pub struct TrainArgs {
     /// Dropout rate of the signal arriving at hidden neurons (mask per example, scaled by 1/(1−r)).
     #[arg(long, default_value_t = 0.0, value_name = "R")]
     pub channel_dropout: f64,
-    /// Quantize the signal arriving at hidden neurons to BITS bits with scale α [default α: 1].
-    #[arg(long, value_name = "BITS[:ALPHA]")]
+    /// Quantize the signal arriving at hidden neurons to BITS bits: mid-rise levels (no zero
+    /// level; 1 bit is the sign) or mid-tread; scale α fixed or auto (calibrated per layer from
+    /// the first minibatch's max |signal|, then fixed) [default: mid-rise, auto].
+    #[arg(long, value_name = "BITS[:ALPHA|auto][:mid-rise|mid-tread]")]
     pub quantize_signal: Option<String>,
-    /// Quantize each example's weight update to BITS bits with scale α [default α: 2^-4];
-    /// needs --decay 0.
-    #[arg(long, value_name = "BITS[:ALPHA]")]
+    /// Quantize each example's weight update to BITS ≥ 2 bits, mid-tread levels, scale α fixed or
+    /// auto (max |per-example update| of the first minibatch), nearest or stochastic rounding
+    /// [default: auto, nearest]; needs --decay 0 and no momentum.
+    #[arg(long, value_name = "BITS[:ALPHA|auto][:nearest|stochastic]")]
     pub quantize_update: Option<String>,
     /// For `--channel mix`: per hidden layer, bottom to top, `bp` or `srbp` (e.g. srbp,srbp,bp,bp).
     #[arg(long, value_name = "LIST")]
@@ -177,18 +179,10 @@ fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Res
         o.dropout = args.channel_dropout;
     }
     if let Some(q) = args.quantize_signal.as_deref() {
-        o.quantize_signal = Some(Quantizer::parse(
-            q,
-            DEFAULT_SIGNAL_ALPHA,
-            "quantize-signal",
-        )?);
+        o.quantize_signal = Some(Quantizer::parse(q, "quantize-signal")?);
     }
     if let Some(q) = args.quantize_update.as_deref() {
-        o.quantize_update = Some(Quantizer::parse(
-            q,
-            DEFAULT_UPDATE_ALPHA,
-            "quantize-update",
-        )?);
+        o.quantize_update = Some(Quantizer::parse(q, "quantize-update")?);
     }
     if let Some(m) = args.mix.as_deref() {
         o.mix = m
@@ -358,6 +352,20 @@ impl Observer for Console {
             if let (Some(a), Some(r)) = (l.weight_angle, l.norm_ratio) {
                 line += &format!(", C∠Wᵀ {a:5.1}°, ‖C‖/‖W‖ {r:.2}");
             }
+            if let (Some(z), Some(c)) = (l.signal_zero, l.signal_clipped) {
+                line += &format!(
+                    ", signal quantized to 0: {:.1}%, clipped {:.1}%",
+                    100.0 * z,
+                    100.0 * c
+                );
+            }
+            if let (Some(z), Some(c)) = (l.update_zero, l.update_clipped) {
+                line += &format!(
+                    ", update entries quantized to 0: {:.1}%, clipped {:.1}%",
+                    100.0 * z,
+                    100.0 * c
+                );
+            }
             sayln!("{line}");
         }
     }
@@ -393,8 +401,8 @@ pub fn channels_table() -> String {
           \x20 --adapt-factor F             η_c = F·η_t for arbp/asrbp (default 0.1)\n\
           With any channel that reaches hidden layers:\n\
           \x20 --channel-dropout R          dropout of the signal arriving at hidden neurons\n\
-          \x20 --quantize-signal B[:α]      that signal quantized to B bits (α = 1)\n\
-          \x20 --quantize-update B[:α]      each example's weight update quantized (α = 2^-4)\n\
+          \x20 --quantize-signal B[:α]      that signal quantized to B bits (mid-rise, α auto)\n\
+          \x20 --quantize-update B[:α]      each example's weight update quantized (mid-tread, α auto)\n\
           See docs/channels.md for the equations and the quantizer.\n";
     s
 }

@@ -3,6 +3,7 @@
 
 use super::gradcheck::{ACTIVATIONS, LR, engine_update, trainer, trainer_with};
 use super::reference::{self, RefCarrier, RefChannel, RefInput, RefNet};
+use rbp::channel::quantize::{Alpha, Form};
 use rbp::channel::{
     CHANNELS, Carrier, Channel, ChannelOptions, FeedbackInit, Input, Quantizer, SignScale,
 };
@@ -119,8 +120,14 @@ fn reference_channel_for(name: &str, channel: &Channel, sizes: &[usize]) -> RefC
     RefChannel {
         layers,
         derivative: channel.derivative,
-        quantize_signal: channel.quantize_signal.map(|q| (q.bits, q.alpha as f64)),
-        quantize_update: channel.quantize_update.map(|q| (q.bits, q.alpha as f64)),
+        quantize_signal: channel.quantize_signal.map(|q| {
+            (
+                q.bits,
+                fixed(q.alpha),
+                q.form.unwrap_or(Form::MidRise) == Form::MidRise,
+            )
+        }),
+        quantize_update: channel.quantize_update.map(|q| (q.bits, fixed(q.alpha))),
     }
 }
 
@@ -239,22 +246,88 @@ fn every_feedback_distribution_and_averaging_matches_the_reference() {
     }
 }
 
+fn fixed(a: Alpha) -> f64 {
+    match a {
+        Alpha::Fixed(a) => a as f64,
+        Alpha::Auto => panic!("the reference takes a fixed scale"),
+    }
+}
+
 #[test]
 fn quantized_signal_and_updates_match_the_reference() {
     for bits in [1, 2, 3, 8, 16] {
         for name in ["bp", "rbp", "srbp", "sbp"] {
-            let options = ChannelOptions {
-                quantize_signal: Some(Quantizer::new(bits, 0.05, "q").unwrap()),
-                ..ChannelOptions::default()
-            };
-            check(name, Activation::Tanh, &options, 4);
+            for form in [Form::MidRise, Form::MidTread] {
+                if form == Form::MidTread && bits == 1 {
+                    continue;
+                }
+                let mut q = Quantizer::new(bits, Alpha::Fixed(0.05), "q").unwrap();
+                q.form = Some(form);
+                let options = ChannelOptions {
+                    quantize_signal: Some(q),
+                    ..ChannelOptions::default()
+                };
+                check(name, Activation::Tanh, &options, 4);
+            }
+            if bits == 1 {
+                continue; // updates are mid-tread: 2 bits at least
+            }
             // updates are quantized after scaling by the learning rate: pick α for LR
             let options = ChannelOptions {
-                quantize_update: Some(Quantizer::new(bits, (LR * 0.02) as f32, "q").unwrap()),
+                quantize_update: Some(
+                    Quantizer::new(bits, Alpha::Fixed((LR * 0.02) as f32), "q").unwrap(),
+                ),
                 ..ChannelOptions::default()
             };
             check(name, Activation::Tanh, &options, 4);
         }
+    }
+}
+
+#[test]
+fn auto_scales_are_the_first_minibatch_maxima_then_stay() {
+    // per hidden layer, α of the signal quantizer is max |signal| over the first minibatch: the
+    // signal of the same net and batch through the unquantized channel
+    for name in ["rbp", "srbp", "bp"] {
+        let plain = ChannelOptions::default();
+        let auto = ChannelOptions {
+            quantize_signal: Some(Quantizer::parse("2", "q").unwrap()),
+            quantize_update: Some(Quantizer::parse("4", "q").unwrap()),
+            ..ChannelOptions::default()
+        };
+        let mut a = trainer_with(&SIZES, Activation::Tanh, name, &plain, 9);
+        let mut b = trainer_with(&SIZES, Activation::Tanh, name, &auto, 9);
+        b.sgd.decay = 0.0;
+        assert!(b.channel.signal_alpha.iter().all(|a| *a == 0.0));
+        let (xs, ys) = reference::batch(6, SIZES[0], 2, 11);
+        let x: Vec<f32> = xs.iter().flatten().map(|v| *v as f32).collect();
+        a.step(&x, &ys);
+        b.step(&x, &ys);
+        // (below the top hidden layer, RBP's and BP's raw signals are made of quantized δ's,
+        // so they equal the plain channel's only for SRBP, whose signals all come from δ_L)
+        let top_hidden = SIZES.len() - 3;
+        let layers = if name == "srbp" { 0 } else { top_hidden };
+        for i in layers..=top_hidden {
+            let want = a.signal(i)[..6 * SIZES[i + 1]]
+                .iter()
+                .fold(0.0f32, |m, v| m.max(v.abs()));
+            assert_eq!(b.channel.signal_alpha[i], want, "{name} layer {i}");
+        }
+        // the update scale of each layer: max over examples and entries of |η · δ_e[r] · o_e[c]|
+        assert!(b.channel.update_alpha.iter().all(|a| *a > 0.0), "{name}");
+        let first = (
+            b.channel.signal_alpha.clone(),
+            b.channel.update_alpha.clone(),
+        );
+        b.step(&x, &ys);
+        assert_eq!(
+            (
+                b.channel.signal_alpha.clone(),
+                b.channel.update_alpha.clone()
+            ),
+            first,
+            "{name}: the scales changed after the first update"
+        );
     }
 }
 

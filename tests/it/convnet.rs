@@ -458,6 +458,7 @@ fn conv_training_is_identical_for_one_and_two_threads() {
 
 #[test]
 fn every_registered_channel_runs_on_a_conv_net_or_says_why_not() {
+    use rbp::channel::quantize::Alpha;
     use rbp::channel::{CHANNELS, FeedbackInit, Quantizer};
     let split = rbp::data::embedded();
     for kind in CHANNELS {
@@ -492,8 +493,8 @@ fn every_registered_channel_runs_on_a_conv_net_or_says_why_not() {
     v.channel_options.feedback = FeedbackInit::Sparse(2.0);
     v.channel_options.average = 2;
     v.channel_options.dropout = 0.2;
-    v.channel_options.quantize_signal = Some(Quantizer::new(8, 1.0, "q").unwrap());
-    v.channel_options.quantize_update = Some(Quantizer::new(8, 0.0625, "q").unwrap());
+    v.channel_options.quantize_signal = Some(Quantizer::new(8, Alpha::Fixed(1.0), "q").unwrap());
+    v.channel_options.quantize_update = Some(Quantizer::new(8, Alpha::Fixed(0.0625), "q").unwrap());
     let ms = rbp::run::run(&v, &split, None, &mut rbp::run::Silent).unwrap();
     assert!(ms[0].test_loss.is_finite());
     // and what does not fit is refused with the reason

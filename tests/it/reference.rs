@@ -124,16 +124,26 @@ pub enum RefCarrier {
 pub type RefTerm = (usize, RefInput, RefCarrier);
 
 /// How the reference forms hidden δ's: per hidden layer, its terms (None: frozen), and the
-/// channel-wide derivative flag and quantizers `(bits, α)`.
+/// channel-wide derivative flag and quantizers: the signal's `(bits, α, mid-rise)`, the
+/// updates' mid-tread `(bits, α)`.
 #[derive(Clone, Debug)]
 pub struct RefChannel {
     pub layers: Vec<Option<Vec<RefTerm>>>,
     pub derivative: bool,
-    pub quantize_signal: Option<(u32, f64)>,
+    pub quantize_signal: Option<(u32, f64, bool)>,
     pub quantize_update: Option<(u32, f64)>,
 }
 
-/// The paper's quantizer, written independently: α·sign(x) for b = 1; else
+/// The mid-rise quantizer, written independently: levels at odd multiples of Δ/2, Δ = 2α/2^b,
+/// the nearest one below or at x shifted up half a step, the outermost at ±(α − Δ/2).
+pub fn quantize_mid_rise(x: f64, bits: u32, alpha: f64) -> f64 {
+    let delta = (2.0 * alpha / 2f64.powi(bits as i32)) as f32 as f64;
+    let k = ((x / delta) as f32).floor() as f64;
+    let top = alpha - delta / 2.0;
+    (delta * (k + 0.5)).clamp(-top, top)
+}
+
+/// The mid-tread quantizer, written independently: α·sign(x) for b = 1; else
 /// clip(α·round(x·s/α)/s, −α, α) with s = 2^(b−1) − 1 (ties to even).
 pub fn quantize(x: f64, bits: u32, alpha: f64) -> f64 {
     if bits == 1 {
@@ -274,8 +284,14 @@ pub fn deltas(
             };
             g.iter_mut().zip(contrib).for_each(|(g, c)| *g += c);
         }
-        if let Some((b, a)) = channel.quantize_signal {
-            g.iter_mut().for_each(|v| *v = quantize(*v, b, a));
+        if let Some((b, a, mid_rise)) = channel.quantize_signal {
+            g.iter_mut().for_each(|v| {
+                *v = if mid_rise {
+                    quantize_mid_rise(*v, b, a)
+                } else {
+                    quantize(*v, b, a)
+                }
+            });
         }
         let d: Vec<f64> = if channel.derivative {
             g.iter()

@@ -65,11 +65,12 @@ fn reruns_with_one_seed_are_identical_and_seeds_and_channels_differ() {
 #[test]
 fn thirty_two_bit_quantization_is_as_good_as_none() {
     use rbp::channel::Quantizer;
+    use rbp::channel::quantize::Alpha;
     let split = data::embedded();
     let base = small("rbp");
     let plain = final_acc(&base, &split);
     let mut q = base.clone();
-    q.channel_options.quantize_signal = Some(Quantizer::new(32, 1.0, "q").unwrap());
+    q.channel_options.quantize_signal = Some(Quantizer::new(32, Alpha::Fixed(1.0), "q").unwrap());
     let with_signal = final_acc(&q, &split);
     assert!(
         (plain - with_signal).abs() < 0.005,
@@ -80,13 +81,13 @@ fn thirty_two_bit_quantization_is_as_good_as_none() {
         ..base.clone()
     };
     let plain = final_acc(&q, &split);
-    q.channel_options.quantize_update = Some(Quantizer::new(32, 1.0, "q").unwrap());
+    q.channel_options.quantize_update = Some(Quantizer::new(32, Alpha::Fixed(1.0), "q").unwrap());
     let with_update = final_acc(&q, &split);
     assert!(
         (plain - with_update).abs() < 0.005,
         "{plain} vs {with_update}"
     );
-    q.channel_options.quantize_update = Some(Quantizer::new(2, 0.0625, "q").unwrap());
+    q.channel_options.quantize_update = Some(Quantizer::new(2, Alpha::Fixed(0.0625), "q").unwrap());
     let coarse = final_acc(&q, &split);
     assert!(
         coarse < plain - 0.02,
