@@ -232,9 +232,11 @@ fn run_in_pool(
         return Err(Error::config("translate", "augmentation needs image data"));
     }
     let mut metrics: Vec<EpochMetrics> = Vec::new();
+    // the text of metrics.jsonl: lines already on disk are kept byte for byte, never re-serialized
+    let mut lines = String::new();
     if let Some(dir) = out {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        metrics = resume(
+        (metrics, lines) = resume(
             dir,
             config,
             &mut trainer,
@@ -294,11 +296,8 @@ fn run_in_pool(
         };
         metrics.push(m.clone());
         if let Some(dir) = out {
-            let mut lines = String::new();
-            for m in &metrics {
-                lines.push_str(&serde_json::to_string(m).expect("metrics serialize"));
-                lines.push('\n');
-            }
+            lines.push_str(&serde_json::to_string(&m).expect("metrics serialize"));
+            lines.push('\n');
             write_atomic(&dir.join("metrics.jsonl"), lines.as_bytes())?;
             checkpoint::save(&dir.join(CHECKPOINT), &mut trainer, epoch, config)?;
             let status = if epoch == config.epochs {
@@ -328,17 +327,18 @@ pub fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
 
 /// If `dir` holds a checkpoint of an earlier, interrupted run of the same configuration (the
 /// thread count and the number of epochs may differ), restores `trainer` from it and returns the
-/// metrics of its finished epochs; otherwise returns none. The epochs a checkpoint does not cover
-/// are dropped from the metrics: training is deterministic, so they are recomputed identically.
+/// metrics of its finished epochs, with their lines of `metrics.jsonl` as written (each ending in a
+/// newline); otherwise returns none. The epochs a checkpoint does not cover are dropped from the
+/// metrics: training is deterministic, so they are recomputed identically.
 fn resume(
     dir: &Path,
     config: &TrainConfig,
     trainer: &mut Trainer,
     steps_per_epoch: u64,
-) -> Result<Vec<EpochMetrics>> {
+) -> Result<(Vec<EpochMetrics>, String)> {
     let ckpt = dir.join(CHECKPOINT);
     if !ckpt.is_file() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), String::new()));
     }
     let prev = TrainConfig::load(&dir.join("config.toml"))?;
     if !same_run(&prev, config) {
@@ -351,7 +351,7 @@ fn resume(
         ));
     }
     let done = checkpoint::load(&ckpt, trainer, config, steps_per_epoch)?;
-    let mut metrics = read_metrics(&dir.join("metrics.jsonl"))?;
+    let (mut metrics, mut lines) = read_metrics_lines(&dir.join("metrics.jsonl"))?;
     if metrics.len() < done {
         return Err(Error::Data {
             path: dir.join("metrics.jsonl"),
@@ -363,7 +363,9 @@ fn resume(
         });
     }
     metrics.truncate(done);
-    Ok(metrics)
+    lines.truncate(done);
+    let text = lines.iter().map(|l| format!("{l}\n")).collect();
+    Ok((metrics, text))
 }
 
 /// Marks the run in `dir` as failed with `error` in its `summary.json`, keeping the finished
@@ -500,9 +502,19 @@ impl RunDir {
 
 /// Reads a `metrics.jsonl` file.
 pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
+    Ok(read_metrics_lines(path)?.0)
+}
+
+/// Reads a `metrics.jsonl` file: the metrics of each epoch and its line as written.
+fn read_metrics_lines(path: &Path) -> Result<(Vec<EpochMetrics>, Vec<String>)> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
+    let lines: Vec<String> = text
+        .lines()
         .filter(|l| !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let metrics = lines
+        .iter()
         .enumerate()
         .map(|(i, l)| {
             serde_json::from_str(l).map_err(|e| Error::Data {
@@ -511,5 +523,6 @@ pub fn read_metrics(path: &Path) -> Result<Vec<EpochMetrics>> {
                 hint: "metrics.jsonl holds one JSON object per epoch".into(),
             })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok((metrics, lines))
 }

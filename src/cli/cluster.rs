@@ -123,7 +123,7 @@ pub fn run(a: &ReproduceArgs) -> anyhow::Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(c.cpus_per_task)
             .clamp(1, rbp::config::MAX_THREADS);
-        let (g, outcome) = cluster::run_only(&exps, &opts, i, threads)?;
+        let (g, outcome) = cluster::run_only(&exps, &opts, i, threads, &mut TaskLog)?;
         let id = format!("{}/{}", g.experiment, g.run.id);
         match outcome {
             Outcome::Skipped => sayln!("[{i}] {id}: already complete"),
@@ -309,4 +309,24 @@ fn status(grid: &[cluster::GridRun], dir: &Path, name: &str) -> anyhow::Result<(
         sayln!("slurm: {running} task(s) running, {pending} pending");
     }
     Ok(())
+}
+
+/// Plain lines for a task's log: where the run resumed, and every epoch.
+struct TaskLog;
+
+impl rbp::run::Observer for TaskLog {
+    fn resumed(&mut self, epochs: usize) {
+        sayln!("resumed after {epochs} finished epoch(s)");
+    }
+    fn end_epoch(&mut self, m: &rbp::run::EpochMetrics) {
+        sayln!(
+            "epoch {}  train loss {:.4} acc {:.2}%  test loss {:.4} acc {:.2}%  {:.2}s",
+            m.epoch,
+            m.train_loss,
+            100.0 * m.train_acc,
+            m.test_loss,
+            100.0 * m.test_acc,
+            m.seconds
+        );
+    }
 }

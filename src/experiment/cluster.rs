@@ -46,6 +46,7 @@ pub fn run_only(
     opts: &Options,
     index: usize,
     threads: usize,
+    observer: &mut dyn run::Observer,
 ) -> Result<(GridRun, Outcome)> {
     let all = grid(exps, opts, threads)?;
     let n = all.len();
@@ -67,7 +68,7 @@ pub fn run_only(
             .expect("the run's experiment"),
     };
     let split = runner::load_data(&data)?;
-    let outcome = runner::run_one(&g.run, &split, &g.dir);
+    let outcome = runner::run_one(&g.run, &split, &g.dir, observer);
     Ok((g, outcome))
 }
 

@@ -2,12 +2,15 @@
 //! cores shared out between them: with N = cores, one thread each, since independent runs scale
 //! better than threads for small nets), each in
 //! `RESULTS/<experiment>/<run-id>/`. Finished runs are skipped; an interrupted run resumes from its
-//! last epoch checkpoint (see [`crate::run`]); every file is written atomically.
+//! last epoch checkpoint (see [`crate::run`]); every file is written atomically. A
+//! [`GridObserver`] follows the grid while it runs: it gets a [`run::Observer`] for each run
+//! (its epochs and batches) and a [`Progress`] when a run ends; the CLI draws bars or prints lines
+//! with them, the library prints nothing.
 
 use super::{Experiment, Run};
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
-use crate::run::{self, Silent};
+use crate::run::{self, Observer, Silent};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -62,6 +65,32 @@ pub struct Progress {
     pub elapsed: f64,
 }
 
+/// Follows a grid while it runs. The methods are called from the worker threads, one per run at
+/// a time, so an implementation shares its state behind a lock.
+pub trait GridObserver: Sync {
+    /// The grid's runs, in grid order (epochs already capped by `--quick`), before any starts.
+    fn start(&self, _runs: &[Run]) {}
+    /// The observer of run `runs[k]`, about to be taken up: it hears of the run's training (from
+    /// [`Observer::start`] on; nothing if the run is skipped) and is dropped when the run ends,
+    /// before [`GridObserver::finished`] reports it.
+    fn run(&self, _k: usize, _run: &Run) -> Box<dyn Observer + '_> {
+        Box::new(Silent)
+    }
+    /// A run ended (completed, skipped, diverged, failed or busy).
+    fn finished(&self, _progress: &Progress) {}
+}
+
+/// A grid observer that only hears of finished runs, through a function.
+impl<F: Fn(&Progress) + Sync> GridObserver for F {
+    fn finished(&self, progress: &Progress) {
+        self(progress)
+    }
+}
+
+/// A grid observer that ignores everything.
+pub struct Quiet;
+impl GridObserver for Quiet {}
+
 /// Whether the run in `dir` finished `epochs` epochs.
 pub fn finished(dir: &Path, epochs: usize) -> bool {
     let done = std::fs::read_to_string(dir.join("summary.json"))
@@ -107,12 +136,12 @@ pub fn prepare(
     Ok((exp, root, runs))
 }
 
-/// Runs every run of `exp` not yet finished; calls `report` after each. Returns the outcomes in
-/// grid order.
+/// Runs every run of `exp` not yet finished, telling `observer` how they go. Returns the outcomes
+/// in grid order.
 pub fn reproduce(
     exp: &Experiment,
     opts: &Options,
-    report: &(dyn Fn(&Progress) + Sync),
+    observer: &dyn GridObserver,
 ) -> Result<Vec<(String, Outcome)>> {
     // the cores are shared out between the runs at a time (results do not depend on it)
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -122,6 +151,7 @@ pub fn reproduce(
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..runs.len()).map(|_| None).collect());
+    observer.start(&runs);
     let start = std::time::Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..opts.jobs.max(1) {
@@ -129,9 +159,11 @@ pub fn reproduce(
                 loop {
                     let k = next.fetch_add(1, Ordering::SeqCst);
                     let Some(r) = runs.get(k) else { break };
-                    let outcome = run_one(r, &split, &root.join(&r.id));
+                    let mut watch = observer.run(k, r);
+                    let outcome = run_one(r, &split, &root.join(&r.id), &mut *watch);
+                    drop(watch);
                     let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    report(&Progress {
+                    observer.finished(&Progress {
                         done: n,
                         total: runs.len(),
                         id: r.id.clone(),
@@ -155,8 +187,8 @@ pub fn reproduce(
 
 /// Runs one run of a grid into `dir` unless it is finished: under the directory's lock, with
 /// any error or panic caught and recorded in the run's `summary.json`, so that one bad run never
-/// takes down the others.
-pub fn run_one(r: &Run, split: &Split, dir: &Path) -> Outcome {
+/// takes down the others. `observer` follows the training.
+pub fn run_one(r: &Run, split: &Split, dir: &Path, observer: &mut dyn Observer) -> Outcome {
     if finished(dir, r.config.epochs) {
         return Outcome::Skipped;
     }
@@ -170,7 +202,7 @@ pub fn run_one(r: &Run, split: &Split, dir: &Path) -> Outcome {
         return Outcome::Skipped;
     }
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        run::run_locked(&r.config, split, Some(&lock), &mut Silent)
+        run::run_locked(&r.config, split, Some(&lock), observer)
     }));
     let err = match attempt {
         Ok(Ok(ms)) => {

@@ -2,9 +2,10 @@
 //!
 //! All matrices are row-major slices. `op(X)` is `X` or `Xᵀ`; a transpose costs nothing, it only
 //! swaps the strides handed to the GEMM micro-kernels (the `matrixmultiply` crate, which picks
-//! AVX2/FMA kernels at run time). Large products are split by rows of `C` across the current rayon
-//! pool; every element of `C` is then computed by the same kernel in the same order, so a split
-//! changes no bit of the result.
+//! AVX2/FMA or AVX-512 kernels at run time). Large products are split by rows of `C` across the
+//! current rayon pool, in blocks that start on a multiple of [`ROW_ALIGN`] rows; every element of
+//! `C` is then computed by the same micro-kernel tile in the same order as without the split, so
+//! neither the split nor the thread count changes any bit of the result (see [`row_blocks`]).
 
 use rayon::prelude::*;
 
@@ -56,6 +57,37 @@ impl<'a> Mat<'a> {
 /// Products smaller than this many multiply-adds per thread stay on one thread.
 const MIN_MACS_PER_THREAD: usize = 1 << 20;
 
+/// Row blocks of a split product start on multiples of this many rows: a multiple of the tile
+/// height MR of every `matrixmultiply` f32 kernel (8 for AVX/FMA, NEON and the fallback, 16 for
+/// AVX-512; 16 is its largest). The kernels compute `C ← α·AB + β·C` of a whole MR × NR tile in
+/// one fused step but a partial tile (at the edge of the block) as `β·C + round(α·AB)`; with
+/// α ≠ 1 and β ≠ 0 (the weight updates) the two differ in the last bit. Blocks aligned to the
+/// tiles keep every element in the same kind of tile as the unsplit product.
+pub const ROW_ALIGN: usize = 16;
+
+/// How [`gemm`] splits an `m × n` product with inner dimension `k` on `threads` threads: the
+/// row ranges of `C` computed as one task each (one range when the product stays on one thread).
+/// Every range but the last starts and ends on a multiple of [`ROW_ALIGN`].
+pub fn row_blocks(m: usize, n: usize, k: usize, threads: usize) -> Vec<std::ops::Range<usize>> {
+    match block_rows(m, n, k, threads) {
+        None => std::iter::once(0..m).collect(),
+        Some(rows) => (0..m)
+            .step_by(rows)
+            .map(|r0| r0..(r0 + rows).min(m))
+            .collect(),
+    }
+}
+
+/// Rows per block of a split product, or none if it stays on one thread.
+fn block_rows(m: usize, n: usize, k: usize, threads: usize) -> Option<usize> {
+    let macs = m.saturating_mul(n).saturating_mul(k);
+    if threads <= 1 || m < 2 * ROW_ALIGN || macs < 2 * MIN_MACS_PER_THREAD {
+        return None;
+    }
+    let parts = threads.min(macs / MIN_MACS_PER_THREAD).max(1);
+    Some(m.div_ceil(parts).div_ceil(ROW_ALIGN) * ROW_ALIGN)
+}
+
 /// `c (m×n) = alpha · op(a) · op(b) + beta · c`. With `beta == 0` the old content of `c` is ignored
 /// (NaNs included). Panics if the shapes disagree: that is a programming error, not a user error.
 pub fn gemm(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
@@ -70,15 +102,10 @@ pub fn gemm(alpha: f32, a: Mat, b: Mat, beta: f32, c: &mut [f32]) {
         scale(c, beta);
         return;
     }
-    let threads = rayon::current_num_threads();
-    let macs = m * n * k;
-    if threads <= 1 || m < 2 * 8 || macs < 2 * MIN_MACS_PER_THREAD {
+    let Some(rows_per) = block_rows(m, n, k, rayon::current_num_threads()) else {
         gemm_rows(alpha, a, b, beta, c, 0, m);
         return;
-    }
-    let parts = threads.min(macs / MIN_MACS_PER_THREAD).max(1);
-    // Row blocks that are multiples of 8 keep the micro-kernel tiles whole.
-    let rows_per = m.div_ceil(parts).div_ceil(8) * 8;
+    };
     c.par_chunks_mut(rows_per * n)
         .enumerate()
         .for_each(|(i, chunk)| {

@@ -3,6 +3,7 @@ mod cifar;
 pub mod cli;
 mod convnet;
 mod data;
+pub mod determinism;
 mod dynamics;
 mod fetch;
 mod fuzz;

@@ -224,7 +224,7 @@ fn every_shipped_experiment_file_is_valid_and_every_smoke_grid_runs() {
                 quick: None,
                 data: None,
             };
-            let out = runner::reproduce(&exp, &opts, &|_| {}).unwrap();
+            let out = runner::reproduce(&exp, &opts, &runner::Quiet).unwrap();
             assert!(
                 out.iter()
                     .all(|(_, o)| matches!(o, runner::Outcome::Completed { .. })),
@@ -233,4 +233,73 @@ fn every_shipped_experiment_file_is_valid_and_every_smoke_grid_runs() {
             );
         }
     }
+}
+
+#[test]
+fn reproduce_reports_every_epoch_with_an_eta_and_names_the_table_command() {
+    // not on a terminal (the output is captured): plain lines, one per finished epoch of each run
+    // with the grid's ETA, one per finished run, then the command that makes the table
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let r = res.to_str().unwrap();
+    let o = rbp(&["reproduce", SMOKE, "--results", r, "--jobs", "2"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8(o.stdout.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let ids: Vec<String> = std::fs::read_dir(res.join("smoke-table1"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(ids.len(), 14);
+    for id in &ids {
+        let at = |needle: &str| {
+            lines
+                .iter()
+                .position(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no line with `{needle}`:\n{text}"))
+        };
+        let first = at(&format!("  {id}: epoch 1/2  "));
+        let second = at(&format!("  {id}: epoch 2/2  "));
+        let done = lines
+            .iter()
+            .position(|l| l.starts_with('[') && l.contains(&format!("] {id}: test acc")))
+            .unwrap_or_else(|| panic!("no finished line for {id}:\n{text}"));
+        assert!(
+            first < second && second < done,
+            "{id}: out of order:\n{text}"
+        );
+        for l in [lines[first], lines[second]] {
+            assert!(
+                l.contains("test acc") && l.contains("(grid: epochs ") && l.contains(", eta "),
+                "{l}"
+            );
+        }
+    }
+    // the last epoch of the grid leaves nothing to do
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("epochs 28/28") && l.contains("eta 0s")),
+        "{text}"
+    );
+    assert_eq!(
+        lines.last().unwrap(),
+        &format!("make the table: rbp table {r}")
+    );
+    // no bars or terminal codes in plain output
+    assert!(
+        !text.contains('\u{1b}') && !out(&o).contains('\r'),
+        "{text}"
+    );
+    // a second invocation has nothing to train: no epoch lines
+    let again = rbp(&["reproduce", SMOKE, "--results", r]);
+    let text = String::from_utf8(again.stdout).unwrap();
+    assert_eq!(text.matches("already complete").count(), 14, "{text}");
+    assert!(!text.contains(": epoch "), "{text}");
+    assert!(
+        text.ends_with(&format!("make the table: rbp table {r}\n")),
+        "{text}"
+    );
 }
