@@ -1,6 +1,7 @@
 //! Experiments as data: a TOML file names a dataset, the base training settings, a grid of
 //! channel variants (each a cell of the paper's Table 1: a row and a column) and the seeds.
-//! [`runner`] runs the grid, resumably; [`table`] regenerates Table 1 from the results alone.
+//! [`runner`] runs the grid, resumably; [`results`] reads a results directory back, from which
+//! [`table`] regenerates Table 1 and [`plot`] draws the figures.
 //!
 //! ```toml
 //! name = "basic"                      # results go to RESULTS/basic/<run-id>/
@@ -16,6 +17,7 @@
 //! ```
 
 pub mod plot;
+pub mod results;
 pub mod runner;
 pub mod table;
 

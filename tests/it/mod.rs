@@ -10,4 +10,5 @@ mod hardening;
 mod layers;
 mod reference;
 mod reproduce;
+mod results;
 mod training;

@@ -91,8 +91,8 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
     let csv = std::fs::read_to_string(res.join("table.csv")).unwrap();
     assert!(
         csv.lines()
-            .any(|l| l.starts_with("fashion-mnist-subset,\"baseline\",RBP,")
-                && l.ends_with(",2,2,false")),
+            .any(|l| l.starts_with("fashion-mnist-subset,baseline,RBP,,")
+                && l.ends_with(",2,2,false,false,false")),
         "{csv}"
     );
 
@@ -195,7 +195,14 @@ fn bad_experiment_files_are_refused_with_the_file_and_key() {
     }
     let o = rbp(&["table", tmp.path().join("nothing").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(out(&o).contains("no experiment results"), "{}", out(&o));
+    assert!(out(&o).contains("no such directory"), "{}", out(&o));
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for cmd in ["table", "plot"] {
+        let o = rbp(&[cmd, empty.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(out(&o).contains("no experiment results"), "{}", out(&o));
+    }
 }
 
 #[test]
