@@ -36,6 +36,9 @@ pub enum Command {
     Table(experiment::TableArgs),
     /// Draw accuracy curves, the sparsity curve and alignment angles from a results directory.
     Plot(experiment::TableArgs),
+    /// Every run and epoch of a results directory in long format (CSV or JSON Lines): the run's
+    /// settings as columns beside the epoch's metrics.
+    Export(experiment::ExportArgs),
     /// Datasets: download and verify.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -86,5 +89,6 @@ pub fn main() -> anyhow::Result<()> {
         Command::Reproduce(args) => experiment::reproduce(args),
         Command::Table(args) => experiment::table(args),
         Command::Plot(args) => experiment::plot(args),
+        Command::Export(args) => experiment::export(args),
     }
 }

@@ -1,7 +1,8 @@
 //! Experiments as data: a TOML file names a dataset, the base training settings, a grid of
 //! channel variants (each a cell of the paper's Table 1: a row and a column) and the seeds.
 //! [`runner`] runs the grid, resumably; [`results`] reads a results directory back, from which
-//! [`table`] regenerates Table 1 and [`plot`] draws the figures.
+//! [`table`] regenerates Table 1, [`plot`] draws the figures and [`export`] writes every run and
+//! epoch in long format (CSV or JSON Lines).
 //!
 //! ```toml
 //! name = "basic"                      # results go to RESULTS/basic/<run-id>/
@@ -16,6 +17,7 @@
 //! channel = "bp"                      # any key of a run's config.toml, overriding [train]
 //! ```
 
+pub mod export;
 pub mod plot;
 pub mod results;
 pub mod runner;

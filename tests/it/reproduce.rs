@@ -198,7 +198,7 @@ fn bad_experiment_files_are_refused_with_the_file_and_key() {
     assert!(out(&o).contains("no such directory"), "{}", out(&o));
     let empty = tmp.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    for cmd in ["table", "plot"] {
+    for cmd in ["table", "plot", "export"] {
         let o = rbp(&[cmd, empty.to_str().unwrap()]);
         assert_eq!(o.status.code(), Some(2));
         assert!(out(&o).contains("no experiment results"), "{}", out(&o));

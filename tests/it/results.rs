@@ -1,5 +1,6 @@
 //! Reading results back: `rbp table` (CSV quoting, no pooling of different settings, marks for
-//! shortened and interrupted runs).
+//! shortened and interrupted runs) and `rbp export` (long format, read back by CSV parsers and
+//! pandas).
 
 use super::cli::rbp;
 use std::path::Path;
@@ -185,6 +186,173 @@ fn table_marks_shortened_and_interrupted_runs_apart() {
     );
 }
 
+/// Every row of an export: (header, rows).
+fn read_export(csv_text: &str) -> (Vec<String>, Vec<csv::StringRecord>) {
+    let mut reader = csv::Reader::from_reader(csv_text.as_bytes());
+    let header = reader.headers().unwrap().iter().map(String::from).collect();
+    let rows = reader.records().map(|r| r.unwrap()).collect();
+    (header, rows)
+}
+
+#[test]
+fn export_writes_one_row_per_run_and_epoch_with_its_settings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let f = experiment(
+        tmp.path(),
+        "odd",
+        DATASET,
+        2,
+        "[1, 2]",
+        &[(ROW, "BP", "bp"), ("baseline", "SRBP", "srbp")],
+    );
+    reproduce(&f, &res, &[]);
+    let f = experiment(tmp.path(), "other", "d", 2, "[3]", &[("top", "BP", "top")]);
+    reproduce(&f, &res, &["--quick", "1"]);
+    let o = rbp(&["export", res.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let (header, rows) = read_export(&text);
+    let mut unique = header.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), header.len(), "duplicate columns: {header:?}");
+    for c in [
+        "experiment",
+        "run_id",
+        "dataset",
+        "row",
+        "column",
+        "status",
+        "channel",
+        "channel_options_feedback",
+        "channel_options_dropout",
+        "channel_options_quantize_signal_bits",
+        "lr",
+        "seed",
+        "epochs",
+        "hidden",
+        "arch",
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "test_loss",
+        "test_acc",
+        "next_lr",
+        "steps",
+        "seconds",
+    ] {
+        assert!(header.iter().any(|h| h == c), "no column {c}: {header:?}");
+    }
+    assert_eq!(rows.len(), 2 * 2 * 2 + 1, "one row per run and epoch");
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    for r in &rows {
+        assert_eq!(r.len(), header.len(), "{r:?}");
+        let dir = res.join(&r[col("experiment")]).join(&r[col("run_id")]);
+        let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+        let epoch: usize = r[col("epoch")].parse().unwrap();
+        let m: serde_json::Value =
+            serde_json::from_str(metrics.lines().nth(epoch - 1).unwrap()).unwrap();
+        for (c, k) in [
+            ("test_acc", "test_acc"),
+            ("next_lr", "lr"),
+            ("seconds", "seconds"),
+        ] {
+            let v: f64 = r[col(c)].parse().unwrap();
+            assert_eq!(v, m[k].as_f64().unwrap(), "{c} of {r:?}");
+        }
+        let config: rbp::config::TrainConfig =
+            toml::from_str(&std::fs::read_to_string(dir.join("config.toml")).unwrap()).unwrap();
+        assert_eq!(r[col("channel")], config.channel);
+        assert_eq!(r[col("seed")], config.seed.to_string());
+        assert_eq!(r[col("lr")].parse::<f64>().unwrap(), config.lr);
+        assert_eq!(&r[col("hidden")], "8");
+        assert_eq!(&r[col("arch")], "", "absent settings are empty cells");
+        assert_eq!(&r[col("status")], "completed");
+    }
+    let odd: Vec<_> = rows.iter().filter(|r| &r[col("row")] == ROW).collect();
+    assert_eq!(odd.len(), 4);
+    assert!(odd.iter().all(|r| &r[col("dataset")] == DATASET));
+    let top = rows.iter().find(|r| &r[col("row")] == "top").unwrap();
+    // --quick: trained for 1 epoch of the 2 the experiment asks
+    assert_eq!(
+        (&top[col("epochs")], &top[col("experiment_epochs")]),
+        ("1", "2")
+    );
+
+    // JSON Lines: the same keys on every line, the same values
+    let o = rbp(&["export", res.to_str().unwrap(), "--format", "jsonl"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let lines: Vec<serde_json::Map<String, serde_json::Value>> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), rows.len());
+    for (obj, r) in lines.iter().zip(&rows) {
+        let mut keys: Vec<&String> = obj.keys().collect();
+        keys.sort();
+        let mut want: Vec<&String> = header.iter().collect();
+        want.sort();
+        assert_eq!(keys, want);
+        for c in ["test_acc", "seconds", "decay"] {
+            assert_eq!(
+                obj[c].as_f64(),
+                Some(r[col(c)].parse::<f64>().unwrap()),
+                "{c}"
+            );
+        }
+        assert_eq!(obj["row"], r[col("row")]);
+        assert!(obj["arch"].is_null());
+    }
+
+    // --out writes the same to a file
+    let file = tmp.path().join("runs.csv");
+    let o = rbp(&[
+        "export",
+        res.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), text);
+
+    // pandas reads it with no arguments (where pandas is installed)
+    let has_pandas = std::process::Command::new("python3")
+        .args(["-c", "import pandas"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_pandas {
+        eprintln!(
+            "SKIPPED: the pandas check of `rbp export` (python3 with pandas not found; `pip install pandas` runs it)"
+        );
+        return;
+    }
+    let script = format!(
+        "import pandas\n\
+         d = pandas.read_csv({path:?})\n\
+         assert d.shape == ({n}, {m}), d.shape\n\
+         assert list(d.columns) == {cols:?}, list(d.columns)\n\
+         assert set(d['dataset']) == {{{ds:?}, 'd'}}, set(d['dataset'])\n\
+         assert {row:?} in set(d['row'])\n\
+         assert d['test_acc'].dtype.kind == 'f' and d['epoch'].dtype.kind == 'i'\n\
+         assert d['arch'].isna().all()\n\
+         print('pandas read', d.shape)\n",
+        path = file.to_str().unwrap(),
+        n = rows.len(),
+        m = header.len(),
+        cols = header,
+        ds = DATASET,
+        row = ROW,
+    );
+    let o = std::process::Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "pandas: {}", out(&o));
+    eprintln!("{}", out(&o).trim());
+}
+
 #[test]
 fn missing_results_and_config_paths_are_named_once() {
     let tmp = tempfile::tempdir().unwrap();
@@ -193,6 +361,7 @@ fn missing_results_and_config_paths_are_named_once() {
     for args in [
         vec!["table", m],
         vec!["plot", m],
+        vec!["export", m],
         vec!["reproduce", "missing.toml"],
         vec!["train", "--config", "missing.toml"],
     ] {
