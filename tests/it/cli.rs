@@ -364,6 +364,12 @@ fn a_saved_config_reproduces_the_run_and_flags_override_it() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2));
     assert!(t.contains("bad.toml") && t.contains("learning_rate"), "{t}");
+    std::fs::write(&bad, "lr = 0.1\nepochs = \"many\"\n").unwrap();
+    let t = text(&rbp(&["train", "--config", bad.to_str().unwrap()]));
+    assert!(
+        t.contains("bad.toml") && t.contains("epochs") && t.contains("expected usize"),
+        "{t}"
+    );
     std::fs::write(&bad, "[channel_options]\nfeedback = \"sparse\"\n").unwrap();
     let t = text(&rbp(&["train", "--config", bad.to_str().unwrap()]));
     assert!(t.contains("bad.toml") && t.contains("fan-out"), "{t}");

@@ -178,6 +178,23 @@ fn bad_experiment_files_are_refused_with_the_file_and_key() {
             "share row",
         ),
         ("", "variant"),
+        // a typo or a wrong type names the section and the key
+        (
+            "[train]\nepoch = 3\n[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\n",
+            "`train.epoch`: unknown field `epoch`",
+        ),
+        (
+            "[train]\nepochs = \"3\"\n[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\n",
+            "`train.epochs`: invalid type: string \"3\", expected usize",
+        ),
+        (
+            "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nchannel_options = { dropuot = 0.1 }\n",
+            "`variant a / BP: channel_options.dropuot`: unknown field `dropuot`",
+        ),
+        (
+            "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nlr = \"fast\"\n",
+            "`variant a / BP: lr`: invalid type: string \"fast\"",
+        ),
     ] {
         std::fs::write(&f, format!("{base}{body}")).unwrap();
         let o = rbp(&[
