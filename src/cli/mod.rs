@@ -20,7 +20,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Train a dense net on an MNIST-format dataset with one learning channel.
+    /// Train a dense or convolutional net on MNIST-format data or CIFAR-10 with one learning
+    /// channel.
     #[command(allow_negative_numbers = true)]
     Train(Box<train::TrainArgs>),
     /// List every learning channel with its aliases and equation.

@@ -166,6 +166,24 @@ fn help_documents_every_flag() {
     ] {
         assert!(t.contains(flag), "--help lacks {flag}");
     }
+    // conv nets and CIFAR-10 are documented; --channel lists every channel of the registry
+    assert!(t.contains("CIFAR-10") && t.contains("convolutional"), "{t}");
+    let channel = t
+        .split("--channel <NAME>")
+        .nth(1)
+        .and_then(|s| s.split("--no-derivative").next())
+        .unwrap();
+    let words: Vec<&str> = channel
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '+'))
+        .collect();
+    for k in rbp::channel::CHANNELS {
+        assert!(words.contains(&k.name), "--channel help lacks {}", k.name);
+    }
+    let top = text(&rbp(&["--help"]));
+    assert!(
+        top.contains("convolutional") && top.contains("export"),
+        "{top}"
+    );
 }
 
 #[test]
