@@ -1,10 +1,11 @@
-//! `rbp reproduce` and `rbp table`.
+//! `rbp reproduce`, `rbp table`, `rbp plot` and `rbp export`.
 
 use super::sayln;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rbp::config::TrainConfig;
 use rbp::data::Split;
+use rbp::experiment::export::{self, Format};
 use rbp::experiment::runner::{self, GridObserver, Options, Outcome, Progress};
 use rbp::experiment::{Experiment, Run, table};
 use rbp::run::{EpochMetrics, Observer};
@@ -39,6 +40,25 @@ pub struct ReproduceArgs {
 pub struct TableArgs {
     /// A results directory written by `rbp reproduce`.
     pub results: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A results directory written by `rbp reproduce`.
+    pub results: PathBuf,
+    /// Output format: csv (a header line, then one row per run and epoch) or jsonl (one JSON
+    /// object per run and epoch, with the same keys).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+    /// Write to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
 }
 
 pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
@@ -372,6 +392,23 @@ pub fn plot(a: TableArgs) -> anyhow::Result<()> {
     let files = rbp::experiment::plot::plot(&a.results)?;
     for f in files {
         sayln!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+pub fn export(a: ExportArgs) -> anyhow::Result<()> {
+    let format = match a.format {
+        ExportFormat::Csv => Format::Csv,
+        ExportFormat::Jsonl => Format::Jsonl,
+    };
+    let mut bytes = Vec::new();
+    let rows = export::export(&a.results, format, &mut bytes)?;
+    match &a.out {
+        Some(path) => {
+            rbp::run::write_atomic(path, &bytes)?;
+            sayln!("wrote {rows} rows to {}", path.display());
+        }
+        None => super::say(&String::from_utf8(bytes).expect("the export is UTF-8")),
     }
     Ok(())
 }

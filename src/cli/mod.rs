@@ -21,7 +21,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Train a dense net on an MNIST-format dataset with one learning channel.
+    /// Train a dense or convolutional net on MNIST-format data or CIFAR-10 with one learning
+    /// channel.
     #[command(allow_negative_numbers = true)]
     Train(Box<train::TrainArgs>),
     /// List every learning channel with its aliases and equation.
@@ -37,6 +38,9 @@ pub enum Command {
     Table(experiment::TableArgs),
     /// Draw accuracy curves, the sparsity curve and alignment angles from a results directory.
     Plot(experiment::TableArgs),
+    /// Every run and epoch of a results directory in long format (CSV or JSON Lines): the run's
+    /// settings as columns beside the epoch's metrics.
+    Export(experiment::ExportArgs),
     /// Datasets: download and verify.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -87,5 +91,6 @@ pub fn main() -> anyhow::Result<()> {
         Command::Reproduce(args) => experiment::reproduce(args),
         Command::Table(args) => experiment::table(args),
         Command::Plot(args) => experiment::plot(args),
+        Command::Export(args) => experiment::export(args),
     }
 }

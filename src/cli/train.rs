@@ -17,14 +17,14 @@ pub struct TrainArgs {
     /// given on the command line override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Directory with the four MNIST-format files (train-images-idx3-ubyte[.gz], …), e.g. MNIST
-    /// or Fashion-MNIST. Default: the embedded Fashion-MNIST subset (10,000 train / 2,000 test).
+    /// Data directory: the four MNIST-format files (train-images-idx3-ubyte[.gz], …; MNIST,
+    /// Fashion-MNIST, KMNIST) or CIFAR-10's binary version (data_batch_1.bin …, directly or in
+    /// cifar-10-batches-bin/; `rbp data fetch cifar10 DIR`). Default: the embedded Fashion-MNIST
+    /// subset (10,000 train / 2,000 test).
     #[arg(long, value_name = "DIR")]
     pub data: Option<PathBuf>,
-    /// Learning channel: bp, rbp (fa), srbp (dfa), sbp, top, arbp, asrbp, kp, cascade, mix, usf,
-    /// frsf, drtp; append -nof for the no-derivative version (e.g. rbp-nof). See
-    /// `rbp channels`.
-    #[arg(long, default_value = "bp", value_name = "NAME")]
+    // the help lists the channel registry, so that it cannot go stale
+    #[arg(long, default_value = "bp", value_name = "NAME", help = channel_help())]
     pub channel: String,
     /// Use the no-derivative version of the channel (no f' in hidden layers).
     #[arg(long)]
@@ -32,8 +32,10 @@ pub struct TrainArgs {
     /// Hidden layer sizes, comma-separated ("" for none).
     #[arg(long, default_value = "100,100,100,100", value_name = "N,N,…")]
     pub hidden: String,
-    /// Architecture: layers like conv32k5-pool3s2-conv64k5-pool3s2-fc64 (the output layer is
-    /// implied), or a preset name (paper-cifar10, paper-mnist); overrides --hidden.
+    /// Architecture of a dense or convolutional net: layers like
+    /// conv32k5-pool3s2-conv64k5-pool3s2-fc64 (conv{C}k{K}[s{S}][p{P}], pool{K}[s{S}][p{P}],
+    /// fc{N}; the output layer is implied), or a preset name (paper-cifar10: the paper's CIFAR-10
+    /// conv net; paper-mnist); overrides --hidden.
     #[arg(long, value_name = "SPEC")]
     pub arch: Option<String>,
     /// Training preset of paper §2: paper-cifar10 (its conv net, lr 0.01, momentum 0.9, decay
@@ -116,6 +118,21 @@ pub struct TrainArgs {
     /// Print only the per-epoch lines (no progress bar, no header).
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// The help of `--channel`: every channel of the registry with its aliases.
+fn channel_help() -> String {
+    let names: Vec<String> = CHANNELS
+        .iter()
+        .map(|k| match k.aliases.first() {
+            Some(a) => format!("{} ({a})", k.name),
+            None => k.name.to_string(),
+        })
+        .collect();
+    format!(
+        "Learning channel: {}; append -nof for the no-derivative version (e.g. rbp-nof). See `rbp channels`",
+        names.join(", ")
+    )
 }
 
 /// The run's configuration: `--config FILE` if given (else the defaults), overridden by every

@@ -1,6 +1,8 @@
 //! Experiments as data: a TOML file names a dataset, the base training settings, a grid of
 //! channel variants (each a cell of the paper's Table 1: a row and a column) and the seeds.
-//! [`runner`] runs the grid, resumably; [`table`] regenerates Table 1 from the results alone.
+//! [`runner`] runs the grid, resumably; [`results`] reads a results directory back, from which
+//! [`table`] regenerates Table 1, [`plot`] draws the figures and [`export`] writes every run and
+//! epoch in long format (CSV or JSON Lines).
 //!
 //! ```toml
 //! name = "basic"                      # results go to RESULTS/basic/<run-id>/
@@ -16,7 +18,9 @@
 //! ```
 
 pub mod cluster;
+pub mod export;
 pub mod plot;
+pub mod results;
 pub mod runner;
 pub mod table;
 
@@ -73,6 +77,39 @@ fn merge(base: &mut toml::Table, over: &toml::Table) {
     }
 }
 
+/// The first key of `over` (dotted, for nested tables) that makes `base` merged with it no valid
+/// run configuration, with the problem: an unknown key or a value of the wrong type.
+fn culprit(base: &toml::Table, over: &toml::Table) -> Option<(String, String)> {
+    for (k, v) in over {
+        let mut t = base.clone();
+        merge(&mut t, &toml::Table::from_iter([(k.clone(), v.clone())]));
+        if let Err(e) = toml::Value::Table(t).try_into::<TrainConfig>() {
+            if let (toml::Value::Table(sub), Some(toml::Value::Table(b))) = (v, base.get(k)) {
+                // narrow down to the key inside the table, when one alone is to blame
+                let inner = |sk: &String, sv: &toml::Value| {
+                    let mut t = base.clone();
+                    let one = toml::Table::from_iter([(sk.clone(), sv.clone())]);
+                    let mut nested = b.clone();
+                    merge(&mut nested, &one);
+                    t.insert(k.clone(), toml::Value::Table(nested));
+                    toml::Value::Table(t).try_into::<TrainConfig>().err()
+                };
+                for (sk, sv) in sub {
+                    if let Some(e) = inner(sk, sv) {
+                        return Some((format!("{k}.{sk}"), first_line(&e.to_string())));
+                    }
+                }
+            }
+            return Some((k.clone(), first_line(&e.to_string())));
+        }
+    }
+    None
+}
+
+fn first_line(s: &str) -> String {
+    s.trim().lines().next().unwrap_or("").to_string()
+}
+
 /// A file-system-friendly run id: `row--column--seedN`, lower case, `[a-z0-9.-]` only.
 pub fn run_id(row: &str, column: &str, seed: u64) -> String {
     let clean = |s: &str| -> String {
@@ -118,7 +155,7 @@ impl Experiment {
         exp.runs().map_err(|e| Error::Data {
             path: path.to_path_buf(),
             problem: e.to_string(),
-            hint: "every variant must give a valid run configuration".into(),
+            hint: "[train] and each [[variant]] take the keys of a run's config.toml (`rbp train --out` writes one; see configs/smoke/)".into(),
         })?;
         Ok(exp)
     }
@@ -160,14 +197,27 @@ impl Experiment {
         for v in &self.variants {
             fixed(&v.settings, &format!("variant {} / {}", v.row, v.column))?;
         }
+        // a typo or a value of the wrong type: name the section and the key
+        let mut base = match toml::Value::try_from(TrainConfig::default()) {
+            Ok(toml::Value::Table(t)) => t,
+            _ => unreachable!("a config serializes to a table"),
+        };
+        if let Some((key, problem)) = culprit(&base, &self.train) {
+            return Err(Error::config(format!("train.{key}"), problem));
+        }
+        merge(&mut base, &self.train);
+        for v in &self.variants {
+            if let Some((key, problem)) = culprit(&base, &v.settings) {
+                return Err(Error::config(
+                    format!("variant {} / {}: {key}", v.row, v.column),
+                    problem,
+                ));
+            }
+        }
         let mut out = Vec::new();
         for v in &self.variants {
             for &seed in &self.seeds {
-                let mut table = match toml::Value::try_from(TrainConfig::default()) {
-                    Ok(toml::Value::Table(t)) => t,
-                    _ => unreachable!("a config serializes to a table"),
-                };
-                merge(&mut table, &self.train);
+                let mut table = base.clone();
                 merge(&mut table, &v.settings);
                 table.insert("seed".into(), toml::Value::Integer(seed as i64));
                 table.insert("data".into(), toml::Value::String(self.data.clone()));

@@ -3,10 +3,10 @@
 //! test accuracy against the sparsity n of the sparse rows, and, where runs logged diagnostics,
 //! the angle between each channel's hidden signal and backprop's over training.
 
-use super::table::ROW_ORDER;
-use super::{Experiment, Run};
+use super::results;
+use super::table::{self, ROW_ORDER};
 use crate::error::{Error, Result};
-use crate::run::{self, EpochMetrics};
+use crate::run::EpochMetrics;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -46,47 +46,29 @@ fn sparsity(row: &str) -> Option<f64> {
     row.rsplit(['=', ' ']).next().and_then(|n| n.parse().ok())
 }
 
+/// Every run with finished epochs; runs of one cell with other settings than its siblings (see
+/// [`super::table::cells`]) carry those settings in their row name, so they are never averaged
+/// together.
 fn load(dir: &Path) -> Result<Vec<Series>> {
+    let records = results::load(dir)?;
     let mut out = Vec::new();
-    let mut roots = vec![dir.to_path_buf()];
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        let mut subs: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        subs.sort();
-        roots.extend(subs);
-    }
-    for root in roots {
-        let f = root.join("experiment.toml");
-        let Ok(text) = std::fs::read_to_string(&f) else {
-            continue;
-        };
-        let exp: Experiment = toml::from_str(&text).map_err(|e| Error::Data {
-            path: f.clone(),
-            problem: e.to_string(),
-            hint: "written by `rbp reproduce`".into(),
-        })?;
-        for Run {
-            id, row, column, ..
-        } in exp.runs()?
-        {
-            if let Ok(metrics) = run::read_metrics(&root.join(&id).join("metrics.jsonl")) {
-                out.push(Series {
-                    dataset: exp.dataset.clone(),
-                    row,
-                    column,
-                    metrics,
-                });
-            }
+    for cell in table::cells(&records) {
+        for &m in &cell.members {
+            out.push(Series {
+                dataset: cell.dataset.clone(),
+                row: cell.row_label(),
+                column: cell.column.clone(),
+                metrics: records[m].metrics.clone(),
+            });
         }
     }
     if out.is_empty() {
         return Err(Error::Data {
             path: dir.to_path_buf(),
-            problem: "no finished epochs to plot".into(),
-            hint: "run `rbp reproduce` first".into(),
+            problem: "no finished epochs to plot: no run of its experiments has finished one"
+                .into(),
+            hint: "run `rbp reproduce CONFIG --results DIR` first, or wait for its first epochs"
+                .into(),
         });
     }
     Ok(out)

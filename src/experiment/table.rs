@@ -2,12 +2,18 @@
 //! adaptive, sparse, quantized error, quantized update, dropout (in that order, then any other
 //! row); columns BP / RBP / SRBP per dataset; each cell the mean (sample standard deviation) of
 //! the final test accuracy over seeds, in percent. A cell no experiment declares is "n/a"; a
-//! declared cell without finished runs is "missing" (never 0); runs shorter than their
-//! configuration (`--quick`, or still running) are marked `*`; `[k/n]` counts seeds present.
+//! declared cell without finished runs is "missing" (never 0); `[k/n]` counts seeds present.
+//!
+//! Runs are grouped by their resolved settings (`config.toml`) minus the seed: runs of one cell
+//! with different settings (two experiment files, or an edited experiment whose old runs remain)
+//! are never averaged together but shown as rows of their own, labelled with the settings that
+//! differ (`baseline (epochs=6)`). A seed found twice counts once. Runs shortened on purpose
+//! (`--quick`) are marked `*`, interrupted ones (killed, failed, still running) `†`, diverged
+//! ones `‡`.
 
-use super::Experiment;
-use crate::error::{Error, Result};
-use crate::run;
+use super::results::{self, Record, group_key, value_text};
+use crate::error::Result;
+use serde_json::Value;
 use std::path::Path;
 
 /// The row order of the paper's Table 1 (prefixes; e.g. "sparse n=2" sorts with "sparse").
@@ -21,18 +27,33 @@ pub const ROW_ORDER: [&str; 7] = [
     "dropout",
 ];
 
-/// One cell's data.
+/// One cell's data: the runs of one (dataset, row, column) with the same resolved settings
+/// (seed and thread count aside). Runs of one place with different settings (a 6-epoch and a
+/// 40-epoch run; another data directory) are never pooled: each setting is a cell of its own,
+/// told apart by `label`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cell {
     pub dataset: String,
     pub row: String,
     pub column: String,
-    /// Final test accuracies of the finished seeds.
+    /// The settings that tell this cell from another of the same row (`epochs=6`); empty when
+    /// the row has one setting per place.
+    pub label: String,
+    /// Final test accuracies, one per seed (a seed found twice counts once).
     pub values: Vec<f64>,
-    /// Seeds declared.
+    /// The seeds of `values`.
+    pub seeds: Vec<u64>,
+    /// Seeds declared (by the experiments that ask for these settings).
     pub declared: usize,
-    /// Some run has fewer epochs than its configuration asks.
+    /// Some run has fewer epochs than its experiment asks (`--quick`): marked `*`.
     pub shortened: bool,
+    /// Some run stopped before its configured last epoch (killed, failed, still running):
+    /// marked `†`.
+    pub interrupted: bool,
+    /// Some run diverged (its last finished epoch counts): marked `‡`.
+    pub diverged: bool,
+    /// Indices of the runs of `values` in the records the cells were made from.
+    pub members: Vec<usize>,
 }
 
 impl Cell {
@@ -49,6 +70,15 @@ impl Cell {
         Some((mean, sd))
     }
 
+    /// The row as the table shows it: `row`, or `row (label)`.
+    pub fn row_label(&self) -> String {
+        if self.label.is_empty() {
+            self.row.clone()
+        } else {
+            format!("{} ({})", self.row, self.label)
+        }
+    }
+
     fn text(&self) -> String {
         match self.stats() {
             None => "missing".into(),
@@ -57,8 +87,14 @@ impl Cell {
                     Some(sd) => format!("{:.2} ({:.2})", 100.0 * m, 100.0 * sd),
                     None => format!("{:.2}", 100.0 * m),
                 };
-                if self.shortened {
-                    t.push('*');
+                for (on, mark) in [
+                    (self.shortened, '*'),
+                    (self.interrupted, '†'),
+                    (self.diverged, '‡'),
+                ] {
+                    if on {
+                        t.push(mark);
+                    }
                 }
                 if self.values.len() < self.declared {
                     t += &format!(" [{}/{}]", self.values.len(), self.declared);
@@ -69,73 +105,151 @@ impl Cell {
     }
 }
 
-/// Every experiment under `dir` (the directory itself or its subdirectories holding
-/// `experiment.toml`), with its results directory.
-fn experiments(dir: &Path) -> Result<Vec<(Experiment, std::path::PathBuf)>> {
-    let mut dirs = vec![dir.to_path_buf()];
-    if let Ok(rd) = std::fs::read_dir(dir) {
-        let mut subs: Vec<_> = rd
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        subs.sort();
-        dirs.extend(subs);
-    }
-    let mut out = Vec::new();
-    for d in dirs {
-        let f = d.join("experiment.toml");
-        if f.is_file() {
-            let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
-            let exp: Experiment = toml::from_str(&text).map_err(|e| Error::Data {
-                path: f.clone(),
-                problem: format!("invalid experiment: {e}"),
-                hint: "written by `rbp reproduce`; do not edit".into(),
-            })?;
-            out.push((exp, d));
-        }
-    }
-    if out.is_empty() {
-        return Err(Error::Data {
-            path: dir.to_path_buf(),
-            problem: "no experiment results here (no experiment.toml in it or its subdirectories)"
-                .into(),
-            hint: "run `rbp reproduce CONFIG --results DIR` first".into(),
-        });
-    }
-    Ok(out)
-}
+/// The legend printed under the table.
+pub const LEGEND: &str = "Final test accuracy in %, mean (sample standard deviation) over seeds; \
+* shortened on purpose: fewer epochs than the experiment asks (`rbp reproduce --quick`); \
+† interrupted: stopped before its configured last epoch (killed, failed or still running; \
+`rbp reproduce` again finishes it); ‡ diverged: its last finished epoch counts; \
+[k/n] seeds present of those declared; (key=value) after a row: runs of one cell with other \
+settings, shown apart, never averaged together; n/a: not in any experiment of the results \
+(no such algorithm, or not in that dataset's grid).";
 
 /// Collects every declared cell with the values found on disk.
 pub fn collect(dir: &Path) -> Result<Vec<Cell>> {
-    let mut cells: Vec<Cell> = Vec::new();
-    for (exp, root) in experiments(dir)? {
-        for r in exp.runs()? {
-            let pos = cells
-                .iter()
-                .position(|c| c.dataset == exp.dataset && c.row == r.row && c.column == r.column);
-            let idx = pos.unwrap_or_else(|| {
-                cells.push(Cell {
-                    dataset: exp.dataset.clone(),
-                    row: r.row.clone(),
-                    column: r.column.clone(),
-                    values: vec![],
-                    declared: 0,
-                    shortened: false,
-                });
-                cells.len() - 1
+    Ok(cells(&results::load(dir)?))
+}
+
+type Key = Vec<(String, Value)>;
+
+/// Groups runs into cells: by dataset, row, column and resolved settings (the run's
+/// `config.toml`) minus the seed and thread count. A declared run without results counts
+/// towards the cell of the runs its experiment declares alike; where none has results, it makes
+/// a `missing` cell.
+pub fn cells(records: &[Record]) -> Vec<Cell> {
+    struct Group {
+        place: (String, String, String),
+        key: Key,
+        members: Vec<usize>,
+    }
+    let place = |r: &Record| (r.dataset.clone(), r.run.row.clone(), r.run.column.clone());
+    let declared: Vec<Key> = records.iter().map(|r| group_key(&r.run.config)).collect();
+    let mut groups: Vec<Group> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        if r.metrics.is_empty() {
+            continue;
+        }
+        let (p, key) = (place(r), group_key(r.settings()));
+        match groups.iter_mut().find(|g| g.place == p && g.key == key) {
+            Some(g) => g.members.push(i),
+            None => groups.push(Group {
+                place: p,
+                key,
+                members: vec![i],
+            }),
+        }
+    }
+    // declared runs alike to no run with results: missing cells
+    for (i, r) in records.iter().enumerate() {
+        let p = place(r);
+        let covered = groups.iter().any(|g| {
+            g.place == p
+                && (g.members.iter().any(|&m| declared[m] == declared[i])
+                    || (g.members.is_empty() && g.key == declared[i]))
+        });
+        if !covered {
+            groups.push(Group {
+                place: p,
+                key: declared[i].clone(),
+                members: vec![],
             });
-            let cell = &mut cells[idx];
-            cell.declared += 1;
-            if let Ok(ms) = run::read_metrics(&root.join(&r.id).join("metrics.jsonl"))
-                && let Some(last) = ms.last()
-            {
-                cell.values.push(last.test_acc);
-                cell.shortened |= ms.len() < r.config.epochs;
+        }
+    }
+    // per row, the settings that tell apart two groups of one place
+    let get = |g: &Group, k: &str| -> Option<Value> {
+        g.key.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+    };
+    let mut telling: Vec<(String, Vec<String>)> = Vec::new();
+    for (a, ga) in groups.iter().enumerate() {
+        for gb in groups[a + 1..].iter().filter(|gb| gb.place == ga.place) {
+            let row = &ga.place.1;
+            let idx = telling
+                .iter()
+                .position(|(r, _)| r == row)
+                .unwrap_or_else(|| {
+                    telling.push((row.clone(), vec![]));
+                    telling.len() - 1
+                });
+            for (k, _) in ga.key.iter().chain(&gb.key) {
+                if get(ga, k) != get(gb, k) && !telling[idx].1.contains(k) {
+                    telling[idx].1.push(k.clone());
+                }
             }
         }
     }
-    Ok(cells)
+    for (_, keys) in &mut telling {
+        keys.sort();
+    }
+    groups
+        .iter()
+        .map(|g| {
+            let (dataset, row, column) = g.place.clone();
+            let label =
+                telling
+                    .iter()
+                    .find(|(r, _)| *r == row)
+                    .map_or(String::new(), |(_, keys)| {
+                        keys.iter()
+                            .map(|k| {
+                                let v = get(g, k);
+                                format!("{k}={}", v.map_or("none".into(), |v| value_text(&v)))
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    });
+            // the seeds declared alike to this cell's runs
+            let asked: Vec<&Key> = if g.members.is_empty() {
+                vec![&g.key]
+            } else {
+                g.members.iter().map(|&m| &declared[m]).collect()
+            };
+            let mut seeds_declared: Vec<u64> = records
+                .iter()
+                .enumerate()
+                .filter(|(i, r)| place(r) == g.place && asked.contains(&&declared[*i]))
+                .map(|(_, r)| r.run.seed)
+                .collect();
+            seeds_declared.sort_unstable();
+            seeds_declared.dedup();
+            let mut cell = Cell {
+                dataset,
+                row,
+                column,
+                label,
+                values: vec![],
+                seeds: vec![],
+                declared: 0,
+                shortened: false,
+                interrupted: false,
+                diverged: false,
+                members: vec![],
+            };
+            for &m in &g.members {
+                let r = &records[m];
+                if cell.seeds.contains(&r.run.seed) {
+                    continue;
+                }
+                cell.seeds.push(r.run.seed);
+                cell.values
+                    .push(r.metrics.last().map_or(f64::NAN, |l| l.test_acc));
+                cell.shortened |= r.shortened();
+                cell.interrupted |= r.interrupted();
+                cell.diverged |= r.diverged();
+                cell.members.push(m);
+            }
+            cell.declared = seeds_declared.len().max(cell.seeds.len());
+            cell
+        })
+        .collect()
 }
 
 fn row_rank(row: &str) -> usize {
@@ -145,19 +259,35 @@ fn row_rank(row: &str) -> usize {
         .unwrap_or(ROW_ORDER.len())
 }
 
+/// The header of the CSV table.
+pub const CSV_HEADER: [&str; 11] = [
+    "dataset",
+    "row",
+    "column",
+    "settings",
+    "mean",
+    "std",
+    "seeds",
+    "declared",
+    "shortened",
+    "interrupted",
+    "diverged",
+];
+
 /// (Markdown, CSV) of the table.
 pub fn render(cells: &[Cell]) -> (String, String) {
     let mut datasets: Vec<String> = Vec::new();
-    let mut rows: Vec<String> = Vec::new();
+    let mut rows: Vec<(String, String)> = Vec::new();
     for c in cells {
         if !datasets.contains(&c.dataset) {
             datasets.push(c.dataset.clone());
         }
-        if !rows.contains(&c.row) {
-            rows.push(c.row.clone());
+        let r = (c.row.clone(), c.label.clone());
+        if !rows.contains(&r) {
+            rows.push(r);
         }
     }
-    rows.sort_by_key(|r| row_rank(r));
+    rows.sort_by_key(|r| row_rank(&r.0));
     let mut columns: Vec<String> = vec!["BP".into(), "RBP".into(), "SRBP".into()];
     for c in cells {
         if !columns.contains(&c.column) {
@@ -173,22 +303,30 @@ pub fn render(cells: &[Cell]) -> (String, String) {
         header.join(" | "),
         "---|".repeat(header.len())
     );
-    for r in &rows {
-        let mut line = format!("| {r} |");
+    for (r, label) in &rows {
+        let mut line = if label.is_empty() {
+            format!("| {r} |")
+        } else {
+            format!("| {r} ({label}) |")
+        };
         for d in &datasets {
             for col in &columns {
-                let text = cells
-                    .iter()
-                    .find(|c| &c.dataset == d && &c.row == r && &c.column == col)
-                    .map_or("n/a".to_string(), Cell::text);
+                let cell = cells.iter().find(|c| {
+                    &c.dataset == d && &c.row == r && &c.label == label && &c.column == col
+                });
+                let text = cell.map_or("n/a".to_string(), Cell::text);
                 line += &format!(" {text} |");
             }
         }
         md += &line;
         md.push('\n');
     }
-    md += "\nFinal test accuracy in %, mean (sample standard deviation) over seeds; * shortened runs; [k/n] seeds present; n/a: not in any experiment of the results (no such algorithm, or not in that dataset's grid).\n";
-    let mut csv = String::from("dataset,row,column,mean,std,seeds,declared,shortened\n");
+    md += "\n";
+    md += LEGEND;
+    md.push('\n');
+    let mut w = csv::Writer::from_writer(Vec::new());
+    const IN_MEMORY: &str = "writing CSV to memory cannot fail";
+    w.write_record(CSV_HEADER).expect(IN_MEMORY);
     for c in cells {
         let (m, sd) = c.stats().map_or((String::new(), String::new()), |(m, sd)| {
             (
@@ -196,15 +334,22 @@ pub fn render(cells: &[Cell]) -> (String, String) {
                 sd.map_or(String::new(), |s| format!("{s:.6}")),
             )
         });
-        csv += &format!(
-            "{},\"{}\",{},{m},{sd},{},{},{}\n",
-            c.dataset,
-            c.row.replace('"', "\"\""),
-            c.column,
-            c.values.len(),
-            c.declared,
-            c.shortened
-        );
+        w.write_record([
+            c.dataset.clone(),
+            c.row.clone(),
+            c.column.clone(),
+            c.label.clone(),
+            m,
+            sd,
+            c.values.len().to_string(),
+            c.declared.to_string(),
+            c.shortened.to_string(),
+            c.interrupted.to_string(),
+            c.diverged.to_string(),
+        ])
+        .expect(IN_MEMORY);
     }
+    let bytes = w.into_inner().expect(IN_MEMORY);
+    let csv = String::from_utf8(bytes).expect("the table is UTF-8");
     (md, csv)
 }

@@ -166,6 +166,24 @@ fn help_documents_every_flag() {
     ] {
         assert!(t.contains(flag), "--help lacks {flag}");
     }
+    // conv nets and CIFAR-10 are documented; --channel lists every channel of the registry
+    assert!(t.contains("CIFAR-10") && t.contains("convolutional"), "{t}");
+    let channel = t
+        .split("--channel <NAME>")
+        .nth(1)
+        .and_then(|s| s.split("--no-derivative").next())
+        .unwrap();
+    let words: Vec<&str> = channel
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '+'))
+        .collect();
+    for k in rbp::channel::CHANNELS {
+        assert!(words.contains(&k.name), "--channel help lacks {}", k.name);
+    }
+    let top = text(&rbp(&["--help"]));
+    assert!(
+        top.contains("convolutional") && top.contains("export"),
+        "{top}"
+    );
 }
 
 #[test]
@@ -364,6 +382,12 @@ fn a_saved_config_reproduces_the_run_and_flags_override_it() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(2));
     assert!(t.contains("bad.toml") && t.contains("learning_rate"), "{t}");
+    std::fs::write(&bad, "lr = 0.1\nepochs = \"many\"\n").unwrap();
+    let t = text(&rbp(&["train", "--config", bad.to_str().unwrap()]));
+    assert!(
+        t.contains("bad.toml") && t.contains("epochs") && t.contains("expected usize"),
+        "{t}"
+    );
     std::fs::write(&bad, "[channel_options]\nfeedback = \"sparse\"\n").unwrap();
     let t = text(&rbp(&["train", "--config", bad.to_str().unwrap()]));
     assert!(t.contains("bad.toml") && t.contains("fan-out"), "{t}");

@@ -12,5 +12,6 @@ mod hardening;
 mod layers;
 mod reference;
 mod reproduce;
+mod results;
 mod slurm;
 mod training;

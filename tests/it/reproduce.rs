@@ -91,8 +91,8 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
     let csv = std::fs::read_to_string(res.join("table.csv")).unwrap();
     assert!(
         csv.lines()
-            .any(|l| l.starts_with("fashion-mnist-subset,\"baseline\",RBP,")
-                && l.ends_with(",2,2,false")),
+            .any(|l| l.starts_with("fashion-mnist-subset,baseline,RBP,,")
+                && l.ends_with(",2,2,false,false,false")),
         "{csv}"
     );
 
@@ -178,6 +178,23 @@ fn bad_experiment_files_are_refused_with_the_file_and_key() {
             "share row",
         ),
         ("", "variant"),
+        // a typo or a wrong type names the section and the key
+        (
+            "[train]\nepoch = 3\n[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\n",
+            "`train.epoch`: unknown field `epoch`",
+        ),
+        (
+            "[train]\nepochs = \"3\"\n[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\n",
+            "`train.epochs`: invalid type: string \"3\", expected usize",
+        ),
+        (
+            "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nchannel_options = { dropuot = 0.1 }\n",
+            "`variant a / BP: channel_options.dropuot`: unknown field `dropuot`",
+        ),
+        (
+            "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nlr = \"fast\"\n",
+            "`variant a / BP: lr`: invalid type: string \"fast\"",
+        ),
     ] {
         std::fs::write(&f, format!("{base}{body}")).unwrap();
         let o = rbp(&[
@@ -195,7 +212,14 @@ fn bad_experiment_files_are_refused_with_the_file_and_key() {
     }
     let o = rbp(&["table", tmp.path().join("nothing").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(out(&o).contains("no experiment results"), "{}", out(&o));
+    assert!(out(&o).contains("no such directory"), "{}", out(&o));
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    for cmd in ["table", "plot", "export"] {
+        let o = rbp(&[cmd, empty.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(out(&o).contains("no experiment results"), "{}", out(&o));
+    }
 }
 
 #[test]
