@@ -29,7 +29,7 @@ fn family(row: &str) -> String {
     {
         return "basic algorithms".into();
     }
-    if lower.starts_with("sparsity") {
+    if lower.starts_with("sparsity") || lower.starts_with("signed sparsity") {
         return "sparsity sweep".into();
     }
     ROW_ORDER
@@ -38,12 +38,16 @@ fn family(row: &str) -> String {
         .map_or(row.to_string(), |p| p.to_string())
 }
 
-/// The sparsity n of a sparse row (`sparse n=2`, `sparsity n=16`).
-fn sparsity(row: &str) -> Option<f64> {
-    if !row.to_ascii_lowercase().starts_with("spars") {
+/// The sparsity n of a sparse row, and whether its entries have random signs (`sparse n=2`,
+/// `sparsity n=16`, `signed sparsity n=8`).
+fn sparsity(row: &str) -> Option<(bool, f64)> {
+    let lower = row.to_ascii_lowercase();
+    let signed = lower.starts_with("signed spars");
+    if !(signed || lower.starts_with("spars")) {
         return None;
     }
-    row.rsplit(['=', ' ']).next().and_then(|n| n.parse().ok())
+    let n = row.rsplit(['=', ' ']).next().and_then(|n| n.parse().ok())?;
+    Some((signed, n))
 }
 
 /// Every run with finished epochs; runs of one cell with other settings than its siblings (see
@@ -231,16 +235,21 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
         }
         // final accuracy against sparsity
         let mut sparse: Vec<Line> = Vec::new();
-        for col in ["BP", "RBP", "SRBP"] {
+        for (col, signed) in ["BP", "RBP", "SRBP"]
+            .into_iter()
+            .flat_map(|c| [(c, false), (c, true)])
+        {
             let mut pts: Vec<(f64, f64, f64)> = Vec::new();
             let mut ns: Vec<f64> = of(&|s| s.column == col)
                 .iter()
                 .filter_map(|s| sparsity(&s.row))
+                .filter(|(sg, _)| *sg == signed)
+                .map(|(_, n)| n)
                 .collect();
             ns.sort_by(f64::total_cmp);
             ns.dedup();
             for n in ns {
-                let runs = of(&|s| s.column == col && sparsity(&s.row) == Some(n));
+                let runs = of(&|s| s.column == col && sparsity(&s.row) == Some((signed, n)));
                 let finals: Vec<f64> = runs
                     .iter()
                     .filter_map(|s| s.metrics.last().map(|m| 100.0 * m.test_acc))
@@ -256,7 +265,12 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                 pts.push((n, m, sd));
             }
             if !pts.is_empty() {
-                sparse.push((col.to_string(), pts));
+                let label = if signed {
+                    format!("{col}, signed")
+                } else {
+                    col.to_string()
+                };
+                sparse.push((label, pts));
             }
         }
         if !sparse.is_empty() {

@@ -626,6 +626,36 @@ fn feedback_distributions_have_their_moments() {
             "{ones} ones, expected {expect}"
         );
     }
+    // the controls on the same kind of support: ±1 with random signs (mean 0, E[C²] = p) and
+    // N(0, 1) (mean 0, E[C²] = p)
+    for kind in ["sparse-signed:8", "sparse-gaussian:8"] {
+        let options = ChannelOptions {
+            feedback: FeedbackInit::parse(kind).unwrap(),
+            ..ChannelOptions::default()
+        };
+        let t = trainer_with(&sizes, Activation::Tanh, "rbp", &options, 8);
+        for (i, _, c) in t.channel.feedback_matrices() {
+            let p = 8.0 / sizes[i + 1] as f64;
+            let n = c.len() as f64;
+            let nonzero = c.iter().filter(|v| **v != 0.0).count() as f64;
+            let mean = c.iter().map(|v| *v as f64).sum::<f64>() / n;
+            let second = c.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / n;
+            assert!(
+                (nonzero - n * p).abs() < 4.0 * (n * p).sqrt(),
+                "{kind}: {nonzero} non-zero entries, expected {}",
+                n * p
+            );
+            assert!(mean.abs() < 4.0 * (p / n).sqrt(), "{kind}: mean {mean}");
+            assert!(
+                (second / p - 1.0).abs() < 0.2,
+                "{kind}: E[C²]/p = {}",
+                second / p
+            );
+            if kind.starts_with("sparse-signed") {
+                assert!(c.iter().all(|v| [-1.0, 0.0, 1.0].contains(v)), "{kind}");
+            }
+        }
+    }
 }
 
 #[test]

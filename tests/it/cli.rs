@@ -414,10 +414,12 @@ fn variant_flags_reach_the_channel() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(
-        t.contains("C(20×10)·δ[2] ⊙ f', dropout r=0.25, quantized to 8 bits (α=1)"),
+        t.contains("C(20×10)·δ[2] ⊙ f', dropout r=0.25, quantized (8 bits, mid-rise, α auto)"),
         "{t}"
     );
     assert!(t.contains("δ angle to BP"), "{t}");
+    // the quantizer's census: mid-rise has no zero level
+    assert!(t.contains("signal quantized to 0: 0.0%"), "{t}");
     let bad: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["train", "--channel", "bp", "--feedback", "sparse:2"],
