@@ -5,9 +5,8 @@ use super::experiment::ReproduceArgs;
 use super::sayln;
 use anyhow::{Context, bail, ensure};
 use clap::Args;
-use rbp::experiment::Experiment;
 use rbp::experiment::cluster::{self, Slurm, State};
-use rbp::experiment::runner::{Options, Outcome};
+use rbp::experiment::runner::Outcome;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Default)]
@@ -105,17 +104,7 @@ pub fn run(a: &ReproduceArgs) -> anyhow::Result<()> {
         rbp::config::MAX_THREADS,
         c.cpus_per_task
     );
-    let exps: Vec<Experiment> = a
-        .configs
-        .iter()
-        .map(|p| Experiment::load(p))
-        .collect::<Result<_, _>>()?;
-    let opts = Options {
-        results: a.results.clone(),
-        jobs: 1,
-        quick: a.quick,
-        data: a.data.clone(),
-    };
+    let (exps, opts) = super::experiment::load(a, 1)?;
     if let Some(i) = c.only {
         // Slurm says how many cores the task has; elsewhere --cpus-per-task does
         let threads = std::env::var("SLURM_CPUS_PER_TASK")

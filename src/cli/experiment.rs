@@ -69,17 +69,7 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     anyhow::ensure!(jobs >= 1, "--jobs must be ≥ 1");
-    let exps: Vec<Experiment> = a
-        .configs
-        .iter()
-        .map(|p| Experiment::load(p))
-        .collect::<Result<_, _>>()?;
-    let opts = Options {
-        results: a.results.clone(),
-        jobs,
-        quick: a.quick,
-        data: a.data.clone(),
-    };
+    let (exps, opts) = load(&a, jobs)?;
     let mut diverged = 0;
     let mut unfinished: Vec<String> = Vec::new();
     for exp in &exps {
@@ -125,6 +115,22 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// The experiment files of `rbp reproduce` and the options to run them with, `jobs` at a time.
+pub fn load(a: &ReproduceArgs, jobs: usize) -> anyhow::Result<(Vec<Experiment>, Options)> {
+    let exps: Vec<Experiment> = a
+        .configs
+        .iter()
+        .map(|p| Experiment::load(p))
+        .collect::<Result<_, _>>()?;
+    let opts = Options {
+        results: a.results.clone(),
+        jobs,
+        quick: a.quick,
+        data: a.data.clone(),
+    };
+    Ok((exps, opts))
 }
 
 fn first_line(s: &str) -> &str {

@@ -341,15 +341,15 @@ impl Net {
         activation: Activation,
         rng: &mut Rng,
     ) -> Result<Net> {
+        // every rule is checked (and every size counted) before anything is allocated
         plan(input, spec, classes)?;
         let (mut c, mut h, mut w) = input;
-        let mut flat = false;
         let mut layers: Vec<Layer> = Vec::new();
-        for (n, s) in spec.iter().enumerate() {
+        for s in spec {
             match *s {
                 LayerSpec::Dense { units } => {
                     layers.push(Layer::dense(c * h * w, units, rng));
-                    (c, h, w, flat) = (units, 1, 1, true);
+                    (c, h, w) = (units, 1, 1);
                 }
                 LayerSpec::Conv {
                     channels,
@@ -357,33 +357,19 @@ impl Net {
                     stride,
                     pad,
                 } => {
-                    if flat {
-                        return Err(Error::config(
-                            "arch",
-                            format!("layer {}: a convolution cannot follow a dense layer", n + 1),
-                        ));
-                    }
                     let pad = pad.unwrap_or((k - 1) / 2);
-                    let g = ConvGeom::new(c, h, w, channels, k, stride, pad).ok_or_else(|| {
-                        Error::config("arch", format!("layer {}: a {k}×{k} kernel (padding {pad}) does not fit a {h}×{w} map", n + 1))
-                    })?;
+                    let g = ConvGeom::new(c, h, w, channels, k, stride, pad)
+                        .expect("the geometry was checked by plan");
                     layers.push(Layer::conv(g, rng));
                     (c, h, w) = (channels, g.h_out, g.w_out);
                 }
                 LayerSpec::Pool { k, stride, pad } => {
+                    let (stride, pad) = (stride.unwrap_or(k), pad.unwrap_or((k - 1) / 2));
+                    let p = PoolGeom::new(c, h, w, k, stride, pad)
+                        .expect("the geometry was checked by plan");
                     let last = layers
                         .last_mut()
-                        .ok_or_else(|| Error::config("arch", "a pooling must follow a layer"))?;
-                    if last.pool.is_some() || flat {
-                        return Err(Error::config(
-                            "arch",
-                            format!("layer {}: pooling must follow a convolution (once)", n + 1),
-                        ));
-                    }
-                    let (stride, pad) = (stride.unwrap_or(k), pad.unwrap_or((k - 1) / 2));
-                    let p = PoolGeom::new(c, h, w, k, stride, pad).ok_or_else(|| {
-                        Error::config("arch", format!("layer {}: a {k}×{k} pooling (padding {pad}) does not fit a {h}×{w} map", n + 1))
-                    })?;
+                        .expect("plan: pooling follows a convolution");
                     last.pool = Some(p);
                     (h, w) = (p.h_out, p.w_out);
                 }

@@ -8,7 +8,7 @@ use rbp::data::{self, MNIST_FILES};
 use std::io::Write;
 use std::path::Path;
 
-fn idx(ndim: u8, dims: &[u32], payload: &[u8]) -> Vec<u8> {
+pub fn idx(ndim: u8, dims: &[u32], payload: &[u8]) -> Vec<u8> {
     let mut v = vec![0, 0, 8, ndim];
     for d in dims {
         v.extend_from_slice(&d.to_be_bytes());
@@ -17,7 +17,7 @@ fn idx(ndim: u8, dims: &[u32], payload: &[u8]) -> Vec<u8> {
     v
 }
 
-fn gz(bytes: &[u8]) -> Vec<u8> {
+pub fn gz(bytes: &[u8]) -> Vec<u8> {
     let mut e = GzEncoder::new(Vec::new(), Compression::fast());
     e.write_all(bytes).unwrap();
     e.finish().unwrap()

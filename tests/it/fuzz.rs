@@ -197,21 +197,7 @@ fn arch_strings_never_panic_or_hang() {
     run_all(out);
 }
 
-fn idx(ndim: u8, dims: &[u32], payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0, 0, 8, ndim];
-    for d in dims {
-        v.extend_from_slice(&d.to_be_bytes());
-    }
-    v.extend_from_slice(payload);
-    v
-}
-
-fn gz(bytes: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
+use super::data::{gz, idx};
 
 #[test]
 fn idx_files_never_panic_or_hang() {
@@ -464,13 +450,13 @@ fn experiment_files_never_panic_or_hang() {
     run_all(out);
 }
 
-/// A finished one-epoch run to copy.
-fn trained_run(root: &Path) -> PathBuf {
-    let dir = root.join("template");
-    let o = super::cli::rbp(&[
+/// `rbp train` of the small run the checkpoint cases resume, into `dir`, for `epochs` epochs.
+fn small_run(dir: &Path, epochs: &str) -> Vec<String> {
+    let dir = dir.to_str().unwrap();
+    args(&[
         "train",
         "--out",
-        dir.to_str().unwrap(),
+        dir,
         "--channel",
         "rbp",
         "--hidden",
@@ -480,9 +466,17 @@ fn trained_run(root: &Path) -> PathBuf {
         "--batch",
         "50",
         "--epochs",
-        "1",
+        epochs,
         "--quiet",
-    ]);
+    ])
+}
+
+/// A finished one-epoch run to copy.
+fn trained_run(root: &Path) -> PathBuf {
+    let dir = root.join("template");
+    let a = small_run(&dir, "1");
+    let a: Vec<&str> = a.iter().map(String::as_str).collect();
+    let o = super::cli::rbp(&a);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     dir
 }
@@ -527,22 +521,7 @@ fn checkpoints_never_panic_or_hang() {
         std::fs::write(dir.join(rbp::run::CHECKPOINT), b).unwrap();
         out.push(Case {
             label: format!("checkpoint case {i}"),
-            args: args(&[
-                "train",
-                "--out",
-                dir.to_str().unwrap(),
-                "--channel",
-                "rbp",
-                "--hidden",
-                "6,6",
-                "--train-limit",
-                "100",
-                "--batch",
-                "50",
-                "--epochs",
-                "2",
-                "--quiet",
-            ]),
+            args: small_run(&dir, "2"),
         });
     }
     run_all(out);
