@@ -98,69 +98,210 @@ fn band(runs: &[&Series], value: impl Fn(&EpochMetrics) -> Option<f64>) -> Vec<(
         .collect()
 }
 
-/// A labelled line with its band.
-type Line = (String, Vec<(f64, f64, f64)>);
+/// One curve of a panel: mean and sample sd per x.
+struct Curve {
+    label: String,
+    color: RGBColor,
+    /// The unmodified channel, drawn dashed behind its variants.
+    reference: bool,
+    pts: Vec<(f64, f64, f64)>,
+}
+
+/// The x axis of a panel.
+enum XAxis {
+    /// Epochs: integer ticks.
+    Epochs,
+    /// Sparsity n on a log₂(1 + n) scale, ticks at the measured n only.
+    Sparsity(Vec<f64>),
+}
+
+struct Panel {
+    title: String,
+    y_desc: String,
+    x: XAxis,
+    curves: Vec<Curve>,
+}
+
+/// The colour of a channel (column), the same in every figure.
+fn channel_color(column: &str) -> RGBColor {
+    match column {
+        "BP" => RGBColor(31, 119, 180),
+        "RBP" => RGBColor(214, 95, 0),
+        "SRBP" => RGBColor(44, 150, 44),
+        other => {
+            let h = other
+                .bytes()
+                .fold(7u32, |h, b| h.wrapping_mul(31) + b as u32);
+            let RGBAColor(r, g, b, _) = Palette99::pick(h as usize).to_rgba();
+            RGBColor(r, g, b)
+        }
+    }
+}
+
+/// Shade `k` of `n` of a colour: from light (k = 0) to the colour itself darkened (k = n − 1),
+/// so the variants of one channel keep its hue and their order.
+fn shade(c: RGBColor, k: usize, n: usize) -> RGBColor {
+    if n <= 1 {
+        return c;
+    }
+    let t = k as f64 / (n - 1) as f64; // 0 … 1
+    let f = |v: u8| -> u8 {
+        let v = v as f64;
+        // light end: 55 % towards white; dark end: 35 % towards black
+        let light = v + (255.0 - v) * 0.55;
+        let dark = v * 0.65;
+        (light + (dark - light) * t).round() as u8
+    };
+    RGBColor(f(c.0), f(c.1), f(c.2))
+}
+
+/// A row label in words: `sparse n=8` → `sparse n = 8`.
+fn words(row: &str) -> String {
+    row.replace('=', " = ").replace("  ", " ")
+}
+
+/// The number in a row label that orders variants (`dropout r=0.25` → 0.25), if any.
+fn parameter(row: &str) -> f64 {
+    row.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .filter_map(|t| t.parse::<f64>().ok())
+        .next()
+        .unwrap_or(f64::INFINITY)
+}
 
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    lines: &[Line],
+    panel: &Panel,
+    scale: f64,
 ) -> std::result::Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
-    let xs = lines.iter().flat_map(|(_, p)| p.iter().map(|q| q.0));
-    let (x0, x1) = xs.fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
-    let ys = lines
-        .iter()
-        .flat_map(|(_, p)| p.iter().flat_map(|q| [q.1 - q.2, q.1 + q.2]));
-    let (y0, y1) = ys.fold((f64::MAX, f64::MIN), |(a, b), y| (a.min(y), b.max(y)));
-    let pad = ((y1 - y0) * 0.05).max(1e-3);
-    let (x0, x1) = if x1 > x0 {
-        (x0, x1)
-    } else {
-        (x0 - 1.0, x1 + 1.0)
-    };
-    let mut ch = ChartBuilder::on(area)
-        .caption(title, ("sans-serif", 16))
-        .margin(10)
-        .x_label_area_size(36)
-        .y_label_area_size(52)
-        .build_cartesian_2d(x0..x1, (y0 - pad)..(y1 + pad))?;
-    ch.configure_mesh().x_desc(x_desc).y_desc(y_desc).draw()?;
-    for (k, (label, pts)) in lines.iter().enumerate() {
-        let color = Palette99::pick(k).to_rgba();
-        let mut poly: Vec<(f64, f64)> = pts.iter().map(|p| (p.0, p.1 + p.2)).collect();
-        poly.extend(pts.iter().rev().map(|p| (p.0, p.1 - p.2)));
-        ch.draw_series(std::iter::once(Polygon::new(poly, color.mix(0.15))))?;
-        ch.draw_series(
-            LineSeries::new(pts.iter().map(|p| (p.0, p.1)), color.stroke_width(2))
-                .point_size(if pts.len() < 12 { 3 } else { 0 }),
-        )?
-        .label(label.clone())
-        .legend(move |(x, y)| PathElement::new([(x, y), (x + 16, y)], color.stroke_width(2)));
+    let px = |v: f64| (v * scale).round() as i32;
+    let font = |size: f64| ("sans-serif", size * scale);
+    // the legend stands beside the data, never on it
+    let (w, _) = area.dim_in_pixel();
+    let legend_w = (w as f64 * 0.3) as u32;
+    let (plot, legend) = area.split_horizontally(w - legend_w);
+    let all = panel.curves.iter().flat_map(|c| c.pts.iter());
+    let (x0, x1) = all
+        .clone()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = all.fold((f64::MAX, f64::MIN), |(a, b), p| {
+        (a.min(p.1 - p.2), b.max(p.1 + p.2))
+    });
+    if !(x0 <= x1 && y0 <= y1) {
+        return Ok(());
     }
-    ch.configure_series_labels()
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .label_font(("sans-serif", 12))
-        .position(SeriesLabelPosition::LowerRight)
+    let pad = ((y1 - y0) * 0.05).max(0.5);
+    // x positions are integers: epochs, or the index of a measured sparsity n (evenly spaced,
+    // labelled with n, so that n = 0 … 8 is not crowded by n = 100)
+    let (x_desc, hi, labels) = match &panel.x {
+        XAxis::Epochs => (
+            "epoch",
+            x1.max(1.0) as i32,
+            (x1.max(1.0) as usize + 1).min(11),
+        ),
+        XAxis::Sparsity(ns) => (
+            "expected fan-out n of each sending neuron",
+            ns.len() as i32 - 1,
+            ns.len(),
+        ),
+    };
+    let to_x = |x: f64| -> i32 {
+        match &panel.x {
+            XAxis::Epochs => x.round() as i32,
+            XAxis::Sparsity(ns) => ns.iter().position(|n| *n == x).unwrap_or(0) as i32,
+        }
+    };
+    let lo = if matches!(panel.x, XAxis::Epochs) {
+        1
+    } else {
+        0
+    };
+    let mut ch = ChartBuilder::on(&plot)
+        .caption(&panel.title, font(15.0))
+        .margin(px(8.0))
+        .x_label_area_size(px(40.0))
+        .y_label_area_size(px(52.0))
+        .build_cartesian_2d((lo - 1)..(hi + 1), (y0 - pad)..(y1 + pad))?;
+    ch.configure_mesh()
+        .x_desc(x_desc)
+        .y_desc(&panel.y_desc)
+        .label_style(font(12.0))
+        .axis_desc_style(font(13.0))
+        .x_labels(labels + 2)
+        .x_label_formatter(&|x| match &panel.x {
+            _ if *x < lo || *x > hi => String::new(),
+            XAxis::Epochs => format!("{x}"),
+            XAxis::Sparsity(ns) => format!("{}", ns[*x as usize]),
+        })
+        .max_light_lines(0)
         .draw()?;
+    let sparsity = matches!(panel.x, XAxis::Sparsity(_));
+    for c in &panel.curves {
+        let pts: Vec<(i32, f64, f64)> = c.pts.iter().map(|p| (to_x(p.0), p.1, p.2)).collect();
+        let mut poly: Vec<(i32, f64)> = pts.iter().map(|p| (p.0, p.1 + p.2)).collect();
+        poly.extend(pts.iter().rev().map(|p| (p.0, p.1 - p.2)));
+        if !c.reference {
+            ch.draw_series(std::iter::once(Polygon::new(poly, c.color.mix(0.12))))?;
+        }
+        let line = pts.iter().map(|p| (p.0, p.1));
+        if c.reference {
+            ch.draw_series(DashedLineSeries::new(
+                line,
+                px(6.0),
+                px(4.0),
+                c.color.stroke_width(px(1.5) as u32),
+            ))?;
+        } else {
+            ch.draw_series(LineSeries::new(line, c.color.stroke_width(px(2.0) as u32)))?;
+        }
+        if sparsity || pts.len() < 12 {
+            ch.draw_series(
+                pts.iter()
+                    .map(|p| Circle::new((p.0, p.1), px(3.0), c.color.filled())),
+            )?;
+        }
+    }
+    // the legend: one line per curve, in the panel's order
+    let row_h = px(17.0);
+    for (k, c) in panel.curves.iter().enumerate() {
+        let y = px(40.0) + row_h * k as i32;
+        let style = c
+            .color
+            .stroke_width(px(if c.reference { 1.5 } else { 2.5 }) as u32);
+        if c.reference {
+            legend.draw(&PathElement::new([(px(4.0), y), (px(10.0), y)], style))?;
+            legend.draw(&PathElement::new([(px(14.0), y), (px(22.0), y)], style))?;
+        } else {
+            legend.draw(&PathElement::new([(px(4.0), y), (px(22.0), y)], style))?;
+        }
+        legend.draw(&Text::new(
+            c.label.clone(),
+            (px(28.0), y - px(7.0)),
+            font(12.0),
+        ))?;
+    }
     Ok(())
 }
 
-fn figure(path: &Path, panels: &[(String, String, String, Vec<Line>)]) -> Result<()> {
-    crate::render!(
-        path,
-        (560 * panels.len() as u32, 440),
-        |root: &DrawingArea<_, Shift>| {
-            root.fill(&WHITE)?;
-            let areas = root.split_evenly((1, panels.len()));
-            for (a, (title, xd, yd, lines)) in areas.iter().zip(panels) {
-                draw_panel(a, title, xd, yd, lines)?;
-            }
-            Ok::<(), DrawingAreaErrorKind<_>>(())
+/// Draws `panels` into `path`, two to a row; a PNG at twice the SVG's size (print resolution).
+fn figure(path: &Path, panels: &[Panel]) -> Result<()> {
+    let scale = match crate::plot::Format::of(path)? {
+        crate::plot::Format::Png => 2.0,
+        crate::plot::Format::Svg => 1.0,
+    };
+    let cols = panels.len().clamp(1, 2);
+    let rows = panels.len().div_ceil(cols).max(1);
+    let (w, h) = (
+        (600.0 * scale) as u32 * cols as u32,
+        (400.0 * scale) as u32 * rows as u32,
+    );
+    crate::render!(path, (w, h), |root: &DrawingArea<_, Shift>| {
+        root.fill(&WHITE)?;
+        let areas = root.split_evenly((rows, cols));
+        for (a, p) in areas.iter().zip(panels) {
+            draw_panel(a, p, scale)?;
         }
-    )
+        Ok::<(), DrawingAreaErrorKind<_>>(())
+    })
 }
 
 /// Draws every figure into `dir/figures/` (SVG and PNG); returns the files written.
@@ -185,7 +326,34 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
         let of = |f: &dyn Fn(&Series) -> bool| -> Vec<&Series> {
             series.iter().filter(|s| s.dataset == d && f(s)).collect()
         };
-        // accuracy curves per family of rows
+        // the unmodified channel of a column, drawn as the reference of every variant figure
+        let baseline = |col: &str| -> Option<Curve> {
+            let runs = of(&|s| s.column == col && s.row == "baseline");
+            (!runs.is_empty()).then(|| Curve {
+                label: format!("{col}, baseline"),
+                color: RGBColor(90, 90, 90),
+                reference: true,
+                pts: band(&runs, |m| Some(100.0 * m.test_acc)),
+            })
+        };
+        let columns = |rows: &dyn Fn(&Series) -> bool| -> Vec<String> {
+            let mut cols: Vec<String> = Vec::new();
+            for s in of(rows) {
+                if !cols.contains(&s.column) {
+                    cols.push(s.column.clone());
+                }
+            }
+            let rank = |c: &String| {
+                ["BP", "RBP", "SRBP"]
+                    .iter()
+                    .position(|k| k == c)
+                    .unwrap_or(3)
+            };
+            cols.sort_by_key(rank);
+            cols
+        };
+        // accuracy curves per family of rows: a panel per channel, its variants in its colour
+        // (lighter to darker in the order of their parameter), the baseline dashed behind them
         let mut families: Vec<String> = Vec::new();
         for s in of(&|_| true) {
             let f = family(&s.row);
@@ -194,47 +362,76 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
             }
         }
         for fam in families {
-            let mut cells: Vec<(String, String)> = Vec::new();
-            for s in of(&|s| family(&s.row) == fam) {
-                let key = (s.row.clone(), s.column.clone());
-                if !cells.contains(&key) {
-                    cells.push(key);
+            let basic = fam == "basic algorithms";
+            // the sparsity sweep's 0/1 and signed matrices get panels of their own
+            let kinds: Vec<Option<bool>> = if fam == "sparsity sweep" {
+                vec![Some(false), Some(true)]
+            } else {
+                vec![None]
+            };
+            let mut panels = Vec::new();
+            for col in columns(&|s| family(&s.row) == fam) {
+                for kind in &kinds {
+                    let in_panel = |s: &Series| {
+                        family(&s.row) == fam
+                            && s.column == col
+                            && kind.is_none_or(|signed| {
+                                sparsity(&s.row).is_some_and(|(sg, _)| sg == signed)
+                            })
+                    };
+                    let mut rows: Vec<String> = Vec::new();
+                    for s in of(&in_panel) {
+                        if !rows.contains(&s.row) {
+                            rows.push(s.row.clone());
+                        }
+                    }
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    if !basic {
+                        rows.sort_by(|a, b| parameter(a).total_cmp(&parameter(b)).then(a.cmp(b)));
+                    }
+                    let color = channel_color(&col);
+                    let mut curves: Vec<Curve> = Vec::new();
+                    if !basic && let Some(b) = baseline(&col) {
+                        curves.push(b);
+                    }
+                    for (k, r) in rows.iter().enumerate() {
+                        let runs = of(&|s| in_panel(s) && &s.row == r);
+                        let c = if basic && r == "baseline" {
+                            color
+                        } else {
+                            shade(color, k, rows.len())
+                        };
+                        curves.push(Curve {
+                            label: format!("{col}, {}", words(r)),
+                            color: c,
+                            reference: false,
+                            pts: band(&runs, |m| Some(100.0 * m.test_acc)),
+                        });
+                    }
+                    let what = match kind {
+                        Some(true) => format!("{fam} (signed ±1 entries), {col}"),
+                        Some(false) => format!("{fam} (0/1 entries), {col}"),
+                        None => format!("{fam}, {col}"),
+                    };
+                    panels.push(Panel {
+                        title: format!("{d}: {what}"),
+                        y_desc: "test accuracy (%)".into(),
+                        x: XAxis::Epochs,
+                        curves,
+                    });
                 }
             }
-            let lines = |value: &dyn Fn(&EpochMetrics) -> Option<f64>| -> Vec<Line> {
-                cells
-                    .iter()
-                    .map(|(r, c)| {
-                        let runs = of(&|s| &s.row == r && &s.column == c);
-                        (
-                            format!("{r} / {c}"),
-                            band(&runs, |m| value(m).map(|v| 100.0 * v)),
-                        )
-                    })
-                    .collect()
-            };
-            let panels = vec![
-                (
-                    format!("{d}: {fam} — training accuracy"),
-                    "epoch".to_string(),
-                    "train accuracy (%)".to_string(),
-                    lines(&|m| Some(m.train_acc)),
-                ),
-                (
-                    format!("{d}: {fam} — test accuracy"),
-                    "epoch".to_string(),
-                    "test accuracy (%)".to_string(),
-                    lines(&|m| Some(m.test_acc)),
-                ),
-            ];
             for ext in ["svg", "png"] {
                 let p = out.join(format!("{}-{}.{ext}", slug(d), slug(&fam)));
                 figure(&p, &panels)?;
                 written.push(p);
             }
         }
-        // final accuracy against sparsity
-        let mut sparse: Vec<Line> = Vec::new();
+        // final accuracy against sparsity, markers at the measured n only
+        let mut curves: Vec<Curve> = Vec::new();
+        let mut measured: Vec<f64> = Vec::new();
         for (col, signed) in ["BP", "RBP", "SRBP"]
             .into_iter()
             .flat_map(|c| [(c, false), (c, true)])
@@ -265,21 +462,28 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                 pts.push((n, m, sd));
             }
             if !pts.is_empty() {
-                let label = if signed {
-                    format!("{col}, signed")
-                } else {
-                    col.to_string()
-                };
-                sparse.push((label, pts));
+                measured.extend(pts.iter().map(|p| p.0));
+                let color = channel_color(col);
+                curves.push(Curve {
+                    label: format!(
+                        "{col}, {} entries",
+                        if signed { "signed ±1" } else { "0/1" }
+                    ),
+                    color: if signed { shade(color, 0, 2) } else { color },
+                    reference: false,
+                    pts,
+                });
             }
         }
-        if !sparse.is_empty() {
-            let panels = vec![(
-                format!("{d}: final test accuracy against sparsity"),
-                "expected fan-out n of each sending neuron".to_string(),
-                "test accuracy (%)".to_string(),
-                sparse,
-            )];
+        if !curves.is_empty() {
+            measured.sort_by(f64::total_cmp);
+            measured.dedup();
+            let panels = vec![Panel {
+                title: format!("{d}: final test accuracy against sparsity"),
+                y_desc: "test accuracy (%)".into(),
+                x: XAxis::Sparsity(measured),
+                curves,
+            }];
             for ext in ["svg", "png"] {
                 let p = out.join(format!("{}-sparsity.{ext}", slug(d)));
                 figure(&p, &panels)?;
@@ -296,7 +500,7 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                     cells.push(key);
                 }
             }
-            let lines: Vec<Line> = cells
+            let curves: Vec<Curve> = cells
                 .iter()
                 .map(|(r, c)| {
                     let runs: Vec<&Series> = with_diag
@@ -304,24 +508,29 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                         .copied()
                         .filter(|s| &s.row == r && &s.column == c)
                         .collect();
+                    let same: Vec<&(String, String)> =
+                        cells.iter().filter(|(_, c2)| c2 == c).collect();
+                    let k = same.iter().position(|(r2, _)| r2 == r).unwrap_or(0);
                     // mean over hidden layers of the δ angle to BP
-                    (
-                        format!("{r} / {c}"),
-                        band(&runs, |m| {
+                    Curve {
+                        label: format!("{c}, {}", words(r)),
+                        color: shade(channel_color(c), k, same.len()),
+                        reference: false,
+                        pts: band(&runs, |m| {
                             m.layers.as_ref().map(|ls| {
                                 ls.iter().map(|l| l.delta_angle).sum::<f64>()
                                     / ls.len().max(1) as f64
                             })
                         }),
-                    )
+                    }
                 })
                 .collect();
-            let panels = vec![(
-                format!("{d}: angle between the hidden δ and BP's (mean over layers)"),
-                "epoch".to_string(),
-                "angle (degrees)".to_string(),
-                lines,
-            )];
+            let panels = vec![Panel {
+                title: format!("{d}: angle between the hidden δ and BP's (mean over layers)"),
+                y_desc: "angle (degrees)".into(),
+                x: XAxis::Epochs,
+                curves,
+            }];
             for ext in ["svg", "png"] {
                 let p = out.join(format!("{}-delta-angles.{ext}", slug(d)));
                 figure(&p, &panels)?;

@@ -126,10 +126,27 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
         std::fs::read_to_string(res.join("figures/fashion-mnist-subset-basic-algorithms.svg"))
             .unwrap();
     assert!(
-        base.contains("baseline / RBP")
+        base.contains("RBP, baseline")
             && base.contains("epoch")
             && base.contains("test accuracy (%)")
     );
+    // variant figures: labels in words, the unmodified channel drawn beside its variants
+    let dropout =
+        std::fs::read_to_string(res.join("figures/fashion-mnist-subset-dropout.svg")).unwrap();
+    assert!(
+        dropout.contains("RBP, dropout r = 0.25") && dropout.contains("RBP, baseline"),
+        "{dropout}"
+    );
+    // PNGs are drawn at twice the SVG's size
+    let png = std::fs::read(res.join("figures/fashion-mnist-subset-dropout.png")).unwrap();
+    let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
+    let svg_width: u32 = dropout
+        .split("width=\"")
+        .nth(1)
+        .and_then(|w| w.split('"').next())
+        .and_then(|w| w.parse().ok())
+        .unwrap();
+    assert_eq!(width, 2 * svg_width);
 
     // a missing run shows as missing seeds, never as 0; shortened runs are marked
     std::fs::remove_dir_all(root.join("adaptive--srbp--seed1")).unwrap();

@@ -133,7 +133,7 @@ fn table_never_pools_runs_with_different_settings() {
     assert!(o.status.success(), "{}", out(&o));
     let svg = std::fs::read_to_string(res.join("figures/d-basic-algorithms.svg")).unwrap();
     assert!(
-        svg.contains("baseline (epochs=1) / BP") && svg.contains("baseline (epochs=2) / BP"),
+        svg.contains("BP, baseline (epochs = 1)") && svg.contains("BP, baseline (epochs = 2)"),
         "the figure pools them"
     );
 }
