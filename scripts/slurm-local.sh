@@ -12,6 +12,10 @@ start() {
     echo "slurm: already up"
     return 0
   fi
+  # the controller must resolve this host's name
+  if ! getent hosts "$HOST" >/dev/null 2>&1; then
+    echo "127.0.0.1 $HOST" >> /etc/hosts
+  fi
   mkdir -p "$STATE"/{ctld,d,log} /etc/slurm /etc/munge /run/munge /var/lib/munge /var/log/munge
   if [ ! -s /etc/munge/munge.key ]; then
     head -c 1024 /dev/urandom > /etc/munge/munge.key
