@@ -10,6 +10,7 @@ mod fuzz;
 mod gradcheck;
 mod hardening;
 mod layers;
+mod published;
 mod reference;
 mod reproduce;
 mod results;
