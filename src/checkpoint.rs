@@ -22,13 +22,8 @@ pub const FORMAT: &str = "rbp-checkpoint-2";
 /// the thread count and the number of epochs left out (results do not depend on the first; the
 /// second may be raised to extend a run).
 pub fn settings_hash(config: &TrainConfig) -> String {
-    let norm = TrainConfig {
-        threads: 1,
-        epochs: 1,
-        ..config.clone()
-    };
     hex(&Sha256::digest(
-        toml::to_string(&norm)
+        toml::to_string(&config.identity())
             .expect("config serializes")
             .as_bytes(),
     ))

@@ -177,6 +177,17 @@ impl TrainConfig {
         })
     }
 
+    /// The settings that fix a run's numbers: this configuration with the thread count and the
+    /// number of epochs set aside (results do not depend on the first; raising the second
+    /// extends a run). Two configurations describe the same run when these are equal.
+    pub fn identity(&self) -> TrainConfig {
+        TrainConfig {
+            threads: 1,
+            epochs: 1,
+            ..self.clone()
+        }
+    }
+
     /// The channel options with the run's weight decay filled in.
     pub fn resolved_options(&self) -> ChannelOptions {
         ChannelOptions {

@@ -269,7 +269,7 @@ fn run_in_pool(
                 loss,
             };
             if let Some(dir) = out {
-                write_summary(dir, "diverged", &metrics, Some(&err))?;
+                write_summary(dir, "diverged", &metrics, Some(&err.to_string()))?;
             }
             return Err(err);
         }
@@ -317,12 +317,7 @@ pub const CHECKPOINT: &str = "checkpoint.safetensors";
 
 /// Whether two configurations describe the same run (they may differ in threads and epochs).
 pub fn same_run(a: &TrainConfig, b: &TrainConfig) -> bool {
-    let norm = |c: &TrainConfig| TrainConfig {
-        threads: 1,
-        epochs: 1,
-        ..c.clone()
-    };
-    norm(a) == norm(b)
+    a.identity() == b.identity()
 }
 
 /// If `dir` holds a checkpoint of an earlier, interrupted run of the same configuration (the
@@ -372,27 +367,20 @@ fn resume(
 /// epochs of `metrics.jsonl` (the next attempt resumes from its checkpoint).
 pub fn record_failure(dir: &Path, error: &str) -> Result<()> {
     let metrics = read_metrics(&dir.join("metrics.jsonl")).unwrap_or_default();
-    let summary = Summary {
-        status: "failed".into(),
-        epochs_completed: metrics.len(),
-        last: metrics.last().cloned(),
-        error: Some(error.to_string()),
-    };
-    let text = serde_json::to_string_pretty(&summary).expect("summary serializes");
-    write_atomic(&dir.join("summary.json"), text.as_bytes())
+    write_summary(dir, "failed", &metrics, Some(error))
 }
 
 fn write_summary(
     dir: &Path,
     status: &str,
     metrics: &[EpochMetrics],
-    err: Option<&Error>,
+    error: Option<&str>,
 ) -> Result<()> {
     let summary = Summary {
         status: status.into(),
         epochs_completed: metrics.len(),
         last: metrics.last().cloned(),
-        error: err.map(|e| e.to_string()),
+        error: error.map(str::to_string),
     };
     let text = serde_json::to_string_pretty(&summary).expect("summary serializes");
     write_atomic(&dir.join("summary.json"), text.as_bytes())
@@ -492,6 +480,22 @@ impl RunDir {
             path: path.to_path_buf(),
             _lock: f,
         })
+    }
+
+    /// Whether a process is writing the run in `path` now, and which (when it said): a probe
+    /// that creates nothing and writes nothing.
+    pub fn writer(path: &Path) -> Option<Option<u32>> {
+        use std::io::Read;
+        let mut f = std::fs::File::open(path.join(LOCK)).ok()?;
+        match f.try_lock() {
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = f.read_to_string(&mut text);
+                Some(text.trim().parse().ok())
+            }
+            // free (released when `f` is dropped), or not lockable: nobody writes it
+            _ => None,
+        }
     }
 
     /// The directory.

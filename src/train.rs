@@ -301,11 +301,12 @@ fn quantized_update(
     let a = *alpha;
     let mut acc = vec![0.0f32; layer.w.len()];
     let mut acc_b = vec![0.0f32; layer.b.len()];
-    // one value in steps of α/s: nearest, or stochastic with its own uniform number
+    // one value in steps of α/s: nearest, or stochastic with the uniform number of its index
+    // (the same counter scheme as the tiled weight sums; biases count after every weight entry)
     let steps = |x: f32, index: u64| -> f32 {
         match key {
             None => quantize::steps_of(x, s),
-            Some(k) => quantize::steps_stochastic(x, s, quantize::uniform(k ^ (index << 1 | 1))),
+            Some(k) => quantize::steps_stochastic(x, s, quantize::uniform(k.wrapping_add(index))),
         }
     };
     match layer.kind {
@@ -319,9 +320,10 @@ fn quantized_update(
                     &mut acc, &coefs, input, n_out, n_in, s, key,
                 ),
             }
+            let weights = (batch * n_out * n_in) as u64;
             for (e, c) in coefs.chunks_exact(n_out).enumerate() {
                 for (r, (acc, c)) in acc_b.iter_mut().zip(c).enumerate() {
-                    *acc += steps(*c, (e * n_out + r) as u64);
+                    *acc += steps(*c, weights + (e * n_out + r) as u64);
                 }
             }
         }

@@ -95,10 +95,8 @@ pub fn state(dir: &Path, epochs: usize) -> State {
     if !dir.is_dir() {
         return State::Missing;
     }
-    match RunDir::lock(dir) {
-        Err(Error::Locked { holder, .. }) => return State::Running { pid: holder },
-        Ok(lock) => drop(lock),
-        Err(_) => {}
+    if let Some(pid) = RunDir::writer(dir) {
+        return State::Running { pid };
     }
     let summary: Option<Summary> = std::fs::read_to_string(dir.join("summary.json"))
         .ok()

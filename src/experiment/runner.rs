@@ -44,16 +44,6 @@ pub enum Outcome {
     Busy(String),
 }
 
-impl Outcome {
-    /// Whether the run is finished (complete or diverged: a diverged run keeps its epochs).
-    pub fn finished(&self) -> bool {
-        matches!(
-            self,
-            Outcome::Skipped | Outcome::Completed { .. } | Outcome::Diverged(_)
-        )
-    }
-}
-
 /// Progress report after each run.
 #[derive(Clone, Debug)]
 pub struct Progress {

@@ -44,7 +44,14 @@ fn train_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 fn a_second_writer_is_refused_and_named() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
+    // the probe of `--status` creates nothing where nobody ever wrote
+    assert_eq!(rbp::run::RunDir::writer(&out), None);
+    assert!(!out.exists());
     let held = rbp::run::RunDir::lock(&out).unwrap();
+    assert_eq!(
+        rbp::run::RunDir::writer(&out),
+        Some(Some(std::process::id()))
+    );
     let pid = format!("pid {}", std::process::id());
     refused(
         &train_args(out.to_str().unwrap(), &[]),
@@ -60,6 +67,7 @@ fn a_second_writer_is_refused_and_named() {
         &[&pid],
     );
     drop(held);
+    assert_eq!(rbp::run::RunDir::writer(&out), None);
     let o = rbp(&train_args(out.to_str().unwrap(), &[]));
     assert!(o.status.success(), "{}", text(&o));
 }

@@ -186,10 +186,23 @@ fn a_requeued_task_resumes_its_run_to_the_same_numbers() {
         "{}",
         text(&status)
     );
-    // a requeued job waits for a begin time; let it start now
-    let _ = Command::new("scontrol")
-        .args(["update", &format!("JobId={task}"), "StartTime=now"])
-        .output();
+    // a requeued job waits for a begin time; let it start now (the update is refused while the
+    // killed task is still completing, so it is retried until the task runs again or is done)
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(120) {
+        let _ = Command::new("scontrol")
+            .args(["update", &format!("JobId={task}"), "StartTime=now"])
+            .output();
+        let q = Command::new("squeue")
+            .args(["-h", "-r", "-o", "%T", "-j", &job])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default();
+        if q.is_empty() || q.contains("RUNNING") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     wait_finished(c, r, 1);
 
     let o = rbp(&["reproduce", c, "--results", l, "--jobs", "1"]);
