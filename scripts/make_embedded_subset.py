@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Regenerate data/fashion-mnist-subset/ from the full Fashion-MNIST IDX files.
+"""Regenerate crates/rbprop/data/fashion-mnist-subset/ from the full Fashion-MNIST IDX files.
 
 The embedded subset is the first N_TRAIN training and the first N_TEST test examples of
 Fashion-MNIST (Zalando Research, MIT licence), re-written in the same IDX format, gzip-compressed.
 
-    python3 scripts/make_embedded_subset.py /usr/share/datasets/fashion-mnist data/fashion-mnist-subset
+    python3 scripts/make_embedded_subset.py /usr/share/datasets/fashion-mnist crates/rbprop/data/fashion-mnist-subset
 """
 import gzip
 import struct

@@ -1,0 +1,420 @@
+//! `rbp reproduce`, `rbp table`, `rbp plot` and `rbp export`.
+
+use super::sayln;
+use clap::{Args, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rbprop::config::TrainConfig;
+use rbprop::data::Split;
+use rbprop::experiment::export::{self, Format};
+use rbprop::experiment::runner::{self, GridObserver, Options, Outcome, Progress};
+use rbprop::experiment::{Experiment, Run, table};
+use rbprop::run::{EpochMetrics, Observer};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct ReproduceArgs {
+    /// Experiment files (TOML; see configs/).
+    #[arg(required = true)]
+    pub configs: Vec<PathBuf>,
+    /// Results root; each experiment writes RESULTS/<name>/<run-id>/.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub results: PathBuf,
+    /// Data directory replacing the experiments' own.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<String>,
+    /// Runs at a time, the cores shared out between them [default: the number of cores, one
+    /// thread per run].
+    #[arg(long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Shorten every run to N epochs (2 if no N); tables mark such runs.
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
+    pub quick: Option<usize>,
+    #[command(flatten)]
+    pub cluster: super::cluster::ClusterArgs,
+}
+
+#[derive(Args, Debug)]
+pub struct TableArgs {
+    /// A results directory written by `rbp reproduce`.
+    pub results: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A results directory written by `rbp reproduce`.
+    pub results: PathBuf,
+    /// Output format: csv (a header line, then one row per run and epoch) or jsonl (one JSON
+    /// object per run and epoch, with the same keys).
+    #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+    pub format: ExportFormat,
+    /// Write to FILE instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExportFormat {
+    Csv,
+    Jsonl,
+}
+
+pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
+    if a.cluster.active() {
+        return super::cluster::run(&a);
+    }
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    anyhow::ensure!(jobs >= 1, "--jobs must be ≥ 1");
+    let (exps, opts) = load(&a, jobs)?;
+    let mut diverged = 0;
+    let mut unfinished: Vec<String> = Vec::new();
+    for exp in &exps {
+        let total = exp.runs()?.len();
+        sayln!(
+            "{}: {total} runs ({} variants × {} seeds), {jobs} at a time, results in {}",
+            exp.name,
+            exp.variants.len(),
+            exp.seeds.len(),
+            a.results.join(&exp.name).display()
+        );
+        let console =
+            GridConsole::new(std::io::stdout().is_terminal() && std::io::stderr().is_terminal());
+        let out = runner::reproduce(exp, &opts, &console)?;
+        console.close();
+        diverged += out
+            .iter()
+            .filter(|(_, o)| matches!(o, Outcome::Diverged(_)))
+            .count();
+        for (id, o) in &out {
+            match o {
+                Outcome::Failed(e) => {
+                    unfinished.push(format!("{}/{id}: failed: {}", exp.name, first_line(e)))
+                }
+                Outcome::Busy(e) => {
+                    unfinished.push(format!("{}/{id}: {}", exp.name, first_line(e)))
+                }
+                _ => {}
+            }
+        }
+    }
+    if diverged > 0 {
+        sayln!(
+            "{diverged} run(s) diverged; their finished epochs are kept and the table shows them"
+        );
+    }
+    sayln!("make the table: rbp table {}", a.results.display());
+    if !unfinished.is_empty() {
+        anyhow::bail!(
+            "{} run(s) did not finish (the others did):\n  {}\nHINT: each failed run's summary.json holds its error; run the same command again to retry them",
+            unfinished.len(),
+            unfinished.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// The experiment files of `rbp reproduce` and the options to run them with, `jobs` at a time.
+pub fn load(a: &ReproduceArgs, jobs: usize) -> anyhow::Result<(Vec<Experiment>, Options)> {
+    let exps: Vec<Experiment> = a
+        .configs
+        .iter()
+        .map(|p| Experiment::load(p))
+        .collect::<Result<_, _>>()?;
+    let opts = Options {
+        results: a.results.clone(),
+        jobs,
+        quick: a.quick,
+        data: a.data.clone(),
+    };
+    Ok((exps, opts))
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+/// Follows a grid: on a terminal, one progress bar per running job (its epoch and ETA) under a
+/// bar of the grid (its ETA); otherwise plain lines, one per finished epoch of each run with the
+/// grid's ETA. Either way one line per finished run.
+struct GridConsole {
+    /// The bars, on a terminal.
+    bars: Option<(MultiProgress, ProgressBar)>,
+    state: Mutex<GridState>,
+    clock: Instant,
+}
+
+/// How far the grid is, in epochs.
+#[derive(Default)]
+struct GridState {
+    /// Epochs of each run.
+    epochs: Vec<usize>,
+    /// Epochs of each run done (before or by this invocation; fractional while it trains).
+    done: Vec<f64>,
+    /// Epochs trained by this invocation: the rate the ETA is estimated from.
+    trained: f64,
+}
+
+impl GridState {
+    /// Seconds left, from the epochs left and the rate so far; none before the first batch.
+    fn eta(&self, elapsed: f64) -> Option<f64> {
+        let total: usize = self.epochs.iter().sum();
+        let left = total as f64 - self.done.iter().sum::<f64>();
+        if left <= 1e-9 {
+            Some(0.0)
+        } else if self.trained > 0.0 {
+            Some(elapsed * left / self.trained)
+        } else {
+            None
+        }
+    }
+
+    /// Marks run `k` as `epochs` epochs done (fractional), counting what it trained.
+    fn advance(&mut self, k: usize, epochs: f64, trained: bool) {
+        if trained {
+            self.trained += (epochs - self.done[k]).max(0.0);
+        }
+        self.done[k] = epochs;
+    }
+
+    /// `epochs x/y, elapsed …, eta …` (no ETA before anything trained).
+    fn describe(&self, elapsed: f64) -> String {
+        let total: usize = self.epochs.iter().sum();
+        let eta = self
+            .eta(elapsed)
+            .map_or(String::new(), |s| format!(", eta {}", duration(s)));
+        format!(
+            "epochs {:.0}/{total}, elapsed {}{eta}",
+            self.done.iter().sum::<f64>().floor(),
+            duration(elapsed)
+        )
+    }
+}
+
+/// `42s`, `3m05s`, `2h07m`.
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0).round() as u64;
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+    }
+}
+
+impl GridConsole {
+    fn new(terminal: bool) -> Self {
+        let bars = terminal.then(|| {
+            let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+            let top = multi.add(ProgressBar::new(0));
+            top.set_style(
+                ProgressStyle::with_template("runs [{bar:25}] {pos}/{len}  {msg}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            (multi, top)
+        });
+        GridConsole {
+            bars,
+            state: Mutex::new(GridState::default()),
+            clock: Instant::now(),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, GridState> {
+        // a panic while holding the lock (caught by the runner) leaves counts still usable
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Prints a line (above the bars on a terminal).
+    fn line(&self, text: &str) {
+        match &self.bars {
+            Some((multi, _)) => multi.suspend(|| sayln!("{text}")),
+            None => sayln!("{text}"),
+        }
+    }
+
+    /// Updates the grid's bar after a change of `state`.
+    fn redraw(&self, state: &GridState) {
+        if let Some((_, top)) = &self.bars {
+            top.set_message(state.describe(self.clock.elapsed().as_secs_f64()));
+        }
+    }
+
+    fn close(self) {
+        if let Some((multi, top)) = self.bars {
+            top.finish_and_clear();
+            let _ = multi.clear();
+        }
+    }
+}
+
+impl GridObserver for GridConsole {
+    fn start(&self, runs: &[Run]) {
+        let mut st = self.state();
+        st.epochs = runs.iter().map(|r| r.config.epochs).collect();
+        st.done = vec![0.0; runs.len()];
+        if let Some((_, top)) = &self.bars {
+            top.set_length(runs.len() as u64);
+        }
+        self.redraw(&st);
+    }
+
+    fn run(&self, k: usize, run: &Run) -> Box<dyn Observer + '_> {
+        Box::new(RunConsole {
+            grid: self,
+            k,
+            id: run.id.clone(),
+            epochs: run.config.epochs,
+            epoch: 0,
+            examples: 1,
+            bar: None,
+        })
+    }
+
+    fn finished(&self, p: &Progress) {
+        let what = match &p.outcome {
+            Outcome::Skipped => "already complete".to_string(),
+            Outcome::Completed { test_acc } => format!("test acc {:.2}%", 100.0 * test_acc),
+            Outcome::Diverged(e) => format!("diverged: {}", first_line(e)),
+            Outcome::Failed(e) => format!("FAILED: {}", first_line(e)),
+            Outcome::Busy(e) => format!("not run: {}", first_line(e)),
+        };
+        // the run's observer, dropped before this, marked its epochs done
+        let grid = self.state().describe(self.clock.elapsed().as_secs_f64());
+        let line = format!("[{}/{}] {}: {what}  ({grid})", p.done, p.total, p.id);
+        if let Some((_, top)) = &self.bars {
+            top.set_position(p.done as u64);
+        }
+        self.line(&line);
+    }
+}
+
+/// Follows one run of a grid for [`GridConsole`].
+struct RunConsole<'a> {
+    grid: &'a GridConsole,
+    /// The run's index in the grid.
+    k: usize,
+    id: String,
+    epochs: usize,
+    epoch: usize,
+    examples: usize,
+    /// The run's bar, on a terminal, once it trains.
+    bar: Option<ProgressBar>,
+}
+
+impl Observer for RunConsole<'_> {
+    fn start(&mut self, _config: &TrainConfig, _split: &Split, _net: &str, _layers: &[String]) {
+        if let Some((multi, _)) = &self.grid.bars {
+            let bar = multi.add(ProgressBar::new(0));
+            bar.set_style(
+                ProgressStyle::with_template("{prefix} epoch {msg} [{bar:25}] eta {eta}")
+                    .expect("valid template")
+                    .progress_chars("=> "),
+            );
+            bar.set_prefix(self.id.clone());
+            self.bar = Some(bar);
+        }
+    }
+
+    fn resumed(&mut self, epochs: usize) {
+        let mut st = self.grid.state();
+        st.advance(self.k, epochs as f64, false);
+        self.grid.redraw(&st);
+    }
+
+    fn start_epoch(&mut self, epoch: usize, examples: usize) {
+        self.epoch = epoch;
+        self.examples = examples.max(1);
+        if let Some(bar) = &self.bar {
+            bar.set_length((self.epochs * self.examples) as u64);
+            bar.set_position(((epoch - 1) * self.examples) as u64);
+            bar.set_message(format!("{epoch}/{}", self.epochs));
+        }
+    }
+
+    fn batch(&mut self, done: usize) {
+        let at = (self.epoch - 1) as f64 + done as f64 / self.examples as f64;
+        let mut st = self.grid.state();
+        st.advance(self.k, at, true);
+        self.grid.redraw(&st);
+        drop(st);
+        if let Some(bar) = &self.bar {
+            bar.set_position(((self.epoch - 1) * self.examples + done) as u64);
+        }
+    }
+
+    fn end_epoch(&mut self, m: &EpochMetrics) {
+        let mut st = self.grid.state();
+        st.advance(self.k, m.epoch as f64, true);
+        self.grid.redraw(&st);
+        let grid = st.describe(self.grid.clock.elapsed().as_secs_f64());
+        drop(st);
+        if self.bar.is_none() {
+            self.grid.line(&format!(
+                "  {}: epoch {}/{}  train loss {:.4}  test acc {:.2}%  {:.2}s  (grid: {grid})",
+                self.id,
+                m.epoch,
+                self.epochs,
+                m.train_loss,
+                100.0 * m.test_acc,
+                m.seconds
+            ));
+        }
+    }
+}
+
+impl Drop for RunConsole<'_> {
+    fn drop(&mut self) {
+        if let (Some(bar), Some((multi, _))) = (self.bar.take(), &self.grid.bars) {
+            bar.finish_and_clear();
+            multi.remove(&bar);
+        }
+        // the run ended, however: none of its epochs are left to do
+        let mut st = self.grid.state();
+        let epochs = self.epochs as f64;
+        st.advance(self.k, epochs, false);
+        self.grid.redraw(&st);
+    }
+}
+
+pub fn table(a: TableArgs) -> anyhow::Result<()> {
+    let cells = table::collect(&a.results)?;
+    let (md, csv) = table::render(&cells);
+    rbprop::run::write_atomic(&a.results.join("table.md"), md.as_bytes())?;
+    rbprop::run::write_atomic(&a.results.join("table.csv"), csv.as_bytes())?;
+    super::say(&md);
+    sayln!(
+        "wrote {} and {}",
+        a.results.join("table.md").display(),
+        a.results.join("table.csv").display()
+    );
+    Ok(())
+}
+
+pub fn plot(a: TableArgs) -> anyhow::Result<()> {
+    let files = rbprop::experiment::plot::plot(&a.results)?;
+    for f in files {
+        sayln!("wrote {}", f.display());
+    }
+    Ok(())
+}
+
+pub fn export(a: ExportArgs) -> anyhow::Result<()> {
+    let format = match a.format {
+        ExportFormat::Csv => Format::Csv,
+        ExportFormat::Jsonl => Format::Jsonl,
+    };
+    let mut bytes = Vec::new();
+    let rows = export::export(&a.results, format, &mut bytes)?;
+    match &a.out {
+        Some(path) => {
+            rbprop::run::write_atomic(path, &bytes)?;
+            sayln!("wrote {rows} rows to {}", path.display());
+        }
+        None => super::say(&String::from_utf8(bytes).expect("the export is UTF-8")),
+    }
+    Ok(())
+}
