@@ -16,6 +16,7 @@
 //! This crate has no command-line, network or plotting dependency: files, runs, experiments and
 //! figures live in the `rbprop` crate, the `rbp` command in `rbprop-cli`.
 
+pub mod backend;
 pub mod channel;
 pub mod data;
 pub mod error;

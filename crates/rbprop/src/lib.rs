@@ -10,7 +10,7 @@
 //! - [`dynamics`] and [`complexity`] — the theory of paper §3 and §4 made executable;
 //! - [`plot`] — figures.
 
-pub use rbprop_core::{Error, Result, channel, error, kernels, model, rng, train};
+pub use rbprop_core::{Error, Result, backend, channel, error, kernels, model, rng, train};
 
 pub mod checkpoint;
 pub mod config;

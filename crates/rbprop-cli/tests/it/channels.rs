@@ -380,7 +380,7 @@ fn adaptive_channels_update_c_by_the_product_of_its_ends() {
             let mine: Vec<f64> = after.iter().map(|v| *v as f64).collect();
             let e = reference::rel_err(&mine, &want);
             assert!(e < 1e-5, "{name} C[{i},{k}]: relative error {e:e}");
-            assert_ne!(before[m], after, "{name}: C did not change");
+            assert_ne!(&before[m], after, "{name}: C did not change");
         }
     }
 }

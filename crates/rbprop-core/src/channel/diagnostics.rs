@@ -124,11 +124,19 @@ pub fn probe(
         let d = &deltas[i][..batch * n_out];
         let g = &bp_deltas[i][..batch * n_out];
         // updates −Σ δ ⊛ input of both (the common factor η/B does not change signs)
-        let input = acts.input_of(net, i, batch);
+        let input = acts.input_of(net, i);
         let (mut up, mut up_bp) = (vec![0.0; layer.w.len()], vec![0.0; layer.w.len()]);
         let mut unused = vec![0.0; layer.b.len()];
-        layer.weight_grad(d, input, batch, -1.0, 0.0, &mut up, &mut unused);
-        layer.weight_grad(g, input, batch, -1.0, 0.0, &mut up_bp, &mut unused);
+        layer.weight_grad(&deltas[i], input, batch, -1.0, 0.0, &mut up, &mut unused);
+        layer.weight_grad(
+            &bp_deltas[i],
+            input,
+            batch,
+            -1.0,
+            0.0,
+            &mut up_bp,
+            &mut unused,
+        );
         let agree = up
             .iter()
             .zip(&up_bp)
