@@ -11,7 +11,7 @@
 //! Elementwise work (activations, softmax) is not counted.
 
 use rbprop::channel::quantize::Alpha;
-use rbprop::channel::{CHANNELS, FeedbackInit, Quantizer};
+use rbprop::channel::{CHANNELS, ChannelSpec, FeedbackInit, Quantizer};
 use rbprop::config::TrainConfig;
 use rbprop::data;
 use rbprop::run::build_trainer;
@@ -104,18 +104,17 @@ fn main() {
 /// Every registered channel (and its -nof version), then the composable variants.
 fn cases() -> Vec<(String, TrainConfig)> {
     let base = |channel: &str| {
-        let mut c = TrainConfig {
+        let spec = ChannelSpec::parse(channel, false).expect("registered");
+        let c = TrainConfig {
             channel: channel.into(),
             ..TrainConfig::default()
         };
-        match channel.trim_end_matches("-nof") {
-            "mix" => {
-                c.channel_options.mix = vec!["srbp".into(), "srbp".into(), "bp".into(), "bp".into()]
-            }
-            "kp" => c.weight_decay = 1e-4,
-            _ => {}
+        let options = spec.kind.example_options(c.hidden.len());
+        TrainConfig {
+            weight_decay: options.weight_decay,
+            channel_options: options,
+            ..c
         }
-        c
     };
     let mut out = Vec::new();
     for kind in CHANNELS {

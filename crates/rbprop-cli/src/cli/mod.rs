@@ -26,7 +26,11 @@ pub enum Command {
     #[command(allow_negative_numbers = true)]
     Train(Box<train::TrainArgs>),
     /// List every learning channel with its aliases and equation.
-    Channels,
+    Channels {
+        /// Print the registry as the Markdown table of the README and docs/channels.md.
+        #[arg(long)]
+        markdown: bool,
+    },
     /// The expected learning dynamics of paper §3: integrate, predict fixed points, draw.
     #[command(subcommand)]
     Dynamics(dynamics::DynamicsCommand),
@@ -76,8 +80,12 @@ pub fn main() -> anyhow::Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Command::Channels => {
-            say(&train::channels_table());
+        Command::Channels { markdown } => {
+            if markdown {
+                say(&rbprop::channel::registry::markdown_table());
+            } else {
+                say(&train::channels_table());
+            }
             Ok(())
         }
         Command::Train(args) => {

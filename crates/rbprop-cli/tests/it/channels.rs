@@ -11,19 +11,11 @@ use rbprop::kernels::Activation;
 
 const SIZES: [usize; 5] = [3, 4, 3, 5, 2];
 
-/// Options every channel needs to be built (mix needs its list, kp its weight decay).
+/// Options every channel needs to be built (the registry's example: mix needs its list, kp its
+/// weight decay).
 fn options_for(name: &str) -> ChannelOptions {
-    match name {
-        "mix" => ChannelOptions {
-            mix: vec!["srbp".into(), "bp".into(), "srbp".into()],
-            ..ChannelOptions::default()
-        },
-        "kp" => ChannelOptions {
-            weight_decay: 1e-3,
-            ..ChannelOptions::default()
-        },
-        _ => ChannelOptions::default(),
-    }
+    let spec = rbprop::channel::ChannelSpec::parse(name, false).unwrap();
+    spec.kind.example_options(SIZES.len() - 2)
 }
 
 /// What hidden layer i of a net with hidden layers 0..TOP must receive, per the paper:
@@ -47,6 +39,7 @@ fn expected(name: &str, i: usize, top: usize) -> Option<Vec<(usize, Input, &'sta
         }],
         "usf" => vec![(i + 1, Input::Delta, "sign")],
         "frsf" => vec![(i + 1, Input::Delta, "sign|B0|")],
+        "brsf" => vec![(i + 1, Input::Delta, "sign|R|")],
         "drtp" => vec![(top, Input::Target, "C")],
         "sdfa" => vec![(top, Input::ErrorSign, "C")],
         "top" => return None,
@@ -67,6 +60,20 @@ fn reference_channel_for(name: &str, channel: &Channel, sizes: &[usize]) -> RefC
             .map(|r| r.iter().map(|&v| v as f64).collect())
             .collect()
     };
+    // magnitudes the channel will redraw in its next backward pass (brSF), top layer first,
+    // from a copy of its noise stream: |R| of W_{i+1}'s shape, R ~ N(0, 1/fan_in)
+    let mut noise = channel.noise_stream();
+    let mut redrawn: Vec<Vec<f32>> = vec![Vec::new(); top];
+    for i in (0..top).rev() {
+        let redraws = channel.routes[i]
+            .iter()
+            .flat_map(|r| &r.terms)
+            .any(|t| matches!(t.carrier, Carrier::SignOfForward(SignScale::Redrawn)));
+        if redraws {
+            let sd = (1.0 / sizes[i + 1] as f64).sqrt();
+            redrawn[i] = rbprop::rng::normal_vec(sizes[i + 2] * sizes[i + 1], sd, &mut noise);
+        }
+    }
     let layers = channel
         .routes
         .iter()
@@ -102,6 +109,9 @@ fn reference_channel_for(name: &str, channel: &Channel, sizes: &[usize]) -> RefC
                             }
                             (Carrier::SignOfForward(SignScale::Fixed(b0)), "sign|B0|") => {
                                 RefCarrier::SignFixed(rows(b0, sizes[i + 1]))
+                            }
+                            (Carrier::SignOfForward(SignScale::Redrawn), "sign|R|") => {
+                                RefCarrier::SignFixed(rows(&redrawn[i], sizes[i + 1]))
                             }
                             (c, kind) => panic!("{name}: layer {i} carrier {c:?}, expected {kind}"),
                         };
@@ -220,6 +230,24 @@ fn every_registered_channel_matches_its_independent_reference() {
         4 * (2 * CHANNELS.len() - 1),
         "all channels × activations checked"
     );
+}
+
+#[test]
+fn brsf_redraws_its_magnitudes_at_every_step() {
+    // after a step, the next step's reference takes fresh magnitudes from the advanced noise
+    // stream; a carrier that kept its first draw would not match it
+    let mut t = trainer_with(&SIZES, Activation::Tanh, "brsf", &options_for("brsf"), 6);
+    t.sgd.decay = 0.0;
+    let (xs, ys) = reference::batch(5, SIZES[0], 2, 12);
+    for step in 0..3 {
+        let refchan = reference_channel("brsf", &t.channel);
+        let refnet = RefNet::from(&t.net);
+        let (dw, _) = reference::update(&refnet, &refchan, &xs, &ys, LR);
+        let got = engine_update(&mut t, &xs, &ys);
+        let want: Vec<f64> = dw[0].iter().flatten().map(|v| v / LR).collect();
+        let e = reference::rel_err(&got[0].0, &want);
+        assert!(e < 1e-5, "step {step}: relative error {e:e}");
+    }
 }
 
 #[test]

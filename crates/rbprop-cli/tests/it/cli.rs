@@ -1083,3 +1083,27 @@ fn a_killed_run_resumes_to_the_same_numbers() {
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("another configuration"), "{}", text(&o));
 }
+
+#[test]
+fn channel_tables_of_readme_and_docs_are_the_registry() {
+    // the README and docs/channels.md show `rbp channels --markdown` verbatim
+    let o = rbp(&["channels", "--markdown"]);
+    assert!(o.status.success());
+    let table = String::from_utf8(o.stdout).unwrap();
+    let table = table.trim_end();
+    for k in rbprop::channel::CHANNELS {
+        assert!(
+            table.contains(&format!("| `{}`", k.name)),
+            "{} missing",
+            k.name
+        );
+    }
+    for doc in ["README.md", "docs/channels.md"] {
+        let path = format!("{}/../../{doc}", env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            text.contains(table),
+            "{doc}: its channel table differs from `rbp channels --markdown`; paste that output"
+        );
+    }
+}

@@ -281,6 +281,12 @@ impl<B: Backend> Channel<B> {
         self.noise.set_word_pos(pos);
     }
 
+    /// A copy of the channel-noise stream at its current position: what the channel's next
+    /// draws (dropout masks, redrawn magnitudes, rounding keys) will be made from.
+    pub fn noise_stream(&self) -> Rng {
+        self.noise.clone()
+    }
+
     /// A fresh key for stochastic rounding, from the channel-noise stream.
     pub fn noise_key(&mut self) -> u64 {
         use rand::RngCore;

@@ -3,7 +3,7 @@
 //! algorithm once; an impossible combination says why.
 
 use super::quantize::{Form, Rounding};
-use super::registry::ChannelKind;
+use super::registry::{CHANNELS, ChannelKind};
 use super::{FeedbackInit, Quantizer};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -91,9 +91,14 @@ impl ChannelOptions {
         }
         if let Some(f) = self.adapt_factor {
             if !kind.adaptive {
+                let adaptive: Vec<&str> = CHANNELS
+                    .iter()
+                    .filter(|k| k.adaptive)
+                    .map(|k| k.name)
+                    .collect();
                 return Err(Error::config(
                     "adapt-factor",
-                    format!("`{name}` is not adaptive; use arbp or asrbp"),
+                    format!("`{name}` is not adaptive; use {}", adaptive.join(" or ")),
                 ));
             }
             if !(f.is_finite() && f >= 0.0) {
@@ -133,18 +138,21 @@ impl ChannelOptions {
                 ));
             }
         }
-        let hidden_signal = name != "top";
-        if !hidden_signal && (self.dropout > 0.0 || self.quantize_signal.is_some()) {
+        if !kind.hidden_signal && (self.dropout > 0.0 || self.quantize_signal.is_some()) {
             return Err(Error::config(
                 "channel",
-                "`top` sends no signal to hidden layers: channel dropout and signal quantization do not apply",
+                format!(
+                    "`{name}` sends no signal to hidden layers: channel dropout and signal quantization do not apply"
+                ),
             ));
         }
-        if name == "mix" {
+        if kind.per_layer_mix {
             if self.mix.is_empty() {
                 return Err(Error::config(
                     "mix",
-                    "the `mix` channel needs --mix with bp or srbp for every hidden layer, e.g. --mix srbp,srbp,bp,bp",
+                    format!(
+                        "the `{name}` channel needs --mix with bp or srbp for every hidden layer, e.g. --mix srbp,srbp,bp,bp"
+                    ),
                 ));
             }
             if let Some(bad) = self
@@ -160,7 +168,15 @@ impl ChannelOptions {
         } else if !self.mix.is_empty() {
             return Err(Error::config(
                 "mix",
-                format!("--mix applies to the `mix` channel, not `{name}`"),
+                format!(
+                    "--mix applies to {}, not `{name}`",
+                    CHANNELS
+                        .iter()
+                        .filter(|k| k.per_layer_mix)
+                        .map(|k| format!("`{}`", k.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             ));
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
@@ -169,10 +185,12 @@ impl ChannelOptions {
                 format!("must be ≥ 0, got {}", self.weight_decay),
             ));
         }
-        if name == "kp" && self.weight_decay == 0.0 {
+        if kind.needs_weight_decay && self.weight_decay == 0.0 {
             return Err(Error::config(
                 "weight-decay",
-                "Kolen-Pollack needs weight decay > 0 (it is what makes C and Wᵀ converge), e.g. --weight-decay 1e-4",
+                format!(
+                    "`{name}` needs weight decay > 0 (it is what makes C and Wᵀ converge), e.g. --weight-decay 1e-4"
+                ),
             ));
         }
         Ok(())

@@ -1,6 +1,8 @@
-//! The registry of learning channels: every named algorithm, its aliases, its equation and the
-//! builder that lays its routes. `rbp channels`, the CLI parser, the docs and the conformance
-//! tests all read [`CHANNELS`]; adding a variant means adding one entry here.
+//! The registry of learning channels: every named algorithm, its aliases, its equation, the rules
+//! its options follow and the builder that lays its routes. `rbp channels`, the `--channel`
+//! help, the tables of the README and the docs ([`markdown_table`]), the option checks, the
+//! benchmarks, the complexity counts and the conformance tests all read [`CHANNELS`]; adding a
+//! variant means adding one entry here (and its expectation in the tests).
 
 use super::{
     Adapt, Carrier, ChannelOptions, Feedback, FeedbackInit, Input, Route, SignScale, Term,
@@ -28,8 +30,76 @@ pub struct ChannelKind {
     pub random: bool,
     /// Whether its feedback matrices learn with a factor (`--adapt-factor`).
     pub adaptive: bool,
+    /// Whether hidden layers receive a signal at all (so channel dropout and signal quantization
+    /// apply); false only for top-only learning.
+    pub hidden_signal: bool,
+    /// Whether it takes a per-layer choice (`--mix`, one entry per hidden layer).
+    pub per_layer_mix: bool,
+    /// Whether it needs weight decay > 0 (Kolen-Pollack: decay makes C and Wᵀ converge).
+    pub needs_weight_decay: bool,
     /// Lays the routes for a net.
     pub build: fn(&mut Build) -> Result<Vec<Option<Route>>>,
+}
+
+impl ChannelKind {
+    /// The defaults of an entry: a random, non-adaptive channel with a no-derivative version,
+    /// sending a signal to every hidden layer, needing no extra option.
+    const BASE: ChannelKind = ChannelKind {
+        name: "",
+        aliases: &[],
+        summary: "",
+        equation: "",
+        source: "",
+        has_nof: true,
+        random: true,
+        adaptive: false,
+        hidden_signal: true,
+        per_layer_mix: false,
+        needs_weight_decay: false,
+        build: |_| {
+            Err(Error::config(
+                "channel",
+                "this registry entry lays no routes",
+            ))
+        },
+    };
+
+    /// Options with which the channel builds for a net with `hidden` hidden layers and
+    /// demonstrates what it is (benchmarks, complexity counts, conformance tests): `--mix`
+    /// alternating srbp and bp from the bottom, weight decay 10⁻⁴ where it is needed.
+    pub fn example_options(&self, hidden: usize) -> ChannelOptions {
+        ChannelOptions {
+            mix: if self.per_layer_mix {
+                (0..hidden)
+                    .map(|i| if i % 2 == 0 { "srbp" } else { "bp" }.to_string())
+                    .collect()
+            } else {
+                Vec::new()
+            },
+            weight_decay: if self.needs_weight_decay { 1e-4 } else { 0.0 },
+            ..ChannelOptions::default()
+        }
+    }
+}
+
+/// The registry as a Markdown table (channel, aliases, δ_h, source), as the README and
+/// `docs/channels.md` show it (`rbp channels --markdown` prints it; a test keeps them equal).
+pub fn markdown_table() -> String {
+    let mut out = String::from(
+        "| `--channel` | aliases | δ_h of hidden layer h | source |\n|---|---|---|---|\n",
+    );
+    for k in CHANNELS {
+        let cell = |s: &str| s.replace('|', "\\|");
+        out += &format!(
+            "| `{}`{} | {} | {} | {} |\n",
+            k.name,
+            if k.has_nof { " (`-nof`)" } else { "" },
+            k.aliases.join(", "),
+            cell(k.equation),
+            cell(k.source)
+        );
+    }
+    out
 }
 
 /// Every learning channel, in the order `rbp channels` lists them.
@@ -40,10 +110,9 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "backpropagation: the transposed forward weights carry δ down layer by layer",
         equation: "δ_h = f'(S_h) ⊙ W_{h+1}ᵀ δ_{h+1}",
         source: "paper §1",
-        has_nof: true,
         random: false,
-        adaptive: false,
         build: |b| b.hidden(|_, i| Ok(vec![term(i + 1, Input::Delta, Carrier::ForwardTranspose)])),
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "rbp",
@@ -51,10 +120,8 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "random backpropagation: a fixed random C_{h+1} (N_h × N_{h+1}) replaces W_{h+1}ᵀ",
         equation: "δ_h = f'(S_h) ⊙ C_{h+1} δ_{h+1},  C ~ N(0, 1/N_h)",
         source: "paper §1; Lillicrap et al. 2016",
-        has_nof: true,
-        random: true,
-        adaptive: false,
         build: |b| b.adjacent_random(None),
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "srbp",
@@ -62,10 +129,8 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "skipped random backpropagation: δ_L goes straight to every hidden layer through a fixed random C_h (N_h × N_L)",
         equation: "δ_h = f'(S_h) ⊙ C_h δ_L,  C ~ N(0, 1/N_h)",
         source: "paper §1; Nøkland 2016",
-        has_nof: true,
-        random: true,
-        adaptive: false,
         build: |b| b.direct(Input::Delta, None),
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "sbp",
@@ -73,10 +138,9 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "skipped backpropagation: the product of transposed forward weights, no derivatives of upper layers",
         equation: "δ_h = f'(S_h) ⊙ W_{h+1}ᵀ ··· W_Lᵀ δ_L",
         source: "paper §1",
-        has_nof: true,
         random: false,
-        adaptive: false,
         build: |b| b.hidden(|_, i| Ok(vec![term(i + 1, Input::Signal, Carrier::ForwardTranspose)])),
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "top",
@@ -86,8 +150,9 @@ pub const CHANNELS: &[ChannelKind] = &[
         source: "paper §1",
         has_nof: false,
         random: false,
-        adaptive: false,
+        hidden_signal: false,
         build: |b| Ok(vec![None; b.top()]),
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "arbp",
@@ -95,13 +160,12 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "adaptive RBP: C_{h+1} starts random and learns from the signals at its two ends",
         equation: "δ_h = f'(S_h) ⊙ C_{h+1} δ_{h+1};  ΔC_{h+1} = −η_c · mean(O_h δ_{h+1}ᵀ), η_c = factor·η_t",
         source: "paper §1",
-        has_nof: true,
-        random: true,
         adaptive: true,
         build: |b| {
             let a = b.adapt();
             b.adjacent_random(Some(a))
         },
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "asrbp",
@@ -109,13 +173,12 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "adaptive SRBP: C_h starts random and learns from O_h and δ_L",
         equation: "δ_h = f'(S_h) ⊙ C_h δ_L;  ΔC_h = −η_c · mean(O_h δ_Lᵀ), η_c = factor·η_t",
         source: "paper §1",
-        has_nof: true,
-        random: true,
         adaptive: true,
         build: |b| {
             let a = b.adapt();
             b.direct(Input::Delta, Some(a))
         },
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "kp",
@@ -123,9 +186,7 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "Kolen-Pollack: C_{h+1} gets the same update as W_{h+1}ᵀ, and weight decay on both makes them converge",
         equation: "δ_h = f'(S_h) ⊙ C_{h+1} δ_{h+1};  ΔC_{h+1} = −η_t · (mean(O_h δ_{h+1}ᵀ) + λ C_{h+1})",
         source: "Kolen & Pollack 1994; Akrout et al. 2019",
-        has_nof: true,
-        random: true,
-        adaptive: false,
+        needs_weight_decay: true,
         build: |b| {
             let a = Adapt {
                 factor: 1.0,
@@ -133,6 +194,7 @@ pub const CHANNELS: &[ChannelKind] = &[
             };
             b.adjacent_random(Some(a))
         },
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "cascade",
@@ -140,9 +202,6 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "cascading RBP: random matrices from every upper layer, signals summed",
         equation: "δ_h = f'(S_h) ⊙ Σ_{k>h} C_{h,k} δ_k,  C_{h,k} ~ N(0, 1/N_h)",
         source: "paper §1",
-        has_nof: true,
-        random: true,
-        adaptive: false,
         build: |b| {
             let top = b.top();
             b.hidden(|b, i| {
@@ -152,6 +211,7 @@ pub const CHANNELS: &[ChannelKind] = &[
                     .collect()
             })
         },
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "mix",
@@ -159,9 +219,7 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "SRBP+BP mixture: per hidden layer (--mix), the skipped random signal or the BP signal from the layer above",
         equation: "δ_h = f'(S_h) ⊙ (C_h δ_L  or  W_{h+1}ᵀ δ_{h+1}, per layer)",
         source: "paper §1",
-        has_nof: true,
-        random: true,
-        adaptive: false,
+        per_layer_mix: true,
         build: |b| {
             let top = b.top();
             if b.options.mix.len() != top {
@@ -181,6 +239,7 @@ pub const CHANNELS: &[ChannelKind] = &[
                 }])
             })
         },
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "usf",
@@ -188,9 +247,7 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "uniform sign-concordant feedback: sign(W_{h+1})ᵀ scaled to the forward weights' standard deviation, tracked every step",
         equation: "δ_h = f'(S_h) ⊙ σ(W_{h+1}) sign(W_{h+1})ᵀ δ_{h+1}",
         source: "Liao, Leibo & Poggio 2016; Moskovitz et al. 2018",
-        has_nof: true,
         random: false,
-        adaptive: false,
         build: |b| {
             b.hidden(|_, i| {
                 Ok(vec![term(
@@ -200,6 +257,7 @@ pub const CHANNELS: &[ChannelKind] = &[
                 )])
             })
         },
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "frsf",
@@ -207,9 +265,6 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "fixed random-magnitude sign-concordant feedback: |B0| ⊙ sign(W_{h+1})ᵀ, B0 drawn once",
         equation: "δ_h = f'(S_h) ⊙ (|B0| ⊙ sign(W_{h+1}))ᵀ δ_{h+1}",
         source: "Moskovitz et al. 2018",
-        has_nof: true,
-        random: true,
-        adaptive: false,
         build: |b| {
             b.hidden(|b, i| {
                 // |B0| in W_{h+1}'s shape, at its scale
@@ -221,6 +276,25 @@ pub const CHANNELS: &[ChannelKind] = &[
                 )])
             })
         },
+        ..ChannelKind::BASE
+    },
+    ChannelKind {
+        name: "brsf",
+        aliases: &[],
+        summary: "batchwise random-magnitude sign-concordant feedback: |R_t| ⊙ sign(W_{h+1})ᵀ, R_t drawn afresh at every step",
+        equation: "δ_h = f'(S_h) ⊙ (|R_t| ⊙ sign(W_{h+1}))ᵀ δ_{h+1},  R_t ~ N(0, 1/fan_in) redrawn every step",
+        source: "Moskovitz et al. 2018; BioTorch (Sanfiz & Akrout 2021)",
+        random: false,
+        build: |b| {
+            b.hidden(|_, i| {
+                Ok(vec![term(
+                    i + 1,
+                    Input::Delta,
+                    Carrier::SignOfForward(SignScale::Redrawn),
+                )])
+            })
+        },
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "drtp",
@@ -228,10 +302,8 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "direct random target projection: the targets, not the error, go through fixed random C_h",
         equation: "δ_h = f'(S_h) ⊙ C_h (−T)",
         source: "Frenkel, Lefebvre & Bol 2021",
-        has_nof: true,
-        random: true,
-        adaptive: false,
         build: |b| b.direct(Input::Target, None),
+        ..ChannelKind::BASE
     },
     ChannelKind {
         name: "sdfa",
@@ -239,10 +311,8 @@ pub const CHANNELS: &[ChannelKind] = &[
         summary: "sign-of-error SRBP: only the sign of δ_L goes through fixed random C_h",
         equation: "δ_h = f'(S_h) ⊙ C_h sign(δ_L)",
         source: "Frenkel, Lefebvre & Bol 2021",
-        has_nof: true,
-        random: true,
-        adaptive: false,
         build: |b| b.direct(Input::ErrorSign, None),
+        ..ChannelKind::BASE
     },
 ];
 
