@@ -1,3 +1,4 @@
+mod backend;
 mod channels;
 mod cifar;
 pub mod cli;
