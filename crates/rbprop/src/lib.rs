@@ -8,14 +8,17 @@
 //!   [`checkpoint`] — resumable state;
 //! - [`experiment`] — grids of runs, reading results back, tables, figures, exports, clusters;
 //! - [`dynamics`] and [`complexity`] — the theory of paper §3 and §4 made executable;
-//! - [`plot`] — figures.
+//! - [`plot`] — figures; [`report`] — what the text reports of [`dynamics`] and [`complexity`]
+//!   share.
 
 pub use rbprop_core::{Error, Result, backend, channel, error, kernels, model, rng, train};
 
 pub mod checkpoint;
+pub mod complexity;
 pub mod config;
 pub mod data;
 pub mod dynamics;
 pub mod experiment;
 pub mod plot;
+pub mod report;
 pub mod run;

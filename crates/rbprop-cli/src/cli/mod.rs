@@ -53,6 +53,11 @@ pub enum Command {
 /// Writes to stdout; a closed pipe (`rbp train | head`) silences further output instead of
 /// panicking, and the run goes on writing its result files.
 pub fn say(text: &str) {
+    say_bytes(text.as_bytes())
+}
+
+/// [`say`] for bytes.
+fn say_bytes(bytes: &[u8]) {
     use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering};
     static CLOSED: AtomicBool = AtomicBool::new(false);
@@ -60,12 +65,22 @@ pub fn say(text: &str) {
         return;
     }
     let mut out = std::io::stdout().lock();
-    if out
-        .write_all(text.as_bytes())
-        .and_then(|_| out.flush())
-        .is_err()
-    {
+    if out.write_all(bytes).and_then(|_| out.flush()).is_err() {
         CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Standard output as a writer for the library's reports, through [`say`] (each line of a
+/// report is one write).
+pub struct Out;
+
+impl std::io::Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        say_bytes(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
