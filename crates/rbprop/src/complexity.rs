@@ -6,7 +6,7 @@
 //! that of SRBP N_L·Σ_{h=1..L−1} N_h; the forward pass and the weight updates cost
 //! Σ_{h=1..L} N_(h−1)·N_h each, for every channel.
 
-use crate::channel::{CHANNELS, ChannelKind, ChannelOptions};
+use crate::channel::{CHANNELS, ChannelKind};
 use crate::config::TrainConfig;
 use crate::error::Result;
 use crate::report::{ReportError, ReportResult, ensure, outln};
@@ -77,27 +77,10 @@ impl PaperCounts {
     }
 }
 
-/// The channel options `kind` needs to be built on a net with `hidden_layers` hidden layers
-/// for the cost table: `mix` alternates srbp and bp from the bottom, `kp` (Kolen-Pollack)
-/// needs a weight decay (1e-4); every other channel takes the defaults.
-pub fn example_options(kind: &ChannelKind, hidden_layers: usize) -> ChannelOptions {
-    let mut options = ChannelOptions::default();
-    match kind.name {
-        "mix" => {
-            options.mix = (0..hidden_layers)
-                .map(|i| if i % 2 == 0 { "srbp" } else { "bp" }.into())
-                .collect()
-        }
-        "kp" => options.weight_decay = 1e-4,
-        _ => {}
-    }
-    options
-}
-
-/// A trainer of channel `kind` on the dense net `sizes` (tanh, seed 1, [`example_options`]).
+/// A trainer of channel `kind` on the dense net `sizes` (tanh, seed 1, the registry's example options).
 pub fn build(kind: &ChannelKind, sizes: &[usize]) -> Result<Trainer> {
     let hidden = sizes[1..sizes.len() - 1].to_vec();
-    let options = example_options(kind, hidden.len());
+    let options = kind.example_options(hidden.len());
     let config = TrainConfig {
         channel: kind.name.into(),
         hidden,
@@ -326,9 +309,9 @@ mod tests {
 
     #[test]
     fn mix_alternates_from_srbp_and_kp_gets_a_weight_decay() {
-        assert_eq!(example_options(kind("mix"), 3).mix, ["srbp", "bp", "srbp"]);
-        assert_eq!(example_options(kind("kp"), 3).weight_decay, 1e-4);
-        let plain = example_options(kind("rbp"), 3);
+        assert_eq!(kind("mix").example_options(3).mix, ["srbp", "bp", "srbp"]);
+        assert_eq!(kind("kp").example_options(3).weight_decay, 1e-4);
+        let plain = kind("rbp").example_options(3);
         assert!(plain.mix.is_empty() && plain.weight_decay == 0.0);
     }
 
