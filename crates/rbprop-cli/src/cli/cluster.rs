@@ -5,8 +5,10 @@ use super::experiment::ReproduceArgs;
 use super::sayln;
 use anyhow::{Context, bail, ensure};
 use clap::Args;
-use rbprop::experiment::cluster::{self, Slurm, State};
+use rbprop::experiment::cluster::{self, Slurm};
 use rbprop::experiment::runner::Outcome;
+use rbprop::run::dir::{SLURM, SLURM_JOBS, SLURM_LOGS, sbatch_file, write_atomic};
+use rbprop::run::{RunDir, State};
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Default)]
@@ -136,7 +138,7 @@ pub fn run(a: &ReproduceArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let name = cluster::job_name(&exps);
-    let dir = absolute(&a.results)?.join(".slurm");
+    let dir = absolute(&a.results)?.join(SLURM);
     if c.status {
         return status(&grid, &dir, &name);
     }
@@ -150,7 +152,7 @@ pub fn run(a: &ReproduceArgs) -> anyhow::Result<()> {
     let script = cluster::sbatch_script(
         &name,
         grid.len(),
-        &dir.join("logs"),
+        &dir.join(SLURM_LOGS),
         &slurm,
         &task_command(a)?,
     );
@@ -158,10 +160,10 @@ pub fn run(a: &ReproduceArgs) -> anyhow::Result<()> {
         super::say(&script);
         return Ok(());
     }
-    std::fs::create_dir_all(dir.join("logs"))
-        .map_err(|e| rbprop::Error::io(dir.join("logs"), e))?;
-    let path = dir.join(format!("{name}.sbatch"));
-    rbprop::run::write_atomic(&path, script.as_bytes())?;
+    std::fs::create_dir_all(dir.join(SLURM_LOGS))
+        .map_err(|e| rbprop::Error::io(dir.join(SLURM_LOGS), e))?;
+    let path = sbatch_file(&dir, &name);
+    write_atomic(&path, script.as_bytes())?;
     let out = std::process::Command::new("sbatch")
         .arg("--parsable")
         .arg(&path)
@@ -181,10 +183,10 @@ pub fn run(a: &ReproduceArgs) -> anyhow::Result<()> {
         .to_string();
     ensure!(!job.is_empty(), "sbatch printed no job id");
     // remember the arrays submitted for this results directory (for --status)
-    let jobs = dir.join("jobs");
+    let jobs = dir.join(SLURM_JOBS);
     let mut known = std::fs::read_to_string(&jobs).unwrap_or_default();
     known.push_str(&format!("{job} {name}\n"));
-    rbprop::run::write_atomic(&jobs, known.as_bytes())?;
+    write_atomic(&jobs, known.as_bytes())?;
     let configs: Vec<String> = a
         .configs
         .iter()
@@ -220,7 +222,7 @@ fn first(s: &str) -> &str {
 /// Array tasks of the jobs submitted for this results directory that Slurm still lists, as
 /// (task index, state); none where Slurm is not reachable.
 fn slurm_tasks(dir: &Path, name: &str) -> Vec<(usize, String)> {
-    let Ok(known) = std::fs::read_to_string(dir.join("jobs")) else {
+    let Ok(known) = std::fs::read_to_string(dir.join(SLURM_JOBS)) else {
         return Vec::new();
     };
     let ids: Vec<&str> = known
@@ -261,7 +263,7 @@ fn status(grid: &[cluster::GridRun], dir: &Path, name: &str) -> anyhow::Result<(
             .iter()
             .find(|(t, _)| *t == g.index)
             .map(|(_, s)| s.as_str());
-        let (kind, text) = match cluster::state(&g.dir, g.run.config.epochs) {
+        let (kind, text) = match RunDir::new(&g.dir).state(g.run.config.epochs) {
             State::Finished => ("finished", "finished".to_string()),
             State::Running { pid } => (
                 "running",

@@ -8,6 +8,7 @@ use rbprop::data::Split;
 use rbprop::experiment::export::{self, Format};
 use rbprop::experiment::runner::{self, GridObserver, Options, Outcome, Progress};
 use rbprop::experiment::{Experiment, Run, table};
+use rbprop::run::dir::{TABLE_CSV, TABLE_MD, write_atomic};
 use rbprop::run::{EpochMetrics, Observer};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -383,14 +384,11 @@ impl Drop for RunConsole<'_> {
 pub fn table(a: TableArgs) -> anyhow::Result<()> {
     let cells = table::collect(&a.results)?;
     let (md, csv) = table::render(&cells);
-    rbprop::run::write_atomic(&a.results.join("table.md"), md.as_bytes())?;
-    rbprop::run::write_atomic(&a.results.join("table.csv"), csv.as_bytes())?;
+    let (md_file, csv_file) = (a.results.join(TABLE_MD), a.results.join(TABLE_CSV));
+    write_atomic(&md_file, md.as_bytes())?;
+    write_atomic(&csv_file, csv.as_bytes())?;
     super::say(&md);
-    sayln!(
-        "wrote {} and {}",
-        a.results.join("table.md").display(),
-        a.results.join("table.csv").display()
-    );
+    sayln!("wrote {} and {}", md_file.display(), csv_file.display());
     Ok(())
 }
 
@@ -411,7 +409,7 @@ pub fn export(a: ExportArgs) -> anyhow::Result<()> {
     let rows = export::export(&a.results, format, &mut bytes)?;
     match &a.out {
         Some(path) => {
-            rbprop::run::write_atomic(path, &bytes)?;
+            write_atomic(path, &bytes)?;
             sayln!("wrote {rows} rows to {}", path.display());
         }
         None => super::say(&String::from_utf8(bytes).expect("the export is UTF-8")),

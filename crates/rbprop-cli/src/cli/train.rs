@@ -9,7 +9,7 @@ use rbprop::channel::{CHANNELS, FeedbackInit, Quantizer};
 use rbprop::config::TrainConfig;
 use rbprop::data::{self, Split};
 use rbprop::kernels::Activation;
-use rbprop::run::{self, EpochMetrics, Observer};
+use rbprop::run::{self, EpochMetrics, Observer, RunDir};
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
@@ -234,32 +234,22 @@ fn apply_preset(c: &mut TrainConfig, name: &str) -> anyhow::Result<()> {
 
 pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()> {
     let config = resolve_config(&args, given)?;
-    let split = if config.data == data::EMBEDDED_NAME {
-        data::embedded()
-    } else {
-        data::load_dir(std::path::Path::new(&config.data))?
-    };
+    let split = data::load(&config.data)?;
     config.validate()?;
     // one writer per run directory: the lock is taken before anything in it is read or removed
-    let dir = args.out.as_deref().map(run::RunDir::lock).transpose()?;
-    if let Some(out) = &args.out {
-        let summary = out.join("summary.json");
+    let dir = args
+        .out
+        .as_deref()
+        .map(|out| RunDir::new(out).lock())
+        .transpose()?;
+    if let Some(dir) = &dir {
         if args.overwrite {
-            for f in ["metrics.jsonl", "summary.json", run::CHECKPOINT] {
-                let _ = std::fs::remove_file(out.join(f));
-            }
-        } else if std::fs::read_to_string(&summary).is_ok_and(|s| s.contains("\"completed\"")) {
-            let done = run::read_metrics(&out.join("metrics.jsonl"))
-                .map(|m| m.len())
-                .unwrap_or(0);
-            let same = TrainConfig::load(&out.join("config.toml"))
-                .is_ok_and(|c| run::same_run(&c, &config));
-            if same && done >= config.epochs {
-                anyhow::bail!(
-                    "{}: this run is already complete\nHINT: choose another --out, pass --overwrite to redo it, or raise --epochs to continue it",
-                    summary.display()
-                );
-            }
+            dir.clear();
+        } else if dir.holds_complete(&config) {
+            anyhow::bail!(
+                "{}: this run is already complete\nHINT: choose another --out, pass --overwrite to redo it, or raise --epochs to continue it",
+                dir.summary_file().display()
+            );
         }
     }
     let mut observer = Console {

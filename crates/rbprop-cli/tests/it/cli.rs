@@ -1070,7 +1070,7 @@ fn a_killed_run_resumes_to_the_same_numbers() {
     let bytes = std::fs::read(b.join("checkpoint.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     assert_eq!(st.tensor("layers.0.weight").unwrap().shape(), &[100, 784]);
-    assert_eq!(st.tensor("feedback.0.0").unwrap().shape(), &[100 * 10]);
+    assert_eq!(st.tensor("feedback.0.0").unwrap().shape(), &[100, 10]);
     assert!(st.tensor("momentum.4.bias").is_ok());
     // a different configuration in the same directory is refused
     let mut other = args(&b);

@@ -33,13 +33,13 @@ pub fn mask_seconds(text: &str) -> String {
 }
 
 /// A run directory's `metrics.jsonl` and `summary.json`, timings masked.
-fn results(dir: &Path) -> (String, String) {
+pub fn results(dir: &Path) -> (String, String) {
     let read = |f: &str| mask_seconds(&std::fs::read_to_string(dir.join(f)).unwrap());
     (read("metrics.jsonl"), read("summary.json"))
 }
 
 /// Every tensor of a checkpoint, by name, as raw bytes.
-fn tensors(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub fn tensors(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let bytes = std::fs::read(dir.join("checkpoint.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut all: Vec<(String, Vec<u8>)> = st

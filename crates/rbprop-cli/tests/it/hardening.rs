@@ -45,11 +45,11 @@ fn a_second_writer_is_refused_and_named() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("run");
     // the probe of `--status` creates nothing where nobody ever wrote
-    assert_eq!(rbprop::run::RunDir::writer(&out), None);
+    assert_eq!(rbprop::run::RunDir::new(&out).writer(), None);
     assert!(!out.exists());
-    let held = rbprop::run::RunDir::lock(&out).unwrap();
+    let held = rbprop::run::RunDir::new(&out).lock().unwrap();
     assert_eq!(
-        rbprop::run::RunDir::writer(&out),
+        rbprop::run::RunDir::new(&out).writer(),
         Some(Some(std::process::id()))
     );
     let pid = format!("pid {}", std::process::id());
@@ -67,7 +67,7 @@ fn a_second_writer_is_refused_and_named() {
         &[&pid],
     );
     drop(held);
-    assert_eq!(rbprop::run::RunDir::writer(&out), None);
+    assert_eq!(rbprop::run::RunDir::new(&out).writer(), None);
     let o = rbp(&train_args(out.to_str().unwrap(), &[]));
     assert!(o.status.success(), "{}", text(&o));
 }
@@ -341,7 +341,9 @@ fn a_failing_run_is_recorded_and_the_grid_goes_on() {
 
     // a run another process is writing is left alone, named with that process's pid
     std::fs::remove_dir_all(root.join("baseline--srbp--seed1")).unwrap();
-    let held = rbprop::run::RunDir::lock(&root.join("baseline--srbp--seed1")).unwrap();
+    let held = rbprop::run::RunDir::new(root.join("baseline--srbp--seed1"))
+        .lock()
+        .unwrap();
     let o = rbp(&args);
     let t = text_of(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
@@ -408,4 +410,312 @@ fn damaged_or_foreign_checkpoints_are_refused() {
     // the untouched checkpoint extends to 2 epochs
     let o = resume_after(|_| {});
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// A checkpoint's tensors (name, shape, values) in name order, and its metadata.
+type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
+fn read_checkpoint(path: &Path) -> (Tensors, std::collections::HashMap<String, String>) {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = header.metadata().clone().unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut all: Tensors = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| {
+            assert_eq!(t.dtype(), safetensors::Dtype::F32, "{n}");
+            let values = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            (n, t.shape().to_vec(), values)
+        })
+        .collect();
+    all.sort_by(|a, b| a.0.cmp(&b.0));
+    (all, meta)
+}
+
+fn write_checkpoint(
+    path: &Path,
+    tensors: &Tensors,
+    meta: std::collections::HashMap<String, String>,
+) {
+    let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, v)| {
+            (
+                n.clone(),
+                s.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, safetensors::tensor::TensorView)> = raw
+        .iter()
+        .map(|(n, s, b)| {
+            let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), b);
+            (n.clone(), view.unwrap())
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, Some(meta)).unwrap()).unwrap();
+}
+
+/// Trains `args` for one epoch into `root/name`; returns every checkpoint tensor's shape.
+fn checkpoint_shapes(root: &Path, name: &str, args: &[&str]) -> Vec<(String, Vec<usize>)> {
+    let out = root.join(name);
+    let mut all = vec!["train", "--quiet", "--out", out.to_str().unwrap()];
+    all.extend_from_slice(&["--epochs", "1", "--train-limit", "100"]);
+    all.extend_from_slice(args);
+    let o = rbp(&all);
+    assert!(o.status.success(), "{}", text(&o));
+    let (tensors, meta) = read_checkpoint(&out.join(rbprop::run::CHECKPOINT));
+    assert_eq!(meta["format"], "rbp-checkpoint-3");
+    tensors.into_iter().map(|(n, s, _)| (n, s)).collect()
+}
+
+/// The expected shapes: `layers.{l}.weight|bias` (and `momentum.` alike when `momentum`), then
+/// the channel's tensors, in name order.
+fn expect(
+    layers: &[(&[usize], usize)],
+    momentum: bool,
+    channel: &[(&str, &[usize])],
+) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(String, Vec<usize>)> = channel
+        .iter()
+        .map(|(n, s)| (n.to_string(), s.to_vec()))
+        .collect();
+    let prefixes: &[&str] = if momentum {
+        &["layers", "momentum"]
+    } else {
+        &["layers"]
+    };
+    for p in prefixes {
+        for (l, (w, b)) in layers.iter().enumerate() {
+            out.push((format!("{p}.{l}.weight"), w.to_vec()));
+            out.push((format!("{p}.{l}.bias"), vec![*b]));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn checkpoints_keep_every_tensors_shape() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let dense: [(&[usize], usize); 3] = [(&[20, 784], 20), (&[12, 20], 12), (&[10, 12], 10)];
+    // RBP between dense layers: C is [receiving N_i, sending N_{i+1}]; momentum like its parameter
+    assert_eq!(
+        checkpoint_shapes(
+            root,
+            "rbp",
+            &["--channel", "rbp", "--hidden", "20,12", "--momentum", "0.9"]
+        ),
+        expect(
+            &dense,
+            true,
+            &[("feedback.0.0", &[20, 12]), ("feedback.1.0", &[12, 10])]
+        )
+    );
+    // SRBP: every C straight from the top layer, [N_i, N_L]
+    assert_eq!(
+        checkpoint_shapes(root, "srbp", &["--channel", "srbp", "--hidden", "20,12"]),
+        expect(
+            &dense,
+            false,
+            &[("feedback.0.0", &[20, 10]), ("feedback.1.0", &[12, 10])]
+        )
+    );
+    // frSF: |B0| is held in W_{i+1}'s orientation, stored transposed as [receiving, sending]
+    assert_eq!(
+        checkpoint_shapes(root, "frsf", &["--channel", "frsf", "--hidden", "20,12"]),
+        expect(
+            &dense,
+            false,
+            &[
+                ("feedback.0.0.magnitude", &[20, 12]),
+                ("feedback.1.0.magnitude", &[12, 10])
+            ]
+        )
+    );
+    // conv RBP (4×28×28 → pool → 4×14×14 → 6×14×14 → pool → 6×7×7 = 294 → 8 → 10): random
+    // weights in a conv W's place keep its kernel shape, in a dense W's place (after pooling)
+    // they are [n_in, n_out] of that layer; a dense C between unpooled layers is [N_i, N_k]
+    let arch = "conv4k3-pool2-conv6k3-pool2-fc8";
+    let conv: [(&[usize], usize); 4] = [
+        (&[4, 1, 3, 3], 4),
+        (&[6, 4, 3, 3], 6),
+        (&[8, 294], 8),
+        (&[10, 8], 10),
+    ];
+    assert_eq!(
+        checkpoint_shapes(
+            root,
+            "conv",
+            &["--channel", "rbp", "--arch", arch, "--momentum", "0.5"]
+        ),
+        expect(
+            &conv,
+            true,
+            &[
+                ("feedback.0.0", &[6, 4, 3, 3]),
+                ("feedback.1.0", &[294, 8]),
+                ("feedback.2.0", &[8, 10])
+            ]
+        )
+    );
+}
+
+/// Trains `args` to 2 epochs whole, and to 1 then (after `between` on its checkpoint) to 2;
+/// both must write the same bytes. Returns the output of the resuming command.
+fn resumes_identically(args: &[&str], between: impl Fn(&Path)) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, split) = (tmp.path().join("whole"), tmp.path().join("split"));
+    let train = |out: &Path, epochs: &str| {
+        let mut all = vec!["train", "--out", out.to_str().unwrap(), "--epochs", epochs];
+        all.extend_from_slice(&["--train-limit", "300"]);
+        all.extend_from_slice(args);
+        let o = rbp(&all);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        text(&o)
+    };
+    train(&whole, "2");
+    train(&split, "1");
+    between(&split.join(rbprop::run::CHECKPOINT));
+    let resumed = train(&split, "2");
+    assert!(resumed.contains("resuming after epoch 1"), "{resumed}");
+    use super::determinism::{results, tensors};
+    assert_eq!(results(&whole), results(&split), "{args:?}");
+    assert!(
+        tensors(&whole) == tensors(&split),
+        "{args:?}: other weights"
+    );
+    resumed
+}
+
+#[test]
+fn transposed_and_kernel_shaped_feedback_tensors_resume_to_the_same_bytes() {
+    resumes_identically(
+        &[
+            "--channel",
+            "frsf",
+            "--hidden",
+            "20,12",
+            "--momentum",
+            "0.5",
+        ],
+        |_| {},
+    );
+    let arch = "conv4k3-pool2-conv6k3-pool2-fc8";
+    resumes_identically(&["--channel", "rbp", "--arch", arch], |_| {});
+}
+
+/// SHA-256 over tensors (name, shape, values) and counters, as checkpoints store it.
+fn checksum(all: &Tensors, meta: &std::collections::HashMap<String, String>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, shape, values) in all {
+        h.update(name.as_bytes());
+        h.update([0]);
+        for d in shape {
+            h.update((*d as u64).to_le_bytes());
+        }
+        for v in values {
+            h.update(v.to_le_bytes());
+        }
+    }
+    h.update(
+        format!(
+            "epoch={}\nstep={}\nnoise={}\nsettings={}\n",
+            meta["epoch"], meta["step"], meta["noise_position"], meta["settings_sha256"]
+        )
+        .as_bytes(),
+    );
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Rewrites a version-3 checkpoint of a dense frSF net in the layout of version 2: channel
+/// tensors flat in memory order (|B0| in W's orientation, N_{i+1} × N_i), the checksum over that
+/// layout and in its tensor order (layers, momentum, channel).
+fn downgrade_to_version_2(path: &Path) {
+    let (tensors, mut meta) = read_checkpoint(path);
+    let mut v2: Tensors = tensors
+        .into_iter()
+        .map(|(n, s, v)| {
+            if n.ends_with(".magnitude") {
+                // stored [receiving, sending]: back to [sending, receiving], then flat
+                let (r, c) = (s[0], s[1]);
+                let mut w = vec![0.0; v.len()];
+                for i in 0..r {
+                    for j in 0..c {
+                        w[j * r + i] = v[i * c + j];
+                    }
+                }
+                (n, vec![r * c], w)
+            } else {
+                (n, s, v)
+            }
+        })
+        .collect();
+    let rank = |n: &str| {
+        let group = ["layers", "momentum", "feedback"]
+            .iter()
+            .position(|p| n.starts_with(p))
+            .unwrap();
+        let index: Vec<usize> = n.split('.').filter_map(|x| x.parse().ok()).collect();
+        (group, index, !n.ends_with("weight"))
+    };
+    v2.sort_by_key(|(n, _, _)| rank(n));
+    meta.insert("format".into(), "rbp-checkpoint-2".into());
+    let sum = checksum(&v2, &meta);
+    meta.insert("sha256".into(), sum);
+    write_checkpoint(path, &v2, meta);
+}
+
+#[test]
+fn a_version_2_checkpoint_resumes_to_the_same_bytes() {
+    let args = [
+        "--channel",
+        "frsf",
+        "--hidden",
+        "20,12",
+        "--momentum",
+        "0.5",
+    ];
+    resumes_identically(&args, |ckpt| {
+        downgrade_to_version_2(ckpt);
+        let (tensors, meta) = read_checkpoint(ckpt);
+        assert_eq!(meta["format"], "rbp-checkpoint-2");
+        let shape = |name: &str| tensors.iter().find(|t| t.0 == name).unwrap().1.clone();
+        assert_eq!(shape("feedback.0.0.magnitude"), vec![12 * 20]);
+    });
+    // a damaged version-2 checkpoint is still caught by its checksum
+    let o = resume_after(|ckpt| {
+        downgrade_to_version_2(ckpt);
+        let (mut tensors, meta) = read_checkpoint(ckpt);
+        tensors[0].2[0] += 1.0;
+        write_checkpoint(ckpt, &tensors, meta);
+    });
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("checksum"), "{}", text(&o));
+}
+
+#[test]
+fn a_checkpoint_of_an_unknown_version_is_refused_naming_both_versions() {
+    let o = resume_after(|ckpt| {
+        let (tensors, mut meta) = read_checkpoint(ckpt);
+        meta.insert("format".into(), "rbp-checkpoint-9".into());
+        write_checkpoint(ckpt, &tensors, meta);
+    });
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    for needle in [
+        "checkpoint.safetensors",
+        "rbp-checkpoint-9",
+        "rbp-checkpoint-3",
+    ] {
+        assert!(t.contains(needle), "lacks `{needle}`: {t}");
+    }
 }

@@ -21,6 +21,16 @@ pub const MNIST_FILES: [&str; 4] = [
 /// Number of classes of every dataset of the MNIST family.
 pub const MNIST_CLASSES: usize = 10;
 
+/// Loads the data a run's `data` setting names: the embedded subset ([`EMBEDDED_NAME`]) or a
+/// directory ([`load_dir`]).
+pub fn load(source: &str) -> Result<Split> {
+    if source == EMBEDDED_NAME {
+        Ok(embedded())
+    } else {
+        load_dir(Path::new(source))
+    }
+}
+
 /// Loads the dataset in `dir`: CIFAR-10 if it holds any CIFAR-10 batch file (`data_batch_1.bin` …,
 /// `test_batch.bin`; directly or in `cifar-10-batches-bin/`), else the MNIST-format files.
 pub fn load_dir(dir: &Path) -> Result<Split> {

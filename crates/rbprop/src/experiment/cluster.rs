@@ -3,12 +3,13 @@
 //! GNU parallel, Kubernetes Jobs — can run run `i` with `rbp reproduce FILES… --results DIR
 //! --only i`: idempotently (a finished run is skipped, an interrupted one resumes from its
 //! checkpoint) and under the run directory's lock (two tasks never write one run). The state of
-//! every run is read back from the results directory alone.
+//! every run is read back from the results directory alone ([`crate::run::RunDir::state`]).
 
 use super::runner::{self, Options, Outcome};
 use super::{Experiment, Run};
+use crate::data;
 use crate::error::{Error, Result};
-use crate::run::{self, RunDir, Summary};
+use crate::run;
 use std::path::{Path, PathBuf};
 
 /// One run of a grid of experiments, with its global index.
@@ -59,7 +60,7 @@ pub fn run_only(
             ),
         )
     })?;
-    let data = match &opts.data {
+    let source = match &opts.data {
         Some(d) => d.clone(),
         None => exps
             .iter()
@@ -67,57 +68,9 @@ pub fn run_only(
             .map(|e| e.data.clone())
             .expect("the run's experiment"),
     };
-    let split = runner::load_data(&data)?;
+    let split = data::load(&source)?;
     let outcome = runner::run_one(&g.run, &split, &g.dir, observer);
     Ok((g, outcome))
-}
-
-/// Where a run stands, read from its directory.
-#[derive(Clone, Debug, PartialEq)]
-pub enum State {
-    /// Every epoch done (or diverged, which keeps its finished epochs).
-    Finished,
-    /// A process holds the run's lock now.
-    Running { pid: Option<u32> },
-    /// The last attempt stopped with an error (its first line).
-    Failed(String),
-    /// Some epochs done, nobody writing it: it resumes when run again.
-    Interrupted { epochs: usize },
-    /// Nothing written yet.
-    Missing,
-}
-
-/// The state of the run in `dir` that should reach `epochs` epochs.
-pub fn state(dir: &Path, epochs: usize) -> State {
-    if runner::finished(dir, epochs) {
-        return State::Finished;
-    }
-    if !dir.is_dir() {
-        return State::Missing;
-    }
-    if let Some(pid) = RunDir::writer(dir) {
-        return State::Running { pid };
-    }
-    let summary: Option<Summary> = std::fs::read_to_string(dir.join("summary.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
-    match summary {
-        Some(s) if s.status == "diverged" => State::Finished,
-        Some(s) if s.status == "failed" => State::Failed(
-            s.error
-                .as_deref()
-                .and_then(|e| e.lines().next())
-                .unwrap_or("")
-                .to_string(),
-        ),
-        Some(s) if s.epochs_completed > 0 => State::Interrupted {
-            epochs: s.epochs_completed,
-        },
-        _ => match run::read_metrics(&dir.join("metrics.jsonl")) {
-            Ok(m) if !m.is_empty() => State::Interrupted { epochs: m.len() },
-            _ => State::Missing,
-        },
-    }
 }
 
 /// Settings of a Slurm job array.

@@ -6,7 +6,7 @@
 use super::results;
 use super::table::{self, ROW_ORDER};
 use crate::error::{Error, Result};
-use crate::run::EpochMetrics;
+use crate::run::dir::{EpochMetrics, FIGURES};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::path::{Path, PathBuf};
@@ -307,7 +307,7 @@ fn figure(path: &Path, panels: &[Panel]) -> Result<()> {
 /// Draws every figure into `dir/figures/` (SVG and PNG); returns the files written.
 pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
     let series = load(dir)?;
-    let out = dir.join("figures");
+    let out = dir.join(FIGURES);
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let mut written = Vec::new();
     let mut datasets: Vec<&str> = Vec::new();

@@ -7,7 +7,7 @@
 use super::{Experiment, Run};
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::run::{self, EpochMetrics, Summary};
+use crate::run::dir::{EXPERIMENT, EpochMetrics, RunDir, Summary};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -93,7 +93,7 @@ pub fn experiments(dir: &Path) -> Result<Vec<(Experiment, PathBuf)>> {
     dirs.extend(subs);
     let mut out = Vec::new();
     for d in dirs {
-        let f = d.join("experiment.toml");
+        let f = d.join(EXPERIMENT);
         if f.is_file() {
             let text = std::fs::read_to_string(&f).map_err(|e| Error::io(&f, e))?;
             let exp: Experiment = toml::from_str(&text).map_err(|e| Error::Data {
@@ -121,22 +121,19 @@ pub fn load(dir: &Path) -> Result<Vec<Record>> {
     let mut out = Vec::new();
     for (exp, root) in experiments(dir)? {
         let runs = exp.runs().map_err(|e| Error::Data {
-            path: root.join("experiment.toml"),
+            path: root.join(EXPERIMENT),
             problem: e.to_string(),
             hint: "written by `rbp reproduce`; do not edit".into(),
         })?;
         for r in runs {
-            let d = root.join(&r.id);
-            let summary = std::fs::read_to_string(d.join("summary.json"))
-                .ok()
-                .and_then(|s| serde_json::from_str(&s).ok());
+            let d = RunDir::new(root.join(&r.id));
             out.push(Record {
                 experiment: exp.name.clone(),
                 dataset: exp.dataset.clone(),
-                config: TrainConfig::load(&d.join("config.toml")).ok(),
-                metrics: run::read_metrics(&d.join("metrics.jsonl")).unwrap_or_default(),
-                summary,
-                dir: d,
+                config: d.read_config().ok(),
+                metrics: d.read_metrics().unwrap_or_default(),
+                summary: d.read_summary(),
+                dir: d.path().to_path_buf(),
                 run: r,
             });
         }

@@ -10,6 +10,7 @@
 use super::{Experiment, Run};
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
+use crate::run::dir::{EXPERIMENT, RunDir, write_atomic};
 use crate::run::{self, Observer, Silent};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -81,22 +82,6 @@ impl<F: Fn(&Progress) + Sync> GridObserver for F {
 pub struct Quiet;
 impl GridObserver for Quiet {}
 
-/// Whether the run in `dir` finished `epochs` epochs.
-pub fn finished(dir: &Path, epochs: usize) -> bool {
-    let done = std::fs::read_to_string(dir.join("summary.json"))
-        .is_ok_and(|s| s.contains("\"completed\""));
-    done && run::read_metrics(&dir.join("metrics.jsonl")).is_ok_and(|m| m.len() >= epochs)
-}
-
-/// Loads the data of an experiment.
-pub fn load_data(source: &str) -> Result<Split> {
-    if source == data::EMBEDDED_NAME {
-        Ok(data::embedded())
-    } else {
-        data::load_dir(Path::new(source))
-    }
-}
-
 /// The experiment as run (`--data` applied), its results directory (created, with the
 /// experiment written into it) and its runs (`--quick` applied, `threads` each).
 pub fn prepare(
@@ -122,7 +107,7 @@ pub fn prepare(
     let root = opts.results.join(&exp.name);
     std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
     let text = toml::to_string_pretty(&exp).expect("experiment serializes");
-    run::write_atomic(&root.join("experiment.toml"), text.as_bytes())?;
+    write_atomic(&root.join(EXPERIMENT), text.as_bytes())?;
     Ok((exp, root, runs))
 }
 
@@ -137,7 +122,7 @@ pub fn reproduce(
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let threads = (cores / opts.jobs.max(1)).max(1);
     let (exp, root, runs) = prepare(exp, opts, threads)?;
-    let split = load_data(&exp.data)?;
+    let split = data::load(&exp.data)?;
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..runs.len()).map(|_| None).collect());
@@ -179,16 +164,17 @@ pub fn reproduce(
 /// any error or panic caught and recorded in the run's `summary.json`, so that one bad run never
 /// takes down the others. `observer` follows the training.
 pub fn run_one(r: &Run, split: &Split, dir: &Path, observer: &mut dyn Observer) -> Outcome {
-    if finished(dir, r.config.epochs) {
+    let dir = RunDir::new(dir);
+    if dir.is_complete(r.config.epochs) {
         return Outcome::Skipped;
     }
-    let lock = match run::RunDir::lock(dir) {
+    let lock = match dir.lock() {
         Ok(l) => l,
         Err(e @ Error::Locked { .. }) => return Outcome::Busy(first_line(&e.to_string())),
         Err(e) => return Outcome::Failed(e.to_string()),
     };
     // another process may have finished it while this one waited for the lock
-    if finished(dir, r.config.epochs) {
+    if dir.is_complete(r.config.epochs) {
         return Outcome::Skipped;
     }
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -211,7 +197,7 @@ pub fn run_one(r: &Run, split: &Split, dir: &Path, observer: &mut dyn Observer) 
             format!("internal error (panic): {what}")
         }
     };
-    match run::record_failure(dir, &err) {
+    match lock.record_failure(&err) {
         Ok(()) => Outcome::Failed(err),
         Err(e) => Outcome::Failed(format!("{err} (and recording the failure failed: {e})")),
     }
