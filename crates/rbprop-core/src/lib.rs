@@ -22,6 +22,7 @@ pub mod data;
 pub mod error;
 pub mod kernels;
 pub mod model;
+pub mod quantize;
 pub mod rng;
 pub mod train;
 

@@ -9,11 +9,11 @@
 
 use crate::backend::{Backend, Cpu, UpdateShape};
 use crate::channel::Channel;
-use crate::channel::quantize::Rounding;
 use crate::data::Dataset;
 use crate::data::augment::Augment;
 use crate::kernels::loss::BatchLoss;
 use crate::model::{Activations, Kind, Net};
+use crate::quantize::Rounding;
 use crate::rng;
 use rand::seq::SliceRandom;
 

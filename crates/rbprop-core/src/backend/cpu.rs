@@ -5,13 +5,13 @@
 //! [`CONV_CHUNK`] examples and sum weight gradients per chunk, then over chunks in order.
 
 use super::{Backend, Mat, UpdateShape};
-use crate::channel::quantize::{self, Form, Levels, Quantizer};
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::direct::{self, Direct};
 use crate::kernels::loss::{self, BatchLoss};
 use crate::kernels::pool::PoolGeom;
 use crate::kernels::simd::dispatch;
 use crate::kernels::{Activation, matmul};
+use crate::quantize::{self, Form, Levels, Quantizer};
 use crate::rng::Rng;
 use rand::Rng as _;
 use rayon::prelude::*;

@@ -25,11 +25,11 @@ mod cpu;
 
 pub use cpu::Cpu;
 
-use crate::channel::quantize::{Levels, Quantizer};
 use crate::kernels::Activation;
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::loss::BatchLoss;
 use crate::kernels::pool::PoolGeom;
+use crate::quantize::{Levels, Quantizer};
 use crate::rng::Rng;
 use std::fmt::Debug;
 

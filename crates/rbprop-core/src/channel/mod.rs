@@ -31,7 +31,7 @@ pub mod diagnostics;
 pub mod engine;
 pub mod feedback;
 pub mod options;
-pub mod quantize;
+pub use crate::quantize;
 pub mod registry;
 
 use crate::backend::{Backend, Cpu};
