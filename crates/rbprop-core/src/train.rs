@@ -7,12 +7,12 @@
 //! Weight decay λ adds `−η_t·λ·W`. With quantized updates each example's update is quantized
 //! before the average: `W ← W + 1/B · Σ_e Q(−η_t · δ_e O_eᵀ)`.
 
-use crate::backend::{Backend, Cpu, UpdateShape};
+use crate::backend::{Backend, Cpu};
 use crate::channel::Channel;
 use crate::data::Dataset;
 use crate::data::augment::Augment;
 use crate::kernels::loss::BatchLoss;
-use crate::model::{Activations, Kind, Net};
+use crate::model::{Activations, Net};
 use crate::quantize::Rounding;
 use crate::rng;
 use rand::seq::SliceRandom;
@@ -164,17 +164,9 @@ impl<B: Backend> Trainer<B> {
                     Rounding::Stochastic => Some(self.channel.noise_key()),
                     Rounding::Nearest => None,
                 };
-                let shape = UpdateShape {
-                    conv: match layer.kind {
-                        Kind::Dense => None,
-                        Kind::Conv(g) => Some(g),
-                    },
-                    n_in: layer.n_in,
-                    n_out: layer.n_out,
-                };
                 let alpha = &mut self.channel.update_alpha[i];
                 B::quantized_update(
-                    shape,
+                    layer.shape().update_shape(),
                     &mut layer.w,
                     &mut layer.b,
                     delta,
@@ -187,19 +179,14 @@ impl<B: Backend> Trainer<B> {
                 );
                 continue;
             }
-            // the layer's kernels, while its parameters are borrowed for the update
-            let shape = crate::model::Layer::<B> {
-                w: B::zeros(0),
-                b: B::zeros(0),
-                ..*layer
-            };
+            let shape = layer.shape();
             if self.velocity.is_empty() {
                 // W += −η/B · Σ δ ⊛ input
-                shape.weight_grad(delta, input, batch, scale, 1.0, &mut layer.w, &mut layer.b);
+                shape.weight_grad::<B>(delta, input, batch, scale, 1.0, &mut layer.w, &mut layer.b);
             } else {
                 let (vw, vb) = &mut self.velocity[i];
                 // V = μV − η/B · Σ δ ⊛ input ;  W += V
-                shape.weight_grad(delta, input, batch, scale, momentum, vw, vb);
+                shape.weight_grad::<B>(delta, input, batch, scale, momentum, vw, vb);
                 B::add_assign(&mut layer.w, vw);
                 B::add_assign(&mut layer.b, vb);
             }

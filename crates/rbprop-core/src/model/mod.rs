@@ -9,7 +9,7 @@
 
 pub mod arch;
 
-use crate::backend::{Backend, Cpu, Mat};
+use crate::backend::{Backend, Cpu, Mat, UpdateShape};
 use crate::kernels::Activation;
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::pool::PoolGeom;
@@ -130,10 +130,59 @@ impl<B: Backend> Layer<B> {
         }
     }
 
-    /// `dx (batch × n_in) ← beta · dx + weightsᵀ ⊛ delta` — the signal sent down through
-    /// `weights`, which are this layer's W or a matrix/kernel of the same shape in its place.
+    /// What the layer's kernels need besides its parameters.
+    pub fn shape(&self) -> Shape {
+        Shape {
+            kind: self.kind,
+            n_in: self.n_in,
+            n_out: self.n_out,
+        }
+    }
+
+    /// `dx (batch × n_in) ← beta · dx + weightsᵀ ⊛ delta` (see [`Shape::backward_data`]).
     pub fn backward_data(
         &self,
+        weights: &B::Buf,
+        delta: &B::Buf,
+        dx: &mut B::Buf,
+        batch: usize,
+        beta: f32,
+    ) {
+        self.shape()
+            .backward_data::<B>(weights, delta, dx, batch, beta)
+    }
+
+    /// The batch-summed weight gradient, scaled and accumulated (see [`Shape::weight_grad`]).
+    #[allow(clippy::too_many_arguments)] // a kernel: outputs, inputs, sizes, scales
+    pub fn weight_grad(
+        &self,
+        delta: &B::Buf,
+        input: &B::Buf,
+        batch: usize,
+        alpha: f32,
+        beta: f32,
+        dw: &mut B::Buf,
+        db: &mut B::Buf,
+    ) {
+        self.shape()
+            .weight_grad::<B>(delta, input, batch, alpha, beta, dw, db)
+    }
+}
+
+/// A layer's operation and sizes without its parameters: what its backward kernels need (so
+/// they can run while the parameters are borrowed for their update).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shape {
+    pub kind: Kind,
+    pub n_in: usize,
+    pub n_out: usize,
+}
+
+impl Shape {
+    /// `dx (batch × n_in) ← beta · dx + weightsᵀ ⊛ delta` — the signal sent down through
+    /// `weights`, which are the layer's W or a matrix/kernel of the same shape in its place.
+    pub fn backward_data<B: Backend>(
+        self,
         weights: &B::Buf,
         delta: &B::Buf,
         dx: &mut B::Buf,
@@ -155,8 +204,8 @@ impl<B: Backend> Layer<B> {
     /// `dw ← alpha · Σ_e δ_e ⊛ input_e + beta · dw`, `db ← alpha · Σ_e δ_e + beta · db`: the
     /// batch-summed weight gradient, scaled and accumulated.
     #[allow(clippy::too_many_arguments)] // a kernel: outputs, inputs, sizes, scales
-    pub fn weight_grad(
-        &self,
+    pub fn weight_grad<B: Backend>(
+        self,
         delta: &B::Buf,
         input: &B::Buf,
         batch: usize,
@@ -177,6 +226,18 @@ impl<B: Backend> Layer<B> {
                 B::bias_grad(delta, batch, alpha, beta, db);
             }
             Kind::Conv(g) => B::conv_weight_grad(&g, delta, input, batch, alpha, beta, dw, db),
+        }
+    }
+
+    /// The layer as a quantized update sees it.
+    pub fn update_shape(self) -> UpdateShape {
+        UpdateShape {
+            conv: match self.kind {
+                Kind::Dense => None,
+                Kind::Conv(g) => Some(g),
+            },
+            n_in: self.n_in,
+            n_out: self.n_out,
         }
     }
 }
