@@ -1,3 +1,4 @@
+mod architecture;
 mod backend;
 mod channels;
 mod cifar;
