@@ -15,6 +15,34 @@
 //!
 //! This crate has no command-line, network or plotting dependency: files, runs, experiments and
 //! figures live in the `rbprop` crate, the `rbp` command in `rbprop-cli`.
+//!
+//! One step of random backpropagation on a small net, on the CPU backend:
+//!
+//! ```
+//! use rbprop_core::channel::{Channel, ChannelOptions, ChannelSpec};
+//! use rbprop_core::kernels::Activation;
+//! use rbprop_core::model::Net;
+//! use rbprop_core::rng;
+//! use rbprop_core::train::{Sgd, Trainer};
+//!
+//! let seed = 1;
+//! let net = Net::new(&[4, 8, 8, 3], Activation::Tanh, &mut rng::stream(seed, "init"));
+//! let spec = ChannelSpec::parse("rbp", false)?;
+//! let channel = Channel::new(
+//!     &spec,
+//!     &ChannelOptions::default(),
+//!     &net,
+//!     &mut rng::stream(seed, "feedback"),
+//!     rng::stream(seed, "channel-noise"),
+//! )?;
+//! let sgd = Sgd { lr: 0.1, decay: 0.0, momentum: 0.0, weight_decay: 0.0 };
+//! // `Trainer<Cpu>`; another backend: `Trainer::<B>::new(net.to_backend(), channel.to_backend(), sgd)`
+//! let mut trainer = Trainer::new(net, channel, sgd);
+//! let x = [0.1, -0.2, 0.3, 0.5, 0.0, 0.4, -0.1, 0.2]; // two examples of 4 inputs
+//! let loss = trainer.step(&x, &[0, 2]);
+//! assert!(loss.loss_sum.is_finite());
+//! # Ok::<(), rbprop_core::Error>(())
+//! ```
 
 pub mod backend;
 pub mod channel;
