@@ -15,5 +15,6 @@ mod published;
 mod reference;
 mod reproduce;
 mod results;
+mod settings;
 mod slurm;
 mod training;
