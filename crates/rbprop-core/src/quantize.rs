@@ -83,10 +83,25 @@ fn auto() -> Alpha {
 }
 
 /// A b-bit quantizer: its scale, form and rounding (the form defaults by use: mid-rise for
-/// error signals, mid-tread for weight updates).
+/// error signals, mid-tread for weight updates). Serialized as the string of its flag, in the
+/// canonical form of [`Display`](std::fmt::Display) (`"8:1"`, `"2:auto:mid-tread"`); read from
+/// that string (anything [`Quantizer::parse`] accepts) or from the table form of earlier
+/// versions, [`QuantizerTable`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quantizer {
+    pub bits: u32,
+    pub alpha: Alpha,
+    pub form: Option<Form>,
+    pub rounding: Rounding,
+}
+
+/// The table form a quantizer had in configuration files before it was written as its flag's
+/// string: `{ bits = 8, alpha = 1.0, form = "mid-rise", rounding = "stochastic" }` (α defaults
+/// to auto, the form to its use, the rounding to nearest). Still read; written only into the
+/// canonical text of a run's settings that checkpoints hash.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Quantizer {
+pub struct QuantizerTable {
     pub bits: u32,
     #[serde(default = "auto")]
     pub alpha: Alpha,
@@ -94,6 +109,77 @@ pub struct Quantizer {
     pub form: Option<Form>,
     #[serde(default, skip_serializing_if = "is_nearest")]
     pub rounding: Rounding,
+}
+
+impl From<Quantizer> for QuantizerTable {
+    fn from(q: Quantizer) -> Self {
+        let Quantizer {
+            bits,
+            alpha,
+            form,
+            rounding,
+        } = q;
+        QuantizerTable {
+            bits,
+            alpha,
+            form,
+            rounding,
+        }
+    }
+}
+
+impl From<QuantizerTable> for Quantizer {
+    fn from(t: QuantizerTable) -> Self {
+        let QuantizerTable {
+            bits,
+            alpha,
+            form,
+            rounding,
+        } = t;
+        Quantizer {
+            bits,
+            alpha,
+            form,
+            rounding,
+        }
+    }
+}
+
+impl Serialize for Quantizer {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Quantizer {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Quantizer;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a quantizer such as \"8:1\" or \"2:auto:mid-tread\" (BITS[:ALPHA|auto][:mid-rise|mid-tread][:nearest|stochastic])",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(
+                self,
+                text: &str,
+            ) -> std::result::Result<Quantizer, E> {
+                Quantizer::parse(text, "quantizer").map_err(|e| match e {
+                    Error::Config { problem, .. } => E::custom(problem),
+                    e => E::custom(e),
+                })
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> std::result::Result<Quantizer, A::Error> {
+                QuantizerTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(Quantizer::from)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 /// A quantizer with its form resolved and its scale known: what is applied to numbers.
@@ -212,6 +298,9 @@ impl Quantizer {
     }
 }
 
+/// The canonical string of a quantizer, as its flag takes it: `BITS:ALPHA|auto`, then the form
+/// if set, then `stochastic` if so (`8:1`, `2:auto:mid-tread`, `4:auto:stochastic`);
+/// [`Quantizer::parse`] reads it back to the same quantizer.
 impl std::fmt::Display for Quantizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}", self.bits)?;
@@ -478,6 +567,60 @@ dispatch! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Holder {
+        q: Quantizer,
+    }
+
+    #[test]
+    fn quantizers_serialize_as_their_flag_and_read_the_old_table_form() {
+        for text in [
+            "8:1",
+            "2:auto:mid-tread",
+            "1:auto:mid-rise",
+            "4:0.0625:stochastic",
+            "16:auto",
+        ] {
+            let q = Quantizer::parse(text, "q").unwrap();
+            assert_eq!(q.to_string(), text);
+            let toml = toml::to_string(&Holder { q }).unwrap();
+            assert_eq!(toml.trim(), format!("q = \"{text}\""));
+            assert_eq!(toml::from_str::<Holder>(&toml).unwrap().q, q);
+        }
+        // any order and the defaults spelled out read as the canonical quantizer
+        let q: Holder = toml::from_str("q = \"4:stochastic:0.5:nearest:stochastic\"").unwrap();
+        assert_eq!(q.q.to_string(), "4:0.5:stochastic");
+        assert_eq!(
+            toml::from_str::<Holder>("q = \"2\"").unwrap().q.to_string(),
+            "2:auto"
+        );
+        // the table form of earlier versions
+        for (table, text) in [
+            ("{ bits = 8, alpha = 1.0 }", "8:1"),
+            ("{ bits = 2 }", "2:auto"),
+            (
+                "{ bits = 2, alpha = \"auto\", form = \"mid-tread\" }",
+                "2:auto:mid-tread",
+            ),
+            (
+                "{ bits = 4, rounding = \"stochastic\" }",
+                "4:auto:stochastic",
+            ),
+        ] {
+            let q: Holder = toml::from_str(&format!("q = {table}")).unwrap();
+            assert_eq!(q.q.to_string(), text, "{table}");
+        }
+        for (bad, says) in [
+            ("q = \"many\"", "BITS must be a whole number"),
+            ("q = \"8:fast\"", "`fast` is not a scale"),
+            ("q = { bits = 8, alfa = 1 }", "unknown field `alfa`"),
+            ("q = 8", "a quantizer such as"),
+        ] {
+            let e = toml::from_str::<Holder>(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     fn tread(bits: u32, alpha: f32) -> Levels {
         Levels {

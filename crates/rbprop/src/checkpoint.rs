@@ -55,13 +55,10 @@ enum Layout {
 
 /// SHA-256 (hex) of the settings that determine a run's numbers: the resolved configuration with
 /// the thread count and the number of epochs left out (results do not depend on the first; the
-/// second may be raised to extend a run).
+/// second may be raised to extend a run), in a canonical text that does not depend on how
+/// settings files name the keys ([`TrainConfig::identity_text`]).
 pub fn settings_hash(config: &TrainConfig) -> String {
-    hex(&Sha256::digest(
-        toml::to_string(&config.identity())
-            .expect("config serializes")
-            .as_bytes(),
-    ))
+    hex(&Sha256::digest(config.identity_text().as_bytes()))
 }
 
 fn hex(bytes: &[u8]) -> String {

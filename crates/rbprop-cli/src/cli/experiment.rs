@@ -33,6 +33,11 @@ pub struct ReproduceArgs {
     /// Shorten every run to N epochs (2 if no N); tables mark such runs.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
     pub quick: Option<usize>,
+    /// Print each run's resolved settings — what its config.toml would hold, --data, --quick and
+    /// --jobs applied — as a TOML document headed by a comment with its experiment and run id,
+    /// and exit without running anything.
+    #[arg(long)]
+    pub print_config: bool,
     #[command(flatten)]
     pub cluster: super::cluster::ClusterArgs,
 }
@@ -63,6 +68,9 @@ pub enum ExportFormat {
 }
 
 pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
+    if a.print_config {
+        return print_configs(&a);
+    }
     if a.cluster.active() {
         return super::cluster::run(&a);
     }
@@ -118,12 +126,68 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `rbp reproduce --print-config`: every run's settings as it would be run here.
+fn print_configs(a: &ReproduceArgs) -> anyhow::Result<()> {
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    anyhow::ensure!(jobs >= 1, "--jobs must be ≥ 1");
+    let (exps, opts) = load(a, jobs)?;
+    // as the runner shares the cores out and applies --data and --quick
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / jobs).max(1);
+    let mut first = true;
+    for exp in &exps {
+        let mut exp = exp.clone();
+        if let Some(d) = &opts.data {
+            exp.data = d.clone();
+        }
+        for mut run in exp.runs()? {
+            run.config.threads = threads;
+            if let Some(q) = opts.quick {
+                run.config.epochs = run.config.epochs.min(q);
+            }
+            let toml = toml::to_string_pretty(&run.config).expect("config serializes");
+            let gap = if first { "" } else { "\n" };
+            first = false;
+            super::say(&format!("{gap}# {}/{}\n{toml}", exp.name, run.id));
+        }
+    }
+    Ok(())
+}
+
+/// Warns on stderr, once per key, of each deprecated key of an experiment file's `[train]` and
+/// `[[variant]]` tables (an unreadable file is left to [`Experiment::load`] to report).
+fn warn_deprecated(path: &std::path::Path) {
+    let Some(table) = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+    else {
+        return;
+    };
+    let train = table.get("train").and_then(|t| t.as_table());
+    let variants = table
+        .get("variant")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_table());
+    let found = train
+        .into_iter()
+        .chain(variants)
+        .flat_map(rbprop::config::deprecations);
+    super::warn_deprecated(path, found);
+}
+
 /// The experiment files of `rbp reproduce` and the options to run them with, `jobs` at a time.
 pub fn load(a: &ReproduceArgs, jobs: usize) -> anyhow::Result<(Vec<Experiment>, Options)> {
     let exps: Vec<Experiment> = a
         .configs
         .iter()
-        .map(|p| Experiment::load(p))
+        .map(|p| {
+            warn_deprecated(p);
+            Experiment::load(p)
+        })
         .collect::<Result<_, _>>()?;
     let opts = Options {
         results: a.results.clone(),

@@ -23,7 +23,7 @@ pub struct Cli {
 pub enum Command {
     /// Train a dense or convolutional net on MNIST-format data or CIFAR-10 with one learning
     /// channel.
-    #[command(allow_negative_numbers = true)]
+    #[command(allow_negative_numbers = true, after_help = train::PRECEDENCE)]
     Train(Box<train::TrainArgs>),
     /// List every learning channel with its aliases and equation.
     Channels {
@@ -48,6 +48,14 @@ pub enum Command {
     /// Datasets: download and verify.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Print a shell completion script, generated from these commands and flags: e.g.
+    /// `rbp completions bash > ~/.local/share/bash-completion/completions/rbp`, `rbp completions
+    /// zsh > ~/.zfunc/_rbp`, `rbp completions fish > ~/.config/fish/completions/rbp.fish`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Writes to stdout; a closed pipe (`rbp train | head`) silences further output instead of
@@ -84,6 +92,20 @@ impl std::io::Write for Out {
     }
 }
 
+/// Warns on stderr of what the settings file `path` spells the old way, once per deprecated key.
+fn warn_deprecated(
+    path: &std::path::Path,
+    found: impl IntoIterator<Item = rbprop::config::Deprecation>,
+) {
+    let mut seen = Vec::new();
+    for d in found {
+        if !seen.contains(&d.what) {
+            eprintln!("warning: {}: {d}", path.display());
+            seen.push(d.what);
+        }
+    }
+}
+
 /// `println!` through [`say`].
 macro_rules! sayln {
     ($($arg:tt)*) => { $crate::cli::say(&format!("{}\n", format_args!($($arg)*))) };
@@ -115,5 +137,9 @@ pub fn main() -> anyhow::Result<()> {
         Command::Table(args) => experiment::table(args),
         Command::Plot(args) => experiment::plot(args),
         Command::Export(args) => experiment::export(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "rbp", &mut Out);
+            Ok(())
+        }
     }
 }

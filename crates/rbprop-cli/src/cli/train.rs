@@ -14,10 +14,15 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    /// Read the run's settings from a TOML file (e.g. the config.toml of an earlier run); flags
-    /// given on the command line override it.
+    /// Read settings from a TOML file: the config.toml of an earlier run, or any of its keys
+    /// (flags in snake_case: channel_dropout = 0.1, quantize_signal = "2:auto"). It overrides the
+    /// defaults and --preset; flags given on the command line override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Print the resolved settings as TOML — what the run's config.toml would hold — and exit
+    /// without training.
+    #[arg(long)]
+    pub print_config: bool,
     /// Data directory: the four MNIST-format files (train-images-idx3-ubyte[.gz], …; MNIST,
     /// Fashion-MNIST, KMNIST) or CIFAR-10's binary version (data_batch_1.bin …, directly or in
     /// cifar-10-batches-bin/; `rbp data fetch cifar10 DIR`). Default: the embedded Fashion-MNIST
@@ -27,9 +32,10 @@ pub struct TrainArgs {
     // the help lists the channel registry, so that it cannot go stale
     #[arg(long, default_value = "bp", value_name = "NAME", help = channel_help())]
     pub channel: String,
-    /// Use the no-derivative version of the channel (no f' in hidden layers).
-    #[arg(long)]
-    pub no_derivative: bool,
+    /// Use the no-derivative version of the channel (no f' in hidden layers), as the -nof suffix
+    /// does; `--no-derivative false` leaves the channel as named.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub no_derivative: Option<bool>,
     /// Hidden layer sizes, comma-separated ("" for none).
     #[arg(long, default_value = "100,100,100,100", value_name = "N,N,…")]
     pub hidden: String,
@@ -41,15 +47,19 @@ pub struct TrainArgs {
     pub arch: Option<String>,
     /// Training preset of paper §2: paper-cifar10 (its conv net, lr 0.01, momentum 0.9, decay
     /// 1e-5, batch 128, translation 3 px, flips, 100 epochs) or paper-mnist (the defaults, 100
-    /// epochs). Flags given with it override it.
+    /// epochs). --config FILE and the flags given override it.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
     /// Augment training images: random translation up to N pixels.
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub translate: usize,
-    /// Augment training images: horizontal flip with probability 1/2.
-    #[arg(long)]
-    pub flip: bool,
+    /// Augment training images: horizontal flip with probability 1/2 (`--flip false` or
+    /// `--no-flip`: off, e.g. under --preset paper-cifar10).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", overrides_with = "no_flip")]
+    pub flip: Option<bool>,
+    /// No horizontal flips: `--flip false`.
+    #[arg(long, overrides_with = "flip")]
+    pub no_flip: bool,
     /// Hidden activation.
     #[arg(long, default_value = "tanh", value_parser = PossibleValuesParser::new(Activation::NAMES).map(|s| s.parse::<Activation>().unwrap()))]
     pub activation: Activation,
@@ -104,9 +114,13 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Log per-layer alignment with BP each epoch (angle of δ, angle and norm ratio of C vs Wᵀ,
-    /// fraction of updates in the gradient's orthant) on a fixed probe batch.
-    #[arg(long)]
-    pub diagnostics: bool,
+    /// fraction of updates in the gradient's orthant) on a fixed probe batch (`--diagnostics
+    /// false` or `--no-diagnostics`: off).
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", overrides_with = "no_diagnostics")]
+    pub diagnostics: Option<bool>,
+    /// No alignment diagnostics: `--diagnostics false`.
+    #[arg(long, overrides_with = "diagnostics")]
+    pub no_diagnostics: bool,
     /// Train on the first N training examples only.
     #[arg(long, value_name = "N")]
     pub train_limit: Option<usize>,
@@ -114,10 +128,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Replace results already in --out.
-    #[arg(long)]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
     pub overwrite: bool,
     /// Print only the per-epoch lines (no progress bar, no header).
-    #[arg(long, short)]
+    #[arg(long, short, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", default_value_t = false)]
     pub quiet: bool,
 }
 
@@ -136,29 +150,32 @@ fn channel_help() -> String {
     )
 }
 
-/// The run's configuration: `--config FILE` if given (else the defaults), overridden by every
-/// flag given on the command line.
+/// The order in which a run's settings are resolved, for `rbp train --help`.
+pub const PRECEDENCE: &str = "Settings are resolved in this order, each level overriding the one before: built-in defaults < --preset < --config FILE < flags given on the command line. --print-config prints the result. Every on/off option takes a value (--flip true, --flip false) and has an off form (--no-flip).";
+
+/// The run's configuration: the built-in defaults, overridden by `--preset`, overridden by
+/// `--config FILE`, overridden by every flag given on the command line (`given`). Warns on
+/// stderr of each deprecated key of the config file.
 fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<TrainConfig> {
-    let mut c = match &args.config {
-        Some(path) => TrainConfig::load(path)?,
-        None => TrainConfig::default(),
-    };
+    let mut c = TrainConfig::default();
     if let Some(name) = &args.preset {
         apply_preset(&mut c, name)?;
     }
-    // without a config file or preset every flag (given or default) sets its field
-    let set = |id: &str| (args.config.is_none() && args.preset.is_none()) || given(id);
+    if let Some(path) = &args.config {
+        let (file, deprecated) = TrainConfig::load_over(path, &c)?;
+        super::warn_deprecated(path, deprecated);
+        c = file;
+    }
     if let Some(dir) = &args.data {
         c.data = dir.display().to_string();
     }
-    let name = if set("channel") {
-        args.channel.clone()
-    } else {
-        c.channel.clone()
-    };
-    c.channel = rbprop::channel::ChannelSpec::parse(&name, args.no_derivative)?.canonical_name();
+    if given("channel") {
+        c.channel = args.channel.clone();
+    }
+    c.channel = rbprop::channel::ChannelSpec::parse(&c.channel, args.no_derivative == Some(true))?
+        .canonical_name();
     macro_rules! take {
-        ($($field:ident),*) => { $( if set(stringify!($field)) { c.$field = args.$field.clone(); } )* };
+        ($($field:ident),*) => { $( if given(stringify!($field)) { c.$field = args.$field.clone(); } )* };
     }
     take!(
         activation,
@@ -170,30 +187,40 @@ fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Res
         weight_decay,
         seed,
         threads,
-        diagnostics,
-        translate,
-        flip
+        translate
     );
+    if let Some(flip) = args.flip {
+        c.flip = flip;
+    }
+    if args.no_flip {
+        c.flip = false;
+    }
+    if let Some(diagnostics) = args.diagnostics {
+        c.diagnostics = diagnostics;
+    }
+    if args.no_diagnostics {
+        c.diagnostics = false;
+    }
     if args.arch.is_some() {
         c.arch = args.arch.clone();
     }
-    if set("hidden") {
+    if given("hidden") {
         c.hidden = TrainConfig::parse_hidden(&args.hidden)?;
     }
-    if set("train_limit") && args.train_limit.is_some() {
+    if args.train_limit.is_some() {
         c.train_limit = args.train_limit;
     }
     let o = &mut c.channel_options;
-    if set("feedback") {
+    if given("feedback") {
         o.feedback = FeedbackInit::parse(&args.feedback)?;
     }
-    if set("average") {
+    if given("average") {
         o.average = args.average;
     }
-    if set("adapt_factor") && args.adapt_factor.is_some() {
+    if args.adapt_factor.is_some() {
         o.adapt_factor = args.adapt_factor;
     }
-    if set("channel_dropout") {
+    if given("channel_dropout") {
         o.dropout = args.channel_dropout;
     }
     if let Some(q) = args.quantize_signal.as_deref() {
@@ -234,6 +261,11 @@ fn apply_preset(c: &mut TrainConfig, name: &str) -> anyhow::Result<()> {
 
 pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()> {
     let config = resolve_config(&args, given)?;
+    if args.print_config {
+        config.validate()?;
+        super::say(&toml::to_string_pretty(&config).expect("config serializes"));
+        return Ok(());
+    }
     let split = data::load(&config.data)?;
     config.validate()?;
     // one writer per run directory: the lock is taken before anything in it is read or removed
@@ -414,4 +446,24 @@ pub fn channels_table() -> String {
           \x20 --quantize-update B[:α]      each example's weight update quantized (mid-tread, α auto)\n\
           See docs/channels.md for the equations and the quantizer.\n";
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Cli, Command};
+    use super::*;
+    use clap::{CommandFactory, FromArgMatches};
+
+    #[test]
+    fn the_defaults_shown_by_the_flags_are_the_built_in_ones() {
+        // every flag taken as given, at the default its --help shows
+        let m = Cli::command().get_matches_from(["rbp", "train"]);
+        let Command::Train(args) = Cli::from_arg_matches(&m).unwrap().command else {
+            unreachable!()
+        };
+        assert_eq!(
+            resolve_config(&args, &|_| true).unwrap(),
+            TrainConfig::default()
+        );
+    }
 }

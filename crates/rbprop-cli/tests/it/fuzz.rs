@@ -61,7 +61,12 @@ fn check(case: &Case) -> Option<String> {
             stderr.lines().take(6).collect::<Vec<_>>().join("\n  ")
         ));
     }
-    if status.code() == Some(2) && !stderr.starts_with("error: ") {
+    // deprecation warnings may come first
+    let message = stderr
+        .lines()
+        .find(|l| !l.starts_with("warning: "))
+        .unwrap_or("");
+    if status.code() == Some(2) && !message.starts_with("error: ") {
         return Some(format!(
             "{}: failed without an error message: {stderr}",
             case.label
@@ -423,7 +428,8 @@ channel = "rbp"
 row = "sparse n=2"
 column = "SRBP"
 channel = "srbp"
-channel_options = { feedback = "sparse:2" }
+feedback = "sparse:2"
+quantize_signal = "2:auto"
 "#;
 
 #[test]

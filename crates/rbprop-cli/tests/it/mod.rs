@@ -16,5 +16,6 @@ mod published;
 mod reference;
 mod reproduce;
 mod results;
+mod settings;
 mod slurm;
 mod training;

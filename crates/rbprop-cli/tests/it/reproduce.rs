@@ -209,7 +209,15 @@ fn bad_experiment_files_are_refused_with_the_file_and_key() {
         ),
         (
             "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nchannel_options = { dropuot = 0.1 }\n",
-            "`variant a / BP: channel_options.dropuot`: unknown field `dropuot`",
+            "`variant a / BP: channel_options`: unknown field `dropuot`",
+        ),
+        (
+            "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nchannel_dropuot = 0.1\n",
+            "`variant a / BP: channel_dropuot`: unknown field `channel_dropuot`",
+        ),
+        (
+            "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nquantize_signal = \"2:fast\"\n",
+            "`variant a / BP: quantize_signal`: `fast` is not a scale",
         ),
         (
             "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nlr = \"fast\"\n",

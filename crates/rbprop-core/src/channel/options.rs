@@ -6,38 +6,34 @@ use super::quantize::{Form, Rounding};
 use super::registry::{CHANNELS, ChannelKind};
 use super::{FeedbackInit, Quantizer};
 use crate::error::{Error, Result};
-use serde::{Deserialize, Serialize};
 
 /// Most random matrices averaged per term (`--average`).
 pub const MAX_AVERAGE: usize = 1000;
 /// Default factor of an adaptive channel's learning rate, η_c = factor · η_t (our default).
 pub const DEFAULT_ADAPT_FACTOR: f64 = 0.1;
 
-/// Channel variants, composable with any algorithm where they make sense.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+/// Channel variants, composable with any algorithm where they make sense. The in-memory form:
+/// a run's settings file holds them as top-level keys named after their flags (`feedback`,
+/// `average`, `adapt_factor`, `channel_dropout`, `quantize_signal`, `quantize_update`, `mix`;
+/// see `rbprop::config`).
+#[derive(Clone, Debug, PartialEq)]
 pub struct ChannelOptions {
-    /// Distribution of random feedback matrices.
+    /// Distribution of random feedback matrices (`--feedback`).
     pub feedback: FeedbackInit,
-    /// k independent random matrices per term, averaged.
+    /// k independent random matrices per term, averaged (`--average`).
     pub average: usize,
-    /// η_c / η_t of adaptive channels (arbp, asrbp); default 0.1.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// η_c / η_t of adaptive channels (arbp, asrbp); default 0.1 (`--adapt-factor`).
     pub adapt_factor: Option<f64>,
-    /// Dropout rate r of the signal arriving at hidden neurons.
+    /// Dropout rate r of the signal arriving at hidden neurons (`--channel-dropout`).
     pub dropout: f64,
-    /// Quantizer of the signal arriving at hidden neurons.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Quantizer of the signal arriving at hidden neurons (`--quantize-signal`).
     pub quantize_signal: Option<Quantizer>,
-    /// Quantizer of each example's weight update.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Quantizer of each example's weight update (`--quantize-update`).
     pub quantize_update: Option<Quantizer>,
-    /// Per hidden layer (bottom to top), `bp` or `srbp`: the signal of the `mix` channel.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Per hidden layer (bottom to top), `bp` or `srbp`: the signal of the `mix` channel (`--mix`).
     pub mix: Vec<String>,
     /// Weight decay λ of the training run, copied from the run's settings (Kolen-Pollack applies
     /// it to its feedback matrices too).
-    #[serde(skip)]
     pub weight_decay: f64,
 }
 

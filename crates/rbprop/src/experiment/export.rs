@@ -41,8 +41,8 @@ pub const METRICS: [&str; 8] = [
     "seconds",
 ];
 
-/// Every column, in order: [`IDENTITY`], every setting of a run configuration (nested ones
-/// flattened: `channel_options_feedback`; sorted by name), [`METRICS`].
+/// Every column, in order: [`IDENTITY`], every setting of a run configuration under its key
+/// (`channel_dropout`, `feedback`, `quantize_signal`, …; sorted by name), [`METRICS`].
 pub fn columns() -> Vec<String> {
     IDENTITY
         .iter()
