@@ -676,7 +676,17 @@ impl<'a> Canonical<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::settings_hash;
+
+    /// The settings hash of a checkpoint (`checkpoint::settings_hash`, which builds on this
+    /// module: computed here from the same canonical text, so that the tests need no import
+    /// back).
+    fn settings_hash(config: &TrainConfig) -> String {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(config.identity_text().as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
 
     /// config.toml files written before the keys were flattened, with the settings hash their
     /// checkpoints hold (from that version's `rbp train --out`).
