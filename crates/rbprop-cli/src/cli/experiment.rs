@@ -82,14 +82,25 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
     let mut diverged = 0;
     let mut unfinished: Vec<String> = Vec::new();
     for exp in &exps {
-        let total = exp.runs()?.len();
+        let runs = exp.runs()?;
+        let root = a.results.join(&exp.name);
         sayln!(
-            "{}: {total} runs ({} variants × {} seeds), {jobs} at a time, results in {}",
+            "{}: {} runs ({} cells × {} seeds), {jobs} at a time, results in {}",
             exp.name,
-            exp.variants.len(),
+            runs.len(),
+            runs.len() / exp.seeds.len(),
             exp.seeds.len(),
-            a.results.join(&exp.name).display()
+            root.display()
         );
+        let legacy = runs
+            .iter()
+            .filter(|r| r.dir(&root) != root.join(&r.id))
+            .count();
+        if legacy > 0 {
+            sayln!(
+                "{legacy} run(s) found under their legacy ids (row--column--seedN), used where they are"
+            );
+        }
         let console =
             GridConsole::new(std::io::stdout().is_terminal() && std::io::stderr().is_terminal());
         let out = runner::reproduce(exp, &opts, &console)?;

@@ -5,6 +5,7 @@ mod complexity;
 mod data;
 mod dynamics;
 mod experiment;
+mod ls;
 mod train;
 
 use clap::parser::ValueSource;
@@ -45,6 +46,9 @@ pub enum Command {
     /// Every run and epoch of a results directory in long format (CSV or JSON Lines): the run's
     /// settings as columns beside the epoch's metrics.
     Export(experiment::ExportArgs),
+    /// Every run of a results directory, one line each: its state, epochs, final test accuracy
+    /// and the settings that tell it from the other runs of its experiment.
+    Ls(ls::LsArgs),
     /// Datasets: download and verify.
     #[command(subcommand)]
     Data(data::DataCommand),
@@ -141,5 +145,6 @@ pub fn main() -> anyhow::Result<()> {
             clap_complete::generate(shell, &mut Cli::command(), "rbp", &mut Out);
             Ok(())
         }
+        Command::Ls(args) => ls::run(args),
     }
 }

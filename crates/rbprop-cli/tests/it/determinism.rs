@@ -299,16 +299,14 @@ fn a_grid_does_not_depend_on_the_runs_at_a_time() {
         ]);
         assert!(o.status.success(), "{}", text(&o));
         let root = res.join("smoke-table1");
-        let mut runs: Vec<_> = std::fs::read_dir(&root)
+        let mut runs: Vec<_> = rbprop::experiment::Experiment::load(Path::new(SMOKE))
             .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.is_dir())
-            .map(|p| {
-                (
-                    p.file_name().unwrap().to_string_lossy().into_owned(),
-                    results(&p),
-                    tensors(&p),
-                )
+            .runs()
+            .unwrap()
+            .into_iter()
+            .map(|r| {
+                let p = root.join(&r.id);
+                (r.id, results(&p), tensors(&p))
             })
             .collect();
         runs.sort();

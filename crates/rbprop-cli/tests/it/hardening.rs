@@ -330,30 +330,26 @@ fn a_failing_run_is_recorded_and_the_grid_goes_on() {
     let t = text_of(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("1 run(s) did not finish"), "{t}");
-    assert!(t.contains("grid/conv--bp--seed1: failed"), "{t}");
+    assert!(t.contains("grid/bp/arch-conv4k5s29/seed-1: failed"), "{t}");
     let root = res.join("grid");
-    for id in ["baseline--bp--seed1", "baseline--srbp--seed1"] {
+    for id in ["bp/seed-1", "srbp/seed-1"] {
         let s = std::fs::read_to_string(root.join(id).join("summary.json")).unwrap();
         assert!(s.contains("\"completed\""), "{id}: {s}");
     }
-    let s = std::fs::read_to_string(root.join("conv--bp--seed1").join("summary.json")).unwrap();
+    let s = std::fs::read_to_string(root.join("bp/arch-conv4k5s29/seed-1").join("summary.json"))
+        .unwrap();
     assert!(s.contains("\"failed\"") && s.contains("stride 29"), "{s}");
 
     // a run another process is writing is left alone, named with that process's pid
-    std::fs::remove_dir_all(root.join("baseline--srbp--seed1")).unwrap();
-    let held = rbprop::run::RunDir::new(root.join("baseline--srbp--seed1"))
+    std::fs::remove_dir_all(root.join("srbp/seed-1")).unwrap();
+    let held = rbprop::run::RunDir::new(root.join("srbp/seed-1"))
         .lock()
         .unwrap();
     let o = rbp(&args);
     let t = text_of(&o);
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains(&format!("pid {}", std::process::id())), "{t}");
-    assert!(
-        !root
-            .join("baseline--srbp--seed1")
-            .join("config.toml")
-            .exists()
-    );
+    assert!(!root.join("srbp/seed-1").join("config.toml").exists());
     drop(held);
 }
 

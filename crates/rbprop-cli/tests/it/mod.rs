@@ -10,6 +10,7 @@ mod dynamics;
 mod fetch;
 mod fuzz;
 mod gradcheck;
+mod grids;
 mod hardening;
 mod layers;
 mod published;

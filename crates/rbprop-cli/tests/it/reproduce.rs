@@ -32,11 +32,7 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
     assert!(out(&o).contains("[14/14]"), "{}", out(&o));
     let root = res.join("smoke-table1");
     assert!(root.join("experiment.toml").is_file());
-    for id in [
-        "baseline--bp--seed1",
-        "baseline--srbp--seed2",
-        "dropout-r-0.25--rbp--seed1",
-    ] {
+    for id in ["bp/seed-1", "srbp/seed-2", "rbp/dropout-0.25/seed-1"] {
         for f in [
             "config.toml",
             "metrics.jsonl",
@@ -79,8 +75,8 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
         ]
     );
     let (a, b) = (
-        final_acc(&root.join("baseline--rbp--seed1")),
-        final_acc(&root.join("baseline--rbp--seed2")),
+        final_acc(&root.join("rbp/seed-1")),
+        final_acc(&root.join("rbp/seed-2")),
     );
     let mean = (a + b) / 2.0;
     let sd = ((a - mean).powi(2) + (b - mean).powi(2)).sqrt(); // sample sd of two values
@@ -152,9 +148,9 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
     assert_eq!(width, 2 * svg_width);
 
     // a missing run shows as missing seeds, never as 0; shortened runs are marked
-    std::fs::remove_dir_all(root.join("adaptive--srbp--seed1")).unwrap();
-    std::fs::remove_dir_all(root.join("adaptive--srbp--seed2")).unwrap();
-    std::fs::remove_file(root.join("baseline--bp--seed2").join("metrics.jsonl")).unwrap();
+    std::fs::remove_dir_all(root.join("asrbp/seed-1")).unwrap();
+    std::fs::remove_dir_all(root.join("asrbp/seed-2")).unwrap();
+    std::fs::remove_file(root.join("bp/seed-2").join("metrics.jsonl")).unwrap();
     let md = out(&rbp(&["table", r]));
     let line = |name: &str| {
         md.lines()
@@ -298,13 +294,18 @@ fn reproduce_reports_every_epoch_with_an_eta_and_names_the_table_command() {
     assert!(o.status.success(), "{}", out(&o));
     let text = String::from_utf8(o.stdout.clone()).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    let ids: Vec<String> = std::fs::read_dir(res.join("smoke-table1"))
+    let ids: Vec<String> = rbprop::experiment::Experiment::load(Path::new(SMOKE))
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .runs()
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
         .collect();
     assert_eq!(ids.len(), 14);
+    for id in &ids {
+        let dir = res.join("smoke-table1").join(id);
+        assert!(dir.join("metrics.jsonl").is_file(), "{}", dir.display());
+    }
     for id in &ids {
         let at = |needle: &str| {
             lines
@@ -354,4 +355,159 @@ fn reproduce_reports_every_epoch_with_an_eta_and_names_the_table_command() {
         text.ends_with(&format!("make the table: rbp table {r}\n")),
         "{text}"
     );
+}
+
+#[test]
+fn ls_lists_every_run_and_results_under_legacy_ids_are_found() {
+    use rbprop::experiment::Experiment;
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let r = res.to_str().unwrap();
+    let o = rbp(&["reproduce", SMOKE, "--results", r, "--jobs", "2"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let root = res.join("smoke-table1");
+    let runs = Experiment::load(Path::new(SMOKE)).unwrap().runs().unwrap();
+
+    // rbp ls: a header, then one aligned line per run with the settings that differ
+    let o = rbp(&["ls", r]);
+    assert!(o.status.success(), "{}", out(&o));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 15, "{text}");
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(
+        header,
+        [
+            "experiment",
+            "run",
+            "status",
+            "epochs",
+            "test",
+            "acc",
+            "channel",
+            "dropout",
+            "feedback",
+            "seed"
+        ],
+        "{text}"
+    );
+    let at = lines[0].find("status").unwrap();
+    for (l, run) in lines[1..].iter().zip(&runs) {
+        let cells: Vec<&str> = l.split_whitespace().collect();
+        assert_eq!(
+            cells[..4],
+            ["smoke-table1", &run.id, "finished", "2/2"],
+            "{l}"
+        );
+        assert_eq!(&l[at..at + 8], "finished", "aligned: {text}");
+        let acc = final_acc(&root.join(&run.id));
+        assert_eq!(cells[4], format!("{:.2}%", 100.0 * acc), "{l}");
+        assert_eq!(cells[5], run.config.channel, "{l}");
+        assert_eq!(cells[8], run.seed.to_string(), "{l}");
+    }
+    let line = |id: &str| lines.iter().find(|l| l.contains(id)).unwrap().to_string();
+    assert!(line("rbp/dropout-0.25/seed-1").contains(" 0.25 "), "{text}");
+    assert!(
+        line("srbp/sparse-2/seed-2").contains(" sparse:2 "),
+        "{text}"
+    );
+    let o = rbp(&["ls", r, "--format", "csv"]);
+    assert!(o.status.success(), "{}", out(&o));
+    let mut reader = csv::Reader::from_reader(&o.stdout[..]);
+    let head: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(
+        head,
+        [
+            "experiment",
+            "run_id",
+            "dir",
+            "status",
+            "epochs_done",
+            "epochs",
+            "experiment_epochs",
+            "test_acc",
+            "error",
+            "channel",
+            "channel_options_dropout",
+            "channel_options_feedback",
+            "seed"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 14);
+    for (row, run) in rows.iter().zip(&runs) {
+        assert_eq!(&row[1], run.id);
+        let acc: f64 = row[7].parse().unwrap();
+        assert_eq!(acc, final_acc(&res.join(&row[2])));
+    }
+    let table = |dir: &str| {
+        let o = rbp(&["table", dir]);
+        assert!(o.status.success(), "{}", out(&o));
+        std::fs::read_to_string(res.join("table.md")).unwrap()
+    };
+    let before = table(r);
+
+    // results written before run ids were made of settings: `row--column--seedN`
+    for run in &runs {
+        std::fs::rename(root.join(&run.id), root.join(&run.legacy_id)).unwrap();
+    }
+    for d in ["bp", "rbp", "srbp", "rbp-nof", "asrbp"] {
+        std::fs::remove_dir_all(root.join(d)).unwrap();
+    }
+    assert!(root.join("dropout-r-0.25--rbp--seed1").is_dir());
+    let o = rbp(&["reproduce", SMOKE, "--results", r]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert_eq!(
+        out(&o).matches("already complete").count(),
+        14,
+        "{}",
+        out(&o)
+    );
+    assert!(
+        out(&o).contains("14 run(s) found under their legacy ids"),
+        "{}",
+        out(&o)
+    );
+    assert!(
+        !root.join("bp").exists(),
+        "nothing written under the new ids"
+    );
+    assert_eq!(table(r), before, "the table reads the legacy runs");
+    let o = rbp(&["ls", r]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .matches("finished")
+            .count(),
+        14
+    );
+    let o = rbp(&["reproduce", SMOKE, "--results", r, "--status"]);
+    assert!(out(&o).contains("14 runs: 14 finished"), "{}", out(&o));
+    let o = rbp(&["reproduce", SMOKE, "--results", r, "--only", "13"]);
+    assert!(out(&o).contains("already complete"), "{}", out(&o));
+    let o = rbp(&["export", r]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).lines().count(),
+        1 + 14 * 2
+    );
+
+    // a legacy directory with other settings is another run: not taken for this one
+    let (run, legacy) = (&runs[0], root.join(&runs[0].legacy_id));
+    let config = std::fs::read_to_string(legacy.join("config.toml")).unwrap();
+    std::fs::write(
+        legacy.join("config.toml"),
+        config.replace("lr = 0.1\n", "lr = 0.2\n"),
+    )
+    .unwrap();
+    let o = rbp(&["reproduce", SMOKE, "--results", r]);
+    assert!(o.status.success(), "{}", out(&o));
+    assert!(out(&o).contains("13 run(s) found under"), "{}", out(&o));
+    assert!(root.join(&run.id).join("metrics.jsonl").is_file());
+
+    // a run with nothing on disk is missing
+    std::fs::remove_dir_all(root.join(&runs[1].legacy_id)).unwrap();
+    let o = rbp(&["ls", r]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let l = text.lines().find(|l| l.contains(&runs[1].id)).unwrap();
+    let cells: Vec<&str> = l.split_whitespace().collect();
+    assert_eq!(cells[2..5], ["missing", "0/2", "-"], "{text}");
 }

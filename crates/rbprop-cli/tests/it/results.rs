@@ -90,10 +90,7 @@ fn table_csv_quotes_names_with_commas_and_quotes() {
     };
     let odd = cell(ROW, "BP");
     let mean: f64 = odd[4].parse().unwrap();
-    let want = final_acc(
-        &res.join("odd")
-            .join(rbprop::experiment::run_id(ROW, "BP", 1)),
-    );
+    let want = final_acc(&res.join("odd").join("bp/seed-1"));
     assert!((mean - want).abs() < 1e-6, "{mean} vs {want}");
     assert_eq!((&odd[6], &odd[7]), ("1", "1"));
     cell("baseline", "R\"BP, odd");
@@ -115,7 +112,7 @@ fn table_never_pools_runs_with_different_settings() {
     let md = out(&o);
     for (name, epochs) in [("short", 1), ("long", 2)] {
         let line = table_line(&md, &format!("baseline (epochs={epochs})"));
-        let acc = final_acc(&res.join(name).join("baseline--bp--seed1"));
+        let acc = final_acc(&res.join(name).join("bp/seed-1"));
         assert!(
             line.contains(&format!("| {:.2} |", 100.0 * acc)),
             "{line} lacks the {name} run alone ({acc})\n{md}"
@@ -155,7 +152,7 @@ fn table_marks_shortened_and_interrupted_runs_apart() {
     // a run killed after its first epoch: interrupted, not shortened
     let full = tmp.path().join("full");
     reproduce(&f, &full, &[]);
-    let run = full.join("grid").join("baseline--bp--seed2");
+    let run = full.join("grid").join("bp/seed-2");
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
     let first = metrics.lines().next().unwrap();
     std::fs::write(run.join("metrics.jsonl"), format!("{first}\n")).unwrap();
@@ -166,7 +163,7 @@ fn table_marks_shortened_and_interrupted_runs_apart() {
     )
     .unwrap();
     // a diverged one
-    let run = full.join("grid").join("no-f---bp--seed1");
+    let run = full.join("grid").join("bp-nof/seed-1");
     let summary = std::fs::read_to_string(run.join("summary.json")).unwrap();
     std::fs::write(
         run.join("summary.json"),

@@ -166,7 +166,7 @@ fn a_requeued_task_resumes_its_run_to_the_same_numbers() {
     let o = rbp(&["reproduce", c, "--results", r, "--slurm"]);
     assert!(o.status.success(), "{}", text(&o));
     let job = job_id(&o);
-    let run = remote.join("long").join("baseline--rbp--seed1");
+    let run = remote.join("long").join("rbp/seed-1");
     // wait for a few finished epochs, then requeue the task mid-run (Slurm kills it)
     let start = Instant::now();
     while std::fs::read_to_string(run.join("metrics.jsonl")).map_or(0, |t| t.lines().count()) < 3 {
@@ -210,7 +210,7 @@ fn a_requeued_task_resumes_its_run_to_the_same_numbers() {
 
     let o = rbp(&["reproduce", c, "--results", l, "--jobs", "1"]);
     assert!(o.status.success(), "{}", text(&o));
-    let done = metrics(&local.join("long").join("baseline--rbp--seed1"));
+    let done = metrics(&local.join("long").join("rbp/seed-1"));
     assert_eq!(metrics(&run), done);
     assert_eq!(done.len(), 24);
     // the epochs finished before the requeue were kept, not recomputed: their lines, timing

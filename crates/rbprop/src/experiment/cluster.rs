@@ -33,7 +33,7 @@ pub fn grid(exps: &[Experiment], opts: &Options, threads: usize) -> Result<Vec<G
             out.push(GridRun {
                 index: out.len(),
                 experiment: exp.name.clone(),
-                dir: root.join(&r.id),
+                dir: r.dir(&root),
                 run: r,
             });
         }

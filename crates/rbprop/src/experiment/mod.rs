@@ -1,33 +1,93 @@
-//! Experiments as data: a TOML file names a dataset, the base training settings, a grid of
-//! channel variants (each a cell of the paper's Table 1: a row and a column) and the seeds.
-//! [`runner`] runs the grid, resumably; [`results`] reads a results directory back, from which
-//! [`table`] regenerates Table 1, [`plot`] draws the figures and [`export`] writes every run and
-//! epoch in long format (CSV or JSON Lines).
+//! Experiments as data: a TOML file names a dataset, the base training settings, the grid's
+//! variants (cells of the paper's Table 1: a row and a column; a variant with lists is a sweep,
+//! one cell per combination of their values) and the seeds. [`runner`] runs the grid, resumably;
+//! [`results`] reads a results directory back, from which [`table`] regenerates Table 1, [`plot`]
+//! draws the figures, [`export`] writes every run and epoch in long format (CSV or JSON Lines)
+//! and [`list`] lists the runs (`rbp ls`).
 //!
 //! ```toml
-//! name = "basic"                      # results go to RESULTS/basic/<run-id>/
+//! name = "sparse"                     # results go to RESULTS/sparse/<run-id>/
 //! dataset = "fashion-mnist"           # column group of the table
 //! data = "/usr/share/datasets/fashion-mnist"   # or "embedded:fashion-mnist-subset"
 //! seeds = [1, 2, 3]
 //! [train]                             # any key of a run's config.toml
 //! epochs = 100
-//! [[variant]]
+//! [[variant]]                         # one cell, labelled by hand
 //! row = "baseline"                    # Table 1 row
 //! column = "BP"                       # BP, RBP or SRBP
 //! channel = "bp"                      # any key of a run's config.toml, overriding [train]
+//! [[variant]]                         # a sweep: 3 × 2 cells, labelled from their settings
+//! channel = ["rbp", "srbp"]           # columns RBP, SRBP
+//! channel_options.feedback = ["sparse:1", "sparse:2", "sparse:8"]   # rows sparse n=1, 2, 8
+//! [[variant]]
+//! row = "signed sparsity n={feedback#}"   # a row of one's own, with a placeholder
+//! channel = ["rbp", "srbp"]
+//! channel_options.feedback = ["sparse-signed:1", "sparse-signed:8"]
 //! ```
+//!
+//! # Sweeps
+//!
+//! A list is a sweep wherever the setting takes one value (a string, number, boolean or table):
+//! `channel = ["rbp", "srbp"]`, `channel_options.quantize_signal.bits = [1, 2, 3, 4, 8]`,
+//! `channel_options.quantize_signal = { bits = 2, alpha = [0.1, 1.0] }`, or whole tables,
+//! `channel_options.quantize_signal = [{ bits = 1 }, { bits = 2, form = "mid-tread" }]`. A setting
+//! that is itself a list (`hidden`, `channel_options.mix`) takes a list as its value, so
+//! `hidden = [100, 100]` is one net with two hidden layers, and a list of lists sweeps it:
+//! `hidden = [[100], [100, 100]]`. Nested keys may be dotted keys or inline tables, alike. A
+//! variant expands to the Cartesian product of its sweeps, in order: the other swept settings in
+//! key order, the first slowest, then the channel (a table row across its columns), then the
+//! seeds. `[train]` takes single values only.
+//!
+//! # Labels
+//!
+//! A cell without `column` is in its channel's column: the algorithm in capitals (BP, RBP, SRBP,
+//! …), adaptive and no-derivative versions under their channel (`asrbp` → SRBP, `rbp-nof` → RBP).
+//! A cell without `row` gets a row made of its other settings in words, joined by `, `: `adaptive`
+//! and `no-f'` for such channels, `sparse n=8` (`signed sparse n=8`) for a feedback distribution,
+//! `dropout r=0.25`, `quantized error b=2, α=0.1`, `quantized update b=4, stochastic` (a
+//! quantizer's defaults, α auto and nearest rounding, go unsaid), `key=value` for any other
+//! setting; `baseline` when the cell sets nothing but its channel. A `row` or `column` given may
+//! hold placeholders: `{KEY}` is the cell's value of a setting the variant writes (its dotted name
+//! or, where no other ends alike, its last part: `{bits}`), `{KEY#}` the last number in it
+//! (`{feedback#}`: `sparse-signed:8` → 8); `{{` and `}}` are braces. No two cells of an
+//! experiment share a row and a column.
+//!
+//! # Run ids
+//!
+//! A run's results are in `RESULTS/<experiment>/<run-id>/`, its id a path made of its settings:
+//! the channel's canonical name, a part per other setting its variant writes (swept or not, in
+//! key order: `sparse-8` for a feedback distribution, `dropout-0.25`, `signal-bits-2` for
+//! `channel_options.quantize_signal.bits`, `update-rounding-stochastic`, `lr-0.01`, `flip` or
+//! `no-flip`; lower-case `[a-z0-9._+-]`), then the seed: `rbp/seed-1`, `rbp/sparse-8/seed-2`,
+//! `srbp/signal-alpha-0.1/signal-bits-2/seed-3`. Labels play no part, so relabelling a row keeps
+//! its results; cells with the same settings (the same runs shown in two columns) have their
+//! labels as one more part: `top/sparsity-n-0--rbp/seed-1`.
+//!
+//! Results written before run ids were made of settings are in `row--column--seedN` directories
+//! named after the labels ([`legacy_id`]: `baseline--bp--seed1`,
+//! `quantized-error-b-2----0.1--srbp--seed1`). A run whose directory does not exist under its id
+//! is looked for under its legacy id, and taken there — skipped when finished, resumed when not,
+//! read by `rbp table`, `plot`, `export`, `ls`, `reproduce --status` and `--only` — when that
+//! directory holds the same settings (its `config.toml`, by [`crate::run::dir::same_run`]); it is
+//! not renamed ([`Run::dir`]).
 
 pub mod cluster;
 pub mod export;
+pub mod list;
 pub mod plot;
 pub mod results;
 pub mod runner;
+pub mod sweep;
 pub mod table;
+
+pub use sweep::legacy_id;
 
 use crate::config::TrainConfig;
 use crate::error::{Error, Result};
+use crate::run::RunDir;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use sweep::merge;
 
 /// An experiment file.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -45,35 +105,47 @@ pub struct Experiment {
     pub variants: Vec<Variant>,
 }
 
-/// One cell of the grid.
+/// One cell of the grid, or a sweep: as many cells as combinations of its lists.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Variant {
-    pub row: String,
-    pub column: String,
-    /// Overrides of the base settings.
+    /// Table row; generated from the settings when absent; `{KEY}` placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<String>,
+    /// Table column; the channel's name (BP, RBP, SRBP, …) when absent; `{KEY}` placeholders.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// Overrides of the base settings; lists sweep (see the module documentation).
     #[serde(flatten)]
     pub settings: toml::Table,
 }
 
-/// One run of the grid: a variant with a seed.
+/// One run of the grid: a cell with a seed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Run {
+    /// `CHANNEL/SETTING…/seed-N`, its directory under the experiment's results.
     pub id: String,
+    /// `row--column--seedN`, the id of the run before sweeps (see [`Run::dir`]).
+    pub legacy_id: String,
     pub row: String,
     pub column: String,
     pub seed: u64,
     pub config: TrainConfig,
 }
 
-/// Merges `over` into `base` (tables recursively).
-fn merge(base: &mut toml::Table, over: &toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            _ => {
-                base.insert(k.clone(), v.clone());
+impl Run {
+    /// The run's directory under the experiment's results `root`: `root/<id>`, unless that does
+    /// not exist and `root/<legacy id>` holds this run (its `config.toml` has the same settings,
+    /// [`crate::run::dir::same_run`]): results written before run ids were made of settings are
+    /// found, resumed and read where they are.
+    pub fn dir(&self, root: &Path) -> PathBuf {
+        let new = root.join(&self.id);
+        if !new.exists() {
+            let old = RunDir::new(root.join(&self.legacy_id));
+            if old.holds_run(&self.config) {
+                return old.path().to_path_buf();
             }
         }
+        new
     }
 }
 
@@ -110,23 +182,6 @@ fn first_line(s: &str) -> String {
     s.trim().lines().next().unwrap_or("").to_string()
 }
 
-/// A file-system-friendly run id: `row--column--seedN`, lower case, `[a-z0-9.-]` only.
-pub fn run_id(row: &str, column: &str, seed: u64) -> String {
-    let clean = |s: &str| -> String {
-        s.to_ascii_lowercase()
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' {
-                    c
-                } else {
-                    '-'
-                }
-            })
-            .collect()
-    };
-    format!("{}--{}--seed{seed}", clean(row), clean(column))
-}
-
 /// An experiment's name is one plain directory name under the results root: not empty, no path
 /// separator, not `.` or `..`, no control characters.
 fn check_name(name: &str) -> Result<()> {
@@ -155,12 +210,13 @@ impl Experiment {
         exp.runs().map_err(|e| Error::Data {
             path: path.to_path_buf(),
             problem: e.to_string(),
-            hint: "[train] and each [[variant]] take the keys of a run's config.toml (`rbp train --out` writes one; see configs/smoke/)".into(),
+            hint: "[train] and each [[variant]] take the keys of a run's config.toml (`rbp train --out` writes one), a variant's lists sweeping; see configs/paper/".into(),
         })?;
         Ok(exp)
     }
 
-    /// Every (variant, seed) run with its resolved configuration, `data` overriding the file's.
+    /// Every run: each variant's cells (the combinations of its sweeps, the channel fastest) with
+    /// each seed, in file order, with labels, ids and resolved configurations.
     pub fn runs(&self) -> Result<Vec<Run>> {
         check_name(&self.name)?;
         if self.seeds.is_empty() || self.variants.is_empty() {
@@ -193,9 +249,15 @@ impl Experiment {
             }
             Ok(())
         };
+        let written = |v: &Variant, k: usize| {
+            sweep::place(
+                v.row.as_deref().unwrap_or(&format!("#{}", k + 1)),
+                v.column.as_deref().unwrap_or("(channel)"),
+            )
+        };
         fixed(&self.train, "train")?;
-        for v in &self.variants {
-            fixed(&v.settings, &format!("variant {} / {}", v.row, v.column))?;
+        for (k, v) in self.variants.iter().enumerate() {
+            fixed(&v.settings, &written(v, k))?;
         }
         // a typo or a value of the wrong type: name the section and the key
         let mut base = match toml::Value::try_from(TrainConfig::default()) {
@@ -206,52 +268,207 @@ impl Experiment {
             return Err(Error::config(format!("train.{key}"), problem));
         }
         merge(&mut base, &self.train);
-        for v in &self.variants {
-            if let Some((key, problem)) = culprit(&base, &v.settings) {
-                return Err(Error::config(
-                    format!("variant {} / {}: {key}", v.row, v.column),
-                    problem,
-                ));
+        // every cell of every variant: its settings and labels
+        let mut cells: Vec<(toml::Table, String, String)> = Vec::new();
+        for (k, v) in self.variants.iter().enumerate() {
+            let axes = sweep::axes(&base, &v.settings);
+            if let Some(a) = axes.iter().find(|a| a.values.is_empty()) {
+                return Err(sweep::empty(&written(v, k), a));
+            }
+            for settings in sweep::expand(&v.settings, &axes) {
+                let mut all = base.clone();
+                merge(&mut all, &settings);
+                let channel = all
+                    .get("channel")
+                    .map(sweep::text)
+                    .unwrap_or_else(|| "bp".into());
+                let label = |given: &Option<String>, what: &str| -> Result<String> {
+                    match given {
+                        Some(t) => sweep::fill(t, &settings)
+                            .map_err(|e| Error::config(format!("{}: {what}", written(v, k)), e)),
+                        None if what == "row" => Ok(sweep::row_words(&settings)),
+                        None => Ok(sweep::channel_column(&channel)),
+                    }
+                };
+                let (row, column) = (label(&v.row, "row")?, label(&v.column, "column")?);
+                if let Some((key, problem)) = culprit(&base, &settings) {
+                    return Err(Error::config(
+                        format!("{}: {key}", sweep::place(&row, &column)),
+                        problem,
+                    ));
+                }
+                if cells.iter().any(|(_, r, c)| *r == row && *c == column) {
+                    return Err(Error::config(
+                        "variant",
+                        format!(
+                            "two variants share row `{row}` and column `{column}`{}",
+                            if axes.is_empty() {
+                                ""
+                            } else {
+                                " (a swept setting missing from `row`/`column`? leave them out to label cells by their settings, or write a placeholder such as `{bits}`)"
+                            }
+                        ),
+                    ));
+                }
+                cells.push((settings, row, column));
             }
         }
         let mut out = Vec::new();
-        for v in &self.variants {
+        for (settings, row, column) in &cells {
+            let at = || sweep::place(row, column);
+            let mut stem = None;
             for &seed in &self.seeds {
                 let mut table = base.clone();
-                merge(&mut table, &v.settings);
+                merge(&mut table, settings);
                 table.insert("seed".into(), toml::Value::Integer(seed as i64));
                 table.insert("data".into(), toml::Value::String(self.data.clone()));
                 let config: TrainConfig =
                     toml::Value::Table(table)
                         .try_into()
                         .map_err(|e: toml::de::Error| {
-                            Error::config(
-                                format!("variant {} / {}", v.row, v.column),
-                                e.to_string().trim_end().to_string(),
-                            )
+                            Error::config(at(), e.to_string().trim_end().to_string())
                         })?;
-                config.validate().map_err(|e| {
-                    Error::config(format!("variant {} / {}", v.row, v.column), e.to_string())
-                })?;
-                let id = run_id(&v.row, &v.column, seed);
-                if out.iter().any(|r: &Run| r.id == id) {
-                    return Err(Error::config(
-                        "variant",
-                        format!(
-                            "two variants share row `{}` and column `{}`",
-                            v.row, v.column
-                        ),
-                    ));
-                }
+                config
+                    .validate()
+                    .map_err(|e| Error::config(at(), e.to_string()))?;
+                let stem = stem.get_or_insert_with(|| sweep::id_stem(settings, &config));
                 out.push(Run {
-                    id,
-                    row: v.row.clone(),
-                    column: v.column.clone(),
+                    id: stem.clone(),
+                    legacy_id: sweep::legacy_id(row, column, seed),
+                    row: row.clone(),
+                    column: column.clone(),
                     seed,
                     config,
                 });
             }
         }
+        // cells with the same settings (the same id) are told apart by their labels
+        let places: Vec<(String, String, String)> = out
+            .iter()
+            .map(|r| (r.id.clone(), r.row.clone(), r.column.clone()))
+            .collect();
+        for r in out.iter_mut() {
+            let shared = places
+                .iter()
+                .any(|(s, row, col)| *s == r.id && (row != &r.row || col != &r.column));
+            if shared {
+                r.id = format!("{}/{}", r.id, sweep::label_part(&r.row, &r.column));
+            }
+            r.id = sweep::with_seed(&r.id, r.seed);
+        }
+        let mut ids: Vec<&str> = out.iter().map(|r| r.id.as_str()).collect();
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(Error::config(
+                "variant",
+                format!(
+                    "two runs would share the directory `{}`: give their cells labels that differ in letters or digits",
+                    w[0]
+                ),
+            ));
+        }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn experiment(variants: &str) -> Experiment {
+        toml::from_str(&format!(
+            "name = \"x\"\ndataset = \"d\"\ndata = \"embedded:fashion-mnist-subset\"\nseeds = [1, 2, 3]\n[train]\nepochs = 100\n{variants}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_documented_example_expands_as_documented() {
+        let exp = experiment(
+            r#"[[variant]]
+row = "baseline"
+column = "BP"
+channel = "bp"
+[[variant]]
+channel = ["rbp", "srbp"]
+channel_options.feedback = ["sparse:1", "sparse:2", "sparse:8"]
+[[variant]]
+row = "signed sparsity n={feedback#}"
+channel = ["rbp", "srbp"]
+channel_options.feedback = ["sparse-signed:1", "sparse-signed:8"]
+"#,
+        );
+        let runs = exp.runs().unwrap();
+        assert_eq!(runs.len(), (1 + 6 + 4) * 3);
+        let cells: Vec<String> = runs
+            .iter()
+            .filter(|r| r.seed == 1)
+            .map(|r| format!("{} / {} / {}", r.row, r.column, r.id))
+            .collect();
+        assert_eq!(
+            cells,
+            [
+                "baseline / BP / bp/seed-1",
+                "sparse n=1 / RBP / rbp/sparse-1/seed-1",
+                "sparse n=1 / SRBP / srbp/sparse-1/seed-1",
+                "sparse n=2 / RBP / rbp/sparse-2/seed-1",
+                "sparse n=2 / SRBP / srbp/sparse-2/seed-1",
+                "sparse n=8 / RBP / rbp/sparse-8/seed-1",
+                "sparse n=8 / SRBP / srbp/sparse-8/seed-1",
+                "signed sparsity n=1 / RBP / rbp/sparse-signed-1/seed-1",
+                "signed sparsity n=1 / SRBP / srbp/sparse-signed-1/seed-1",
+                "signed sparsity n=8 / RBP / rbp/sparse-signed-8/seed-1",
+                "signed sparsity n=8 / SRBP / srbp/sparse-signed-8/seed-1",
+            ]
+        );
+        assert_eq!(runs[0].legacy_id, "baseline--bp--seed1");
+        assert_eq!(runs[3].legacy_id, "sparse-n-1--rbp--seed1");
+        assert_eq!(
+            runs[3].config.channel_options.feedback,
+            crate::channel::FeedbackInit::Sparse(1.0)
+        );
+        // the experiment as written into the results reads back to the same runs
+        let text = toml::to_string_pretty(&exp).unwrap();
+        let back: Experiment = toml::from_str(&text).unwrap();
+        assert_eq!(back.runs().unwrap(), runs);
+    }
+
+    #[test]
+    fn cells_with_the_same_settings_are_told_apart_by_their_labels() {
+        let exp = experiment(
+            "[[variant]]\nrow = \"n=0\"\ncolumn = \"RBP\"\nchannel = \"top\"\n[[variant]]\nrow = \"n=0\"\ncolumn = \"SRBP\"\nchannel = \"top\"\n",
+        );
+        let ids: Vec<String> = exp.runs().unwrap().into_iter().map(|r| r.id).collect();
+        assert_eq!(ids[0], "top/n-0--rbp/seed-1");
+        assert_eq!(ids[3], "top/n-0--srbp/seed-1");
+    }
+
+    #[test]
+    fn bad_sweeps_are_refused_with_the_variant_and_key() {
+        for (variants, needle) in [
+            (
+                "[[variant]]\nchannel = []\n",
+                "`variant #1 / (channel): channel`: an empty list sweeps nothing",
+            ),
+            (
+                "[[variant]]\nrow = \"dropout\"\nchannel = \"rbp\"\nchannel_options.dropout = [0.1, 0.5]\n",
+                "two variants share row `dropout` and column `RBP` (a swept setting missing",
+            ),
+            (
+                "[[variant]]\nrow = \"r={rate}\"\nchannel_options.dropout = [0.1, 0.5]\n",
+                "`{rate}` names no setting of the variant (it sets channel_options.dropout)",
+            ),
+            (
+                "[[variant]]\nchannel = [\"rbp\", \"nope\"]\n",
+                "unknown channel `nope`",
+            ),
+            (
+                "[[variant]]\nchannel_options.dropuot = [0.1, 0.5]\n",
+                "`variant dropuot=0.1 / BP: channel_options.dropuot`: unknown field `dropuot`",
+            ),
+        ] {
+            let e = experiment(variants).runs().unwrap_err().to_string();
+            assert!(e.contains(needle), "{variants}: {e}");
+        }
     }
 }

@@ -32,6 +32,10 @@ fn family(row: &str) -> String {
     if lower.starts_with("sparsity") || lower.starts_with("signed sparsity") {
         return "sparsity sweep".into();
     }
+    // the generated labels of other sparse distributions (`signed sparse n=8`)
+    if lower.starts_with("signed sparse ") || lower.starts_with("gaussian sparse ") {
+        return "sparse".into();
+    }
     ROW_ORDER
         .iter()
         .find(|p| lower.starts_with(*p))

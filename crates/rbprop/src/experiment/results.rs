@@ -126,7 +126,7 @@ pub fn load(dir: &Path) -> Result<Vec<Record>> {
             hint: "written by `rbp reproduce`; do not edit".into(),
         })?;
         for r in runs {
-            let d = RunDir::new(root.join(&r.id));
+            let d = RunDir::new(r.dir(&root));
             out.push(Record {
                 experiment: exp.name.clone(),
                 dataset: exp.dataset.clone(),

@@ -135,7 +135,7 @@ pub fn reproduce(
                     let k = next.fetch_add(1, Ordering::SeqCst);
                     let Some(r) = runs.get(k) else { break };
                     let mut watch = observer.run(k, r);
-                    let outcome = run_one(r, &split, &root.join(&r.id), &mut *watch);
+                    let outcome = run_one(r, &split, &r.dir(&root), &mut *watch);
                     drop(watch);
                     let n = done.fetch_add(1, Ordering::SeqCst) + 1;
                     observer.finished(&Progress {

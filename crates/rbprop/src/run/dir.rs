@@ -5,7 +5,9 @@
 //! ```text
 //! RESULTS/                          results root of `rbp reproduce` (EXPERIMENT … below)
 //!   <experiment>/experiment.toml    the experiment as run                      [`EXPERIMENT`]
-//!   <experiment>/<run-id>/          a run directory (`rbp train --out DIR` is one)
+//!   <experiment>/<run-id>/          a run directory (`rbp train --out DIR` is one); the id is a
+//!                                   path such as `rbp/sparse-8/seed-1` (see crate::experiment),
+//!                                   or `row--column--seedN` in results written before
 //!       config.toml                 the resolved settings                       [`CONFIG`]
 //!       metrics.jsonl               one JSON object per finished epoch          [`METRICS`]
 //!       summary.json                how the run ended (or stands)               [`SUMMARY`]
@@ -174,6 +176,12 @@ impl RunDir {
     pub fn is_complete(&self, epochs: usize) -> bool {
         self.read_summary().is_some_and(|s| s.status == "completed")
             && self.read_metrics().is_ok_and(|m| m.len() >= epochs)
+    }
+
+    /// Whether the directory holds a run of `config`: its `config.toml` has the same settings
+    /// ([`same_run`]; it may be unfinished).
+    pub fn holds_run(&self, config: &TrainConfig) -> bool {
+        self.read_config().is_ok_and(|c| same_run(&c, config))
     }
 
     /// Whether the directory holds a complete run of `config` (the same settings, at least its

@@ -1,0 +1,74 @@
+//! The experiment files written with sweeps expand to the grids they had before sweeps:
+//! `fixtures/paper-grids.json` was recorded from every file of `configs/paper` and
+//! `configs/smoke` before they were rewritten (each run's id, row, column, seed and resolved
+//! settings); each file must expand to the same cells and seeds with the same settings, each
+//! run's legacy id (where `rbp reproduce` and the readers look for results written before) must
+//! be the id it had, and the runs keep their order.
+
+use rbprop::config::TrainConfig;
+use rbprop::experiment::Experiment;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[test]
+fn every_shipped_experiment_file_expands_to_its_recorded_grid() {
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let fixture: BTreeMap<String, Vec<serde_json::Value>> = serde_json::from_str(
+        &std::fs::read_to_string(root.join("crates/rbprop-cli/tests/it/fixtures/paper-grids.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let mut files: Vec<String> = Vec::new();
+    for d in ["configs/paper", "configs/smoke"] {
+        for e in std::fs::read_dir(root.join(d)).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                files.push(format!("{d}/{}", p.file_name().unwrap().to_string_lossy()));
+            }
+        }
+    }
+    files.sort();
+    assert_eq!(
+        files,
+        fixture.keys().cloned().collect::<Vec<_>>(),
+        "the fixture records every shipped experiment file"
+    );
+    for f in &files {
+        let exp = Experiment::load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        let runs = exp.runs().unwrap();
+        let recorded = &fixture[f];
+        assert_eq!(runs.len(), recorded.len(), "{f}: number of runs");
+        let mut ids = std::collections::HashSet::new();
+        for r in &runs {
+            assert!(ids.insert(r.id.clone()), "{f}: {} twice", r.id);
+            assert!(
+                r.id.ends_with(&format!("/seed-{}", r.seed)),
+                "{f}: {}",
+                r.id
+            );
+        }
+        for want in recorded {
+            let (row, column, seed) = (
+                want["row"].as_str().unwrap(),
+                want["column"].as_str().unwrap(),
+                want["seed"].as_u64().unwrap(),
+            );
+            let got = runs
+                .iter()
+                .find(|r| r.row == row && r.column == column && r.seed == seed)
+                .unwrap_or_else(|| panic!("{f}: no run {row} / {column} / seed {seed}"));
+            let config: TrainConfig = serde_json::from_value(want["config"].clone()).unwrap();
+            assert_eq!(got.config, config, "{f}: {row} / {column} / seed {seed}");
+            assert_eq!(got.legacy_id, want["id"].as_str().unwrap(), "{f}");
+        }
+        // and in the same order (the indices of `--only`), but for the sparsity sweeps, whose
+        // signed rows now follow the 0/1 ones instead of alternating with them
+        let order: Vec<&str> = runs.iter().map(|r| r.legacy_id.as_str()).collect();
+        let recorded: Vec<&str> = recorded.iter().map(|r| r["id"].as_str().unwrap()).collect();
+        assert_eq!(
+            order == recorded,
+            !f.ends_with("sparsity-sweep.toml"),
+            "{f}: grid order"
+        );
+    }
+}
