@@ -205,7 +205,7 @@ fn bad_experiment_files_are_refused_with_the_file_and_key() {
         ),
         (
             "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nchannel_options = { dropuot = 0.1 }\n",
-            "`variant a / BP: channel_options`: unknown field `dropuot`",
+            "`variant a / BP: channel_options.dropuot`: unknown field `dropuot`",
         ),
         (
             "[[variant]]\nrow = \"a\"\ncolumn = \"BP\"\nchannel_dropuot = 0.1\n",
@@ -385,7 +385,7 @@ fn ls_lists_every_run_and_results_under_legacy_ids_are_found() {
             "test",
             "acc",
             "channel",
-            "dropout",
+            "channel_dropout",
             "feedback",
             "seed"
         ],
@@ -428,8 +428,8 @@ fn ls_lists_every_run_and_results_under_legacy_ids_are_found() {
             "test_acc",
             "error",
             "channel",
-            "channel_options_dropout",
-            "channel_options_feedback",
+            "channel_dropout",
+            "feedback",
             "seed"
         ]
     );

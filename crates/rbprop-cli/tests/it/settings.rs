@@ -394,8 +394,8 @@ fn reproduce_prints_every_runs_settings_and_reads_old_keys() {
             id.contains("srbp").then(|| "2:auto".to_string())
         );
     }
-    assert_eq!(ids[0], "names/baseline--rbp--seed1");
-    assert_eq!(ids[5], "names/sparse--rbp--seed2");
+    assert_eq!(ids[0], "names/rbp/seed-1");
+    assert_eq!(ids[5], "names/rbp/sparse-2/seed-2");
 }
 
 /// `tests/fixtures/old-layout-run/`: a run directory written by the version before the flat keys

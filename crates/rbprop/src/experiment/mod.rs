@@ -156,8 +156,13 @@ fn culprit(base: &toml::Table, over: &toml::Table) -> Option<(String, String)> {
         let mut t = base.clone();
         merge(&mut t, &toml::Table::from_iter([(k.clone(), v.clone())]));
         if let Err(e) = toml::Value::Table(t).try_into::<TrainConfig>() {
-            if let (toml::Value::Table(sub), Some(toml::Value::Table(b))) = (v, base.get(k)) {
-                // narrow down to the key inside the table, when one alone is to blame
+            if let toml::Value::Table(sub) = v {
+                // narrow down to the key inside the table, when one alone is to blame (a table
+                // the defaults do not hold, such as the earlier `channel_options`, starts empty)
+                let b = match base.get(k) {
+                    Some(toml::Value::Table(b)) => b.clone(),
+                    _ => toml::Table::new(),
+                };
                 let inner = |sk: &String, sv: &toml::Value| {
                     let mut t = base.clone();
                     let one = toml::Table::from_iter([(sk.clone(), sv.clone())]);

@@ -166,6 +166,79 @@ fn short(path: &[String]) -> Vec<&str> {
     path[skip..].iter().map(String::as_str).collect()
 }
 
+/// The settings of a cell in one vocabulary for labels and ids, whichever names the file used:
+/// the channel's options gathered under `channel_options` (`channel_dropout` as its `dropout`),
+/// a quantizer written as the flag's string (`"2:0.1"`, `"4:auto:stochastic"`) as the table of
+/// the parts it writes (`{ alpha = 0.1, bits = 2 }`). So a cell gets the same row label and run
+/// id from today's keys as from the keys of earlier files.
+fn vocabulary(settings: &Table) -> Table {
+    let mut out = settings.clone();
+    let mut options = match out.remove("channel_options") {
+        Some(Value::Table(t)) => t,
+        Some(v) => {
+            out.insert("channel_options".into(), v);
+            return out;
+        }
+        None => Table::new(),
+    };
+    for (flat, nested) in [
+        ("feedback", "feedback"),
+        ("average", "average"),
+        ("adapt_factor", "adapt_factor"),
+        ("channel_dropout", "dropout"),
+        ("quantize_signal", "quantize_signal"),
+        ("quantize_update", "quantize_update"),
+        ("mix", "mix"),
+    ] {
+        if let Some(v) = out.remove(flat) {
+            options.insert(nested.into(), v);
+        }
+    }
+    for k in ["quantize_signal", "quantize_update"] {
+        if let Some(Value::String(q)) = options.get(k) {
+            let parts = quantizer_parts(q);
+            options.insert(k.into(), Value::Table(parts));
+        }
+        // the defaults, written or not, name nothing: α calibrated, rounding to the nearest
+        if let Some(Value::Table(q)) = options.get_mut(k) {
+            q.retain(|part, v| {
+                !matches!(
+                    (&part[..], text(v).as_str()),
+                    ("alpha", "auto") | ("rounding", "nearest")
+                )
+            });
+        }
+    }
+    if !options.is_empty() {
+        out.insert("channel_options".into(), Value::Table(options));
+    }
+    out
+}
+
+/// The parts a quantizer string writes: `B[:α|auto][:mid-rise|mid-tread][:nearest|stochastic]`.
+fn quantizer_parts(q: &str) -> Table {
+    let mut t = Table::new();
+    for (i, part) in q.split(':').map(str::trim).enumerate() {
+        let (key, value) = match part {
+            _ if i == 0 => (
+                "bits",
+                part.parse::<i64>()
+                    .map_or_else(|_| Value::String(part.into()), Value::Integer),
+            ),
+            "mid-rise" | "mid-tread" => ("form", Value::String(part.into())),
+            "nearest" | "stochastic" => ("rounding", Value::String(part.into())),
+            "auto" => ("alpha", Value::String(part.into())),
+            _ => (
+                "alpha",
+                part.parse::<f64>()
+                    .map_or_else(|_| Value::String(part.into()), Value::Float),
+            ),
+        };
+        t.insert(key.into(), value);
+    }
+    t
+}
+
 /// A feedback distribution in words: `sparse:8` → `sparse n=8`, `sparse-signed:8` →
 /// `signed sparse n=8`.
 fn feedback_words(spec: &str) -> String {
@@ -203,6 +276,7 @@ fn quantizer_words(what: &str, q: &Table) -> String {
 /// unsaid), `key=value` otherwise, joined by `, `; `adaptive` and `no-f'` first for such
 /// channels; `baseline` when the cell sets nothing else.
 pub fn row_words(settings: &Table) -> String {
+    let settings = &vocabulary(settings);
     let mut words: Vec<String> = Vec::new();
     let channel = settings.get("channel").map(text).unwrap_or_default();
     if let Some((_, adaptive, nof)) = display(&channel) {
@@ -388,7 +462,7 @@ pub fn id_stem(settings: &Table, config: &TrainConfig) -> String {
     let channel = ChannelSpec::parse(&config.channel, false)
         .map_or_else(|_| slug(&config.channel), |s| s.canonical_name());
     let mut parts = vec![channel];
-    for (path, v) in leaves(settings) {
+    for (path, v) in leaves(&vocabulary(settings)) {
         if path != ["channel"] {
             parts.push(id_part(&path, &v));
         }
