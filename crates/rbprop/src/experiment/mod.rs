@@ -18,20 +18,19 @@
 //! channel = "bp"                      # any key of a run's config.toml, overriding [train]
 //! [[variant]]                         # a sweep: 3 × 2 cells, labelled from their settings
 //! channel = ["rbp", "srbp"]           # columns RBP, SRBP
-//! channel_options.feedback = ["sparse:1", "sparse:2", "sparse:8"]   # rows sparse n=1, 2, 8
+//! feedback = ["sparse:1", "sparse:2", "sparse:8"]   # rows sparse n=1, 2, 8
 //! [[variant]]
 //! row = "signed sparsity n={feedback#}"   # a row of one's own, with a placeholder
 //! channel = ["rbp", "srbp"]
-//! channel_options.feedback = ["sparse-signed:1", "sparse-signed:8"]
+//! feedback = ["sparse-signed:1", "sparse-signed:8"]
 //! ```
 //!
 //! # Sweeps
 //!
 //! A list is a sweep wherever the setting takes one value (a string, number, boolean or table):
-//! `channel = ["rbp", "srbp"]`, `channel_options.quantize_signal.bits = [1, 2, 3, 4, 8]`,
-//! `channel_options.quantize_signal = { bits = 2, alpha = [0.1, 1.0] }`, or whole tables,
-//! `channel_options.quantize_signal = [{ bits = 1 }, { bits = 2, form = "mid-tread" }]`. A setting
-//! that is itself a list (`hidden`, `channel_options.mix`) takes a list as its value, so
+//! `channel = ["rbp", "srbp"]`, `feedback = ["sparse:1", "sparse-signed:1"]`,
+//! `quantize_signal = ["1", "2", "2:0.1", "2:1:mid-tread"]` (the flag's strings), or whole
+//! tables. A setting that is itself a list (`hidden`, `mix`) takes a list as its value, so
 //! `hidden = [100, 100]` is one net with two hidden layers, and a list of lists sweeps it:
 //! `hidden = [[100], [100, 100]]`. Nested keys may be dotted keys or inline tables, alike. A
 //! variant expands to the Cartesian product of its sweeps, in order: the other swept settings in
@@ -56,8 +55,9 @@
 //!
 //! A run's results are in `RESULTS/<experiment>/<run-id>/`, its id a path made of its settings:
 //! the channel's canonical name, a part per other setting its variant writes (swept or not, in
-//! key order: `sparse-8` for a feedback distribution, `dropout-0.25`, `signal-bits-2` for
-//! `channel_options.quantize_signal.bits`, `update-rounding-stochastic`, `lr-0.01`, `flip` or
+//! key order: `sparse-8` for a feedback distribution, `dropout-0.25`, `signal-bits-2` and
+//! `signal-alpha-0.1` for `quantize_signal = "2:0.1"` (a quantizer's defaults, α auto and nearest
+//! rounding, name nothing), `update-rounding-stochastic`, `lr-0.01`, `flip` or
 //! `no-flip`; lower-case `[a-z0-9._+-]`), then the seed: `rbp/seed-1`, `rbp/sparse-8/seed-2`,
 //! `srbp/signal-alpha-0.1/signal-bits-2/seed-3`. Labels play no part, so relabelling a row keeps
 //! its results; cells with the same settings (the same runs shown in two columns) have their

@@ -141,9 +141,9 @@ pub fn load(dir: &Path) -> Result<Vec<Record>> {
     Ok(out)
 }
 
-/// Every key of a run configuration, nested tables flattened into snake_case names joined by `_`
-/// (`channel_options.quantize_signal.bits` → `channel_options_quantize_signal_bits`), sorted by
-/// name; keys a configuration leaves out (absent options) are absent.
+/// Every key of a run configuration (the keys of its `config.toml`; a nested table, should a
+/// setting hold one, flattened into snake_case names joined by `_`), sorted by name; keys a
+/// configuration leaves out (absent options) are absent.
 pub fn flatten(config: &TrainConfig) -> Vec<(String, Value)> {
     fn walk(prefix: &str, v: Value, out: &mut Vec<(String, Value)>) {
         match v {

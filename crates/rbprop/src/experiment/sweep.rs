@@ -203,7 +203,7 @@ fn vocabulary(settings: &Table) -> Table {
         if let Some(Value::Table(q)) = options.get_mut(k) {
             q.retain(|part, v| {
                 !matches!(
-                    (&part[..], text(v).as_str()),
+                    (part, text(v).as_str()),
                     ("alpha", "auto") | ("rounding", "nearest")
                 )
             });
