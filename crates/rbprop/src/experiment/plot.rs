@@ -20,7 +20,8 @@ struct Series {
 }
 
 /// The figure a row belongs to: the nine basic algorithms together (baseline, no-f', SBP,
-/// top-only), the sparsity sweep apart from the sparse rows, else the Table 1 family.
+/// top-only), the sparsity sweep apart from the sparse rows, quantized error signals with a
+/// fixed α apart from the calibrated ones, else the Table 1 family.
 fn family(row: &str) -> String {
     let lower = row.to_ascii_lowercase();
     if ["baseline", "no-f'", "skipped", "top-only"]
@@ -31,6 +32,11 @@ fn family(row: &str) -> String {
     }
     if lower.starts_with("sparsity") || lower.starts_with("signed sparsity") {
         return "sparsity sweep".into();
+    }
+    // a fixed scale (the α ablation and its controls) beside the calibrated bit sweep, so that
+    // neither figure crowds
+    if lower.starts_with("quantized error") && lower.contains("α=") {
+        return "quantized error, fixed scale".into();
     }
     // the generated labels of other sparse distributions (`signed sparse n=8`)
     if lower.starts_with("signed sparse ") || lower.starts_with("gaussian sparse ") {
@@ -162,6 +168,16 @@ fn shade(c: RGBColor, k: usize, n: usize) -> RGBColor {
 /// A row label in words: `sparse n=8` → `sparse n = 8`.
 fn words(row: &str) -> String {
     row.replace('=', " = ").replace("  ", " ")
+}
+
+/// A variant in its figure's legend: its row in words, less the quantizer's name that the title
+/// carries (`quantized error b=2, α=0.1` → `b = 2, α = 0.1`), so that legends stay beside the data.
+fn legend_words(row: &str) -> String {
+    let short = ["quantized error ", "quantized update "]
+        .iter()
+        .find_map(|p| row.strip_prefix(p))
+        .unwrap_or(row);
+    words(short)
 }
 
 /// The number in a row label that orders variants (`dropout r=0.25` → 0.25), if any.
@@ -408,7 +424,7 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                             shade(color, k, rows.len())
                         };
                         curves.push(Curve {
-                            label: format!("{col}, {}", words(r)),
+                            label: format!("{col}, {}", legend_words(r)),
                             color: c,
                             reference: false,
                             pts: band(&runs, |m| Some(100.0 * m.test_acc)),
