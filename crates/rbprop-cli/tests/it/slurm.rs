@@ -122,16 +122,17 @@ fn the_smoke_grid_as_a_slurm_array_equals_a_local_run() {
         );
     }
     // every run's numbers, not only the table's rounding of them
-    for entry in std::fs::read_dir(local.join("smoke-table1")).unwrap() {
-        let p = entry.unwrap().path();
-        if p.is_dir() {
-            let id = p.file_name().unwrap();
-            assert_eq!(
-                metrics(&p),
-                metrics(&remote.join("smoke-table1").join(id)),
-                "{id:?}"
-            );
-        }
+    let runs = rbprop::experiment::Experiment::load(Path::new(SMOKE))
+        .unwrap()
+        .runs()
+        .unwrap();
+    assert_eq!(runs.len(), 14);
+    for run in &runs {
+        let (a, b) = (
+            local.join("smoke-table1").join(&run.id),
+            remote.join("smoke-table1").join(&run.id),
+        );
+        assert_eq!(metrics(&a), metrics(&b), "{}", run.id);
     }
     // a second submission finds everything finished: each task only skips
     let o = rbp(&["reproduce", SMOKE, "--results", r, "--status"]);
