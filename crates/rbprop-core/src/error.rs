@@ -35,6 +35,11 @@ pub enum Error {
         "training diverged at epoch {epoch}, update {step}: loss is {loss}\nHINT: lower the learning rate (--lr) or check the input scaling; metrics of finished epochs are kept"
     )]
     Diverged { epoch: usize, step: u64, loss: f64 },
+    /// Training was stopped on request (Ctrl-C) between two updates.
+    #[error(
+        "training interrupted during epoch {epoch}, after update {step}\nHINT: the finished epochs are kept; run the same command again to continue"
+    )]
+    Interrupted { epoch: usize, step: u64 },
     /// A numerical integration (`rbp dynamics`) did not finish: its trajectory blew up, or its
     /// method could not reach the end time.
     #[error("{problem}\nHINT: {hint}")]

@@ -16,6 +16,7 @@ use crate::model::{Activations, Net};
 use crate::quantize::Rounding;
 use crate::rng;
 use rand::seq::SliceRandom;
+use std::ops::ControlFlow;
 
 /// Stochastic gradient descent with per-update decay and optional momentum.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -212,6 +213,25 @@ impl<B: Backend> Trainer<B> {
         augment: Augment,
         mut progress: impl FnMut(usize),
     ) -> EpochStats {
+        self.epoch_until(data, batch, seed, epoch, augment, |done| {
+            progress(done);
+            ControlFlow::Continue(())
+        })
+        .expect("an epoch that is never stopped finishes")
+    }
+
+    /// [`Trainer::epoch`], stoppable between two updates: after each batch `progress` gets the
+    /// examples done and may answer [`ControlFlow::Break`], which ends the pass at once (the
+    /// net keeps the updates done so far) and returns `None`.
+    pub fn epoch_until(
+        &mut self,
+        data: &Dataset,
+        batch: usize,
+        seed: u64,
+        epoch: usize,
+        augment: Augment,
+        mut progress: impl FnMut(usize) -> ControlFlow<()>,
+    ) -> Option<EpochStats> {
         let mut order: Vec<usize> = (0..data.len()).collect();
         order.shuffle(&mut rng::stream(seed, &format!("shuffle/epoch{epoch}")));
         let mut aug_rng = rng::stream(seed, &format!("augment/epoch{epoch}"));
@@ -235,16 +255,19 @@ impl<B: Backend> Trainer<B> {
             let loss = self.step(&x, &y);
             total.add(loss);
             done += chunk.len();
-            progress(done);
+            let flow = progress(done);
             if !loss.loss_sum.is_finite() {
                 break;
             }
+            if flow.is_break() {
+                return None;
+            }
         }
-        EpochStats {
+        Some(EpochStats {
             loss: total.loss_sum / done as f64,
             acc: total.correct as f64 / done as f64,
             examples: done,
-        }
+        })
     }
 
     /// Mean loss and accuracy of the current net on `data` (no learning).

@@ -253,10 +253,62 @@ pub fn save(path: &Path, t: &mut Trainer, epoch: usize, config: &TrainConfig) ->
         ),
         ("settings_sha256".to_string(), settings),
         ("sha256".to_string(), sum),
+        ("input_shape".to_string(), {
+            let (c, h, w) = input_shape(&t.net);
+            format!("{c},{h},{w}")
+        }),
     ]);
     let data = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
     crate::run::dir::write_atomic(path, &data)
+}
+
+/// The input shape (channels, rows, cols) a net was built for: a conv net's first geometry, or
+/// `(n_in, 1, 1)` for a dense net (whose layers see only the number of values).
+pub fn input_shape(net: &Net) -> (usize, usize, usize) {
+    match net.layers.first().map(|l| l.kind) {
+        Some(Kind::Conv(g)) => (g.c_in, g.h, g.w),
+        Some(Kind::Dense) => (net.layers[0].n_in, 1, 1),
+        None => (0, 0, 0),
+    }
+}
+
+/// What a checkpoint says about the net it holds without reading its numbers: the input shape
+/// (written since this version; else `(n_in, 1, 1)` for a dense first layer, `None` for a conv
+/// one) and the number of classes (the last layer's biases).
+pub fn peek(path: &Path) -> Result<(Option<(usize, usize, usize)>, usize)> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bad = |problem: String| Error::Data {
+        path: path.to_path_buf(),
+        problem,
+        hint: "the file is not an rbp checkpoint".into(),
+    };
+    let (_, header) = SafeTensors::read_metadata(&data)
+        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let tensors = header.tensors();
+    let layers = (0..)
+        .take_while(|i| tensors.contains_key(&format!("layers.{i}.bias")))
+        .count();
+    let shape_of = |name: &str| tensors.get(name).map(|t| t.shape.clone());
+    let classes = shape_of(&format!("layers.{}.bias", layers.max(1) - 1))
+        .and_then(|s| s.first().copied())
+        .ok_or_else(|| bad("no layers".into()))?;
+    let stored = meta.get("input_shape").and_then(|v| {
+        let n: Vec<usize> = v.split(',').filter_map(|x| x.parse().ok()).collect();
+        (n.len() == 3).then(|| (n[0], n[1], n[2]))
+    });
+    let input = stored.or_else(|| match shape_of("layers.0.weight")?.as_slice() {
+        [_, n_in] => Some((*n_in, 1, 1)),
+        _ => None,
+    });
+    Ok((input, classes))
+}
+
+/// Every tensor of a trainer as a checkpoint stores it: name (`layers.{i}.weight`,
+/// `feedback.{i}.{j}`, …), shape and values.
+pub fn named_tensors(t: &mut Trainer) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    tensors(t, Layout::V3)
 }
 
 /// Restores `t` (built from `config`) from `path`; returns the epochs done. Reads this version
@@ -268,6 +320,21 @@ pub fn load(
     t: &mut Trainer,
     config: &TrainConfig,
     steps_per_epoch: u64,
+) -> Result<usize> {
+    restore(path, t, config, Some(steps_per_epoch))
+}
+
+/// [`load`] without the check of the update count, for a net trained by single steps as well as
+/// by epochs (the library's); a checkpoint at epoch 0 is taken too.
+pub fn load_any(path: &Path, t: &mut Trainer, config: &TrainConfig) -> Result<usize> {
+    restore(path, t, config, None)
+}
+
+fn restore(
+    path: &Path,
+    t: &mut Trainer,
+    config: &TrainConfig,
+    steps_per_epoch: Option<u64>,
 ) -> Result<usize> {
     let bad = |problem: String| Error::Data {
         path: path.to_path_buf(),
@@ -316,7 +383,9 @@ pub fn load(
             hint: "only raising --epochs (or changing --threads) continues a run; choose another --out, or pass --overwrite to start again".into(),
         });
     }
-    if epoch == 0 || steps_per_epoch.checked_mul(epoch as u64) != Some(step) {
+    if let Some(steps_per_epoch) = steps_per_epoch
+        && (epoch == 0 || steps_per_epoch.checked_mul(epoch as u64) != Some(step))
+    {
         return Err(bad(format!(
             "update count {step} does not match {epoch} epochs of {steps_per_epoch} updates"
         )));

@@ -195,6 +195,20 @@ impl TrainConfig {
         Ok((config, deprecations(&table)))
     }
 
+    /// Settings given as a table of keys (the names of a settings file) over `base`: those the
+    /// table leaves out keep their value in `base`. For settings that come from code rather than
+    /// a file (the Python package's keyword arguments); the error names the key.
+    pub fn with_settings(table: toml::Table, base: &TrainConfig) -> Result<Self> {
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::config("settings", e.message().trim_end()))?;
+        let mut config = base.clone();
+        settings
+            .apply(&mut config)
+            .map_err(|problem| Error::config("settings", problem))?;
+        Ok(config)
+    }
+
     /// The canonical text of the settings that fix a run's numbers ([`TrainConfig::identity`]),
     /// which checkpoints hash: the layout config.toml files had before the keys were flattened
     /// (channel options in a `[channel_options]` table, quantizers as tables), kept unchanged so

@@ -53,6 +53,10 @@ pub struct ChainReport {
     pub target: f64,
     /// The predicted limit, when the theory gives one (not for BP or an adaptive channel).
     pub predicted: Option<Prediction>,
+    /// The recorded times of the integration, from 0.
+    pub times: Vec<f64>,
+    /// The state at each recorded time: a_1..a_L, then the channel's c_1..c_{L−1} when it adapts.
+    pub states: Vec<Vec<f64>>,
 }
 
 /// The channel weights of a chain of length `l` under `algo` from the given ones (one value is
@@ -167,6 +171,8 @@ pub fn chain(o: &ChainOptions, out: &mut dyn Write) -> ReportResult<ChainReport>
         end: end.to_vec(),
         target: alpha / beta,
         predicted: None,
+        times: traj.times.clone(),
+        states: traj.states.clone(),
     };
     if o.algo == Algo::Bp || o.adaptive {
         return Ok(report);

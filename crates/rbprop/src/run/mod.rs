@@ -14,4 +14,5 @@ pub use dir::{
 };
 pub use training::{
     Observer, PROBE_EXAMPLES, Silent, build_trainer, check_memory, run, run_locked,
+    run_with_trainer,
 };

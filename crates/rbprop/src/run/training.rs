@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::model::{Net, parse_arch};
 use crate::rng;
 use crate::train::{Sgd, Trainer};
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
 
@@ -29,6 +30,11 @@ pub trait Observer: Send {
     fn start_epoch(&mut self, _epoch: usize, _examples: usize) {}
     /// `done` examples of the current epoch are trained.
     fn batch(&mut self, _done: usize) {}
+    /// Asked after every update: true stops the run there with [`Error::Interrupted`] (the
+    /// epochs finished before are saved; the one in progress is not).
+    fn stop(&mut self) -> bool {
+        false
+    }
     /// The run continues an interrupted one after `epochs` finished epochs.
     fn resumed(&mut self, _epochs: usize) {}
     /// An epoch finished and was saved.
@@ -149,9 +155,23 @@ pub fn run(
     out: Option<&Path>,
     observer: &mut dyn Observer,
 ) -> Result<Vec<EpochMetrics>> {
+    run_with_trainer(config, split, out, observer).map(|(metrics, _)| metrics)
+}
+
+/// [`run`], also returning the trainer as the run left it (its net, channel and optimizer).
+pub fn run_with_trainer(
+    config: &TrainConfig,
+    split: &Split,
+    out: Option<&Path>,
+    observer: &mut dyn Observer,
+) -> Result<(Vec<EpochMetrics>, Trainer)> {
     config.validate()?;
     let dir = out.map(|p| RunDir::new(p).lock()).transpose()?;
-    run_locked(config, split, dir.as_ref(), observer)
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads)
+        .build()
+        .map_err(|e| Error::config("threads", e.to_string()))?;
+    pool.install(|| run_in_pool(config, split, dir.as_ref(), observer))
 }
 
 /// [`run`] into a run directory whose lock the caller already holds.
@@ -166,7 +186,7 @@ pub fn run_locked(
         .num_threads(config.threads)
         .build()
         .map_err(|e| Error::config("threads", e.to_string()))?;
-    pool.install(|| run_in_pool(config, split, out, observer))
+    pool.install(|| run_in_pool(config, split, out, observer)).map(|(metrics, _)| metrics)
 }
 
 fn run_in_pool(
@@ -174,7 +194,7 @@ fn run_in_pool(
     split: &Split,
     out: Option<&RunLock>,
     observer: &mut dyn Observer,
-) -> Result<Vec<EpochMetrics>> {
+) -> Result<(Vec<EpochMetrics>, Trainer)> {
     let mut train = split.train.clone();
     if let Some(n) = config.train_limit {
         train.truncate(n);
@@ -220,9 +240,20 @@ fn run_in_pool(
     for epoch in metrics.len() + 1..=config.epochs {
         observer.start_epoch(epoch, train.len());
         let clock = Instant::now();
-        let stats = trainer.epoch(&train, config.batch, config.seed, epoch, augment, |d| {
-            observer.batch(d)
+        let stats = trainer.epoch_until(&train, config.batch, config.seed, epoch, augment, |d| {
+            observer.batch(d);
+            if observer.stop() {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         });
+        let Some(stats) = stats else {
+            return Err(Error::Interrupted {
+                epoch,
+                step: trainer.step,
+            });
+        };
         let seconds = clock.elapsed().as_secs_f64();
         let test = trainer.evaluate(&split.test);
         if let Some(loss) = [stats.loss, test.loss].into_iter().find(|l| !l.is_finite()) {
@@ -272,7 +303,7 @@ fn run_in_pool(
         }
         observer.end_epoch(&m);
     }
-    Ok(metrics)
+    Ok((metrics, trainer))
 }
 
 /// If `dir` holds a checkpoint of an earlier, interrupted run of the same configuration (the

@@ -1,0 +1,716 @@
+//! `rbprop.Net`: a net, its learning channel and its optimizer, trained from numpy arrays with
+//! the command line's trainer, and `FitIter`, its epoch-by-epoch training.
+
+use crate::convert::{self, array, to_py};
+use crate::py_err;
+use numpy::PyArray1;
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use rbprop::channel::diagnostics;
+use rbprop::checkpoint;
+use rbprop::config::TrainConfig;
+use rbprop::data::Dataset;
+use rbprop::data::augment::Augment;
+use rbprop::model::Activations;
+use rbprop::run::dir::read_metrics_lines;
+use rbprop::run::{EpochMetrics, PROBE_EXAMPLES, RunDir, build_trainer};
+use rbprop::train::Trainer;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// What `data` says in the settings of a net trained on arrays given by its caller.
+pub const ARRAYS: &str = "arrays";
+
+/// Settings `fit` may change between calls (the others fix the net and its channel).
+const FIT_KEYS: [&str; 6] = ["epochs", "batch", "lr", "translate", "flip", "threads"];
+
+/// A feed-forward net with its learning channel (`channel="srbp"`, …) and SGD state.
+///
+/// Net(layers=None, *, arch=None, input_shape=None, classes=None, **settings)
+///
+/// Give either `layers=[n_in, hidden..., classes]` for a dense net, or `input_shape` (an int,
+/// `(H, W)` or `(C, H, W)`), `classes` and `hidden=[...]` or `arch="conv16k5-pool3s2-fc64"`.
+/// `settings` are the keys of `rbp train --print-config` (the flags' names in snake_case):
+/// `channel`, `activation`, `seed`, `lr`, `batch`, `decay`, `momentum`, `weight_decay`,
+/// `feedback`, `average`, `adapt_factor`, `channel_dropout`, `quantize_signal`,
+/// `quantize_update`, `mix`, `threads`, `translate`, `flip`, `epochs`, … with the command line's
+/// defaults. Initial weights and feedback matrices come from the seed exactly as in `rbp train`.
+#[pyclass(module = "rbprop")]
+pub struct Net {
+    pub(crate) config: TrainConfig,
+    pub(crate) input: (usize, usize, usize),
+    pub(crate) classes: usize,
+    pub(crate) trainer: Trainer,
+    /// Metrics of the finished epochs.
+    pub(crate) history: Vec<EpochMetrics>,
+    pool: rayon::ThreadPool,
+}
+
+fn pool(threads: usize) -> PyResult<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| PyValueError::new_err(format!("threads: {e}")))
+}
+
+/// Runs `work` off the interpreter's thread with the GIL released, checking for signals
+/// (Ctrl-C) every 20 ms: on one, `work`'s stop flag is raised, and once `work` has returned the
+/// signal's exception (KeyboardInterrupt) is raised instead of its result.
+pub fn interruptible<T: Send>(
+    py: Python<'_>,
+    work: impl FnOnce(&AtomicBool) -> T + Send,
+) -> PyResult<T> {
+    let stop = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    let mut raised: Option<PyErr> = None;
+    let out = std::thread::scope(|s| {
+        let (stop, done) = (&stop, &done);
+        let worker = s.spawn(move || {
+            let v = work(stop);
+            done.store(true, Ordering::SeqCst);
+            v
+        });
+        loop {
+            // wait up to 20 ms without the GIL, then look for signals with it
+            py.detach(|| {
+                let deadline = Instant::now() + Duration::from_millis(20);
+                while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            });
+            if done.load(Ordering::SeqCst) || worker.is_finished() {
+                return worker.join().ok();
+            }
+            if raised.is_none()
+                && let Err(e) = py.check_signals()
+            {
+                raised = Some(e);
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    });
+    match (raised, out) {
+        (Some(e), _) => Err(e),
+        (None, Some(v)) => Ok(v),
+        (None, None) => Err(pyo3::exceptions::PyRuntimeError::new_err(
+            "the training thread panicked",
+        )),
+    }
+}
+
+impl Net {
+    /// A net as `config` describes for inputs of `input` shape and `classes` classes.
+    pub fn build(
+        config: TrainConfig,
+        input: (usize, usize, usize),
+        classes: usize,
+    ) -> PyResult<Self> {
+        if classes < 2 || classes > 256 {
+            return Err(PyValueError::new_err(format!(
+                "classes: expected 2 to 256 classes, got {classes}"
+            )));
+        }
+        if input.0 * input.1 * input.2 == 0 {
+            return Err(PyValueError::new_err(format!(
+                "input_shape: {input:?} has no values"
+            )));
+        }
+        let trainer = build_trainer(&config, input, classes).map_err(py_err)?;
+        Net::from_parts(config, input, classes, trainer, Vec::new())
+    }
+
+    /// A net from a trainer built for `config` and the metrics of its finished epochs.
+    pub fn from_parts(
+        config: TrainConfig,
+        input: (usize, usize, usize),
+        classes: usize,
+        trainer: Trainer,
+        history: Vec<EpochMetrics>,
+    ) -> PyResult<Self> {
+        Ok(Net {
+            pool: pool(config.threads)?,
+            config,
+            input,
+            classes,
+            trainer,
+            history,
+        })
+    }
+
+    /// Applies the settings `fit` was given to this net's configuration (and optimizer).
+    fn fit_settings(&mut self, settings: toml::Table) -> PyResult<()> {
+        if let Some(k) = settings.keys().find(|k| !FIT_KEYS.contains(&k.as_str())) {
+            return Err(PyValueError::new_err(format!(
+                "fit: `{k}` is fixed when the net is made (Net(..., {k}=...)); fit takes {}",
+                FIT_KEYS.join(", ")
+            )));
+        }
+        let config = TrainConfig::with_settings(settings, &self.config).map_err(py_err)?;
+        config.validate().map_err(py_err)?;
+        if config.threads != self.config.threads {
+            self.pool = pool(config.threads)?;
+        }
+        self.trainer.sgd.lr = config.lr;
+        self.config = config;
+        Ok(())
+    }
+
+    /// Trains one epoch (the next of this net) on `train`, then evaluates on `test`.
+    fn epoch(
+        &mut self,
+        py: Python<'_>,
+        train: &Dataset,
+        test: Option<&Dataset>,
+    ) -> PyResult<EpochMetrics> {
+        let epoch = self.history.len() + 1;
+        let augment = Augment {
+            translate: self.config.translate,
+            flip: self.config.flip,
+        };
+        if augment.active() && train.shape.1 < 2 {
+            return Err(PyValueError::new_err(
+                "translate/flip: augmentation needs image inputs (input_shape (C, H, W))",
+            ));
+        }
+        let (config, trainer, pool) = (&self.config, &mut self.trainer, &self.pool);
+        let diagnostics = config.diagnostics;
+        let out = interruptible(py, |stop| {
+            pool.install(|| {
+                let clock = Instant::now();
+                let stats = trainer.epoch_until(
+                    train,
+                    config.batch,
+                    config.seed,
+                    epoch,
+                    augment,
+                    |_| {
+                        if stop.load(Ordering::SeqCst) {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    },
+                )?;
+                let seconds = clock.elapsed().as_secs_f64();
+                let tested = test.map(|t| trainer.evaluate(t));
+                let layers = diagnostics.then(|| {
+                    let n = PROBE_EXAMPLES.min(train.len());
+                    diagnostics::probe(
+                        &trainer.net,
+                        &trainer.channel,
+                        &train.images[..n * train.dim],
+                        &train.labels[..n],
+                        trainer.rate(),
+                    )
+                });
+                Some(EpochMetrics {
+                    epoch,
+                    train_loss: stats.loss,
+                    train_acc: stats.acc,
+                    test_loss: tested.map_or(f64::NAN, |s| s.loss),
+                    test_acc: tested.map_or(f64::NAN, |s| s.acc),
+                    lr: trainer.rate(),
+                    steps: trainer.step,
+                    seconds,
+                    layers,
+                })
+            })
+        })?;
+        let Some(m) = out else {
+            return Err(py_err(rbprop::Error::Interrupted {
+                epoch,
+                step: self.trainer.step,
+            }));
+        };
+        let tested = [m.test_loss].into_iter().filter(|_| test.is_some());
+        if let Some(loss) = std::iter::once(m.train_loss)
+            .chain(tested)
+            .find(|l| !l.is_finite())
+        {
+            return Err(py_err(rbprop::Error::Diverged {
+                epoch,
+                step: self.trainer.step,
+                loss,
+            }));
+        }
+        self.history.push(m.clone());
+        Ok(m)
+    }
+
+    /// The training set and the optional validation set of a `fit` call.
+    fn fit_data(
+        &self,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        validation: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<(Dataset, Option<Dataset>)> {
+        let train = convert::dataset(x, y, self.input, self.classes, ("X", "y"))?;
+        let test = match validation {
+            None => None,
+            Some(v) if v.is_none() => None,
+            Some(v) => {
+                let (vx, vy): (Bound<'_, PyAny>, Bound<'_, PyAny>) = v.extract().map_err(|_| {
+                    PyTypeError::new_err("validation: expected a pair (X_test, y_test)")
+                })?;
+                Some(convert::dataset(
+                    &vx,
+                    &vy,
+                    self.input,
+                    self.classes,
+                    ("validation X", "validation y"),
+                )?)
+            }
+        };
+        Ok((train, test))
+    }
+
+    /// The logits of `x` (`n × classes`).
+    fn logits(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<(Vec<f32>, usize)> {
+        let images = convert::inputs(x, self.input, "X")?;
+        let dim = self.input.0 * self.input.1 * self.input.2;
+        let n = images.len() / dim;
+        let net = &self.trainer.net;
+        let classes = self.classes;
+        let out = py.detach(|| {
+            self.pool.install(|| {
+                let chunk = if net.is_dense() { 1000 } else { 250 };
+                let mut acts = Activations::new(net, chunk.min(n.max(1)));
+                let mut out = Vec::with_capacity(n * classes);
+                for start in (0..n).step_by(chunk) {
+                    let m = chunk.min(n - start);
+                    acts.out[0][..m * dim].copy_from_slice(&images[start * dim..(start + m) * dim]);
+                    net.forward(&mut acts, m);
+                    out.extend_from_slice(&acts.out[net.depth()][..m * classes]);
+                }
+                out
+            })
+        });
+        Ok((out, n))
+    }
+}
+
+#[pymethods]
+impl Net {
+    #[new]
+    #[pyo3(signature = (layers=None, *, arch=None, input_shape=None, classes=None, **settings))]
+    fn new(
+        layers: Option<Vec<usize>>,
+        arch: Option<String>,
+        input_shape: Option<&Bound<'_, PyAny>>,
+        classes: Option<usize>,
+        settings: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let mut table = convert::settings_table(settings)?;
+        if table.contains_key("data") {
+            return Err(PyValueError::new_err(
+                "data: a Net trains on the arrays given to fit(); use rbprop.train(data=...) for a dataset directory",
+            ));
+        }
+        let (input, classes) = match layers {
+            Some(sizes) => {
+                if arch.is_some()
+                    || input_shape.is_some()
+                    || classes.is_some()
+                    || table.contains_key("hidden")
+                {
+                    return Err(PyValueError::new_err(
+                        "layers: give either layers=[n_in, hidden..., classes], or input_shape, classes and hidden or arch",
+                    ));
+                }
+                if sizes.len() < 2 {
+                    return Err(PyValueError::new_err(format!(
+                        "layers: expected [n_in, hidden..., classes], got {sizes:?}"
+                    )));
+                }
+                let hidden = sizes[1..sizes.len() - 1]
+                    .iter()
+                    .map(|&n| toml::Value::Integer(n as i64))
+                    .collect();
+                table.insert("hidden".into(), toml::Value::Array(hidden));
+                ((sizes[0], 1, 1), sizes[sizes.len() - 1])
+            }
+            None => {
+                let input = input_shape.ok_or_else(|| {
+                    PyValueError::new_err(
+                        "input_shape: needed (or layers=[n_in, hidden..., classes] for a dense net)",
+                    )
+                })?;
+                let classes = classes.ok_or_else(|| {
+                    PyValueError::new_err(
+                        "classes: needed (or layers=[n_in, hidden..., classes] for a dense net)",
+                    )
+                })?;
+                if let Some(a) = arch {
+                    table.insert("arch".into(), toml::Value::String(a));
+                }
+                (convert::input_shape(input)?, classes)
+            }
+        };
+        let base = TrainConfig {
+            data: ARRAYS.into(),
+            ..TrainConfig::default()
+        };
+        let config = TrainConfig::with_settings(table, &base).map_err(py_err)?;
+        config.validate().map_err(py_err)?;
+        Net::build(config, input, classes)
+    }
+
+    /// fit(X, y, *, epochs=None, validation=None, **settings) -> list[dict]
+    ///
+    /// Trains `epochs` epochs (default: the net's `epochs` setting) on examples `X`
+    /// (`(N, values)` or `(N, C, H, W)`, floats) and labels `y` (`(N,)`, ints in
+    /// `0..classes`), continuing the epochs already done (the shuffle of epoch e depends only on
+    /// the seed and e, as in `rbp train`). `validation=(X_test, y_test)` is evaluated after each
+    /// epoch (test_loss, test_acc; NaN without it). `settings` may change `batch`, `lr`,
+    /// `translate`, `flip` and `threads`. Returns the metrics of the new epochs. Ctrl-C stops
+    /// between two updates (KeyboardInterrupt); the net keeps the updates done.
+    #[pyo3(signature = (x, y, *, epochs=None, validation=None, **settings))]
+    fn fit<'py>(
+        &mut self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        epochs: Option<usize>,
+        validation: Option<&Bound<'py, PyAny>>,
+        settings: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        self.fit_settings(convert::settings_table(settings)?)?;
+        let (train, test) = self.fit_data(x, y, validation)?;
+        let out = PyList::empty(py);
+        for _ in 0..epochs.unwrap_or(self.config.epochs) {
+            let m = self.epoch(py, &train, test.as_ref())?;
+            out.append(to_py(py, &m)?)?;
+        }
+        Ok(out)
+    }
+
+    /// fit_iter(X, y, *, epochs=None, validation=None, **settings) -> iterator of dict
+    ///
+    /// `fit`, one epoch per iteration: yields each epoch's metrics as soon as it is done (for
+    /// live plots or tqdm). The same numbers as `fit`.
+    #[pyo3(signature = (x, y, *, epochs=None, validation=None, **settings))]
+    fn fit_iter(
+        slf: &Bound<'_, Self>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+        epochs: Option<usize>,
+        validation: Option<&Bound<'_, PyAny>>,
+        settings: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<FitIter> {
+        let mut net = slf.borrow_mut();
+        net.fit_settings(convert::settings_table(settings)?)?;
+        let (train, test) = net.fit_data(x, y, validation)?;
+        Ok(FitIter {
+            net: slf.clone().unbind(),
+            train,
+            test,
+            remaining: epochs.unwrap_or(net.config.epochs),
+        })
+    }
+
+    /// step(X, y) -> dict
+    ///
+    /// One SGD update on the minibatch `X`, `y` (the learning channel's update). Returns the
+    /// batch's mean loss and accuracy, measured before the update.
+    fn step<'py>(
+        &mut self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let batch = convert::dataset(x, y, self.input, self.classes, ("X", "y"))?;
+        let (trainer, pool) = (&mut self.trainer, &self.pool);
+        let loss = py.detach(|| pool.install(|| trainer.step(&batch.images, &batch.labels)));
+        let n = batch.len() as f64;
+        let out = PyDict::new(py);
+        out.set_item("loss", loss.loss_sum / n)?;
+        out.set_item("accuracy", loss.correct as f64 / n)?;
+        Ok(out)
+    }
+
+    /// predict(X) -> numpy.ndarray
+    ///
+    /// The predicted class of each example (int64, `(N,)`): the largest output.
+    fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let (logits, _) = self.logits(py, x)?;
+        let classes: Vec<i64> = logits
+            .chunks(self.classes)
+            .map(|row| {
+                // the first of equal maxima, as the accuracy counts
+                let mut best = 0;
+                for (j, &v) in row.iter().enumerate() {
+                    if v > row[best] {
+                        best = j;
+                    }
+                }
+                best as i64
+            })
+            .collect();
+        Ok(PyArray1::from_vec(py, classes).into_any())
+    }
+
+    /// predict_proba(X) -> numpy.ndarray
+    ///
+    /// The softmax output of each example (float32, `(N, classes)`).
+    fn predict_proba<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (mut logits, n) = self.logits(py, x)?;
+        for row in logits.chunks_mut(self.classes) {
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+            let mut sum = 0.0;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            for v in row.iter_mut() {
+                *v /= sum;
+            }
+        }
+        array(py, &[n, self.classes], logits)
+    }
+
+    /// evaluate(X, y) -> dict
+    ///
+    /// Mean cross-entropy (`loss`) and accuracy of the net on `X`, `y`, computed as the test
+    /// metrics of `rbp train`.
+    fn evaluate<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let data = convert::dataset(x, y, self.input, self.classes, ("X", "y"))?;
+        let (trainer, pool) = (&self.trainer, &self.pool);
+        let stats = py.detach(|| pool.install(|| trainer.evaluate(&data)));
+        let out = PyDict::new(py);
+        out.set_item("loss", stats.loss)?;
+        out.set_item("accuracy", stats.acc)?;
+        Ok(out)
+    }
+
+    /// alignment(X, y) -> list[dict]
+    ///
+    /// For each hidden layer that learns, on the batch `X`, `y` (at most a few thousand
+    /// examples): `delta_angle`, the angle in degrees between this channel's δ and
+    /// backpropagation's; `weight_angle`, the angle between the two weight updates;
+    /// `norm_ratio`, |update| / |BP update|; `orthant`, the fraction of update entries whose
+    /// sign agrees with BP's; and the quantizers' zero and clipped fractions where they apply.
+    fn alignment<'py>(
+        &self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let data = convert::dataset(x, y, self.input, self.classes, ("X", "y"))?;
+        let (t, pool) = (&self.trainer, &self.pool);
+        let layers = py.detach(|| {
+            pool.install(|| {
+                diagnostics::probe(&t.net, &t.channel, &data.images, &data.labels, t.rate())
+            })
+        });
+        to_py(py, &layers)
+    }
+
+    /// Every tensor of the net as its checkpoint stores it, by name: `layers.{i}.weight`
+    /// (dense `(n_out, n_in)`, conv `(c_out, c_in, k, k)`), `layers.{i}.bias`,
+    /// `momentum.{i}.*`, `feedback.{i}.{j}` (the j-th feedback term of hidden layer i:
+    /// `(N_i, N_k)`, receiving × sending, or the sending layer's weight shape where random
+    /// weights stand in its place) and the channel's other tensors.
+    fn tensors<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (name, shape, values) in checkpoint::named_tensors(&mut self.trainer) {
+            out.set_item(name, array(py, &shape, values)?)?;
+        }
+        Ok(out)
+    }
+
+    /// The weight matrices, input to output (copies): dense `(n_out, n_in)` (so that the
+    /// layer computes `W @ x + b`), conv `(c_out, c_in, k, k)`.
+    #[getter]
+    fn weights<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let mut out = Vec::new();
+        for (name, shape, values) in checkpoint::named_tensors(&mut self.trainer) {
+            if name.starts_with("layers.") && name.ends_with(".weight") {
+                out.push(array(py, &shape, values)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The bias vectors, input to output (copies).
+    #[getter]
+    fn biases<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let mut out = Vec::new();
+        for (name, shape, values) in checkpoint::named_tensors(&mut self.trainer) {
+            if name.starts_with("layers.") && name.ends_with(".bias") {
+                out.push(array(py, &shape, values)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The learning channel's feedback matrices (copies), as a dict `(i, k) → C`: the matrix
+    /// that carries layer k's error to hidden layer i (0-based weight layers), shape
+    /// `(N_i, N_k)` (receiving × sending); for channels that put random weights in place of
+    /// W_{i+1} (RBP's kernels on conv nets) the sending layer's weight shape.
+    #[getter]
+    fn feedback<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let out = PyDict::new(py);
+        for (i, k, c) in self.trainer.channel.feedback_matrices() {
+            let receiving = self.trainer.net.layers[i].n_out;
+            let sending = self.trainer.net.layers[k].n_out;
+            let shape = if c.len() == receiving * sending {
+                vec![receiving, sending]
+            } else {
+                let l = &self.trainer.net.layers[k];
+                vec![l.n_out.min(c.len()), c.len() / l.n_out.min(c.len()).max(1)]
+            };
+            out.set_item((i, k), array(py, &shape, c.clone())?)?;
+        }
+        Ok(out)
+    }
+
+    /// The resolved settings (the keys of the run's `config.toml`).
+    #[getter]
+    fn config<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.config)
+    }
+
+    /// The settings as `rbp train --print-config` prints them (TOML).
+    fn print_config(&self) -> String {
+        toml::to_string(&self.config).expect("settings serialize")
+    }
+
+    /// The metrics of every finished epoch (dicts, as the lines of `metrics.jsonl`).
+    #[getter]
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.history)
+    }
+
+    /// Epochs finished.
+    #[getter]
+    fn epochs(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Updates done (epochs and single steps).
+    #[getter]
+    fn steps(&self) -> u64 {
+        self.trainer.step
+    }
+
+    /// The input shape `(C, H, W)` (`(values, 1, 1)` for a dense net).
+    #[getter]
+    fn input_shape(&self) -> (usize, usize, usize) {
+        self.input
+    }
+
+    /// Number of classes.
+    #[getter]
+    fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// The learning channel of each hidden layer, in words.
+    #[getter]
+    fn channel(&self) -> Vec<String> {
+        self.trainer.channel.describe(&self.trainer.net)
+    }
+
+    /// save(path)
+    ///
+    /// Writes the net as a run directory of `rbp train --out`: `config.toml`, `metrics.jsonl`,
+    /// `summary.json` and `checkpoint.safetensors` (each atomically). `rbprop.load` reads it
+    /// back; `rbp train --config PATH/config.toml --data DIR --out PATH` continues it.
+    fn save(&mut self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let mut config = self.config.clone();
+        config.epochs = self.history.len().max(1);
+        let (history, trainer) = (&self.history, &mut self.trainer);
+        py.detach(|| -> rbprop::Result<()> {
+            std::fs::create_dir_all(&path).map_err(|e| rbprop::Error::io(&path, e))?;
+            let dir = RunDir::new(&path).lock()?;
+            dir.write_config(&config)?;
+            let mut lines = String::new();
+            for m in history {
+                lines.push_str(&serde_json::to_string(m).expect("metrics serialize"));
+                lines.push('\n');
+            }
+            dir.write_metrics(&lines)?;
+            checkpoint::save(&dir.checkpoint_file(), trainer, history.len(), &config)?;
+            let status = if history.is_empty() { "running" } else { "completed" };
+            dir.write_summary(status, history, None)
+        })
+        .map_err(py_err)
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "Net({}, channel={:?}, epochs done {}, steps {})",
+            self.trainer.net.summary(),
+            self.config.channel,
+            self.history.len(),
+            self.trainer.step
+        )
+    }
+}
+
+/// Loads a net saved by `Net.save` or a run directory of `rbp train --out` (its config.toml,
+/// checkpoint and metrics).
+pub fn load(path: PathBuf) -> PyResult<Net> {
+    let dir = RunDir::new(&path);
+    let config = dir.read_config().map_err(py_err)?;
+    let ckpt = dir.checkpoint_file();
+    let (input, classes) = checkpoint::peek(&ckpt).map_err(py_err)?;
+    let input = match input {
+        Some(i) => i,
+        // a conv net's checkpoint from before input shapes were recorded: its data tells
+        None => {
+            let split = rbprop::data::load(&config.data).map_err(py_err)?;
+            split.train.shape
+        }
+    };
+    let mut net = Net::build(config, input, classes)?;
+    let done = checkpoint::load_any(&ckpt, &mut net.trainer, &net.config).map_err(py_err)?;
+    if dir.metrics_file().is_file() {
+        let (mut metrics, _) = read_metrics_lines(&dir.metrics_file()).map_err(py_err)?;
+        metrics.truncate(done);
+        net.history = metrics;
+    }
+    Ok(net)
+}
+
+/// The iterator of [`Net::fit_iter`].
+#[pyclass(module = "rbprop")]
+pub struct FitIter {
+    net: Py<Net>,
+    train: Dataset,
+    test: Option<Dataset>,
+    remaining: usize,
+}
+
+#[pymethods]
+impl FitIter {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let mut net = self.net.borrow_mut(py);
+        let m = net.epoch(py, &self.train, self.test.as_ref())?;
+        self.remaining -= 1;
+        Ok(Some(to_py(py, &m)?))
+    }
+
+    fn __len__(&self) -> usize {
+        self.remaining
+    }
+}
