@@ -1,0 +1,151 @@
+"""The API's promises: the registry, shapes and orientation of weights and feedback, predictions,
+the GIL released while training, Ctrl-C between steps, results as DataFrames, dynamics."""
+
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import rbprop
+from conftest import REPO
+
+
+def test_channels_registry():
+    names = {c["name"]: c for c in rbprop.channels()}
+    for n in ["bp", "rbp", "srbp", "arbp", "asrbp", "sbp", "brsf"]:
+        assert n in names, n
+        assert names[n]["equation"]
+    assert "fa" in names["rbp"]["aliases"] or "fa" in sum((c["aliases"] for c in names.values()), [])
+
+
+def test_weights_orientation_and_softmax():
+    """A net with no hidden layer computes softmax(W @ x + b) with W of shape (classes, n_in)."""
+    X, y, _, _ = rbprop.load_data()
+    net = rbprop.Net([784, 10], seed=1)
+    net.fit(X[:500], y[:500], epochs=1)
+    (W,), (b,) = net.weights, net.biases
+    assert W.shape == (10, 784) and b.shape == (10,)
+    x = X[:20].reshape(20, -1).astype(np.float64)
+    z = x @ W.T.astype(np.float64) + b
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    got = net.predict_proba(X[:20])
+    assert got.shape == (20, 10)
+    np.testing.assert_allclose(got, p, rtol=1e-4, atol=1e-6)
+    assert np.array_equal(net.predict(X[:20]), got.argmax(axis=1))
+
+
+def test_feedback_shapes():
+    net = rbprop.Net([784, 50, 40, 10], channel="srbp", seed=1)
+    fb = net.feedback
+    assert set(fb) == {(0, 2), (1, 2)}
+    assert fb[(0, 2)].shape == (50, 10) and fb[(1, 2)].shape == (40, 10)
+    rbp = rbprop.Net([784, 50, 40, 10], channel="rbp", seed=1).feedback
+    assert rbp[(0, 1)].shape == (50, 40) and rbp[(1, 2)].shape == (40, 10)
+    assert rbprop.Net([784, 50, 10], channel="bp").feedback == {}
+
+
+def test_step_and_settings():
+    X, y, _, _ = rbprop.load_data()
+    net = rbprop.Net([784, 32, 10], channel="rbp", seed=1, lr=0.05)
+    out = net.step(X[:100], y[:100])
+    assert set(out) == {"loss", "accuracy"} and net.steps == 1
+    assert net.config["lr"] == 0.05 and net.config["channel"] == "rbp"
+    assert 'channel = "rbp"' in net.print_config()
+
+
+def test_gil_released_while_training():
+    X, y, _, _ = rbprop.load_data()
+    net = rbprop.Net([784, 256, 256, 10], channel="srbp", seed=1)
+    ticks = []
+    stop = threading.Event()
+
+    def count():
+        while not stop.is_set():
+            ticks.append(time.perf_counter())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=count)
+    t.start()
+    start = time.perf_counter()
+    net.fit(X, y, epochs=2)
+    elapsed = time.perf_counter() - start
+    stop.set()
+    t.join()
+    during = [x for x in ticks if start <= x <= start + elapsed]
+    # a thread that held the GIL for the whole fit would leave the counter a handful of ticks
+    assert len(during) > 0.2 * elapsed / 0.001 / 2, (len(during), elapsed)
+
+
+def test_ctrl_c_stops_between_steps(tmp_path):
+    script = textwrap.dedent(
+        """
+        import signal, sys, threading, os
+        import rbprop
+        X, y, Xt, yt = rbprop.load_data()
+        net = rbprop.Net([784, 256, 256, 10], channel="rbp", seed=1)
+        threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        try:
+            net.fit(X, y, epochs=1000)
+        except KeyboardInterrupt:
+            acc = net.evaluate(Xt, yt)["accuracy"]
+            print("interrupted", net.epochs, net.steps, acc)
+            sys.exit(0)
+        print("not interrupted")
+        sys.exit(1)
+        """
+    )
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    words = done.stdout.split()
+    assert words[0] == "interrupted"
+    epochs, steps = int(words[1]), int(words[2])
+    assert steps > epochs * 100  # stopped inside an epoch, between two updates
+    assert time.perf_counter() - start < 60
+
+
+def test_train_on_embedded_data_and_arrays(tmp_path):
+    net = rbprop.train(channel="rbp", hidden=[32], epochs=2, train_limit=3000)
+    assert len(net.history) == 2 and net.history[-1]["test_acc"] > 0.5
+    X, y, Xt, yt = rbprop.load_data()
+    again = rbprop.train(data=(X[:3000], y[:3000], Xt, yt), channel="rbp", hidden=[32], epochs=2)
+    assert again.history == net.history or [m["test_acc"] for m in again.history] == [
+        m["test_acc"] for m in net.history
+    ]
+    assert again.config["data"] == "arrays"
+
+
+def test_reproduce_results_and_table(tmp_path):
+    df = rbprop.reproduce(REPO / "configs" / "smoke" / "table1.toml", tmp_path, jobs=2)
+    assert isinstance(df, pd.DataFrame)
+    assert list(df.columns) == rbprop._result_columns()
+    assert set(df["channel"]) >= {"bp", "rbp", "srbp"}
+    assert len(df) == df.groupby(["run_id"]).ngroups * 2  # 2 epochs per run
+    assert (df["epoch"].max(), df["seed"].nunique()) == (2, 2)
+    again = rbprop.results(tmp_path)
+    pd.testing.assert_frame_equal(df.reset_index(drop=True), again.reset_index(drop=True))
+    table = rbprop.table(tmp_path)
+    assert isinstance(table, pd.DataFrame) and len(table) > 0
+
+
+def test_dynamics_chain_reaches_the_prediction():
+    out = rbprop.dynamics.chain([0.5, 0.5], algo="rbp", c=[1.0])
+    assert out["states"].shape == (len(out["t"]), 2)
+    assert np.allclose(out["states"][0], [0.5, 0.5])
+    assert abs(out["end"].prod() - out["target"]) < 1e-6
+    assert np.allclose(out["end"], out["predicted"], atol=1e-6)
+    wide = rbprop.dynamics.wide(5)
+    assert abs(wide["sum"] - wide["target"]) < 1e-6
+    s = rbprop.dynamics.sgd([0.5, 0.5])
+    assert s["sgd"].shape == s["ode"].shape
+
+
+def test_docstrings():
+    for f in [rbprop.Net, rbprop.Net.fit, rbprop.train, rbprop.load, rbprop.results, rbprop.dynamics.chain]:
+        assert f.__doc__ and len(f.__doc__) > 40, f
