@@ -591,6 +591,10 @@ fn a_run_under_its_legacy_id_in_the_old_words_is_found_and_skipped() {
     let runs = Experiment::load(&exp).unwrap().runs().unwrap();
     assert_eq!(runs.len(), 1);
     let run = &runs[0];
+    assert_eq!(
+        run.row,
+        "adaptive, adapt_factor=0.2, average k=2, channel-dropout r=0.1, sparse n=2, quantize-signal b=2, α=0.5, mid-tread, quantize-update b=4, stochastic"
+    );
     assert_eq!(run.legacy_id, OLD_RUN_LEGACY_ID);
     // the nested id is made of the settings alone
     assert_eq!(
