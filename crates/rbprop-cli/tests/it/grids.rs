@@ -3,10 +3,13 @@
 //! `configs/smoke` before they were rewritten (each run's id, row, column, seed and resolved
 //! settings); each file must expand to the same cells and seeds with the same settings, each
 //! run's legacy id (where `rbp reproduce` and the readers look for results written before) must
-//! be the id it had, and the runs keep their order.
+//! be the id it had, and the runs keep their order. The rows recorded in the words labels had
+//! before they took the flags' names (`quantized error b=2` for `quantize-signal b=2`) are found
+//! in today's words, under the same legacy ids.
 
 use rbprop::config::TrainConfig;
 use rbprop::experiment::Experiment;
+use rbprop::experiment::sweep::current_words;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -53,7 +56,7 @@ fn every_shipped_experiment_file_expands_to_its_recorded_grid() {
         }
         for want in recorded {
             let (row, column, seed) = (
-                want["row"].as_str().unwrap(),
+                current_words(want["row"].as_str().unwrap()),
                 want["column"].as_str().unwrap(),
                 want["seed"].as_u64().unwrap(),
             );

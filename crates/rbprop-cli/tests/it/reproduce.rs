@@ -71,7 +71,7 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
             "no-f'",
             "adaptive",
             "sparse n=2",
-            "dropout r=0.25"
+            "channel-dropout r=0.25"
         ]
     );
     let (a, b) = (
@@ -102,7 +102,7 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
         "basic-algorithms",
         "adaptive",
         "sparse",
-        "dropout",
+        "channel-dropout",
         "sparsity",
     ] {
         let svg = std::fs::read_to_string(
@@ -131,13 +131,14 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
     );
     // variant figures: labels in words, the unmodified channel drawn beside its variants
     let dropout =
-        std::fs::read_to_string(res.join("figures/fashion-mnist-subset-dropout.svg")).unwrap();
+        std::fs::read_to_string(res.join("figures/fashion-mnist-subset-channel-dropout.svg"))
+            .unwrap();
     assert!(
-        dropout.contains("RBP, dropout r = 0.25") && dropout.contains("RBP, baseline"),
+        dropout.contains("RBP, channel-dropout r = 0.25") && dropout.contains("RBP, baseline"),
         "{dropout}"
     );
     // PNGs are drawn at twice the SVG's size
-    let png = std::fs::read(res.join("figures/fashion-mnist-subset-dropout.png")).unwrap();
+    let png = std::fs::read(res.join("figures/fashion-mnist-subset-channel-dropout.png")).unwrap();
     let width = u32::from_be_bytes(png[16..20].try_into().unwrap());
     let svg_width: u32 = dropout
         .split("width=\"")

@@ -556,6 +556,86 @@ fn results_of_the_old_layout_read_silently_under_the_new_names() {
     }
 }
 
+/// The old-layout fixture as the run of a one-cell experiment whose row is generated from its
+/// settings: channel dropout and both quantizers, the row's words that were renamed after the
+/// flags (`dropout r=` → `channel-dropout r=`, `quantized error b=` → `quantize-signal b=`,
+/// `quantized update b=` → `quantize-update b=`).
+const OLD_RUN_EXPERIMENT: &str = r#"name = "legacy"
+dataset = "fashion-mnist-subset"
+data = "embedded:fashion-mnist-subset"
+seeds = [1]
+[train]
+epochs = 1
+hidden = [6, 5]
+train_limit = 300
+decay = 0.0
+[[variant]]
+channel = "asrbp"
+feedback = "sparse:2"
+average = 2
+adapt_factor = 0.2
+channel_dropout = 0.1
+quantize_signal = "2:0.5:mid-tread"
+quantize_update = "4:auto:stochastic"
+"#;
+
+/// The directory the run had before run ids were made of settings: `row--column--seedN`, the
+/// row in the words of that time. It must never change, whatever today's row says.
+const OLD_RUN_LEGACY_ID: &str = "adaptive--adapt-factor-0.2--average-k-2--dropout-r-0.1--sparse-n-2--quantized-error-b-2----0.5--mid-tread--quantized-update-b-4--stochastic--srbp--seed1";
+
+#[test]
+fn a_run_under_its_legacy_id_in_the_old_words_is_found_and_skipped() {
+    use rbprop::experiment::Experiment;
+    let dir = tempfile::tempdir().unwrap();
+    let exp = write(dir.path(), "legacy.toml", OLD_RUN_EXPERIMENT);
+    let runs = Experiment::load(&exp).unwrap().runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert_eq!(
+        run.row,
+        "adaptive, adapt_factor=0.2, average k=2, channel-dropout r=0.1, sparse n=2, quantize-signal b=2, α=0.5, mid-tread, quantize-update b=4, stochastic"
+    );
+    assert_eq!(run.legacy_id, OLD_RUN_LEGACY_ID);
+    // the nested id is made of the settings alone
+    assert_eq!(
+        run.id,
+        "asrbp/adapt_factor-0.2/average-2/dropout-0.1/sparse-2/signal-alpha-0.5/signal-bits-2/signal-form-mid-tread/update-bits-4/update-rounding-stochastic/seed-1"
+    );
+    let res = dir.path().join("results");
+    let root = res.join("legacy");
+    old_run(&root.join(OLD_RUN_LEGACY_ID));
+    let r = res.to_str().unwrap();
+    let o = rbp(&["reproduce", exp.to_str().unwrap(), "--results", r]);
+    let text = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains("already complete"), "{text}");
+    assert!(
+        text.contains("1 run(s) found under their legacy ids"),
+        "{text}"
+    );
+    assert!(
+        !root.join("asrbp").exists(),
+        "nothing written under the new id"
+    );
+    // the readers take it there, under the row as labelled today
+    let o = rbp(&["table", r]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = std::fs::read_to_string(res.join("table.md")).unwrap();
+    let line = md
+        .lines()
+        .find(|l| l.starts_with(&format!("| {} |", run.row)))
+        .unwrap_or_else(|| panic!("no row {}:\n{md}", run.row));
+    assert!(line.contains("| 11.05 |"), "{line}");
+    let o = rbp(&[
+        "reproduce",
+        exp.to_str().unwrap(),
+        "--results",
+        r,
+        "--status",
+    ]);
+    assert!(stdout(&o).contains("1 runs: 1 finished"), "{}", stdout(&o));
+}
+
 #[test]
 fn completions_for_bash_zsh_and_fish() {
     for (shell, flag) in [

@@ -43,13 +43,16 @@
 //! …), adaptive and no-derivative versions under their channel (`asrbp` → SRBP, `rbp-nof` → RBP).
 //! A cell without `row` gets a row made of its other settings in words, joined by `, `: `adaptive`
 //! and `no-f'` for such channels, `sparse n=8` (`signed sparse n=8`) for a feedback distribution,
-//! `dropout r=0.25`, `quantized error b=2, α=0.1`, `quantized update b=4, stochastic` (a
-//! quantizer's defaults, α auto and nearest rounding, go unsaid), `key=value` for any other
-//! setting; `baseline` when the cell sets nothing but its channel. A `row` or `column` given may
-//! hold placeholders: `{KEY}` is the cell's value of a setting the variant writes (its dotted name
-//! or, where no other ends alike, its last part: `{bits}`), `{KEY#}` the last number in it
-//! (`{feedback#}`: `sparse-signed:8` → 8); `{{` and `}}` are braces. No two cells of an
-//! experiment share a row and a column.
+//! the channel's noise and quantizers under their flags' names, `channel-dropout r=0.25`,
+//! `quantize-signal b=2, α=0.1`, `quantize-update b=4, stochastic` (a quantizer's defaults, α auto
+//! and nearest rounding, go unsaid), `key=value` for any other setting; `baseline` when the cell
+//! sets nothing but its channel. A `row` or `column` given may hold placeholders: `{KEY}` is the
+//! cell's value of a setting the variant writes (its dotted name or, where no other ends alike,
+//! its last part: `{bits}`), `{KEY#}` the last number in it (`{feedback#}`: `sparse-signed:8` →
+//! 8); `{{` and `}}` are braces. No two cells of an experiment share a row and a column. A row in
+//! the earlier words of these labels (`quantized error b=`, `quantized update b=`, `dropout r=`,
+//! as the experiments of results written by earlier versions hold them) reads in today's
+//! ([`sweep::RENAMED_WORDS`]).
 //!
 //! # Run ids
 //!
@@ -61,12 +64,13 @@
 //! `no-flip`; lower-case `[a-z0-9._+-]`), then the seed: `rbp/seed-1`, `rbp/sparse-8/seed-2`,
 //! `srbp/signal-alpha-0.1/signal-bits-2/seed-3`. Labels play no part, so relabelling a row keeps
 //! its results; cells with the same settings (the same runs shown in two columns) have their
-//! labels as one more part: `top/sparsity-n-0--rbp/seed-1`.
+//! labels as one more part, in the labels' earlier words: `top/sparsity-n-0--rbp/seed-1`.
 //!
 //! Results written before run ids were made of settings are in `row--column--seedN` directories
-//! named after the labels ([`legacy_id`]: `baseline--bp--seed1`,
-//! `quantized-error-b-2----0.1--srbp--seed1`). A run whose directory does not exist under its id
-//! is looked for under its legacy id, and taken there — skipped when finished, resumed when not,
+//! named after the labels in the words of that time ([`legacy_id`]: `baseline--bp--seed1`,
+//! `quantized-error-b-2----0.1--srbp--seed1` for row `quantize-signal b=2, α=0.1`,
+//! `dropout-r-0.25--rbp--seed1` for `channel-dropout r=0.25`). A run whose directory does not
+//! exist under its id is looked for under its legacy id, and taken there — skipped when finished, resumed when not,
 //! read by `rbp table`, `plot`, `export`, `ls`, `reproduce --status` and `--only` — when that
 //! directory holds the same settings (its `config.toml`, by [`crate::run::dir::same_run`]); it is
 //! not renamed ([`Run::dir`]).
@@ -295,7 +299,10 @@ impl Experiment {
                         None => Ok(sweep::channel_column(&channel)),
                     }
                 };
-                let (row, column) = (label(&v.row, "row")?, label(&v.column, "column")?);
+                // a row written in the words labels had before they took the flags' names (the
+                // rows of results written by earlier versions) reads in today's words
+                let row = sweep::current_words(&label(&v.row, "row")?);
+                let column = label(&v.column, "column")?;
                 if let Some((key, problem)) = culprit(&base, &settings) {
                     return Err(Error::config(
                         format!("{}: {key}", sweep::place(&row, &column)),

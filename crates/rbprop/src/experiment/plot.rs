@@ -20,8 +20,8 @@ struct Series {
 }
 
 /// The figure a row belongs to: the nine basic algorithms together (baseline, no-f', SBP,
-/// top-only), the sparsity sweep apart from the sparse rows, quantized error signals with a
-/// fixed α apart from the calibrated ones, else the Table 1 family.
+/// top-only), the sparsity sweep apart from the sparse rows, quantized error signals
+/// (`quantize-signal`) with a fixed α apart from the calibrated ones, else the Table 1 family.
 fn family(row: &str) -> String {
     let lower = row.to_ascii_lowercase();
     if ["baseline", "no-f'", "skipped", "top-only"]
@@ -35,8 +35,8 @@ fn family(row: &str) -> String {
     }
     // a fixed scale (the α ablation and its controls) beside the calibrated bit sweep, so that
     // neither figure crowds
-    if lower.starts_with("quantized error") && lower.contains("α=") {
-        return "quantized error, fixed scale".into();
+    if lower.starts_with("quantize-signal") && lower.contains("α=") {
+        return "quantize-signal, fixed scale".into();
     }
     // the generated labels of other sparse distributions (`signed sparse n=8`)
     if lower.starts_with("signed sparse ") || lower.starts_with("gaussian sparse ") {
@@ -171,16 +171,17 @@ fn words(row: &str) -> String {
 }
 
 /// A variant in its figure's legend: its row in words, less the quantizer's name that the title
-/// carries (`quantized error b=2, α=0.1` → `b = 2, α = 0.1`), so that legends stay beside the data.
+/// carries (`quantize-signal b=2, α=0.1` → `b = 2, α = 0.1`), so that legends stay beside the
+/// data.
 fn legend_words(row: &str) -> String {
-    let short = ["quantized error ", "quantized update "]
+    let short = ["quantize-signal ", "quantize-update "]
         .iter()
         .find_map(|p| row.strip_prefix(p))
         .unwrap_or(row);
     words(short)
 }
 
-/// The number in a row label that orders variants (`dropout r=0.25` → 0.25), if any.
+/// The number in a row label that orders variants (`channel-dropout r=0.25` → 0.25), if any.
 fn parameter(row: &str) -> f64 {
     row.split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .filter_map(|t| t.parse::<f64>().ok())

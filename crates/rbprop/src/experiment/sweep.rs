@@ -250,7 +250,7 @@ fn feedback_words(spec: &str) -> String {
     }
 }
 
-/// A quantizer in words: `quantized error b=2, α=0.1, mid-tread`.
+/// A quantizer in words: `quantize-signal b=2, α=0.1, mid-tread`.
 fn quantizer_words(what: &str, q: &Table) -> String {
     let mut out = what.to_string();
     if let Some(b) = q.get("bits") {
@@ -270,11 +270,12 @@ fn quantizer_words(what: &str, q: &Table) -> String {
     out
 }
 
-/// A row label made of the settings of a cell (all but the channel): the paper's words where
-/// the table and the figures know them (`sparse n=8`, `dropout r=0.25`, `quantized error b=2`,
-/// `quantized update b=4, stochastic`; a quantizer's defaults, α auto and nearest rounding, go
-/// unsaid), `key=value` otherwise, joined by `, `; `adaptive` and `no-f'` first for such
-/// channels; `baseline` when the cell sets nothing else.
+/// A row label made of the settings of a cell (all but the channel): words the table and the
+/// figures know (`sparse n=8`; the channel's noise and quantizers by their flags' names,
+/// `channel-dropout r=0.25`, `quantize-signal b=2`, `quantize-update b=4, stochastic`; a
+/// quantizer's defaults, α auto and nearest rounding, go unsaid), `key=value` otherwise, joined
+/// by `, `; `adaptive` and `no-f'` first for such channels; `baseline` when the cell sets nothing
+/// else.
 pub fn row_words(settings: &Table) -> String {
     let settings = &vocabulary(settings);
     let mut words: Vec<String> = Vec::new();
@@ -295,8 +296,8 @@ pub fn row_words(settings: &Table) -> String {
         None => Table::new(),
     };
     for (k, what) in [
-        ("quantize_signal", "quantized error"),
-        ("quantize_update", "quantized update"),
+        ("quantize_signal", "quantize-signal"),
+        ("quantize_update", "quantize-update"),
     ] {
         if let Some(Value::Table(q)) = options.get(k) {
             let q = q.clone();
@@ -308,7 +309,7 @@ pub fn row_words(settings: &Table) -> String {
         let key = path.join(".");
         words.push(match key.as_str() {
             "feedback" => feedback_words(&text(&v)),
-            "dropout" => format!("dropout r={}", text(&v)),
+            "dropout" => format!("channel-dropout r={}", text(&v)),
             "average" => format!("average k={}", text(&v)),
             k if k.starts_with('~') => text(&v),
             k => format!("{k}={}", text(&v)),
@@ -322,6 +323,50 @@ pub fn row_words(settings: &Table) -> String {
     } else {
         words.join(", ")
     }
+}
+
+/// The words of row labels renamed to their flags' names (`--quantize-signal`,
+/// `--quantize-update`, `--channel-dropout`), as (earlier, today): each begins a group of a row's
+/// words (the row's start, or after `, `). Used only for rows written in the earlier words (in
+/// results written by earlier versions, or by hand), which read in today's words
+/// ([`current_words`]), and for the directory names that were made of labels, which keep the
+/// earlier words ([`earlier_words`]: [`legacy_id`], [`label_part`]), so that the renaming moved
+/// no run.
+pub const RENAMED_WORDS: [(&str, &str); 3] = [
+    ("quantized error b=", "quantize-signal b="),
+    ("quantized update b=", "quantize-update b="),
+    ("dropout r=", "channel-dropout r="),
+];
+
+/// `row` with every group of words (split at `, `) that begins with the first of a pair of
+/// [`RENAMED_WORDS`] beginning with the second instead.
+fn reword(
+    row: &str,
+    pick: impl Fn(&(&'static str, &'static str)) -> (&'static str, &'static str),
+) -> String {
+    row.split(", ")
+        .map(|group| {
+            RENAMED_WORDS
+                .iter()
+                .map(&pick)
+                .find_map(|(from, to)| group.strip_prefix(from).map(|rest| format!("{to}{rest}")))
+                .unwrap_or_else(|| group.to_string())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A row in today's words: `quantized error b=2, α=0.1` → `quantize-signal b=2, α=0.1`,
+/// `dropout r=0.25` → `channel-dropout r=0.25` (see [`RENAMED_WORDS`]); any other row as it is.
+pub fn current_words(row: &str) -> String {
+    reword(row, |&(earlier, today)| (earlier, today))
+}
+
+/// A row in the words of labels before [`RENAMED_WORDS`]: `quantize-signal b=2, α=0.1` →
+/// `quantized error b=2, α=0.1`; any other row as it is. Only for the directory names once made
+/// of labels.
+pub fn earlier_words(row: &str) -> String {
+    reword(row, |&(earlier, today)| (today, earlier))
 }
 
 /// Fills the placeholders of a label: `{KEY}` is the value of the cell's setting KEY (its full
@@ -477,8 +522,11 @@ pub fn with_seed(stem: &str, seed: u64) -> String {
 
 /// The id of the run of cell (`row`, `column`) with `seed` before sweeps (the `row--column--seedN`
 /// of results written until then): where `rbp reproduce`, `rbp table` and the others look for a
-/// run whose directory under its id does not exist.
+/// run whose directory under its id does not exist. The row in the words of that time
+/// ([`earlier_words`]): `quantize-signal b=2, α=0.1` / `SRBP` / 1 →
+/// `quantized-error-b-2----0.1--srbp--seed1`, as from `quantized error b=2, α=0.1`.
 pub fn legacy_id(row: &str, column: &str, seed: u64) -> String {
+    let row = earlier_words(row);
     let clean = |s: &str| -> String {
         s.to_ascii_lowercase()
             .chars()
@@ -491,13 +539,14 @@ pub fn legacy_id(row: &str, column: &str, seed: u64) -> String {
             })
             .collect()
     };
-    format!("{}--{}--seed{seed}", clean(row), clean(column))
+    format!("{}--{}--seed{seed}", clean(&row), clean(column))
 }
 
 /// The labels part told apart by when two cells have the same settings (and so the same id
-/// stem): `sparsity-n-0--rbp`.
+/// stem): `sparsity-n-0--rbp`; the row in the words of labels before [`RENAMED_WORDS`]
+/// ([`earlier_words`]), so that ids made before the renaming still hold.
 pub fn label_part(row: &str, column: &str) -> String {
-    format!("{}--{}", slug(row), slug(column))
+    format!("{}--{}", slug(&earlier_words(row)), slug(column))
 }
 
 /// An error of a variant: `variant ROW / COLUMN` (as written or expanded).
@@ -555,10 +604,10 @@ mod tests {
         assert_eq!(
             got,
             [
-                "dropout r=0.1 bp",
-                "dropout r=0.1 rbp",
-                "dropout r=0.5 bp",
-                "dropout r=0.5 rbp"
+                "channel-dropout r=0.1 bp",
+                "channel-dropout r=0.1 rbp",
+                "channel-dropout r=0.5 bp",
+                "channel-dropout r=0.5 rbp"
             ]
         );
     }
@@ -574,7 +623,7 @@ mod tests {
         );
         assert_eq!(
             row_words(&t),
-            "no-f', signed sparse n=8, quantized error b=2, α=0.1"
+            "no-f', signed sparse n=8, quantize-signal b=2, α=0.1"
         );
         assert_eq!(channel_column("srbp-nof"), "SRBP");
         assert_eq!(row_words(&table("channel = \"bp\"")), "baseline");
@@ -582,7 +631,7 @@ mod tests {
             row_words(&table(
                 "channel_options.quantize_update = { bits = 4, rounding = \"stochastic\" }\nlr = 0.5"
             )),
-            "quantized update b=4, stochastic, lr=0.5"
+            "quantize-update b=4, stochastic, lr=0.5"
         );
         assert_eq!(
             fill("sparsity n={feedback#}, b={bits} {{x}}", &t).unwrap(),
@@ -615,9 +664,64 @@ mod tests {
             "quantized-error-b-2-0.1"
         );
         assert_eq!(slug("../.."), "x");
+        // legacy ids are made of the earlier words, whichever words the row is in
+        for row in ["quantized error b=2, α=0.1", "quantize-signal b=2, α=0.1"] {
+            assert_eq!(
+                legacy_id(row, "SRBP", 1),
+                "quantized-error-b-2----0.1--srbp--seed1"
+            );
+        }
         assert_eq!(
-            legacy_id("quantized error b=2, α=0.1", "SRBP", 1),
-            "quantized-error-b-2----0.1--srbp--seed1"
+            legacy_id("channel-dropout r=0.25", "RBP", 1),
+            "dropout-r-0.25--rbp--seed1"
         );
+        assert_eq!(
+            label_part("quantize-update b=4, stochastic", "RBP"),
+            "quantized-update-b-4-stochastic--rbp"
+        );
+    }
+
+    #[test]
+    fn rows_in_the_earlier_words_read_in_todays() {
+        for (earlier, today) in [
+            ("quantized error b=2, α=0.1", "quantize-signal b=2, α=0.1"),
+            (
+                "quantized error b=2, mid-tread α=1",
+                "quantize-signal b=2, mid-tread α=1",
+            ),
+            (
+                "quantized update b=4, stochastic",
+                "quantize-update b=4, stochastic",
+            ),
+            ("dropout r=0.25", "channel-dropout r=0.25"),
+            (
+                "adaptive, dropout r=0.1, quantized error b=2, quantized update b=4",
+                "adaptive, channel-dropout r=0.1, quantize-signal b=2, quantize-update b=4",
+            ),
+        ] {
+            assert_eq!(current_words(earlier), today);
+            assert_eq!(current_words(today), today, "today's words stay");
+            assert_eq!(earlier_words(today), earlier);
+            assert_eq!(earlier_words(earlier), earlier);
+        }
+        // only a group's first words: other rows are as written
+        for row in [
+            "dropout",
+            "no dropout r=0.1",
+            "sparse n=8",
+            "quantized error",
+        ] {
+            assert_eq!(current_words(row), row);
+            assert_eq!(earlier_words(row), row);
+        }
+        // the generated rows are today's words
+        let t = table(
+            "channel = \"asrbp\"\nchannel_dropout = 0.1\nquantize_signal = \"2:0.5:mid-tread\"\nquantize_update = \"4:auto:stochastic\"\n",
+        );
+        assert_eq!(
+            row_words(&t),
+            "adaptive, channel-dropout r=0.1, quantize-signal b=2, α=0.5, mid-tread, quantize-update b=4, stochastic"
+        );
+        assert_eq!(current_words(&row_words(&t)), row_words(&t));
     }
 }

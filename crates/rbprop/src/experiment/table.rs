@@ -1,6 +1,6 @@
 //! `rbp table`: the paper's Table 1 regenerated from results alone — rows baseline, no-f',
-//! adaptive, sparse, quantized error, quantized update, dropout (in that order, then any other
-//! row); columns BP / RBP / SRBP per dataset; each cell the mean (sample standard deviation) of
+//! adaptive, sparse, quantize-signal, quantize-update, channel-dropout (in that order, then any
+//! other row); columns BP / RBP / SRBP per dataset; each cell the mean (sample standard deviation) of
 //! the final test accuracy over seeds, in percent. A cell no experiment declares is "n/a"; a
 //! declared cell without finished runs is "missing" (never 0); `[k/n]` counts seeds present.
 //!
@@ -22,9 +22,9 @@ pub const ROW_ORDER: [&str; 7] = [
     "no-f'",
     "adaptive",
     "sparse",
-    "quantized error",
-    "quantized update",
-    "dropout",
+    "quantize-signal",
+    "quantize-update",
+    "channel-dropout",
 ];
 
 /// One cell's data: the runs of one (dataset, row, column) with the same resolved settings
