@@ -110,7 +110,10 @@ pub fn labels(obj: &Bound<'_, PyAny>, name: &str, classes: usize) -> PyResult<Ve
             "{name}: expected a 1-d array of labels, got {ndim} dimensions"
         )));
     }
-    let values: Vec<i64> = arr.call_method1("astype", ("int64",))?.call_method0("tolist")?.extract()?;
+    let values: Vec<i64> = arr
+        .call_method1("astype", ("int64",))?
+        .call_method0("tolist")?
+        .extract()?;
     let mut out = Vec::with_capacity(values.len());
     for (i, &v) in values.iter().enumerate() {
         if v < 0 || v as usize >= classes {
@@ -165,7 +168,11 @@ pub fn dataset(
 }
 
 /// Examples only (for `predict`), checked like [`dataset`]'s.
-pub fn inputs(x: &Bound<'_, PyAny>, input: (usize, usize, usize), name: &str) -> PyResult<Vec<f32>> {
+pub fn inputs(
+    x: &Bound<'_, PyAny>,
+    input: (usize, usize, usize),
+    name: &str,
+) -> PyResult<Vec<f32>> {
     let (images, shape) = floats(x, name)?;
     let dim = input.0 * input.1 * input.2;
     let per: usize = shape.iter().skip(1).product();
@@ -179,8 +186,14 @@ pub fn inputs(x: &Bound<'_, PyAny>, input: (usize, usize, usize), name: &str) ->
 }
 
 /// A tensor as a numpy float32 array of `shape`.
-pub fn array<'py>(py: Python<'py>, shape: &[usize], values: Vec<f32>) -> PyResult<Bound<'py, PyAny>> {
-    Ok(PyArray1::from_vec(py, values).reshape(shape.to_vec())?.into_any())
+pub fn array<'py>(
+    py: Python<'py>,
+    shape: &[usize],
+    values: Vec<f32>,
+) -> PyResult<Bound<'py, PyAny>> {
+    Ok(PyArray1::from_vec(py, values)
+        .reshape(shape.to_vec())?
+        .into_any())
 }
 
 /// A float64 array of `rows × cols`.
@@ -203,9 +216,9 @@ pub fn input_shape(obj: &Bound<'_, PyAny>) -> PyResult<(usize, usize, usize)> {
     if let Ok(n) = obj.extract::<usize>() {
         return Ok((n, 1, 1));
     }
-    let dims: Vec<usize> = obj.extract().map_err(|_| {
-        PyTypeError::new_err("input_shape: expected an int, (H, W) or (C, H, W)")
-    })?;
+    let dims: Vec<usize> = obj
+        .extract()
+        .map_err(|_| PyTypeError::new_err("input_shape: expected an int, (H, W) or (C, H, W)"))?;
     match dims.as_slice() {
         [n] => Ok((*n, 1, 1)),
         [h, w] => Ok((1, *h, *w)),

@@ -13,11 +13,11 @@ use rbprop::config::TrainConfig;
 use rbprop::data::{Dataset, Split};
 use rbprop::dynamics::input::Moments;
 use rbprop::dynamics::report;
-use rbprop::report::ReportError;
 use rbprop::dynamics::solve::Integration;
 use rbprop::dynamics::systems::Algo;
 use rbprop::experiment::runner::{self, GridObserver, Options};
 use rbprop::experiment::{Experiment, Run, export, table};
+use rbprop::report::ReportError;
 use rbprop::run::{self as runs, Observer};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,7 +72,8 @@ fn load(path: PathBuf) -> PyResult<Net> {
 /// MNIST IDX or CIFAR-10 binary files).
 fn split(py: Python<'_>, source: &str) -> PyResult<Split> {
     let source = source.to_string();
-    py.detach(move || rbprop::data::load(&source)).map_err(py_err)
+    py.detach(move || rbprop::data::load(&source))
+        .map_err(py_err)
 }
 
 /// load_data(source="embedded:fashion-mnist-subset") -> tuple
@@ -151,7 +152,13 @@ fn train(
         runs::run_with_trainer(&config, &split, out.as_deref(), &mut Stopper(stop))
     })?;
     let (history, trainer) = run.map_err(py_err)?;
-    Net::from_parts(config, split.train.shape, split.train.classes, trainer, history)
+    Net::from_parts(
+        config,
+        split.train.shape,
+        split.train.classes,
+        trainer,
+        history,
+    )
 }
 
 /// A split from arrays `(X_train, y_train, X_test, y_test)`.
@@ -216,8 +223,10 @@ fn reproduce(
         quick,
         data,
     };
-    let outcomes = interruptible(py, |stop| runner::reproduce(&exp, &opts, &GridStopper(stop)))?
-        .map_err(py_err)?;
+    let outcomes = interruptible(py, |stop| {
+        runner::reproduce(&exp, &opts, &GridStopper(stop))
+    })?
+    .map_err(py_err)?;
     Ok(outcomes
         .into_iter()
         .map(|(id, o)| (id, format!("{o:?}")))
@@ -259,7 +268,10 @@ fn algo(name: &str) -> PyResult<Algo> {
 }
 
 fn numbers(v: &[f64]) -> String {
-    v.iter().map(|x| format!("{x:e}")).collect::<Vec<_>>().join(",")
+    v.iter()
+        .map(|x| format!("{x:e}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn integration(t_end: f64, method: String, step: f64, rtol: f64) -> Integration {

@@ -108,7 +108,7 @@ impl Net {
         input: (usize, usize, usize),
         classes: usize,
     ) -> PyResult<Self> {
-        if classes < 2 || classes > 256 {
+        if !(2..=256).contains(&classes) {
             return Err(PyValueError::new_err(format!(
                 "classes: expected 2 to 256 classes, got {classes}"
             )));
@@ -643,7 +643,11 @@ impl Net {
             }
             dir.write_metrics(&lines)?;
             checkpoint::save(&dir.checkpoint_file(), trainer, history.len(), &config)?;
-            let status = if history.is_empty() { "running" } else { "completed" };
+            let status = if history.is_empty() {
+                "running"
+            } else {
+                "completed"
+            };
             dir.write_summary(status, history, None)
         })
         .map_err(py_err)

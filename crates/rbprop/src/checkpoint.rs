@@ -263,9 +263,12 @@ pub fn save(path: &Path, t: &mut Trainer, epoch: usize, config: &TrainConfig) ->
     crate::run::dir::write_atomic(path, &data)
 }
 
+/// An input shape: (channels, rows, cols).
+pub type InputShape = (usize, usize, usize);
+
 /// The input shape (channels, rows, cols) a net was built for: a conv net's first geometry, or
 /// `(n_in, 1, 1)` for a dense net (whose layers see only the number of values).
-pub fn input_shape(net: &Net) -> (usize, usize, usize) {
+pub fn input_shape(net: &Net) -> InputShape {
     match net.layers.first().map(|l| l.kind) {
         Some(Kind::Conv(g)) => (g.c_in, g.h, g.w),
         Some(Kind::Dense) => (net.layers[0].n_in, 1, 1),
@@ -276,7 +279,7 @@ pub fn input_shape(net: &Net) -> (usize, usize, usize) {
 /// What a checkpoint says about the net it holds without reading its numbers: the input shape
 /// (written since this version; else `(n_in, 1, 1)` for a dense first layer, `None` for a conv
 /// one) and the number of classes (the last layer's biases).
-pub fn peek(path: &Path) -> Result<(Option<(usize, usize, usize)>, usize)> {
+pub fn peek(path: &Path) -> Result<(Option<InputShape>, usize)> {
     let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     let bad = |problem: String| Error::Data {
         path: path.to_path_buf(),

@@ -186,7 +186,8 @@ pub fn run_locked(
         .num_threads(config.threads)
         .build()
         .map_err(|e| Error::config("threads", e.to_string()))?;
-    pool.install(|| run_in_pool(config, split, out, observer)).map(|(metrics, _)| metrics)
+    pool.install(|| run_in_pool(config, split, out, observer))
+        .map(|(metrics, _)| metrics)
 }
 
 fn run_in_pool(
