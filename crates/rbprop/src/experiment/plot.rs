@@ -170,11 +170,11 @@ fn words(row: &str) -> String {
     row.replace('=', " = ").replace("  ", " ")
 }
 
-/// A variant in its figure's legend: its row in words, less the quantizer's name that the title
-/// carries (`quantize-signal b=2, α=0.1` → `b = 2, α = 0.1`), so that legends stay beside the
-/// data.
+/// A variant in its figure's legend: its row in words, less the variant's name that the title
+/// carries (`quantize-signal b=2, α=0.1` → `b = 2, α = 0.1`, `channel-dropout r=0.25` →
+/// `r = 0.25`), so that legends stay beside the data.
 fn legend_words(row: &str) -> String {
-    let short = ["quantize-signal ", "quantize-update "]
+    let short = ["quantize-signal ", "quantize-update ", "channel-dropout "]
         .iter()
         .find_map(|p| row.strip_prefix(p))
         .unwrap_or(row);
@@ -198,7 +198,17 @@ fn draw_panel<DB: DrawingBackend>(
     let font = |size: f64| ("sans-serif", size * scale);
     // the legend stands beside the data, never on it
     let (w, _) = area.dim_in_pixel();
-    let legend_w = (w as f64 * 0.3) as u32;
+    // wide enough for the longest label (at most half the panel)
+    let longest = panel
+        .curves
+        .iter()
+        .filter_map(|c| area.estimate_text_size(&c.label, &font(12.0).into_text_style(area)).ok())
+        .map(|(tw, _)| tw)
+        .max()
+        .unwrap_or(0);
+    let legend_w = ((w as f64 * 0.3) as u32)
+        .max(longest + px(36.0) as u32)
+        .min(w / 2);
     let (plot, legend) = area.split_horizontally(w - legend_w);
     let all = panel.curves.iter().flat_map(|c| c.pts.iter());
     let (x0, x1) = all
