@@ -403,14 +403,37 @@ fn quantize_one(x: f32, alpha: f32, s: f32) -> f32 {
     }
 }
 
-/// A uniform number in [0, 1) from a 64-bit key: the SplitMix64 finaliser, top 24 bits.
+/// The 32-bit key of the draws of one update for the entries whose 64-bit index has high half
+/// `hi`: the SplitMix64 finaliser of the update's key and `hi`, folded to 32 bits.
 #[inline(always)]
-pub fn uniform(key: u64) -> f32 {
-    let mut z = key.wrapping_add(0x9e37_79b9_7f4a_7c15);
+pub fn draw_key(key: u64, hi: u32) -> u32 {
+    let mut z = key ^ (hi as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^= z >> 31;
-    (z >> 40) as f32 * (1.0 / 16_777_216.0)
+    (z ^ (z >> 32)) as u32
+}
+
+/// The uniform number in [0, 1) of the entry whose index has low half `lo`, under draw key `k`
+/// ([`draw_key`]): a bijective 32-bit integer hash (lowbias32) of `lo ⊕ k`, top 24 bits. Only
+/// 32-bit arithmetic, so that eight lanes draw at once on AVX2.
+#[inline(always)]
+pub fn uniform_lo(k: u32, lo: u32) -> f32 {
+    let mut x = lo ^ k;
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x21f0_aaad);
+    x ^= x >> 15;
+    x = x.wrapping_mul(0x735a_2d97);
+    x ^= x >> 15;
+    (x >> 8) as f32 * (1.0 / 16_777_216.0)
+}
+
+/// The uniform number in [0, 1) of entry `index` of an update drawn under `key` (distinct
+/// entries of one update get distinct numbers' hashes: the hash is a bijection of the low half
+/// for each high half).
+#[inline(always)]
+pub fn uniform(key: u64, index: u64) -> f32 {
+    uniform_lo(draw_key(key, (index >> 32) as u32), index as u32)
 }
 
 /// `k ← clamp(floor(x + u), −s, s)`: a scaled value to its signed number of steps, rounded up
@@ -449,7 +472,7 @@ pub fn steps_of(x: f32, s: f32) -> f32 {
 }
 
 /// The sums over examples of one tile: `acc[r][c] += Σ_e steps(coefs[e][r0 + r] · inputs[e][c0 + c])`,
-/// rounded to nearest, or stochastically with `u = uniform(key + index of (e, r, c))` when
+/// rounded to nearest, or stochastically with `u = uniform(key, index of (e, r, c))` when
 /// `STOCHASTIC`.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
@@ -463,6 +486,8 @@ fn outer_tile<const R: usize, const C: usize, const STOCHASTIC: bool>(
     key: u64,
 ) {
     let mut tile = [[0.0f32; C]; R];
+    // the draw key of the high half of the indices, recomputed only when that changes
+    let mut cached: Option<(u32, u32)> = None;
     for (e, (coef, input)) in coefs
         .chunks_exact(n_rows)
         .zip(inputs.chunks_exact(n_cols))
@@ -472,9 +497,25 @@ fn outer_tile<const R: usize, const C: usize, const STOCHASTIC: bool>(
         for (r, row) in tile.iter_mut().enumerate() {
             let c = coef[r0 + r];
             if STOCHASTIC {
-                let base = key.wrapping_add(((e * n_rows + r0 + r) * n_cols + c0) as u64);
-                for (j, (t, o)) in row.iter_mut().zip(o).enumerate() {
-                    *t += steps_stochastic(c * o, s, uniform(base.wrapping_add(j as u64)));
+                let base = ((e * n_rows + r0 + r) * n_cols + c0) as u64;
+                let (hi, lo) = ((base >> 32) as u32, base as u32);
+                if lo.checked_add(C as u32).is_some() {
+                    let k = match cached {
+                        Some((h, k)) if h == hi => k,
+                        _ => {
+                            let k = draw_key(key, hi);
+                            cached = Some((hi, k));
+                            k
+                        }
+                    };
+                    for (j, (t, o)) in row.iter_mut().zip(o).enumerate() {
+                        *t += steps_stochastic(c * o, s, uniform_lo(k, lo + j as u32));
+                    }
+                } else {
+                    // the tile's indices cross a multiple of 2³²
+                    for (j, (t, o)) in row.iter_mut().zip(o).enumerate() {
+                        *t += steps_stochastic(c * o, s, uniform(key, base + j as u64));
+                    }
                 }
             } else {
                 for (t, o) in row.iter_mut().zip(o) {
@@ -550,7 +591,7 @@ dispatch! {
 
 dispatch! {
     /// [`add_quantized_outer`] with stochastic rounding: entry (e, r, c) rounds up with
-    /// probability equal to its fraction, drawn as `uniform(key + (e·n_rows + r)·n_cols + c)`.
+    /// probability equal to its fraction, drawn as `uniform(key, (e·n_rows + r)·n_cols + c)`.
     pub fn add_quantized_outer_stochastic(
         acc: &mut [f32],
         coefs: &[f32],
@@ -715,14 +756,23 @@ mod tests {
         for x in [0.3f32, -1.7, 2.25, 0.0, -0.01] {
             let n = 200_000u64;
             let mean: f64 = (0..n)
-                .map(|i| steps_stochastic(x, 3.0, uniform(i)) as f64)
+                .map(|i| steps_stochastic(x, 3.0, uniform(7, i)) as f64)
                 .sum::<f64>()
                 / n as f64;
             assert!((mean - x as f64).abs() < 0.01, "{x}: mean {mean}");
         }
         assert_eq!(steps_stochastic(9.0, 3.0, 0.99), 3.0);
         assert_eq!(steps_stochastic(-9.0, 3.0, 0.0), -3.0);
-        assert!((0..10_000).all(|i| (0.0..1.0).contains(&uniform(i))));
+        assert!((0..10_000).all(|i| (0.0..1.0).contains(&uniform(3, i))));
+        // across the 2³² boundary of the index, and uniform in its moments there too
+        let n = 100_000u64;
+        let us: Vec<f64> = (0..n).map(|i| uniform(5, (1 << 32) - n / 2 + i) as f64).collect();
+        let mean = us.iter().sum::<f64>() / n as f64;
+        let var = us.iter().map(|u| (u - mean).powi(2)).sum::<f64>() / n as f64;
+        assert!((mean - 0.5).abs() < 0.005 && (var - 1.0 / 12.0).abs() < 0.002, "{mean} {var}");
+        // neighbouring entries are not correlated
+        let corr = us.windows(2).map(|w| (w[0] - 0.5) * (w[1] - 0.5)).sum::<f64>() / n as f64;
+        assert!(corr.abs() < 0.002, "{corr}");
     }
 
     #[test]
@@ -755,7 +805,7 @@ mod tests {
                         // stochastic: floor(x + u) with u drawn for (e, r, c)
                         let want: f32 = (0..batch)
                             .map(|e| {
-                                let u = uniform(key + ((e * n_rows + r) * n_cols + c) as u64);
+                                let u = uniform(key, ((e * n_rows + r) * n_cols + c) as u64);
                                 steps_stochastic(
                                     scaled[e * n_rows + r] * inputs[e * n_cols + c],
                                     s,

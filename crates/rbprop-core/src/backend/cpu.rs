@@ -507,7 +507,7 @@ fn quantized_update(
     let steps = |x: f32, index: u64| -> f32 {
         match key {
             None => quantize::steps_of(x, s),
-            Some(k) => quantize::steps_stochastic(x, s, quantize::uniform(k.wrapping_add(index))),
+            Some(k) => quantize::steps_stochastic(x, s, quantize::uniform(k, index)),
         }
     };
     match &shape.conv {
