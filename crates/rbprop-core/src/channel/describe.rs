@@ -19,10 +19,10 @@ impl<B: Backend> Channel<B> {
         };
         let mut noise = String::new();
         if self.dropout > 0.0 {
-            noise += &format!(", dropout r={}", self.dropout);
+            noise += &format!(", channel-dropout r={}", self.dropout);
         }
         if let Some(q) = self.quantize_signal {
-            noise += &format!(", quantized ({})", q.describe(Form::MidRise));
+            noise += &format!(", quantize-signal ({})", q.describe(Form::MidRise));
         }
         self.routes
             .iter()
