@@ -766,12 +766,21 @@ mod tests {
         assert!((0..10_000).all(|i| (0.0..1.0).contains(&uniform(3, i))));
         // across the 2³² boundary of the index, and uniform in its moments there too
         let n = 100_000u64;
-        let us: Vec<f64> = (0..n).map(|i| uniform(5, (1 << 32) - n / 2 + i) as f64).collect();
+        let us: Vec<f64> = (0..n)
+            .map(|i| uniform(5, (1 << 32) - n / 2 + i) as f64)
+            .collect();
         let mean = us.iter().sum::<f64>() / n as f64;
         let var = us.iter().map(|u| (u - mean).powi(2)).sum::<f64>() / n as f64;
-        assert!((mean - 0.5).abs() < 0.005 && (var - 1.0 / 12.0).abs() < 0.002, "{mean} {var}");
+        assert!(
+            (mean - 0.5).abs() < 0.005 && (var - 1.0 / 12.0).abs() < 0.002,
+            "{mean} {var}"
+        );
         // neighbouring entries are not correlated
-        let corr = us.windows(2).map(|w| (w[0] - 0.5) * (w[1] - 0.5)).sum::<f64>() / n as f64;
+        let corr = us
+            .windows(2)
+            .map(|w| (w[0] - 0.5) * (w[1] - 0.5))
+            .sum::<f64>()
+            / n as f64;
         assert!(corr.abs() < 0.002, "{corr}");
     }
 

@@ -86,13 +86,13 @@ pub fn floats(obj: &Bound<'_, PyAny>, name: &str) -> PyResult<(Vec<f32>, Vec<usi
     let shape = c.shape().to_vec();
     let view = c.readonly();
     let src = view.as_slice()?;
-    // one pass: copy and check (a vectorizable sum of v − v is NaN exactly when some v is not
+    // one pass: copy and check (a vectorizable sum of v · 0 is NaN exactly when some v is not
     // finite); the position only when something is wrong
     let mut values = Vec::with_capacity(src.len());
     let mut finite = true;
     for chunk in src.chunks(1 << 14) {
         values.extend_from_slice(chunk);
-        finite &= chunk.iter().fold(0.0f32, |acc, v| acc + (v - v)) == 0.0;
+        finite &= chunk.iter().fold(0.0f32, |acc, v| acc + v * 0.0) == 0.0;
     }
     if !finite && let Some(i) = values.iter().position(|v| !v.is_finite()) {
         return Err(PyValueError::new_err(format!(

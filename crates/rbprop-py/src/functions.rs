@@ -274,6 +274,14 @@ fn numbers(v: &[f64]) -> String {
         .join(",")
 }
 
+fn moments(alpha: f64, beta: f64) -> Moments {
+    Moments {
+        alpha,
+        beta,
+        stats: None,
+    }
+}
+
 fn integration(t_end: f64, method: String, step: f64, rtol: f64) -> Integration {
     Integration {
         t_end,
@@ -311,11 +319,7 @@ fn dynamics_chain<'py>(
         mu: format!("{mu:e}"),
         signed_power,
         adaptive,
-        moments: Moments {
-            alpha,
-            beta,
-            stats: None,
-        },
+        moments: moments(alpha, beta),
         integration: integration(t_end, method, step, rtol),
     };
     let mut text = Vec::new();
@@ -366,11 +370,7 @@ fn dynamics_wide<'py>(
         c: c.as_deref().map(numbers),
         from: start.as_deref().map(numbers),
         seed,
-        moments: Moments {
-            alpha,
-            beta,
-            stats: None,
-        },
+        moments: moments(alpha, beta),
         integration: integration(t_end, method, step, rtol),
     };
     let mut text = Vec::new();

@@ -14,7 +14,7 @@ use rbprop::data::Dataset;
 use rbprop::data::augment::Augment;
 use rbprop::model::Activations;
 use rbprop::run::dir::read_metrics_lines;
-use rbprop::run::{EpochMetrics, PROBE_EXAMPLES, RunDir, build_trainer};
+use rbprop::run::{EpochMetrics, RunDir, build_trainer};
 use rbprop::train::Trainer;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
@@ -196,16 +196,7 @@ impl Net {
                 )?;
                 let seconds = clock.elapsed().as_secs_f64();
                 let tested = test.map(|t| trainer.evaluate(t));
-                let layers = diagnostics.then(|| {
-                    let n = PROBE_EXAMPLES.min(train.len());
-                    diagnostics::probe(
-                        &trainer.net,
-                        &trainer.channel,
-                        &train.images[..n * train.dim],
-                        &train.labels[..n],
-                        trainer.rate(),
-                    )
-                });
+                let layers = diagnostics.then(|| rbprop::run::probe(trainer, train));
                 Some(EpochMetrics {
                     epoch,
                     train_loss: stats.loss,

@@ -414,7 +414,9 @@ fn variant_flags_reach_the_channel() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(
-        t.contains("C(20×10)·δ[2] ⊙ f', channel-dropout r=0.25, quantize-signal (8 bits, mid-rise, α auto)"),
+        t.contains(
+            "C(20×10)·δ[2] ⊙ f', channel-dropout r=0.25, quantize-signal (8 bits, mid-rise, α auto)"
+        ),
         "{t}"
     );
     assert!(t.contains("δ angle to BP"), "{t}");

@@ -202,7 +202,10 @@ fn draw_panel<DB: DrawingBackend>(
     let longest = panel
         .curves
         .iter()
-        .filter_map(|c| area.estimate_text_size(&c.label, &font(12.0).into_text_style(area)).ok())
+        .filter_map(|c| {
+            area.estimate_text_size(&c.label, &font(12.0).into_text_style(area))
+                .ok()
+        })
         .map(|(tw, _)| tw)
         .max()
         .unwrap_or(0);

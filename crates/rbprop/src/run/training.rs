@@ -8,8 +8,8 @@ use crate::channel::Channel;
 use crate::channel::diagnostics;
 use crate::checkpoint;
 use crate::config::TrainConfig;
-use crate::data::Split;
 use crate::data::augment::Augment;
+use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::model::{Net, parse_arch};
 use crate::rng;
@@ -268,16 +268,7 @@ fn run_in_pool(
             }
             return Err(err);
         }
-        let layers = config.diagnostics.then(|| {
-            let n = PROBE_EXAMPLES.min(train.len());
-            diagnostics::probe(
-                &trainer.net,
-                &trainer.channel,
-                &train.images[..n * train.dim],
-                &train.labels[..n],
-                trainer.rate(),
-            )
-        });
+        let layers = config.diagnostics.then(|| probe(&trainer, &train));
         let m = EpochMetrics {
             epoch,
             train_loss: stats.loss,
@@ -305,6 +296,19 @@ fn run_in_pool(
         observer.end_epoch(&m);
     }
     Ok((metrics, trainer))
+}
+
+/// The per-layer diagnostics of an epoch's end: on the first [`PROBE_EXAMPLES`] training
+/// examples, at the trainer's next learning rate.
+pub fn probe(trainer: &Trainer, train: &Dataset) -> Vec<diagnostics::LayerDiagnostics> {
+    let n = PROBE_EXAMPLES.min(train.len());
+    diagnostics::probe(
+        &trainer.net,
+        &trainer.channel,
+        &train.images[..n * train.dim],
+        &train.labels[..n],
+        trainer.rate(),
+    )
 }
 
 /// If `dir` holds a checkpoint of an earlier, interrupted run of the same configuration (the
