@@ -101,3 +101,14 @@ def test_conv_net_matches_cli(rbp, tmp_path):
     loaded = rbprop.load(tmp_path / "cli")
     assert loaded.input_shape == (1, 28, 28)
     assert np.array_equal(loaded.predict(Xt), net.predict(Xt))
+
+
+def test_net_without_validation_saves_and_loads(tmp_path):
+    X, y, _, _ = rbprop.load_data()
+    net = rbprop.Net([784, 16, 10], seed=1)
+    net.fit(X[:500], y[:500], epochs=2)
+    assert net.history[0]["test_acc"] is None  # no test set: null in metrics.jsonl
+    net.save(tmp_path / "run")
+    again = rbprop.load(tmp_path / "run")
+    assert again.history == net.history
+    assert np.array_equal(again.predict(X[:50]), net.predict(X[:50]))

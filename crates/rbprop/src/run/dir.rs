@@ -66,9 +66,12 @@ pub struct EpochMetrics {
     pub train_loss: f64,
     /// Fraction of training examples classified correctly, measured like `train_loss`.
     pub train_acc: f64,
-    /// Mean cross-entropy on the test set after the epoch.
+    /// Mean cross-entropy on the test set after the epoch (NaN, written `null`, for a net trained
+    /// without a test set: the Python package's `fit` without `validation`).
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_loss: f64,
-    /// Fraction of the test set classified correctly after the epoch.
+    /// Fraction of the test set classified correctly after the epoch (NaN/`null` likewise).
+    #[serde(deserialize_with = "nan_if_null")]
     pub test_acc: f64,
     /// Learning rate of the next update.
     pub lr: f64,
@@ -79,6 +82,11 @@ pub struct EpochMetrics {
     /// Per hidden layer alignment diagnostics on the probe batch (with `diagnostics` on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub layers: Option<Vec<LayerDiagnostics>>,
+}
+
+/// A number that may be `null` (what serde_json writes for NaN).
+fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// `summary.json`: how the run ended.
