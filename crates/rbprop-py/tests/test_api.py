@@ -149,3 +149,40 @@ def test_dynamics_chain_reaches_the_prediction():
 def test_docstrings():
     for f in [rbprop.Net, rbprop.Net.fit, rbprop.train, rbprop.load, rbprop.results, rbprop.dynamics.chain]:
         assert f.__doc__ and len(f.__doc__) > 40, f
+
+
+def test_ctrl_c_stops_reproduce_and_the_next_call_finishes(tmp_path):
+    (tmp_path / "exp.toml").write_text(
+        textwrap.dedent(
+            """
+            name = "interrupted"
+            dataset = "fashion-mnist-subset"
+            data = "embedded:fashion-mnist-subset"
+            seeds = [1, 2]
+            [train]
+            epochs = 15
+            train_limit = 4000
+            hidden = [256, 256]
+            [[variant]]
+            channel = ["rbp", "srbp"]
+            """
+        )
+    )
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys, threading
+        import rbprop
+        threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        try:
+            rbprop.reproduce({str(tmp_path / "exp.toml")!r}, {str(tmp_path / "results")!r}, jobs=2)
+        except KeyboardInterrupt:
+            sys.exit(0)
+        sys.exit(1)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    partial = rbprop.results(tmp_path / "results")
+    assert len(partial) < 4 * 15  # stopped before the end, finished epochs kept
+    df = rbprop.reproduce(tmp_path / "exp.toml", tmp_path / "results", jobs=2)
+    assert len(df) == 4 * 15 and set(df["status"]) == {"completed"}
