@@ -34,6 +34,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dynamics_chain, m)?)?;
     m.add_function(wrap_pyfunction!(dynamics_wide, m)?)?;
     m.add_function(wrap_pyfunction!(dynamics_sgd, m)?)?;
+    m.add_function(wrap_pyfunction!(dynamics_autoencoder, m)?)?;
+    m.add_function(wrap_pyfunction!(dynamics_general, m)?)?;
     m.add("EMBEDDED", rbprop::data::EMBEDDED_NAME)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
@@ -428,6 +430,67 @@ fn dynamics_sgd<'py>(
     };
     out.set_item("sgd", matrix(py, &pairs(|r| r.sgd))?)?;
     out.set_item("ode", matrix(py, &pairs(|r| r.ode))?)?;
+    out.set_item("report", String::from_utf8_lossy(&text).into_owned())?;
+    Ok(out)
+}
+
+/// The linear autoencoder A[N,1,N] on decorrelated data (see `rbp dynamics autoencoder`).
+#[pyfunction]
+#[pyo3(signature = (n, algo="rbp", c=None, start=None, seed=1, t_end=1000.0))]
+fn dynamics_autoencoder<'py>(
+    py: Python<'py>,
+    n: usize,
+    algo: &str,
+    c: Option<Vec<f64>>,
+    start: Option<Vec<f64>>,
+    seed: u64,
+    t_end: f64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let o = report::AutoencoderOptions {
+        n,
+        algo: self::algo(algo)?,
+        c: c.as_deref().map(numbers),
+        from: start.as_deref().map(numbers),
+        seed,
+        t_end,
+    };
+    let mut text = Vec::new();
+    let cosine = py
+        .detach(|| report::autoencoder(&o, &mut text))
+        .map_err(report_err)?;
+    let out = PyDict::new(py);
+    out.set_item("cosine", cosine)?;
+    out.set_item("report", String::from_utf8_lossy(&text).into_owned())?;
+    Ok(out)
+}
+
+/// The general linear A[N0,N1,N2] (see `rbp dynamics general`).
+#[pyfunction]
+#[pyo3(signature = (sizes, algo="rbp", seed=1, t_end=1000.0))]
+fn dynamics_general<'py>(
+    py: Python<'py>,
+    sizes: (usize, usize, usize),
+    algo: &str,
+    seed: u64,
+    t_end: f64,
+) -> PyResult<Bound<'py, PyDict>> {
+    let o = report::GeneralOptions {
+        sizes: format!("{},{},{}", sizes.0, sizes.1, sizes.2),
+        algo: self::algo(algo)?,
+        stats: None,
+        seed,
+        t_end,
+    };
+    let mut text = Vec::new();
+    let r = py
+        .detach(|| report::general(&o, &mut text))
+        .map_err(report_err)?;
+    let rows =
+        |v: Vec<f64>| -> Vec<Vec<f64>> { v.chunks(sizes.0.max(1)).map(<[f64]>::to_vec).collect() };
+    let out = PyDict::new(py);
+    out.set_item("start", matrix(py, &rows(r.start))?)?;
+    out.set_item("end", matrix(py, &rows(r.end))?)?;
+    out.set_item("speed", r.speed)?;
     out.set_item("report", String::from_utf8_lossy(&text).into_owned())?;
     Ok(out)
 }

@@ -144,6 +144,9 @@ def test_dynamics_chain_reaches_the_prediction():
     assert abs(wide["sum"] - wide["target"]) < 1e-6
     s = rbprop.dynamics.sgd([0.5, 0.5])
     assert s["sgd"].shape == s["ode"].shape
+    assert abs(rbprop.dynamics.autoencoder(4)["cosine"] - 1) < 1e-3
+    g = rbprop.dynamics.general((3, 2, 2))
+    assert g["start"].shape == g["end"].shape == (2, 3) and g["speed"] < 1e-3
 
 
 def test_docstrings():

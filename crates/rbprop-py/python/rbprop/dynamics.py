@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence
 
+from ._rbprop import dynamics_autoencoder as _autoencoder
 from ._rbprop import dynamics_chain as _chain
+from ._rbprop import dynamics_general as _general
 from ._rbprop import dynamics_sgd as _sgd
 from ._rbprop import dynamics_wide as _wide
 
-__all__ = ["chain", "wide", "sgd"]
+__all__ = ["chain", "wide", "sgd", "autoencoder", "general"]
 
 
 def chain(
@@ -78,3 +80,26 @@ def sgd(
     """The per-example learning rule of A[1,1,1] against its expected ODE: returns ``t``,
     ``sgd`` and ``ode`` (``(rows, 2)``: a_1, a_2 of each) and the ``report`` text."""
     return _sgd(list(start), algo, c, alpha, beta, noise, eta, time, seed)
+
+
+def autoencoder(
+    n: int,
+    algo: str = "rbp",
+    c: Optional[Sequence[float]] = None,
+    start: Optional[Sequence[float]] = None,
+    seed: int = 1,
+    t_end: float = 1000.0,
+) -> Dict[str, Any]:
+    """The linear autoencoder A[N,1,N] on decorrelated data: returns ``cosine``, cos(a, c) at
+    the end (BP: cos(a, b)), which converges to 1 (a ∝ c), and the ``report`` text."""
+    return _autoencoder(
+        n, algo, None if c is None else list(c), None if start is None else list(start), seed, t_end
+    )
+
+
+def general(sizes: Sequence[int], algo: str = "rbp", seed: int = 1, t_end: float = 1000.0) -> Dict[str, Any]:
+    """The general linear A[N0,N1,N2] from a seeded start on synthetic data (Σ_II = Id, Σ_TI a
+    seeded matrix): returns the product B·A at the ``start`` and the ``end`` (``(N2, N0)``
+    arrays), ``speed`` (how far from a fixed point at the end) and the ``report`` text."""
+    n0, n1, n2 = sizes
+    return _general((n0, n1, n2), algo, seed, t_end)
