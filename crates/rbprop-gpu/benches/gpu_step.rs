@@ -3,6 +3,7 @@
 //! includes uploading the minibatch and reading back its loss (one sync per step).
 //!
 //!     cargo bench -p rbprop-gpu --bench gpu_step
+//!     cargo bench -p rbprop-gpu --bench gpu_step -- srbp    # channels whose name contains "srbp"
 //!     RBP_ADAPTER=NAME cargo bench -p rbprop-gpu --bench gpu_step   # another adapter
 //!
 //! Without an adapter it says `no GPU adapter` and exits successfully.
@@ -16,8 +17,10 @@ use rbprop_gpu::Gpu;
 use std::time::Instant;
 
 const BATCH: usize = 100;
-const WARMUP: usize = 20;
-const STEPS: usize = 100;
+const WARMUP: usize = 5;
+/// Each round runs steps for at least this long (and at least `MIN_STEPS` steps).
+const ROUND_SECONDS: f64 = 1.0;
+const MIN_STEPS: usize = 3;
 const ROUNDS: usize = 5;
 
 /// Median µs per step over `ROUNDS` rounds.
@@ -29,11 +32,13 @@ fn time<B: Backend>(t: &mut Trainer<B>, batches: &[(Vec<f32>, Vec<u8>)]) -> f64 
     let mut times: Vec<f64> = (0..ROUNDS)
         .map(|_| {
             let clock = Instant::now();
-            for s in 0..STEPS {
-                let (x, y) = &batches[s % batches.len()];
+            let mut steps = 0;
+            while steps < MIN_STEPS || clock.elapsed().as_secs_f64() < ROUND_SECONDS {
+                let (x, y) = &batches[steps % batches.len()];
                 t.step(x, y);
+                steps += 1;
             }
-            clock.elapsed().as_secs_f64() * 1e6 / STEPS as f64
+            clock.elapsed().as_secs_f64() * 1e6 / steps as f64
         })
         .collect();
     times.sort_by(f64::total_cmp);
@@ -41,6 +46,10 @@ fn time<B: Backend>(t: &mut Trainer<B>, batches: &[(Vec<f32>, Vec<u8>)]) -> f64 
 }
 
 fn main() {
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let adapter = std::env::var("RBP_ADAPTER").ok();
     let info = match Gpu::init(adapter.as_deref()) {
         Ok(info) => info,
@@ -72,6 +81,9 @@ fn main() {
         "channel", "gpu µs/step", "gpu samples/s", "cpu µs/step", "cpu samples/s"
     );
     for channel in ["bp", "rbp", "srbp"] {
+        if !filter.is_empty() && !filter.iter().any(|f| channel.contains(f.as_str())) {
+            continue;
+        }
         let cfg = TrainConfig {
             channel: channel.into(),
             ..TrainConfig::default()
