@@ -88,6 +88,25 @@ impl<B: Backend> Trainer<B> {
         }
     }
 
+    /// The same trainer on backend `C`: net, channel (its noise stream where it is), optimizer
+    /// state and step count; the scratch of a step is allocated again at the next step.
+    pub fn to_backend<C: Backend>(&self) -> Trainer<C> {
+        Trainer {
+            net: self.net.to_backend(),
+            channel: self.channel.to_backend(),
+            sgd: self.sgd,
+            step: self.step,
+            velocity: self
+                .velocity
+                .iter()
+                .map(|(w, b)| (C::upload(&B::download(w)), C::upload(&B::download(b))))
+                .collect(),
+            acts: Activations::default(),
+            deltas: Vec::new(),
+            signals: Vec::new(),
+        }
+    }
+
     fn reserve(&mut self, batch: usize) {
         if batch > self.acts.capacity {
             self.acts = Activations::new(&self.net, batch);

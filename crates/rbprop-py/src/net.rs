@@ -346,6 +346,11 @@ impl Net {
         };
         let config = TrainConfig::with_settings(table, &base).map_err(py_err)?;
         config.validate().map_err(py_err)?;
+        if config.device != rbprop::config::Device::Cpu {
+            return Err(PyValueError::new_err(
+                "device: the Python package trains on the CPU in this version (the GPU backend runs with `rbp train --device gpu`)",
+            ));
+        }
         Net::build(config, input, classes)
     }
 

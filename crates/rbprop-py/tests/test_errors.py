@@ -77,6 +77,10 @@ def test_bad_settings():
         rbprop.Net([784, 10], input_shape=784)
     with pytest.raises(ValueError, match="input_shape"):
         rbprop.Net(hidden=[10])
+    with pytest.raises(ValueError, match="device"):
+        rbprop.Net([784, 10], device="gpu")
+    with pytest.raises(ValueError, match="device"):
+        rbprop.train(device="gpu", epochs=1)
     with pytest.raises(ValueError, match="`channel` is fixed when the net is made"):
         rbprop.Net([784, 10]).fit(np.zeros((1, 784), np.float32), np.zeros(1, int), channel="rbp")
 

@@ -25,6 +25,26 @@ pub const MAX_THREADS: usize = 1024;
 /// Largest random translation, in pixels.
 pub const MAX_TRANSLATE: usize = 1024;
 
+/// Where a run's training steps run: the CPU backend, or the GPU backend of `rbprop-gpu` (which
+/// `rbp train --device gpu` opens; results differ from the CPU's by f32 rounding only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    #[default]
+    Cpu,
+    Gpu,
+}
+
+impl Device {
+    /// The name used on the command line and in files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Gpu => "gpu",
+        }
+    }
+}
+
 /// Everything that determines a training run (with the data, the seed fixes every number).
 /// (De)serialized flat, each key named after its flag (see the module's documentation).
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +79,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Worker threads for large matrix products.
     pub threads: usize,
+    /// Where the steps run. Like `threads`, not part of the run's identity: the devices agree to
+    /// f32 rounding, not to the bit, and a run may be continued on either.
+    pub device: Device,
     /// Augmentation: random translation of up to this many pixels (0 = none).
     pub translate: usize,
     /// Augmentation: horizontal flip with probability 1/2.
@@ -86,6 +109,7 @@ impl Default for TrainConfig {
             channel_options: ChannelOptions::default(),
             seed: 1,
             threads: 1,
+            device: Device::Cpu,
             translate: 0,
             flip: false,
             diagnostics: false,
@@ -218,12 +242,14 @@ impl TrainConfig {
         toml::to_string(&Canonical::of(&self.identity())).expect("config serializes")
     }
 
-    /// The settings that fix a run's numbers: this configuration with the thread count and the
-    /// number of epochs set aside (results do not depend on the first; raising the second
-    /// extends a run). Two configurations describe the same run when these are equal.
+    /// The settings that fix a run's numbers: this configuration with the thread count, the
+    /// device and the number of epochs set aside (results do not depend on the first, differ by
+    /// f32 rounding only with the second; raising the third extends a run). Two configurations
+    /// describe the same run when these are equal.
     pub fn identity(&self) -> TrainConfig {
         TrainConfig {
             threads: 1,
+            device: Device::Cpu,
             epochs: 1,
             ..self.clone()
         }
@@ -369,6 +395,7 @@ struct Settings {
     weight_decay: Option<f64>,
     seed: Option<u64>,
     threads: Option<usize>,
+    device: Option<Device>,
     translate: Option<usize>,
     flip: Option<bool>,
     diagnostics: Option<bool>,
@@ -438,6 +465,7 @@ impl Settings {
             weight_decay,
             seed,
             threads,
+            device,
             translate,
             flip,
             diagnostics,
@@ -471,6 +499,7 @@ impl Settings {
             c.weight_decay => weight_decay,
             c.seed => seed,
             c.threads => threads,
+            c.device => device,
             c.translate => translate,
             c.flip => flip,
             c.diagnostics => diagnostics,
@@ -539,6 +568,7 @@ struct Flat<'a> {
     weight_decay: f64,
     seed: u64,
     threads: usize,
+    device: Device,
     translate: usize,
     flip: bool,
     diagnostics: bool,
@@ -570,6 +600,7 @@ impl Serialize for TrainConfig {
             weight_decay: self.weight_decay,
             seed: self.seed,
             threads: self.threads,
+            device: self.device,
             translate: self.translate,
             flip: self.flip,
             diagnostics: self.diagnostics,
@@ -640,6 +671,8 @@ impl<'a> Canonical<'a> {
             channel_options,
             seed,
             threads,
+            // not part of a run's identity (see `identity`)
+            device: _,
             translate,
             flip,
             diagnostics,

@@ -6,7 +6,7 @@ use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
 use rbprop::channel::{CHANNELS, FeedbackInit, Quantizer};
-use rbprop::config::TrainConfig;
+use rbprop::config::{Device, TrainConfig};
 use rbprop::data::{self, Split};
 use rbprop::kernels::Activation;
 use rbprop::run::{self, EpochMetrics, Observer, RunDir};
@@ -113,6 +113,17 @@ pub struct TrainArgs {
     /// Threads for large matrix products (results are identical for a given thread count).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Where the training steps and the evaluation run: cpu, or gpu (Vulkan, Metal or DX12,
+    /// through wgpu; dense nets, every channel, channel dropout; conv nets and the quantizers are
+    /// refused). Results agree with the CPU's to f32 rounding, not to the bit, so the device is
+    /// not part of a run's identity. `rbp train` only in this version (`rbp reproduce` and
+    /// experiments run on the CPU).
+    #[arg(long, default_value = "cpu", value_parser = PossibleValuesParser::new(["cpu", "gpu"]).map(|s| if s == "gpu" { Device::Gpu } else { Device::Cpu }))]
+    pub device: Device,
+    /// With --device gpu: the adapter whose name contains NAME (case-insensitive), instead of the
+    /// best one.
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
     /// Log per-layer alignment with BP each epoch (angle of δ, angle and norm ratio of C vs Wᵀ,
     /// fraction of updates in the gradient's orthant) on a fixed probe batch (`--diagnostics
     /// false` or `--no-diagnostics`: off).
@@ -187,6 +198,7 @@ fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Res
         weight_decay,
         seed,
         threads,
+        device,
         translate
     );
     if let Some(flip) = args.flip {
@@ -266,6 +278,9 @@ pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()
         super::say(&toml::to_string_pretty(&config).expect("config serializes"));
         return Ok(());
     }
+    if args.adapter.is_some() && config.device != Device::Gpu {
+        anyhow::bail!("--adapter chooses a GPU adapter: it needs --device gpu");
+    }
     let split = data::load(&config.data)?;
     config.validate()?;
     // one writer per run directory: the lock is taken before anything in it is read or removed
@@ -289,7 +304,28 @@ pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()
         epochs: config.epochs,
         bar: None,
     };
-    run::run_locked(&config, &split, dir.as_ref(), &mut observer)?;
+    match config.device {
+        Device::Cpu => {
+            run::run_locked(&config, &split, dir.as_ref(), &mut observer)?;
+        }
+        Device::Gpu => {
+            use rbprop_gpu::Gpu;
+            let info = Gpu::init(args.adapter.as_deref())?;
+            if !args.quiet {
+                sayln!(
+                    "device: gpu, adapter {} ({:?}, {:?})",
+                    info.name,
+                    info.backend,
+                    info.device_type
+                );
+            }
+            let accept = |t: &rbprop::train::Trainer| {
+                rbprop_gpu::supports(&t.net, &t.channel)
+                    .map_err(|problem| rbprop::Error::config("device", problem))
+            };
+            run::run_locked_on::<Gpu>(&config, &split, dir.as_ref(), &mut observer, &accept)?;
+        }
+    }
     if let Some(out) = args.out.as_ref().filter(|_| !args.quiet) {
         sayln!("results in {}", out.display());
     }

@@ -254,6 +254,10 @@ fn readme_commands_work() {
         if rest.contains("/usr/share") || rest.contains("--data") || rest.contains("~/") {
             continue;
         }
+        // a GPU example runs where there is an adapter (and must, under RBP_GPU=1)
+        if rest.contains("--device gpu") && !super::gpu::available() {
+            continue;
+        }
         let args: Vec<String> = rest
             .split_whitespace()
             .map(|a| match a.strip_prefix("configs/") {

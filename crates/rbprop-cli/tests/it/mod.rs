@@ -9,6 +9,7 @@ pub mod determinism;
 mod dynamics;
 mod fetch;
 mod fuzz;
+pub mod gpu;
 mod gradcheck;
 mod grids;
 mod hardening;

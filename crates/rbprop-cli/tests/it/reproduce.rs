@@ -134,7 +134,9 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
         std::fs::read_to_string(res.join("figures/fashion-mnist-subset-channel-dropout.svg"))
             .unwrap();
     assert!(
-        dropout.contains("RBP, channel-dropout r = 0.25") && dropout.contains("RBP, baseline"),
+        dropout.contains("RBP, r = 0.25")
+            && dropout.contains("channel-dropout, RBP")
+            && dropout.contains("RBP, baseline"),
         "{dropout}"
     );
     // PNGs are drawn at twice the SVG's size

@@ -400,7 +400,9 @@ fn reproduce_prints_every_runs_settings_and_reads_old_keys() {
 
 /// `tests/fixtures/old-layout-run/`: a run directory written by the version before the flat keys
 /// (its config.toml has a `[channel_options]` table and quantizer tables; its checkpoint's
-/// `settings_sha256` hashes that layout), with these settings, after 1 epoch.
+/// `settings_sha256` hashes that layout), with these settings, after 1 epoch. Its metrics and
+/// checkpoint were trained again when stochastic rounding drew new random numbers (the 32-bit
+/// per-entry hash); its config.toml is the old layout as written.
 const OLD_RUN: [&str; 22] = [
     "--channel",
     "asrbp",

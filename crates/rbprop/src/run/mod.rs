@@ -14,5 +14,5 @@ pub use dir::{
 };
 pub use training::{
     Observer, PROBE_EXAMPLES, Silent, build_trainer, check_memory, probe, run, run_locked,
-    run_with_trainer,
+    run_locked_on, run_with_trainer,
 };

@@ -4,10 +4,11 @@
 //! finished epoch.
 
 use super::dir::{EpochMetrics, RunDir, RunLock, read_metrics_lines, same_run};
+use crate::backend::{Backend, Cpu};
 use crate::channel::Channel;
 use crate::channel::diagnostics;
 use crate::checkpoint;
-use crate::config::TrainConfig;
+use crate::config::{Device, TrainConfig};
 use crate::data::augment::Augment;
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
@@ -166,12 +167,25 @@ pub fn run_with_trainer(
     observer: &mut dyn Observer,
 ) -> Result<(Vec<EpochMetrics>, Trainer)> {
     config.validate()?;
+    on_cpu(config)?;
     let dir = out.map(|p| RunDir::new(p).lock()).transpose()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads)
         .build()
         .map_err(|e| Error::config("threads", e.to_string()))?;
-    pool.install(|| run_in_pool(config, split, dir.as_ref(), observer))
+    pool.install(|| run_in_pool::<Cpu>(config, split, dir.as_ref(), observer, &|_| Ok(())))
+}
+
+/// Refuses `device = "gpu"` where the steps run on the CPU backend: only `rbp train --device
+/// gpu` opens a GPU (the library does not depend on the GPU crate).
+fn on_cpu(config: &TrainConfig) -> Result<()> {
+    match config.device {
+        Device::Cpu => Ok(()),
+        Device::Gpu => Err(Error::config(
+            "device",
+            "device = \"gpu\" runs with `rbp train --device gpu` only (experiments and the Python package train on the CPU in this version); set device = \"cpu\"",
+        )),
+    }
 }
 
 /// [`run`] into a run directory whose lock the caller already holds.
@@ -181,20 +195,37 @@ pub fn run_locked(
     out: Option<&RunLock>,
     observer: &mut dyn Observer,
 ) -> Result<Vec<EpochMetrics>> {
+    on_cpu(config)?;
+    run_locked_on::<Cpu>(config, split, out, observer, &|_| Ok(()))
+}
+
+/// [`run_locked`] with the training steps and the evaluation on backend `B` (whatever
+/// `config.device` says: the caller chose `B` from it). The trainer is built, and resumed from a
+/// checkpoint, on the host; `accept` may refuse it (a backend that lacks an operation the net or
+/// the channel needs says so here, before anything runs); then it moves onto `B`, and each
+/// epoch's diagnostics and checkpoint work on a copy brought back to the host.
+pub fn run_locked_on<B: Backend>(
+    config: &TrainConfig,
+    split: &Split,
+    out: Option<&RunLock>,
+    observer: &mut dyn Observer,
+    accept: &(dyn Fn(&Trainer) -> Result<()> + Sync),
+) -> Result<Vec<EpochMetrics>> {
     config.validate()?;
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(config.threads)
         .build()
         .map_err(|e| Error::config("threads", e.to_string()))?;
-    pool.install(|| run_in_pool(config, split, out, observer))
+    pool.install(|| run_in_pool::<B>(config, split, out, observer, accept))
         .map(|(metrics, _)| metrics)
 }
 
-fn run_in_pool(
+fn run_in_pool<B: Backend>(
     config: &TrainConfig,
     split: &Split,
     out: Option<&RunLock>,
     observer: &mut dyn Observer,
+    accept: &(dyn Fn(&Trainer) -> Result<()> + Sync),
 ) -> Result<(Vec<EpochMetrics>, Trainer)> {
     let mut train = split.train.clone();
     if let Some(n) = config.train_limit {
@@ -209,7 +240,7 @@ fn run_in_pool(
             ),
         ));
     }
-    let mut trainer = build_trainer(config, train.shape, train.classes)?;
+    let mut host = build_trainer(config, train.shape, train.classes)?;
     let augment = Augment {
         translate: config.translate,
         flip: config.flip,
@@ -224,11 +255,16 @@ fn run_in_pool(
         (metrics, lines) = resume(
             dir,
             config,
-            &mut trainer,
+            &mut host,
             train.len().div_ceil(config.batch) as u64,
         )?;
+    }
+    accept(&host)?;
+    if let Some(dir) = out {
         dir.write_config(config)?;
     }
+    let mut trainer: Trainer<B> = host.to_backend();
+    drop(host);
     observer.start(
         config,
         split,
@@ -268,7 +304,13 @@ fn run_in_pool(
             }
             return Err(err);
         }
-        let layers = config.diagnostics.then(|| probe(&trainer, &train));
+        // the host's copy, for the diagnostics and the checkpoint
+        let mut host: Option<Trainer> =
+            (config.diagnostics || out.is_some()).then(|| trainer.to_backend());
+        let layers = host
+            .as_ref()
+            .filter(|_| config.diagnostics)
+            .map(|host| probe(host, &train));
         let m = EpochMetrics {
             epoch,
             train_loss: stats.loss,
@@ -285,7 +327,8 @@ fn run_in_pool(
             lines.push_str(&serde_json::to_string(&m).expect("metrics serialize"));
             lines.push('\n');
             dir.write_metrics(&lines)?;
-            checkpoint::save(&dir.checkpoint_file(), &mut trainer, epoch, config)?;
+            let host = host.as_mut().expect("copied to the host above");
+            checkpoint::save(&dir.checkpoint_file(), host, epoch, config)?;
             let status = if epoch == config.epochs {
                 "completed"
             } else {
@@ -295,7 +338,7 @@ fn run_in_pool(
         }
         observer.end_epoch(&m);
     }
-    Ok((metrics, trainer))
+    Ok((metrics, trainer.to_backend()))
 }
 
 /// The per-layer diagnostics of an epoch's end: on the first [`PROBE_EXAMPLES`] training
