@@ -87,6 +87,9 @@ def test_ctrl_c_stops_between_steps(tmp_path):
         """
         import signal, sys, threading, os
         import rbprop
+        # Python's own Ctrl-C handler, even where the test runs with SIGINT ignored (a
+        # background job of a non-interactive shell inherits SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         X, y, Xt, yt = rbprop.load_data()
         net = rbprop.Net([784, 256, 256, 10], channel="rbp", seed=1)
         threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
@@ -175,6 +178,7 @@ def test_ctrl_c_stops_reproduce_and_the_next_call_finishes(tmp_path):
         f"""
         import os, signal, sys, threading
         import rbprop
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
         try:
             rbprop.reproduce({str(tmp_path / "exp.toml")!r}, {str(tmp_path / "results")!r}, jobs=2)
