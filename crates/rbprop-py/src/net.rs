@@ -564,8 +564,8 @@ impl Net {
             let shape = if c.len() == receiving * sending {
                 vec![receiving, sending]
             } else {
-                let l = &self.trainer.net.layers[k];
-                vec![l.n_out.min(c.len()), c.len() / l.n_out.min(c.len()).max(1)]
+                // random weights in W_k's place, stored as W_k is
+                checkpoint::layer_weight_shape(&self.trainer.net.layers[k])
             };
             out.set_item((i, k), array(py, &shape, c.clone())?)?;
         }

@@ -48,6 +48,16 @@ def test_feedback_shapes():
     rbp = rbprop.Net([784, 50, 40, 10], channel="rbp", seed=1).feedback
     assert rbp[(0, 1)].shape == (50, 40) and rbp[(1, 2)].shape == (40, 10)
     assert rbprop.Net([784, 50, 10], channel="bp").feedback == {}
+    # RBP on a conv net: random kernels in place of the next layer's weights, stored as those are
+    conv = rbprop.Net(arch="conv4k5-conv6k3-fc8", input_shape=(1, 12, 12), classes=3, channel="rbp")
+    weights = [w.shape for w in conv.weights]
+    # the conv kernel's place: its 4-d kernel shape; dense matrices: receiving × sending
+    # (the second conv's 6 × 12 × 12 outputs receive from the 8 units of the dense layer)
+    assert {k: v.shape for k, v in conv.feedback.items()} == {
+        (0, 1): weights[1],
+        (1, 2): (6 * 12 * 12, 8),
+        (2, 3): (8, 3),
+    }
 
 
 def test_step_and_settings():

@@ -266,6 +266,12 @@ pub fn save(path: &Path, t: &mut Trainer, epoch: usize, config: &TrainConfig) ->
 /// An input shape: (channels, rows, cols).
 pub type InputShape = (usize, usize, usize);
 
+/// The shape a layer's weights are stored in (dense `[n_out, n_in]`, conv
+/// `[c_out, c_in, k, k]`), which random weights standing in W's place share.
+pub fn layer_weight_shape(layer: &Layer) -> Vec<usize> {
+    weight_shape(layer, Layout::V3)
+}
+
 /// The input shape (channels, rows, cols) a net was built for: a conv net's first geometry, or
 /// `(n_in, 1, 1)` for a dense net (whose layers see only the number of values).
 pub fn input_shape(net: &Net) -> InputShape {
