@@ -1,9 +1,12 @@
 //! One training step of the paper's MNIST net (784-100-100-100-100-10, tanh, batch 100) on the
-//! GPU backend, for BP, RBP and SRBP, with the CPU backend on one thread beside it. The step
-//! includes uploading the minibatch and reading back its loss (one sync per step).
+//! GPU backend, for BP, RBP and SRBP, with the CPU backend on one thread beside it; then one step
+//! of the paper's CIFAR-10 net (3 × conv 5×5 + max-pool, fc64; batch 128, 32×32×3 inputs) and
+//! the epoch it makes (391 steps), against the CPU backend on every core. A step includes
+//! uploading the minibatch and reading back its loss (one sync per step).
 //!
 //!     cargo bench -p rbprop-gpu --bench gpu_step
 //!     cargo bench -p rbprop-gpu --bench gpu_step -- srbp    # channels whose name contains "srbp"
+//!     cargo bench -p rbprop-gpu --bench gpu_step -- conv    # the conv net only
 //!     RBP_ADAPTER=NAME cargo bench -p rbprop-gpu --bench gpu_step   # another adapter
 //!
 //! Without an adapter it says `no GPU adapter` and exits successfully.
@@ -25,11 +28,21 @@ const ROUNDS: usize = 5;
 
 /// Median µs per step over `ROUNDS` rounds.
 fn time<B: Backend>(t: &mut Trainer<B>, batches: &[(Vec<f32>, Vec<u8>)]) -> f64 {
-    for s in 0..WARMUP {
+    time_rounds(t, batches, WARMUP, ROUNDS)
+}
+
+/// Median µs per step over `rounds` rounds after `warmup` steps.
+fn time_rounds<B: Backend>(
+    t: &mut Trainer<B>,
+    batches: &[(Vec<f32>, Vec<u8>)],
+    warmup: usize,
+    rounds: usize,
+) -> f64 {
+    for s in 0..warmup {
         let (x, y) = &batches[s % batches.len()];
         t.step(x, y);
     }
-    let mut times: Vec<f64> = (0..ROUNDS)
+    let mut times: Vec<f64> = (0..rounds)
         .map(|_| {
             let clock = Instant::now();
             let mut steps = 0;
@@ -42,7 +55,67 @@ fn time<B: Backend>(t: &mut Trainer<B>, batches: &[(Vec<f32>, Vec<u8>)]) -> f64 
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    times[ROUNDS / 2]
+    times[rounds / 2]
+}
+
+/// The paper's CIFAR-10 net: a step on the GPU and on the CPU (every core), and the epoch of
+/// 50,000 examples they make.
+fn conv(filter: &[String]) {
+    const CIFAR_BATCH: usize = 128;
+    const STEPS_PER_EPOCH: f64 = 391.0; // ⌈50,000 / 128⌉
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cores)
+        .build()
+        .unwrap();
+    // random images: the step's cost depends only on the shapes
+    let mut rng = rbprop::rng::stream(1, "bench");
+    let batches: Vec<(Vec<f32>, Vec<u8>)> = (0..4)
+        .map(|b| {
+            let x = rbprop::rng::normal_vec(CIFAR_BATCH * 3 * 32 * 32, 1.0, &mut rng);
+            let y = (0..CIFAR_BATCH).map(|i| ((i + b) % 10) as u8).collect();
+            (x, y)
+        })
+        .collect();
+    println!(
+        "\npaper-cifar10 (batch {CIFAR_BATCH}): {:<6} {:>12} {:>12} {:>16} {:>8}",
+        "channel",
+        "gpu ms/step",
+        "gpu s/epoch",
+        &format!("cpu×{cores} s/epoch"),
+        "speedup"
+    );
+    for channel in ["bp", "rbp", "srbp"] {
+        if !filter.is_empty()
+            && !filter
+                .iter()
+                .any(|f| channel.contains(f.as_str()) || "conv".contains(f.as_str()))
+        {
+            continue;
+        }
+        let cfg = TrainConfig {
+            channel: channel.into(),
+            arch: Some("paper-cifar10".into()),
+            batch: CIFAR_BATCH,
+            lr: 0.01,
+            momentum: 0.9,
+            threads: cores,
+            ..TrainConfig::default()
+        };
+        let host = build_trainer(&cfg, (3, 32, 32), 10).unwrap();
+        let mut gpu: Trainer<Gpu> = host.to_backend();
+        let g = time_rounds(&mut gpu, &batches, 2, 3);
+        let mut cpu: Trainer<Cpu> = host.to_backend();
+        let c = pool.install(|| time_rounds(&mut cpu, &batches, 1, 3));
+        println!(
+            "{:<21}{channel:<6} {:>12.1} {:>12.1} {:>16.1} {:>7.1}×",
+            "",
+            g / 1e3,
+            g * STEPS_PER_EPOCH / 1e6,
+            c * STEPS_PER_EPOCH / 1e6,
+            c / g
+        );
+    }
 }
 
 fn main() {
@@ -99,4 +172,5 @@ fn main() {
             BATCH as f64 * 1e6 / c
         );
     }
+    conv(&filter);
 }

@@ -13,12 +13,14 @@ const MAX_PENDING: usize = 512;
 /// Invocations per workgroup of the elementwise kernels.
 pub const WORKGROUP: usize = 256;
 
-/// The parameters of a kernel (`P` in the WGSL): four integers and four floats.
+/// The parameters of a kernel (`P` in the WGSL): four integers, four floats, and twelve
+/// integers of geometry (a convolution's or a pooling's).
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
     pub u: [u32; 4],
     pub f: [f32; 4],
+    pub geom: [u32; 12],
 }
 
 pub struct Context {
@@ -219,7 +221,18 @@ impl Context {
 
     /// Records kernel `name` over `groups` workgroups with `params` and `bufs` bound in order.
     pub fn dispatch(&self, name: &str, params: Params, bufs: &[Bind<'_>], groups: (u32, u32)) {
-        if groups.0 == 0 || groups.1 == 0 {
+        self.dispatch3(name, params, bufs, (groups.0, groups.1, 1));
+    }
+
+    /// [`Context::dispatch`] over a three-dimensional grid of workgroups.
+    pub fn dispatch3(
+        &self,
+        name: &str,
+        params: Params,
+        bufs: &[Bind<'_>],
+        groups: (u32, u32, u32),
+    ) {
+        if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
             return;
         }
         let pipeline = &self.pipelines[name];
@@ -253,7 +266,7 @@ impl Context {
             });
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &group, &[]);
-            pass.dispatch_workgroups(groups.0, groups.1, 1);
+            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
         });
     }
 

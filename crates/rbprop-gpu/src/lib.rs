@@ -6,12 +6,11 @@
 //! uploads its minibatch and labels, records every operation into one command encoder, and
 //! reads back only the batch's loss totals (two numbers).
 //!
-//! This first version covers dense nets (multilayer perceptrons): every operation of a dense
-//! training step with any channel whose carriers are matrices, the transposed forward weights or
-//! their signs, with channel dropout (its masks drawn on the host, from the same stream as on the
-//! CPU). Convolutions, pooling and the quantizers are not on the device yet:
-//! [`supports`] refuses such a net or channel before training, naming what is missing, and
-//! those operations are never reached (they panic if called).
+//! Every operation of the trait runs on the device: the dense layers' GEMMs, convolutions as
+//! implicit GEMMs (no im2col buffer), max-pooling and its adjoint, every channel's carriers,
+//! channel dropout (its masks drawn on the host, from the same stream as on the CPU), the signal
+//! quantizer and the quantized update with nearest or stochastic rounding (the CPU's counter
+//! hash). [`supports`] stays the one check a net and channel pass before training.
 //!
 //! Numbers: f32 throughout, like the CPU, but sums run in another order (tiles of 16 along the
 //! inner dimension, fused multiply-adds) and exp/tanh are the device's, so results agree with the
@@ -34,7 +33,7 @@ use rbprop_core::kernels::conv::ConvGeom;
 use rbprop_core::kernels::loss::BatchLoss;
 use rbprop_core::kernels::pool::PoolGeom;
 use rbprop_core::model::Net;
-use rbprop_core::quantize::{Levels, Quantizer};
+use rbprop_core::quantize::{self, Form, Levels, Quantizer};
 use rbprop_core::rng::Rng;
 
 /// The GPU backend: buffers and kernels on the device [`Gpu::init`] opened.
@@ -95,11 +94,48 @@ impl PartialEq for GpuBuf {
     }
 }
 
-/// Positions of pooling maxima: pooling does not run on the device yet ([`supports`] refuses
-/// it), so this holds only its length.
-#[derive(Clone, Debug, Default)]
+/// Positions of pooling maxima (u32), on the device. Cloning copies it on the device.
+#[derive(Default)]
 pub struct GpuIndex {
-    pub len: usize,
+    buf: Option<wgpu::Buffer>,
+    len: usize,
+}
+
+impl GpuIndex {
+    fn bind(&self) -> Bind<'_> {
+        Bind::Buf(self.buf.as_ref().unwrap_or(&context().dummy))
+    }
+
+    /// The indices, on the host.
+    pub fn download(&self) -> Vec<u32> {
+        match &self.buf {
+            Some(b) => bytemuck::pod_collect_to_vec(&context().read(b, self.len as u64 * 4)),
+            None => Vec::new(),
+        }
+    }
+}
+
+impl Clone for GpuIndex {
+    fn clone(&self) -> Self {
+        let Some(src) = &self.buf else {
+            return GpuIndex::default();
+        };
+        let buf = context().buffer(self.len as u64 * 4);
+        if self.len > 0 {
+            context()
+                .record(|_, enc| enc.copy_buffer_to_buffer(src, 0, &buf, 0, self.len as u64 * 4));
+        }
+        GpuIndex {
+            buf: Some(buf),
+            len: self.len,
+        }
+    }
+}
+
+impl std::fmt::Debug for GpuIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuIndex({} values)", self.len)
+    }
 }
 
 /// A batch's loss totals, on the device until [`Backend::read_loss`]: the summed loss and the
@@ -114,7 +150,67 @@ fn b(buf: &GpuBuf) -> Bind<'_> {
 }
 
 fn params(u: [u32; 4], f: [f32; 4]) -> Params {
-    Params { u, f }
+    Params {
+        u,
+        f,
+        geom: [0; 12],
+    }
+}
+
+fn conv_params(g: &ConvGeom, u: [u32; 4], f: [f32; 4]) -> Params {
+    let v = |x: usize| x as u32;
+    let mut geom = [0; 12];
+    geom[..9].copy_from_slice(&[
+        v(g.c_in),
+        v(g.h),
+        v(g.w),
+        v(g.c_out),
+        v(g.k),
+        v(g.stride),
+        v(g.pad),
+        v(g.h_out),
+        v(g.w_out),
+    ]);
+    Params { u, f, geom }
+}
+
+fn pool_params(g: &PoolGeom, u: [u32; 4], f: [f32; 4]) -> Params {
+    let v = |x: usize| x as u32;
+    let mut geom = [0; 12];
+    geom[..8].copy_from_slice(&[
+        v(g.c),
+        v(g.h),
+        v(g.w),
+        v(g.k),
+        v(g.stride),
+        v(g.pad),
+        v(g.h_out),
+        v(g.w_out),
+    ]);
+    Params { u, f, geom }
+}
+
+/// The tiles of a product of `m × n` values (64 × 64 per workgroup).
+fn tiles(m: usize, n: usize) -> (u32, u32) {
+    (n.div_ceil(64) as u32, m.div_ceil(64) as u32)
+}
+
+/// Inner-dimension values per part of a split product: parts of at least 1024 values, at most
+/// 64 parts, a multiple of the tile depth.
+fn split_len(k: usize) -> usize {
+    k.div_ceil(64).max(1024).div_ceil(16) * 16
+}
+
+/// The draw keys of a stochastic quantized update of `entries` values per key: one per high
+/// half of the entries' 64-bit indices (the CPU's [`quantize::draw_key`]).
+fn draw_keys(key: Option<u64>, entries: u64) -> wgpu::Buffer {
+    let keys: Vec<u32> = match key {
+        Some(k) => (0..=(entries.saturating_sub(1) >> 32) as u32)
+            .map(|hi| quantize::draw_key(k, hi))
+            .collect(),
+        None => vec![0],
+    };
+    context().buffer_with(bytemuck::cast_slice(&keys))
 }
 
 fn labels_buffer(labels: &[u8]) -> wgpu::Buffer {
@@ -131,35 +227,12 @@ fn act_code(f: Activation) -> u32 {
     }
 }
 
-/// Why an operation never reached: [`supports`] refuses what needs it.
-fn not_on_device(op: &str) -> ! {
-    panic!(
-        "{op} does not run on the GPU backend yet; rbprop_gpu::supports refuses the nets and channels that need it"
-    )
-}
-
 /// Whether a net and its channel train on the GPU backend: `Err` names the first layer or
-/// channel setting that does not, with what to do instead.
+/// channel setting that does not, with what to do instead. Every layer kind and every channel
+/// setting of this version runs on the device; the check stays the one place a later layer or
+/// setting that does not would be refused.
 pub fn supports<B: Backend>(net: &Net<B>, channel: &Channel<B>) -> Result<(), String> {
-    let later = "is not available on --device gpu yet; run it with --device cpu";
-    if !net.is_dense() {
-        return Err(format!(
-            "a net with convolutions or pooling ({}) {later}",
-            net.summary()
-        ));
-    }
-    if channel.quantize_signal.is_some() {
-        return Err(format!(
-            "quantize-signal (channel {}) {later}",
-            channel.name
-        ));
-    }
-    if channel.quantize_update.is_some() {
-        return Err(format!(
-            "quantize-update (channel {}) {later}",
-            channel.name
-        ));
-    }
+    let _ = (net, channel);
     Ok(())
 }
 
@@ -204,7 +277,10 @@ impl Backend for Gpu {
     }
 
     fn index_zeros(n: usize) -> GpuIndex {
-        GpuIndex { len: n }
+        GpuIndex {
+            buf: Some(context().buffer(n as u64 * 4)),
+            len: n,
+        }
     }
 
     fn gemm(alpha: f32, a: Mat<'_, Gpu>, b_: Mat<'_, Gpu>, beta: f32, c: &mut GpuBuf) {
@@ -327,33 +403,108 @@ impl Backend for Gpu {
         }
     }
 
-    fn conv_forward(_: &ConvGeom, _: &GpuBuf, _: &GpuBuf, _: &GpuBuf, _: &mut GpuBuf, _: usize) {
-        not_on_device("convolution")
+    fn conv_forward(
+        g: &ConvGeom,
+        w: &GpuBuf,
+        bias: &GpuBuf,
+        x: &GpuBuf,
+        out: &mut GpuBuf,
+        batch: usize,
+    ) {
+        assert!(batch * g.out_len() <= out.len && batch * g.in_len() <= x.len);
+        let (m, n, k) = (g.c_out, batch * g.positions(), g.kdim());
+        let (gx, gy) = tiles(m, n);
+        context().dispatch(
+            "conv_forward",
+            conv_params(g, [m as u32, n as u32, k as u32, 0], [0.0; 4]),
+            &[b(w), b(bias), b(x), b(out)],
+            (gx, gy),
+        );
     }
 
-    fn conv_backward_data(_: &ConvGeom, _: &GpuBuf, _: &GpuBuf, _: &mut GpuBuf, _: usize, _: f32) {
-        not_on_device("convolution")
+    fn conv_backward_data(
+        g: &ConvGeom,
+        weights: &GpuBuf,
+        delta: &GpuBuf,
+        dx: &mut GpuBuf,
+        batch: usize,
+        beta: f32,
+    ) {
+        assert!(batch * g.in_len() <= dx.len && batch * g.out_len() <= delta.len);
+        let (m, n, k) = (g.c_in, batch * g.h * g.w, g.c_out * g.k * g.k);
+        let (gx, gy) = tiles(m, n);
+        context().dispatch(
+            "conv_backward_data",
+            conv_params(g, [m as u32, n as u32, k as u32, 0], [beta, 0.0, 0.0, 0.0]),
+            &[b(weights), b(delta), b(dx)],
+            (gx, gy),
+        );
     }
 
     fn conv_weight_grad(
-        _: &ConvGeom,
-        _: &GpuBuf,
-        _: &GpuBuf,
-        _: usize,
-        _: f32,
-        _: f32,
-        _: &mut GpuBuf,
-        _: &mut GpuBuf,
+        g: &ConvGeom,
+        delta: &GpuBuf,
+        input: &GpuBuf,
+        batch: usize,
+        alpha: f32,
+        beta: f32,
+        dw: &mut GpuBuf,
+        db: &mut GpuBuf,
     ) {
-        not_on_device("convolution")
+        let ctx = context();
+        let (m, n, k) = (g.c_out, g.kdim(), batch * g.positions());
+        let chunk = split_len(k);
+        let parts = k.div_ceil(chunk).max(1);
+        let part = ctx.buffer((parts * m * n) as u64 * 4);
+        let (gx, gy) = tiles(m, n);
+        ctx.dispatch3(
+            "conv_weight_grad",
+            conv_params(g, [m as u32, n as u32, k as u32, chunk as u32], [0.0; 4]),
+            &[b(delta), b(input), Bind::Buf(&part)],
+            (gx, gy, parts as u32),
+        );
+        ctx.each(
+            "sum_parts",
+            params([0, parts as u32, 0, 0], [alpha, beta, 0.0, 0.0]),
+            m * n,
+            &[Bind::Buf(&part), b(dw)],
+        );
+        ctx.dispatch(
+            "conv_bias_grad",
+            params(
+                [batch as u32, g.positions() as u32, g.out_len() as u32, 0],
+                [alpha, beta, 0.0, 0.0],
+            ),
+            &[b(delta), b(db)],
+            (g.c_out as u32, 1),
+        );
     }
 
-    fn pool_forward(_: &PoolGeom, _: &GpuBuf, _: &mut GpuBuf, _: &mut GpuIndex, _: usize) {
-        not_on_device("pooling")
+    fn pool_forward(p: &PoolGeom, x: &GpuBuf, y: &mut GpuBuf, arg: &mut GpuIndex, batch: usize) {
+        assert!(batch * p.out_len() <= y.len && batch * p.out_len() <= arg.len);
+        context().each(
+            "pool_forward",
+            pool_params(p, [0; 4], [0.0; 4]),
+            batch * p.out_len(),
+            &[b(x), b(y), arg.bind()],
+        );
     }
 
-    fn unpool(_: &PoolGeom, _: &GpuBuf, _: &GpuIndex, _: &mut GpuBuf, _: usize, _: f32) {
-        not_on_device("pooling")
+    fn unpool(
+        p: &PoolGeom,
+        src: &GpuBuf,
+        arg: &GpuIndex,
+        dst: &mut GpuBuf,
+        batch: usize,
+        beta: f32,
+    ) {
+        assert!(batch * p.in_len() <= dst.len);
+        context().each(
+            "unpool",
+            pool_params(p, [0; 4], [beta, 0.0, 0.0, 0.0]),
+            batch * p.in_len(),
+            &[b(src), arg.bind(), b(dst)],
+        );
     }
 
     fn neg_one_hot(labels: &[u8], classes: usize, out: &mut GpuBuf) {
@@ -416,22 +567,127 @@ impl Backend for Gpu {
         (m[0].is_finite() && m[0] > 0.0).then_some(m[0])
     }
 
-    fn quantize(_: &mut GpuBuf, _: usize, _: Levels, _: bool) -> Option<(usize, usize)> {
-        not_on_device("the signal quantizer")
+    fn quantize(g: &mut GpuBuf, n: usize, levels: Levels, census: bool) -> Option<(usize, usize)> {
+        let ctx = context();
+        let p = match levels.form {
+            Form::MidRise => params([0, 0, 0, 0], [levels.alpha, levels.delta(), 0.0, 0.0]),
+            Form::MidTread => {
+                let s = levels.steps();
+                params([0, 1, 0, 0], [levels.alpha, s, s / levels.alpha, 0.0])
+            }
+        };
+        let counts = census.then(|| {
+            let out = ctx.buffer(8);
+            let mut cp = p;
+            cp.u[0] = n as u32;
+            ctx.dispatch("quantize_census", cp, &[b(g), Bind::Buf(&out)], (1, 1));
+            out
+        });
+        ctx.each("quantize", p, n, &[b(g)]);
+        counts.map(|out| {
+            let c: Vec<u32> = bytemuck::pod_collect_to_vec(&ctx.read(&out, 8));
+            (c[0] as usize, c[1] as usize)
+        })
     }
 
     fn quantized_update(
-        _: UpdateShape,
-        _: &mut GpuBuf,
-        _: &mut GpuBuf,
-        _: &GpuBuf,
-        _: &GpuBuf,
-        _: usize,
-        _: f64,
-        _: Quantizer,
-        _: &mut f32,
-        _: Option<u64>,
+        shape: UpdateShape,
+        w: &mut GpuBuf,
+        bias: &mut GpuBuf,
+        delta: &GpuBuf,
+        input: &GpuBuf,
+        batch: usize,
+        rate: f64,
+        q: Quantizer,
+        alpha: &mut f32,
+        key: Option<u64>,
     ) {
-        not_on_device("the quantized update")
+        let ctx = context();
+        let (n_in, n_out) = (shape.n_in, shape.n_out);
+        let (nw, nb) = (w.len, bias.len);
+        if *alpha == 0.0 {
+            let out = ctx.buffer(4);
+            match &shape.conv {
+                None => ctx.dispatch(
+                    "qu_calibrate_dense",
+                    params(
+                        [batch as u32, n_out as u32, n_in as u32, 0],
+                        [rate as f32, 0.0, 0.0, 0.0],
+                    ),
+                    &[b(delta), b(input), Bind::Buf(&out)],
+                    (1, 1),
+                ),
+                Some(g) => {
+                    let most = ctx.buffer((nw + nb) as u64 * 4);
+                    let keys = draw_keys(None, 0);
+                    ctx.each(
+                        "qu_conv",
+                        conv_params(g, [0, 1, 0, batch as u32], [0.0, 0.0, 0.0, (-rate) as f32]),
+                        nw + nb,
+                        &[
+                            b(delta),
+                            b(input),
+                            Bind::Buf(&keys),
+                            b(w),
+                            b(bias),
+                            Bind::Buf(&most),
+                        ],
+                    );
+                    ctx.dispatch(
+                        "max_abs",
+                        params([(nw + nb) as u32, 0, 0, 0], [0.0; 4]),
+                        &[Bind::Buf(&most), Bind::Buf(&out)],
+                        (1, 1),
+                    );
+                }
+            }
+            let m: Vec<f32> = bytemuck::pod_collect_to_vec(&ctx.read(&out, 4));
+            if !(m[0].is_finite() && m[0] > 0.0) {
+                return; // nothing to learn from yet: the scale waits for a non-zero update
+            }
+            *alpha = m[0];
+        }
+        let levels = q.levels(*alpha, Form::MidTread);
+        let s = levels.steps();
+        let a = *alpha;
+        let inv = a / s / batch as f32;
+        let stochastic = key.is_some();
+        match &shape.conv {
+            None => {
+                let entries = (batch * (n_out * n_in + n_out)) as u64;
+                let keys = draw_keys(key, entries);
+                let k = (-rate) as f32 * (s / a);
+                ctx.each(
+                    "qu_dense",
+                    params(
+                        [0, n_out as u32, n_in as u32, batch as u32],
+                        [inv, s, f32::from(u8::from(stochastic)), k],
+                    ),
+                    n_out * n_in + n_out,
+                    &[b(delta), b(input), Bind::Buf(&keys), b(w), b(bias)],
+                );
+            }
+            Some(g) => {
+                let entries = (batch * (nw + nb)) as u64;
+                let keys = draw_keys(key, entries);
+                ctx.each(
+                    "qu_conv",
+                    conv_params(
+                        g,
+                        [0, 0, u32::from(stochastic), batch as u32],
+                        [inv, s, s / a, (-rate) as f32],
+                    ),
+                    nw + nb,
+                    &[
+                        b(delta),
+                        b(input),
+                        Bind::Buf(&keys),
+                        b(w),
+                        b(bias),
+                        Bind::Buf(&ctx.dummy),
+                    ],
+                );
+            }
+        }
     }
 }

@@ -7,11 +7,20 @@
 
 /// Declarations every kernel shares.
 const PRELUDE: &str = r#"
-struct P { a: u32, b: u32, c: u32, d: u32, e: f32, f: f32, g: f32, h: f32 }
+struct P {
+    a: u32, b: u32, c: u32, d: u32,
+    e: f32, f: f32, g: f32, h: f32,
+    // a convolution's or a pooling's geometry
+    g0: vec4<u32>, g1: vec4<u32>, g2: vec4<u32>,
+}
 @group(0) @binding(0) var<uniform> p: P;
 
 fn finite(x: f32) -> bool {
     return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
 }
 
 fn sign_of(v: f32) -> f32 {
@@ -348,6 +357,506 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
 }
 "#;
 
+/// The geometry of a convolution (`p.g0 = (C_in, H, W, C_out)`, `p.g1 = (k, stride, pad,
+/// H_out)`, `p.g2.x = W_out`) and the gather of its input: the value of input channel `ci` at
+/// kernel offset `(ky, kx)` for output position `pos` of example `e`, zero in the padding.
+const CONV_GEOM: &str = r#"
+fn c_in() -> u32 { return p.g0.x; }
+fn h_in() -> u32 { return p.g0.y; }
+fn w_in() -> u32 { return p.g0.z; }
+fn c_out() -> u32 { return p.g0.w; }
+fn ksz() -> u32 { return p.g1.x; }
+fn stride() -> u32 { return p.g1.y; }
+fn pad() -> u32 { return p.g1.z; }
+fn h_out() -> u32 { return p.g1.w; }
+fn w_out() -> u32 { return p.g2.x; }
+fn positions() -> u32 { return h_out() * w_out(); }
+fn kdim() -> u32 { return c_in() * ksz() * ksz(); }
+fn in_len() -> u32 { return c_in() * h_in() * w_in(); }
+fn out_len() -> u32 { return c_out() * positions(); }
+
+/// Column `kk = (ci, ky, kx)` of the im2col matrix at output position `pos` of example `e`.
+fn gather(e: u32, kk: u32, pos: u32) -> f32 {
+    let k2 = ksz() * ksz();
+    let ci = kk / k2;
+    let r = kk % k2;
+    let iy = i32((pos / w_out()) * stride() + r / ksz()) - i32(pad());
+    let ix = i32((pos % w_out()) * stride() + r % ksz()) - i32(pad());
+    if (iy < 0 || ix < 0 || iy >= i32(h_in()) || ix >= i32(w_in())) { return 0.0; }
+    return X[e * in_len() + (ci * h_in() + u32(iy)) * w_in() + u32(ix)];
+}
+"#;
+
+/// A product `C = A · B` whose operands are read through `la(i, kk)` and `lb(kk, j)` and whose
+/// result goes through `st(i, j, v, split)` (`p.a = m`, `p.b = n`, `p.c = k`): the tiles of
+/// [`GEMM`] with the convolutions' index maps in place of stored matrices (implicit im2col).
+/// With `p.d > 0`, workgroup `z` sums only `k` in `[z·p.d, (z + 1)·p.d)` (a split of the inner
+/// dimension, summed afterwards in a fixed order).
+const IGEMM: &str = r#"
+const TS: u32 = 64u;
+const BK: u32 = 16u;
+var<workgroup> As: array<f32, 1024>;
+var<workgroup> Bs: array<f32, 1024>;
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let m = p.a;
+    let n = p.b;
+    var kb = 0u;
+    var ke = p.c;
+    if (p.d != 0u) {
+        kb = wid.z * p.d;
+        ke = min(p.c, kb + p.d);
+    }
+    let row0 = wid.y * TS;
+    let col0 = wid.x * TS;
+    let tid = lid.y * 16u + lid.x;
+    var acc: array<f32, 16>;
+    for (var q = 0u; q < 16u; q++) { acc[q] = 0.0; }
+    for (var k0 = kb; k0 < ke; k0 += BK) {
+        for (var l = 0u; l < 4u; l++) {
+            let idx = tid + l * 256u;
+            let i = idx % TS;
+            let kk = idx / TS;
+            let gi = row0 + i;
+            let gk = k0 + kk;
+            var v = 0.0;
+            if (gi < m && gk < ke) { v = la(gi, gk); }
+            As[kk * TS + i] = v;
+            let gj = col0 + i;
+            var u = 0.0;
+            if (gj < n && gk < ke) { u = lb(gk, gj); }
+            Bs[kk * TS + i] = u;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            var av: array<f32, 4>;
+            var bv: array<f32, 4>;
+            for (var r = 0u; r < 4u; r++) { av[r] = As[kk * TS + lid.y * 4u + r]; }
+            for (var c = 0u; c < 4u; c++) { bv[c] = Bs[kk * TS + lid.x * 4u + c]; }
+            for (var r = 0u; r < 4u; r++) {
+                for (var c = 0u; c < 4u; c++) {
+                    acc[r * 4u + c] = fma(av[r], bv[c], acc[r * 4u + c]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var r = 0u; r < 4u; r++) {
+        let gi = row0 + lid.y * 4u + r;
+        for (var c = 0u; c < 4u; c++) {
+            let gj = col0 + lid.x * 4u + c;
+            if (gi < m && gj < n) { st(gi, gj, acc[r * 4u + c], wid.z); }
+        }
+    }
+}
+"#;
+
+/// Convolution forward: `out[e][co][pos] = Σ_kk W[co][kk] · cols_e[kk][pos] + b[co]`, the
+/// product `W (C_out × K) · cols (K × batch·P)`.
+const CONV_FORWARD: &str = r#"
+@group(0) @binding(1) var<storage, read> Wt: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read> X: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Out: array<f32>;
+fn la(i: u32, kk: u32) -> f32 { return Wt[i * kdim() + kk]; }
+fn lb(kk: u32, j: u32) -> f32 { return gather(j / positions(), kk, j % positions()); }
+fn st(i: u32, j: u32, v: f32, z: u32) {
+    let e = j / positions();
+    Out[e * out_len() + i * positions() + j % positions()] = v + bias[i];
+}
+"#;
+
+/// A signal sent down through a convolution's transposed operation, gathered per input value:
+/// `dx[e][ci][iy][ix] = β·dx + Σ_(co, ky, kx) W[co][ci][ky][kx] · δ[e][co][oy][ox]` over the
+/// output positions whose window holds `(iy, ix)` at `(ky, kx)`: the product
+/// `Wᵀ (C_in × C_out·k²) · D (C_out·k² × batch·H·W)` (`p.e = β`).
+const CONV_BACKWARD_DATA: &str = r#"
+@group(0) @binding(1) var<storage, read> Wt: array<f32>;
+@group(0) @binding(2) var<storage, read> D: array<f32>;
+@group(0) @binding(3) var<storage, read_write> DX: array<f32>;
+// unused: the gather of the forward pass reads X
+var<private> X: array<f32, 1>;
+fn la(i: u32, kk: u32) -> f32 {
+    let k2 = ksz() * ksz();
+    return Wt[(kk / k2) * kdim() + i * k2 + kk % k2];
+}
+fn lb(kk: u32, j: u32) -> f32 {
+    let k2 = ksz() * ksz();
+    let co = kk / k2;
+    let r = kk % k2;
+    let hw = h_in() * w_in();
+    let e = j / hw;
+    let q = j % hw;
+    let ty = i32(q / w_in() + pad()) - i32(r / ksz());
+    let tx = i32(q % w_in() + pad()) - i32(r % ksz());
+    let s = i32(stride());
+    if (ty < 0 || tx < 0 || ty % s != 0 || tx % s != 0) { return 0.0; }
+    let oy = u32(ty / s);
+    let ox = u32(tx / s);
+    if (oy >= h_out() || ox >= w_out()) { return 0.0; }
+    return D[e * out_len() + co * positions() + oy * w_out() + ox];
+}
+fn st(i: u32, j: u32, v: f32, z: u32) {
+    let hw = h_in() * w_in();
+    let o = (j / hw) * in_len() + i * hw + j % hw;
+    if (p.e == 0.0) { DX[o] = v; } else { DX[o] = p.e * DX[o] + v; }
+}
+"#;
+
+/// A convolution's weight gradient, split along the examples' positions: part `z` of
+/// `Σ_(e, pos) δ[e][co][pos] · cols_e[kk][pos]`, the product `D (C_out × batch·P) · colsᵀ`,
+/// into `part[z][co][kk]`.
+const CONV_WEIGHT_GRAD: &str = r#"
+@group(0) @binding(1) var<storage, read> D: array<f32>;
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;
+fn la(i: u32, kk: u32) -> f32 {
+    return D[(kk / positions()) * out_len() + i * positions() + kk % positions()];
+}
+fn lb(kk: u32, j: u32) -> f32 { return gather(kk / positions(), j, kk % positions()); }
+fn st(i: u32, j: u32, v: f32, z: u32) { part[(z * p.a + i) * p.b + j] = v; }
+"#;
+
+/// `out[i] = α · Σ_z part[z][i] + β · out[i]` over `p.a` values and `p.b` parts, in order of
+/// `z` (`p.e = α`, `p.f = β`).
+const SUM_PARTS: &str = r#"
+@group(0) @binding(1) var<storage, read> part: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+fn body(i: u32) {
+    var s = 0.0;
+    for (var z = 0u; z < p.b; z++) { s += part[z * p.a + i]; }
+    if (p.f == 0.0) { out[i] = p.e * s; } else { out[i] = p.e * s + p.f * out[i]; }
+}
+"#;
+
+/// A convolution's bias gradient, one workgroup per output channel `co = wid.x`:
+/// `db[co] = β·db[co] + α·Σ_(e, pos) δ[e][co][pos]` (`p.a` = batch, `p.b` = positions,
+/// `p.c` = values per example), summed per invocation in a fixed stride, then in a fixed tree.
+const CONV_BIAS_GRAD: &str = r#"
+@group(0) @binding(1) var<storage, read> D: array<f32>;
+@group(0) @binding(2) var<storage, read_write> db: array<f32>;
+var<workgroup> part: array<f32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let co = wid.x;
+    var s = 0.0;
+    for (var t = lid.x; t < p.a * p.b; t += 256u) {
+        s += D[(t / p.b) * p.c + co * p.b + t % p.b];
+    }
+    part[lid.x] = s;
+    workgroupBarrier();
+    for (var w = 128u; w > 0u; w >>= 1u) {
+        if (lid.x < w) { part[lid.x] = part[lid.x] + part[lid.x + w]; }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        if (p.f == 0.0) { db[co] = p.e * part[0]; } else { db[co] = p.e * part[0] + p.f * db[co]; }
+    }
+}
+"#;
+
+/// The geometry of a max-pooling (`p.g0 = (C, H, W, k)`, `p.g1 = (stride, pad, H_out, W_out)`).
+const POOL_GEOM: &str = r#"
+fn pc() -> u32 { return p.g0.x; }
+fn ph() -> u32 { return p.g0.y; }
+fn pw() -> u32 { return p.g0.z; }
+fn pk() -> u32 { return p.g0.w; }
+fn ps() -> u32 { return p.g1.x; }
+fn ppad() -> u32 { return p.g1.y; }
+fn poh() -> u32 { return p.g1.z; }
+fn pow_() -> u32 { return p.g1.w; }
+fn p_in() -> u32 { return pc() * ph() * pw(); }
+fn p_out() -> u32 { return pc() * poh() * pow_(); }
+"#;
+
+/// Max-pooling, one invocation per output: the window scanned in row-major order, the first
+/// maximum kept on ties and the first NaN winning (the CPU's rule); `arg` receives the winner's
+/// index within its example.
+const POOL_FORWARD: &str = r#"
+@group(0) @binding(1) var<storage, read> X: array<f32>;
+@group(0) @binding(2) var<storage, read_write> Y: array<f32>;
+@group(0) @binding(3) var<storage, read_write> arg: array<u32>;
+fn body(o: u32) {
+    let e = o / p_out();
+    let r = o % p_out();
+    let plane = poh() * pow_();
+    let c = r / plane;
+    let oy = (r % plane) / pow_();
+    let ox = (r % plane) % pow_();
+    let y0 = i32(oy * ps()) - i32(ppad());
+    let x0 = i32(ox * ps()) - i32(ppad());
+    let ylo = u32(max(y0, 0));
+    let yhi = u32(min(y0 + i32(pk()), i32(ph())));
+    let xlo = u32(max(x0, 0));
+    let xhi = u32(min(x0 + i32(pk()), i32(pw())));
+    let base = e * p_in() + c * ph() * pw();
+    var at = ylo * pw() + xlo;
+    var best = X[base + at];
+    for (var iy = ylo; iy < yhi; iy++) {
+        for (var ix = xlo; ix < xhi; ix++) {
+            let v = X[base + iy * pw() + ix];
+            if (!is_nan(best) && (is_nan(v) || v > best)) {
+                best = v;
+                at = iy * pw() + ix;
+            }
+        }
+    }
+    Y[o] = best;
+    arg[o] = c * ph() * pw() + at;
+}
+"#;
+
+/// The adjoint of max-pooling, gathered per input value: `dst = β·dst + Σ src[o]` over the
+/// outputs `o` whose maximum it was, added in order of `o` (the CPU's order) (`p.e = β`).
+const UNPOOL: &str = r#"
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read> arg: array<u32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+fn body(i: u32) {
+    let e = i / p_in();
+    let r = i % p_in();
+    let plane = ph() * pw();
+    let c = r / plane;
+    let iy = (r % plane) / pw();
+    let ix = (r % plane) % pw();
+    var acc = 0.0;
+    if (p.e != 0.0) { acc = p.e * dst[i]; }
+    // the windows holding (iy, ix): oy·s − pad ≤ iy < oy·s − pad + k
+    let ty = i32(iy + ppad()) - i32(pk()) + 1;
+    let tx = i32(ix + ppad()) - i32(pk()) + 1;
+    let s = i32(ps());
+    let oy0 = u32(max((ty + s - 1) / s, 0));
+    let ox0 = u32(max((tx + s - 1) / s, 0));
+    let oy1 = min((iy + ppad()) / ps() + 1u, poh());
+    let ox1 = min((ix + ppad()) / ps() + 1u, pow_());
+    for (var oy = oy0; oy < oy1; oy++) {
+        for (var ox = ox0; ox < ox1; ox++) {
+            let o = e * p_out() + (c * poh() + oy) * pow_() + ox;
+            if (arg[o] == r) { acc += src[o]; }
+        }
+    }
+    dst[i] = acc;
+}
+"#;
+
+/// The quantizers' rules: `mid_rise(x)` with `p.e = α`, `p.f = Δ`; `mid_tread(x)` with
+/// `p.e = α`, `p.f = s`, `p.g = s/α`; `steps(x, u)` to a signed number of steps, nearest
+/// (`u < 0`, ties to even) or `floor(x + u)`, clamped to `±p.f`.
+const QUANTIZE_RULES: &str = r#"
+fn clamp_to(v: f32, hi: f32) -> f32 {
+    if (v > hi) { return hi; }
+    if (v < -hi) { return -hi; }
+    return v;
+}
+fn mid_rise(x: f32) -> f32 {
+    let d = p.f;
+    return clamp_to(d * (floor(x / d) + 0.5), p.e - 0.5 * d);
+}
+fn mid_tread(x: f32) -> f32 {
+    if (p.f == 0.0) { return p.e * sign_of(x); }
+    return clamp_to(p.e * round(x * p.g) / p.f, p.e);
+}
+fn q_one(x: f32) -> f32 {
+    if (p.b == 0u) { return mid_rise(x); }
+    return mid_tread(x);
+}
+fn steps(x: f32, u: f32) -> f32 {
+    if (u < 0.0) { return clamp_to(round(x), p.f); }
+    return clamp_to(floor(x + u), p.f);
+}
+/// lowbias32 of `lo ⊕ k`, top 24 bits, as a number in [0, 1) (the CPU's `uniform_lo`).
+fn uniform_lo(k: u32, lo: u32) -> f32 {
+    var x = lo ^ k;
+    x ^= x >> 16u;
+    x *= 0x21f0aaadu;
+    x ^= x >> 15u;
+    x *= 0x735a2d97u;
+    x ^= x >> 15u;
+    return f32(x >> 8u) * (1.0 / 16777216.0);
+}
+/// `a · b + c` as a 64-bit number (high, low).
+fn mul_add64(a: u32, b: u32, c: u32) -> vec2<u32> {
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let lo = a0 * b0;
+    let mid1 = a1 * b0;
+    let mid2 = a0 * b1;
+    var hi = a1 * b1;
+    let m = mid1 + mid2;
+    hi += select(0u, 0x10000u, m < mid1);
+    hi += m >> 16u;
+    let low = lo + (m << 16u);
+    hi += select(0u, 1u, low < lo);
+    let out = low + c;
+    hi += select(0u, 1u, out < low);
+    return vec2<u32>(hi, out);
+}
+"#;
+
+/// `g ← Q(g)` (`p.b`: 0 mid-rise, 1 mid-tread).
+const QUANTIZE: &str = r#"
+@group(0) @binding(1) var<storage, read_write> g: array<f32>;
+fn body(i: u32) { g[i] = q_one(g[i]); }
+"#;
+
+/// Of `p.a` values, in one workgroup: `out[0]` how many quantize to zero (mid-tread only),
+/// `out[1]` how many lie beyond ±α.
+const QUANTIZE_CENSUS: &str = r#"
+@group(0) @binding(1) var<storage, read> g: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+var<workgroup> zs: array<u32, 256>;
+var<workgroup> cs: array<u32, 256>;
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+    var z = 0u;
+    var c = 0u;
+    for (var i = lid.x; i < p.a; i += 256u) {
+        let v = g[i];
+        if (abs(v) > p.e) { c += 1u; }
+        if (p.b == 1u && q_one(v) == 0.0) { z += 1u; }
+    }
+    zs[lid.x] = z;
+    cs[lid.x] = c;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if (lid.x < s) {
+            zs[lid.x] = zs[lid.x] + zs[lid.x + s];
+            cs[lid.x] = cs[lid.x] + cs[lid.x + s];
+        }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) {
+        out[0] = zs[0];
+        out[1] = cs[0];
+    }
+}
+"#;
+
+/// The scale `auto` picks for a dense layer's quantized update, in one workgroup:
+/// `out[0] = max_e rate · max|δ_e| · max(max|x_e|, 1)` (`p.a` = batch, `p.b = n_out`,
+/// `p.c = n_in`, `p.e` = rate; a row whose maximum is not finite counts as 0).
+const QU_CALIBRATE_DENSE: &str = r#"
+@group(0) @binding(1) var<storage, read> D: array<f32>;
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+var<workgroup> part: array<f32, 256>;
+fn row_max(m: f32) -> f32 { return select(0.0, m, finite(m)); }
+@compute @workgroup_size(256)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
+    var best = 0.0;
+    for (var e = lid.x; e < p.a; e += 256u) {
+        var d = 0.0;
+        for (var r = 0u; r < p.b; r++) { let v = abs(D[e * p.b + r]); if (v > d) { d = v; } }
+        var o = 0.0;
+        for (var c = 0u; c < p.c; c++) { let v = abs(X[e * p.c + c]); if (v > o) { o = v; } }
+        let m = p.e * row_max(d) * max(row_max(o), 1.0);
+        if (m > best) { best = m; }
+    }
+    part[lid.x] = best;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if (lid.x < s && part[lid.x + s] > part[lid.x]) { part[lid.x] = part[lid.x + s]; }
+        workgroupBarrier();
+    }
+    if (lid.x == 0u) { out[0] = part[0]; }
+}
+"#;
+
+/// A dense layer's quantized update, one invocation per weight (`r·n_in + c`) and per bias
+/// (after the weights): `acc = Σ_e steps(coef_e[r] · x_e[c])`, `coef = p.h · δ`, then
+/// `w += acc · p.e` (`p.a` entries, `p.b = n_out`, `p.c = n_in`, `p.d` = batch, `p.e` = α/s/B,
+/// `p.f = s`, `p.g` = 1 for stochastic rounding with `keys[hi]` the draw key of the indices
+/// whose high half is `hi`).
+const QU_DENSE: &str = r#"
+@group(0) @binding(1) var<storage, read> D: array<f32>;
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read> keys: array<u32>;
+@group(0) @binding(4) var<storage, read_write> Wt: array<f32>;
+@group(0) @binding(5) var<storage, read_write> bias: array<f32>;
+fn draw(index: vec2<u32>) -> f32 {
+    if (p.g == 0.0) { return -1.0; }
+    return uniform_lo(keys[index.x], index.y);
+}
+fn body(j: u32) {
+    let nw = p.b * p.c;
+    var acc = 0.0;
+    if (j < nw) {
+        let r = j / p.c;
+        let c = j % p.c;
+        for (var e = 0u; e < p.d; e++) {
+            let coef = p.h * D[e * p.b + r];
+            acc += steps(coef * X[e * p.c + c], draw(mul_add64(e, nw, j)));
+        }
+        Wt[j] = Wt[j] + acc * p.e;
+    } else {
+        let r = j - nw;
+        // biases count after every weight entry of every example
+        let base = mul_add64(p.d, nw, 0u);
+        for (var e = 0u; e < p.d; e++) {
+            let coef = p.h * D[e * p.b + r];
+            let off = e * p.b + r;
+            let lo = base.y + off;
+            let index = vec2<u32>(base.x + select(0u, 1u, lo < base.y), lo);
+            acc += steps(coef, draw(index));
+        }
+        bias[r] = bias[r] + acc * p.e;
+    }
+}
+"#;
+
+/// A convolution's quantized update, one invocation per weight (`co·K + kk`) and per bias
+/// (after the weights), one example at a time: the example's gradient `g = p.h · Σ_pos
+/// δ_e[co][pos] · cols_e[kk][pos]` (`p.h = −rate`), then `acc += steps(g · s/α)` with index
+/// `e · (weights + biases) + j`; `w += acc · p.e` (`p.a` entries, `p.d` = batch, `p.e` = α/s/B,
+/// `p.f = s`, `p.g` = s/α, stochastic when `p.c = 1`). With `p.b = 1` it only calibrates:
+/// `scratch[j] = max_e |g|`.
+const QU_CONV: &str = r#"
+@group(0) @binding(1) var<storage, read> D: array<f32>;
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read> keys: array<u32>;
+@group(0) @binding(4) var<storage, read_write> Wt: array<f32>;
+@group(0) @binding(5) var<storage, read_write> bias: array<f32>;
+@group(0) @binding(6) var<storage, read_write> scratch: array<f32>;
+fn body(j: u32) {
+    let nw = c_out() * kdim();
+    let per = nw + c_out();
+    let is_w = j < nw;
+    var co = j - nw;
+    var kk = 0u;
+    if (is_w) { co = j / kdim(); kk = j % kdim(); }
+    var acc = 0.0;
+    var most = 0.0;
+    for (var e = 0u; e < p.d; e++) {
+        var g = 0.0;
+        for (var pos = 0u; pos < positions(); pos++) {
+            let d = D[e * out_len() + co * positions() + pos];
+            if (is_w) { g = fma(d, gather(e, kk, pos), g); } else { g += d; }
+        }
+        g = p.h * g;
+        if (p.b == 1u) {
+            if (abs(g) > most) { most = abs(g); }
+        } else {
+            var u = -1.0;
+            if (p.c == 1u) {
+                let index = mul_add64(e, per, j);
+                u = uniform_lo(keys[index.x], index.y);
+            }
+            acc += steps(g * p.g, u);
+        }
+    }
+    if (p.b == 1u) {
+        scratch[j] = most;
+    } else if (is_w) {
+        Wt[j] = Wt[j] + acc * p.e;
+    } else {
+        bias[co] = bias[co] + acc * p.e;
+    }
+}
+"#;
+
 /// Every kernel: its name and WGSL source.
 pub fn all() -> Vec<(&'static str, String)> {
     let each = |body: &str| format!("{PRELUDE}{body}{EACH}");
@@ -369,5 +878,32 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("sign_uniform", whole(SIGN_UNIFORM)),
         ("dropout", each(DROPOUT)),
         ("max_abs", whole(MAX_ABS)),
+        (
+            "conv_forward",
+            whole(&format!("{CONV_GEOM}{CONV_FORWARD}{IGEMM}")),
+        ),
+        (
+            "conv_backward_data",
+            whole(&format!("{CONV_GEOM}{CONV_BACKWARD_DATA}{IGEMM}")),
+        ),
+        (
+            "conv_weight_grad",
+            whole(&format!("{CONV_GEOM}{CONV_WEIGHT_GRAD}{IGEMM}")),
+        ),
+        ("sum_parts", each(SUM_PARTS)),
+        ("conv_bias_grad", whole(CONV_BIAS_GRAD)),
+        ("pool_forward", each(&format!("{POOL_GEOM}{POOL_FORWARD}"))),
+        ("unpool", each(&format!("{POOL_GEOM}{UNPOOL}"))),
+        ("quantize", each(&format!("{QUANTIZE_RULES}{QUANTIZE}"))),
+        (
+            "quantize_census",
+            whole(&format!("{QUANTIZE_RULES}{QUANTIZE_CENSUS}")),
+        ),
+        ("qu_calibrate_dense", whole(QU_CALIBRATE_DENSE)),
+        ("qu_dense", each(&format!("{QUANTIZE_RULES}{QU_DENSE}"))),
+        (
+            "qu_conv",
+            each(&format!("{QUANTIZE_RULES}{CONV_GEOM}{QU_CONV}")),
+        ),
     ]
 }

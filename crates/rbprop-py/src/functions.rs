@@ -9,7 +9,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rbprop::channel::registry::CHANNELS;
-use rbprop::config::TrainConfig;
+use rbprop::config::{Device, TrainConfig};
 use rbprop::data::{Dataset, Split};
 use rbprop::dynamics::input::Moments;
 use rbprop::dynamics::report;
@@ -203,13 +203,16 @@ fn arrays_split(d: &Bound<'_, PyAny>) -> PyResult<Split> {
     })
 }
 
-/// reproduce(config, results, jobs=1, quick=None, data=None) -> list[tuple[str, str]]
+/// reproduce(config, results, jobs=1, quick=None, data=None, device=None, adapter=None)
+///     -> list[tuple[str, str]]
 ///
 /// What `rbp reproduce` does: runs every run of experiment file `config` not yet finished into
-/// `results/<experiment>/` (resuming interrupted ones), `jobs` at a time; returns each run's id
-/// and how it ended.
+/// `results/<experiment>/` (resuming interrupted ones), `jobs` at a time, on `device` ("cpu" or
+/// "gpu", replacing the experiment's; `adapter` chooses a GPU adapter by name); returns each
+/// run's id and how it ended.
 #[pyfunction]
-#[pyo3(signature = (config, results, jobs=1, quick=None, data=None))]
+#[pyo3(signature = (config, results, jobs=1, quick=None, data=None, device=None, adapter=None))]
+#[allow(clippy::too_many_arguments)] // Python's keyword arguments
 fn reproduce(
     py: Python<'_>,
     config: PathBuf,
@@ -217,13 +220,32 @@ fn reproduce(
     jobs: usize,
     quick: Option<usize>,
     data: Option<String>,
+    device: Option<String>,
+    adapter: Option<String>,
 ) -> PyResult<Vec<(String, String)>> {
     let exp = Experiment::load(&config).map_err(py_err)?;
+    let device = match device.as_deref() {
+        None => None,
+        Some("cpu") => Some(Device::Cpu),
+        Some("gpu") => Some(Device::Gpu),
+        Some(other) => {
+            return Err(PyValueError::new_err(format!(
+                "device must be \"cpu\" or \"gpu\", got \"{other}\""
+            )));
+        }
+    };
+    if adapter.is_some() && device != Some(Device::Gpu) {
+        return Err(PyValueError::new_err(
+            "adapter chooses a GPU adapter: it needs device=\"gpu\"",
+        ));
+    }
     let opts = Options {
         results,
         jobs: jobs.max(1),
         quick,
         data,
+        device,
+        adapter,
     };
     let outcomes = interruptible(py, |stop| {
         runner::reproduce(&exp, &opts, &GridStopper(stop))

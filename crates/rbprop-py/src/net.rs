@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use rbprop::channel::diagnostics;
 use rbprop::checkpoint;
-use rbprop::config::TrainConfig;
+use rbprop::config::{Device, TrainConfig};
 use rbprop::data::Dataset;
 use rbprop::data::augment::Augment;
 use rbprop::model::Activations;
@@ -20,6 +20,29 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// `$body` with `$t` the trainer on the device `$device` names: the trainer itself on the CPU;
+/// on the GPU a copy moved onto the device, brought back to the host when `$body` is done
+/// (also when it stops early: the net keeps the updates done).
+macro_rules! on_device {
+    ($device:expr, $trainer:expr, |$t:ident| $body:expr) => {
+        match $device {
+            Device::Cpu => {
+                let $t = &mut *$trainer;
+                $body
+            }
+            Device::Gpu => {
+                let mut dev: Trainer<rbprop_gpu::Gpu> = $trainer.to_backend();
+                let out = {
+                    let $t = &mut dev;
+                    $body
+                };
+                *$trainer = dev.to_backend();
+                out
+            }
+        }
+    };
+}
 
 /// What `data` says in the settings of a net trained on arrays given by its caller.
 pub const ARRAYS: &str = "arrays";
@@ -130,6 +153,12 @@ impl Net {
         trainer: Trainer,
         history: Vec<EpochMetrics>,
     ) -> PyResult<Self> {
+        if config.device == Device::Gpu {
+            // the adapter opens now (an error names it), and the net and channel must run there
+            rbprop::run::gpu::open(&config).map_err(py_err)?;
+            rbprop_gpu::supports(&trainer.net, &trainer.channel)
+                .map_err(|e| PyValueError::new_err(format!("device: {e}")))?;
+        }
         Ok(Net {
             pool: pool(config.threads)?,
             config,
@@ -180,22 +209,20 @@ impl Net {
         let out = interruptible(py, |stop| {
             pool.install(|| {
                 let clock = Instant::now();
-                let stats = trainer.epoch_until(
-                    train,
-                    config.batch,
-                    config.seed,
-                    epoch,
-                    augment,
-                    |_| {
-                        if stop.load(Ordering::SeqCst) {
-                            ControlFlow::Break(())
-                        } else {
-                            ControlFlow::Continue(())
-                        }
-                    },
-                )?;
+                let (stats, tested) = on_device!(config.device, trainer, |t| {
+                    let stats =
+                        t.epoch_until(train, config.batch, config.seed, epoch, augment, |_| {
+                            if stop.load(Ordering::SeqCst) {
+                                ControlFlow::Break(())
+                            } else {
+                                ControlFlow::Continue(())
+                            }
+                        });
+                    let tested = stats.as_ref().and(test).map(|d| t.evaluate(d));
+                    (stats, tested)
+                });
+                let stats = stats?;
                 let seconds = clock.elapsed().as_secs_f64();
-                let tested = test.map(|t| trainer.evaluate(t));
                 let layers = diagnostics.then(|| rbprop::run::probe(trainer, train));
                 Some(EpochMetrics {
                     epoch,
@@ -346,11 +373,6 @@ impl Net {
         };
         let config = TrainConfig::with_settings(table, &base).map_err(py_err)?;
         config.validate().map_err(py_err)?;
-        if config.device != rbprop::config::Device::Cpu {
-            return Err(PyValueError::new_err(
-                "device: the Python package trains on the CPU in this version (the GPU backend runs with `rbp train --device gpu`)",
-            ));
-        }
         Net::build(config, input, classes)
     }
 
@@ -418,8 +440,10 @@ impl Net {
         y: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let batch = convert::dataset(x, y, self.input, self.classes, ("X", "y"))?;
-        let (trainer, pool) = (&mut self.trainer, &self.pool);
-        let loss = py.detach(|| pool.install(|| trainer.step(&batch.images, &batch.labels)));
+        let (trainer, pool, device) = (&mut self.trainer, &self.pool, self.config.device);
+        let loss = py.detach(|| {
+            pool.install(|| on_device!(device, trainer, |t| t.step(&batch.images, &batch.labels)))
+        });
         let n = batch.len() as f64;
         let out = PyDict::new(py);
         out.set_item("loss", loss.loss_sum / n)?;

@@ -78,9 +78,13 @@ def test_bad_settings():
     with pytest.raises(ValueError, match="input_shape"):
         rbprop.Net(hidden=[10])
     with pytest.raises(ValueError, match="device"):
-        rbprop.Net([784, 10], device="gpu")
-    with pytest.raises(ValueError, match="device"):
-        rbprop.train(device="gpu", epochs=1)
+        rbprop.Net([784, 10], device="tpu")
+    with pytest.raises(ValueError, match="adapter"):
+        rbprop.Net([784, 10], adapter="llvmpipe")
+    with pytest.raises(ValueError, match="device.*no-such-adapter-anywhere"):
+        rbprop.Net([784, 10], device="gpu", adapter="no-such-adapter-anywhere")
+    with pytest.raises(ValueError, match="device.*no-such-adapter-anywhere"):
+        rbprop.train(device="gpu", adapter="no-such-adapter-anywhere", epochs=1)
     with pytest.raises(ValueError, match="`channel` is fixed when the net is made"):
         rbprop.Net([784, 10]).fit(np.zeros((1, 784), np.float32), np.zeros(1, int), channel="rbp")
 

@@ -25,8 +25,9 @@ pub const MAX_THREADS: usize = 1024;
 /// Largest random translation, in pixels.
 pub const MAX_TRANSLATE: usize = 1024;
 
-/// Where a run's training steps run: the CPU backend, or the GPU backend of `rbprop-gpu` (which
-/// `rbp train --device gpu` opens; results differ from the CPU's by f32 rounding only).
+/// Where a run's training steps run: the CPU backend, or the GPU backend of `rbprop-gpu` (the
+/// best adapter, or the one `adapter` names; results differ from the CPU's by f32 rounding
+/// only).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
@@ -82,6 +83,9 @@ pub struct TrainConfig {
     /// Where the steps run. Like `threads`, not part of the run's identity: the devices agree to
     /// f32 rounding, not to the bit, and a run may be continued on either.
     pub device: Device,
+    /// With `device = "gpu"`: the adapter whose name contains this (case-insensitive); the best
+    /// adapter if absent. Not part of the run's identity either.
+    pub adapter: Option<String>,
     /// Augmentation: random translation of up to this many pixels (0 = none).
     pub translate: usize,
     /// Augmentation: horizontal flip with probability 1/2.
@@ -110,6 +114,7 @@ impl Default for TrainConfig {
             seed: 1,
             threads: 1,
             device: Device::Cpu,
+            adapter: None,
             translate: 0,
             flip: false,
             diagnostics: false,
@@ -140,6 +145,12 @@ impl TrainConfig {
         bounded("epochs", self.epochs, MAX_EPOCHS)?;
         bounded("batch", self.batch, MAX_BATCH)?;
         bounded("threads", self.threads, MAX_THREADS)?;
+        if self.adapter.is_some() && self.device != Device::Gpu {
+            return Err(Error::config(
+                "adapter",
+                "chooses a GPU adapter: it needs device = \"gpu\" (--device gpu)",
+            ));
+        }
         if self.translate > MAX_TRANSLATE {
             return Err(Error::config(
                 "translate",
@@ -243,13 +254,14 @@ impl TrainConfig {
     }
 
     /// The settings that fix a run's numbers: this configuration with the thread count, the
-    /// device and the number of epochs set aside (results do not depend on the first, differ by
-    /// f32 rounding only with the second; raising the third extends a run). Two configurations
-    /// describe the same run when these are equal.
+    /// device (and its adapter) and the number of epochs set aside (results do not depend on the
+    /// first, differ by f32 rounding only with the second; raising the third extends a run). Two
+    /// configurations describe the same run when these are equal.
     pub fn identity(&self) -> TrainConfig {
         TrainConfig {
             threads: 1,
             device: Device::Cpu,
+            adapter: None,
             epochs: 1,
             ..self.clone()
         }
@@ -396,6 +408,7 @@ struct Settings {
     seed: Option<u64>,
     threads: Option<usize>,
     device: Option<Device>,
+    adapter: Option<String>,
     translate: Option<usize>,
     flip: Option<bool>,
     diagnostics: Option<bool>,
@@ -466,6 +479,7 @@ impl Settings {
             seed,
             threads,
             device,
+            adapter,
             translate,
             flip,
             diagnostics,
@@ -500,6 +514,7 @@ impl Settings {
             c.seed => seed,
             c.threads => threads,
             c.device => device,
+            c.adapter => adapter.map(Some),
             c.translate => translate,
             c.flip => flip,
             c.diagnostics => diagnostics,
@@ -569,6 +584,8 @@ struct Flat<'a> {
     seed: u64,
     threads: usize,
     device: Device,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    adapter: Option<&'a str>,
     translate: usize,
     flip: bool,
     diagnostics: bool,
@@ -601,6 +618,7 @@ impl Serialize for TrainConfig {
             seed: self.seed,
             threads: self.threads,
             device: self.device,
+            adapter: self.adapter.as_deref(),
             translate: self.translate,
             flip: self.flip,
             diagnostics: self.diagnostics,
@@ -673,6 +691,7 @@ impl<'a> Canonical<'a> {
             threads,
             // not part of a run's identity (see `identity`)
             device: _,
+            adapter: _,
             translate,
             flip,
             diagnostics,

@@ -11,7 +11,9 @@
 //! - [`plot`] — figures; [`report`] — what the text reports of [`dynamics`] and [`complexity`]
 //!   share.
 
-pub use rbprop_core::{Error, Result, backend, channel, error, kernels, model, rng, train};
+pub use rbprop_core::{
+    Error, Result, backend, channel, error, kernels, model, quantize, rng, train,
+};
 
 pub mod checkpoint;
 pub mod complexity;

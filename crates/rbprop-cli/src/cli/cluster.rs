@@ -84,6 +84,12 @@ fn task_command(a: &ReproduceArgs) -> anyhow::Result<Vec<String>> {
     if let Some(q) = a.quick {
         cmd.extend(["--quick".to_string(), q.to_string()]);
     }
+    if let Some(d) = a.device {
+        cmd.extend(["--device".to_string(), d.name().to_string()]);
+    }
+    if let Some(n) = &a.adapter {
+        cmd.extend(["--adapter".to_string(), n.clone()]);
+    }
     if a.cluster.cpus_per_task != 1 {
         cmd.extend([
             "--cpus-per-task".to_string(),

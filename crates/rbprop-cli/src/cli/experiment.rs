@@ -1,9 +1,10 @@
 //! `rbp reproduce`, `rbp table`, `rbp plot` and `rbp export`.
 
 use super::sayln;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use rbprop::config::TrainConfig;
+use rbprop::config::{Device, TrainConfig};
 use rbprop::data::Split;
 use rbprop::experiment::export::{self, Format};
 use rbprop::experiment::runner::{self, GridObserver, Options, Outcome, Progress};
@@ -33,6 +34,14 @@ pub struct ReproduceArgs {
     /// Shorten every run to N epochs (2 if no N); tables mark such runs.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
     pub quick: Option<usize>,
+    /// Where every run trains, whatever its experiment says: cpu, or gpu (wgpu: Vulkan, Metal or
+    /// DX12). Not part of a run's identity: results on either are found and continued on either.
+    #[arg(long, value_parser = PossibleValuesParser::new(["cpu", "gpu"]).map(|s| if s == "gpu" { Device::Gpu } else { Device::Cpu }))]
+    pub device: Option<Device>,
+    /// With --device gpu: the adapter whose name contains NAME (case-insensitive), instead of the
+    /// best one.
+    #[arg(long, value_name = "NAME")]
+    pub adapter: Option<String>,
     /// Print each run's resolved settings — what its config.toml would hold, --data, --quick and
     /// --jobs applied — as a TOML document headed by a comment with its experiment and run id,
     /// and exit without running anything.
@@ -68,6 +77,9 @@ pub enum ExportFormat {
 }
 
 pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
+    if a.adapter.is_some() && a.device != Some(Device::Gpu) {
+        anyhow::bail!("--adapter chooses a GPU adapter: it needs --device gpu");
+    }
     if a.print_config {
         return print_configs(&a);
     }
@@ -155,9 +167,7 @@ fn print_configs(a: &ReproduceArgs) -> anyhow::Result<()> {
         }
         for mut run in exp.runs()? {
             run.config.threads = threads;
-            if let Some(q) = opts.quick {
-                run.config.epochs = run.config.epochs.min(q);
-            }
+            opts.apply(&mut run.config);
             let toml = toml::to_string_pretty(&run.config).expect("config serializes");
             let gap = if first { "" } else { "\n" };
             first = false;
@@ -205,6 +215,8 @@ pub fn load(a: &ReproduceArgs, jobs: usize) -> anyhow::Result<(Vec<Experiment>, 
         jobs,
         quick: a.quick,
         data: a.data.clone(),
+        device: a.device,
+        adapter: a.adapter.clone(),
     };
     Ok((exps, opts))
 }

@@ -114,10 +114,9 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Where the training steps and the evaluation run: cpu, or gpu (Vulkan, Metal or DX12,
-    /// through wgpu; dense nets, every channel, channel dropout; conv nets and the quantizers are
-    /// refused). Results agree with the CPU's to f32 rounding, not to the bit, so the device is
-    /// not part of a run's identity. `rbp train` only in this version (`rbp reproduce` and
-    /// experiments run on the CPU).
+    /// through wgpu: dense and conv nets, every channel and variant). Results agree with the
+    /// CPU's to f32 rounding, not to the bit, so the device is not part of a run's identity (a
+    /// run may be continued on the other).
     #[arg(long, default_value = "cpu", value_parser = PossibleValuesParser::new(["cpu", "gpu"]).map(|s| if s == "gpu" { Device::Gpu } else { Device::Cpu }))]
     pub device: Device,
     /// With --device gpu: the adapter whose name contains NAME (case-insensitive), instead of the
@@ -222,6 +221,9 @@ fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Res
     if args.train_limit.is_some() {
         c.train_limit = args.train_limit;
     }
+    if args.adapter.is_some() {
+        c.adapter = args.adapter.clone();
+    }
     let o = &mut c.channel_options;
     if given("feedback") {
         o.feedback = FeedbackInit::parse(&args.feedback)?;
@@ -278,9 +280,6 @@ pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()
         super::say(&toml::to_string_pretty(&config).expect("config serializes"));
         return Ok(());
     }
-    if args.adapter.is_some() && config.device != Device::Gpu {
-        anyhow::bail!("--adapter chooses a GPU adapter: it needs --device gpu");
-    }
     let split = data::load(&config.data)?;
     config.validate()?;
     // one writer per run directory: the lock is taken before anything in it is read or removed
@@ -304,28 +303,13 @@ pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()
         epochs: config.epochs,
         bar: None,
     };
-    match config.device {
-        Device::Cpu => {
-            run::run_locked(&config, &split, dir.as_ref(), &mut observer)?;
-        }
-        Device::Gpu => {
-            use rbprop_gpu::Gpu;
-            let info = Gpu::init(args.adapter.as_deref())?;
-            if !args.quiet {
-                sayln!(
-                    "device: gpu, adapter {} ({:?}, {:?})",
-                    info.name,
-                    info.backend,
-                    info.device_type
-                );
-            }
-            let accept = |t: &rbprop::train::Trainer| {
-                rbprop_gpu::supports(&t.net, &t.channel)
-                    .map_err(|problem| rbprop::Error::config("device", problem))
-            };
-            run::run_locked_on::<Gpu>(&config, &split, dir.as_ref(), &mut observer, &accept)?;
+    if config.device == Device::Gpu {
+        let adapter = run::gpu::open(&config)?;
+        if !args.quiet {
+            sayln!("device: gpu, adapter {adapter}");
         }
     }
+    run::run_locked(&config, &split, dir.as_ref(), &mut observer)?;
     if let Some(out) = args.out.as_ref().filter(|_| !args.quiet) {
         sayln!("results in {}", out.display());
     }

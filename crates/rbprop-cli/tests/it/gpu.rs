@@ -12,12 +12,16 @@
 //! skipped with a note when there is none, and fail instead when `RBP_GPU=1` (CI sets it).
 
 use super::cli::rbp;
+use rbprop::backend::UpdateShape;
 use rbprop::backend::{Backend, Cpu, Mat};
 use rbprop::channel::{CHANNELS, Channel, ChannelOptions, ChannelSpec, Quantizer};
 use rbprop::config::{Device, TrainConfig};
 use rbprop::data;
 use rbprop::kernels::Activation;
+use rbprop::kernels::conv::ConvGeom;
+use rbprop::kernels::pool::PoolGeom;
 use rbprop::model::{Net, parse_arch};
+use rbprop::quantize::{Alpha, Form, Levels};
 use rbprop::rng::{self, Rng};
 use rbprop::run::{self, EpochMetrics, Silent};
 use rbprop::train::{Sgd, Trainer};
@@ -315,6 +319,334 @@ fn channel_signal_kernels_agree() {
     assert_eq!(Gpu::max_abs(&Gpu::zeros(10), 10), None);
 }
 
+fn abs(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|x| x.abs()).collect()
+}
+
+/// Agreement of sums of `k` products: |gpu − cpu| ≤ 1e-5·√k·scale, `scale` the same sums of
+/// the terms' magnitudes.
+fn assert_sums_close(what: &str, gpu: &[f32], cpu: &[f32], scale: &[f32], k: usize) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
+    let tol = 1e-5 * (k as f32).sqrt();
+    for (i, ((a, b), s)) in gpu.iter().zip(cpu).zip(scale).enumerate() {
+        assert!(
+            (a - b).abs() <= tol * s + 1e-30,
+            "{what}[{i}]: gpu {a} cpu {b} (scale {s})"
+        );
+    }
+}
+
+/// Odd convolutions: channels, maps, kernels, strides and paddings that fill no tile.
+fn conv_shapes() -> Vec<ConvGeom> {
+    [
+        (3, 9, 7, 5, 3, 1, 1),
+        (2, 11, 10, 4, 5, 2, 2),
+        (1, 13, 13, 7, 5, 1, 0),
+        (4, 6, 5, 3, 2, 3, 1),
+        (8, 4, 4, 70, 3, 1, 1),
+    ]
+    .into_iter()
+    .map(|(c, h, w, co, k, s, p)| ConvGeom::new(c, h, w, co, k, s, p).unwrap())
+    .collect()
+}
+
+#[test]
+fn convolution_kernels_agree_on_odd_shapes() {
+    if !available() {
+        return;
+    }
+    let batch = 3;
+    for (t, g) in conv_shapes().into_iter().enumerate() {
+        let what = |op: &str| format!("{op} of {g:?}");
+        let (ni, no, kd) = (g.in_len(), g.out_len(), g.kdim());
+        let w = normal(g.c_out * kd, 20 + t as u64);
+        let bias = normal(g.c_out, 30);
+        let x = normal(batch * ni + 2, 31);
+        // forward
+        let mut want = vec![0.0; batch * no + 2];
+        Cpu::conv_forward(&g, &w, &bias, &x, &mut want, batch);
+        let mut scale = vec![0.0; batch * no + 2];
+        Cpu::conv_forward(&g, &abs(&w), &abs(&bias), &abs(&x), &mut scale, batch);
+        let mut out = Gpu::upload(&vec![9.0; batch * no + 2]);
+        Gpu::conv_forward(
+            &g,
+            &on_gpu(&w),
+            &on_gpu(&bias),
+            &on_gpu(&x),
+            &mut out,
+            batch,
+        );
+        let got = Gpu::download(&out);
+        assert_sums_close(
+            &what("forward"),
+            &got[..batch * no],
+            &want[..batch * no],
+            &scale,
+            kd,
+        );
+        assert_eq!(&got[batch * no..], &[9.0, 9.0], "past the batch");
+        // the signal sent down, overwriting and blending
+        let delta = normal(batch * no, 32);
+        for beta in [0.0f32, 0.5] {
+            let dx0 = normal(batch * ni, 33);
+            let mut want = dx0.clone();
+            Cpu::conv_backward_data(&g, &w, &delta, &mut want, batch, beta);
+            let mut scale = abs(&dx0);
+            scale.iter_mut().for_each(|v| *v *= beta);
+            Cpu::conv_backward_data(&g, &abs(&w), &abs(&delta), &mut scale, batch, 1.0);
+            let mut dx = on_gpu(&dx0);
+            Gpu::conv_backward_data(&g, &on_gpu(&w), &on_gpu(&delta), &mut dx, batch, beta);
+            let k = g.c_out * g.k * g.k;
+            assert_sums_close(&what("backward"), &Gpu::download(&dx), &want, &scale, k);
+        }
+        // the gradients, accumulated with momentum's β
+        let (dw0, db0) = (normal(w.len(), 34), normal(g.c_out, 35));
+        let (mut want_w, mut want_b) = (dw0.clone(), db0.clone());
+        Cpu::conv_weight_grad(&g, &delta, &x, batch, -0.3, 0.9, &mut want_w, &mut want_b);
+        let (mut sw, mut sb) = (abs(&dw0), abs(&db0));
+        sw.iter_mut().chain(sb.iter_mut()).for_each(|v| *v *= 0.9);
+        Cpu::conv_weight_grad(
+            &g,
+            &abs(&delta),
+            &abs(&x),
+            batch,
+            0.3,
+            1.0,
+            &mut sw,
+            &mut sb,
+        );
+        let (mut dw, mut db) = (on_gpu(&dw0), on_gpu(&db0));
+        Gpu::conv_weight_grad(
+            &g,
+            &on_gpu(&delta),
+            &on_gpu(&x),
+            batch,
+            -0.3,
+            0.9,
+            &mut dw,
+            &mut db,
+        );
+        let k = batch * g.positions();
+        assert_sums_close(
+            &what("weight gradient"),
+            &Gpu::download(&dw),
+            &want_w,
+            &sw,
+            k,
+        );
+        assert_sums_close(&what("bias gradient"), &Gpu::download(&db), &want_b, &sb, k);
+    }
+    // a gradient summed over many positions is split in parts, summed in a fixed order
+    let g = ConvGeom::new(1, 40, 40, 2, 3, 1, 1).unwrap();
+    let batch = 20; // 32,000 positions
+    let (delta, x) = (
+        normal(batch * g.out_len(), 36),
+        normal(batch * g.in_len(), 37),
+    );
+    let (mut want_w, mut want_b) = (vec![0.0; 2 * 9], vec![0.0; 2]);
+    Cpu::conv_weight_grad(&g, &delta, &x, batch, 1.0, 0.0, &mut want_w, &mut want_b);
+    let (mut sw, mut sb) = (vec![0.0; 18], vec![0.0; 2]);
+    Cpu::conv_weight_grad(
+        &g,
+        &abs(&delta),
+        &abs(&x),
+        batch,
+        1.0,
+        0.0,
+        &mut sw,
+        &mut sb,
+    );
+    let (gd, gx) = (on_gpu(&delta), on_gpu(&x));
+    let (mut dw, mut db) = (Gpu::zeros(18), Gpu::zeros(2));
+    Gpu::conv_weight_grad(&g, &gd, &gx, batch, 1.0, 0.0, &mut dw, &mut db);
+    let k = batch * g.positions();
+    let first = Gpu::download(&dw);
+    assert_sums_close("split weight gradient", &first, &want_w, &sw, k);
+    assert_sums_close("split bias gradient", &Gpu::download(&db), &want_b, &sb, k);
+    Gpu::conv_weight_grad(&g, &gd, &gx, batch, 1.0, 0.0, &mut dw, &mut db);
+    assert_eq!(Gpu::download(&dw), first, "the same sums, the same bits");
+}
+
+#[test]
+fn pooling_agrees_bit_for_bit_with_ties_and_nan() {
+    if !available() {
+        return;
+    }
+    let batch = 3;
+    for (c, h, w, k, s, pad) in [
+        (3, 9, 7, 3, 2, 1),
+        (2, 8, 8, 2, 2, 0),
+        (1, 7, 7, 3, 1, 0),
+        (5, 5, 6, 3, 3, 2),
+    ] {
+        let p = PoolGeom::new(c, h, w, k, s, pad).unwrap();
+        let (ni, no) = (p.in_len(), p.out_len());
+        // values on a coarse grid (ties) and a NaN
+        let mut x: Vec<f32> = normal(batch * ni, 40)
+            .iter()
+            .map(|v| (v * 2.0).round())
+            .collect();
+        x[ni + 4] = f32::NAN;
+        let (mut y, mut arg) = (vec![0.0; batch * no], vec![0u32; batch * no]);
+        Cpu::pool_forward(&p, &x, &mut y, &mut arg, batch);
+        let mut gy = Gpu::zeros(batch * no);
+        let mut garg = Gpu::index_zeros(batch * no);
+        Gpu::pool_forward(&p, &on_gpu(&x), &mut gy, &mut garg, batch);
+        assert_eq!(garg.download(), arg, "{p:?}: positions of the maxima");
+        let got = Gpu::download(&gy);
+        for (a, b) in got.iter().zip(&y) {
+            assert!(
+                a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan()),
+                "{p:?}: {a} vs {b}"
+            );
+        }
+        assert!(got.iter().any(|v| v.is_nan()), "the NaN wins its windows");
+        for beta in [0.0f32, 0.5] {
+            let src = normal(batch * no, 41);
+            let dst0 = normal(batch * ni, 42);
+            let mut want = dst0.clone();
+            Cpu::unpool(&p, &src, &arg, &mut want, batch, beta);
+            let mut dst = on_gpu(&dst0);
+            Gpu::unpool(&p, &on_gpu(&src), &garg, &mut dst, batch, beta);
+            let got = Gpu::download(&dst);
+            assert!(
+                got.iter()
+                    .zip(&want)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{p:?} β {beta}: unpooling differs"
+            );
+        }
+        let copy = garg.clone();
+        assert_eq!(copy.download(), arg, "a clone of the positions");
+    }
+}
+
+/// Entries of `gpu` and `cpu` more than `tol` apart.
+fn differing(gpu: &[f32], cpu: &[f32], tol: f32) -> usize {
+    gpu.iter()
+        .zip(cpu)
+        .filter(|(a, b)| (*a - *b).abs() > tol)
+        .count()
+}
+
+#[test]
+fn the_signal_quantizer_agrees_in_both_forms_with_its_census() {
+    if !available() {
+        return;
+    }
+    let x = normal(10_007, 43);
+    for form in [Form::MidRise, Form::MidTread] {
+        for bits in [1u32, 2, 3, 4, 8, 16] {
+            if form == Form::MidTread && bits == 1 {
+                continue;
+            }
+            let levels = Levels {
+                form,
+                alpha: 1.37,
+                bits,
+            };
+            let mut want = x.clone();
+            let census = Cpu::quantize(&mut want, 10_000, levels, true);
+            let mut g = on_gpu(&x);
+            let got_census = Gpu::quantize(&mut g, 10_000, levels, true);
+            let got = Gpu::download(&g);
+            assert_eq!(got_census, census, "{form:?} {bits}: census");
+            assert_eq!(&got[10_000..], &x[10_000..], "past n");
+            // a value on a level's boundary may round either way under the device's division
+            let n = differing(&got, &want, 1e-6);
+            assert!(
+                n <= 2,
+                "{form:?} {bits} bits: {n} values quantize differently"
+            );
+            assert_eq!(Gpu::quantize(&mut g, 10, levels, false), None);
+        }
+    }
+}
+
+#[test]
+fn quantized_updates_agree_dense_and_conv_nearest_and_stochastic() {
+    if !available() {
+        return;
+    }
+    let batch = 7;
+    let conv = ConvGeom::new(2, 7, 6, 3, 3, 1, 1).unwrap();
+    let shapes = [
+        UpdateShape {
+            conv: None,
+            n_in: 29,
+            n_out: 13,
+        },
+        UpdateShape {
+            conv: Some(conv),
+            n_in: conv.in_len(),
+            n_out: conv.out_len(),
+        },
+    ];
+    for shape in shapes {
+        let (nw, nb) = match shape.conv {
+            None => (shape.n_in * shape.n_out, shape.n_out),
+            Some(g) => (g.c_out * g.kdim(), g.c_out),
+        };
+        let delta = normal(batch * shape.n_out, 44);
+        let input = normal(batch * shape.n_in, 45);
+        for text in ["4", "8:auto:stochastic", "6:0.05", "16:auto"] {
+            let q = Quantizer::parse(text, "q").unwrap();
+            let (w0, b0) = (normal(nw, 46), normal(nb, 47));
+            let alpha0 = match q.alpha {
+                Alpha::Auto => 0.0,
+                Alpha::Fixed(a) => a,
+            };
+            let key = (q.rounding == rbprop::quantize::Rounding::Stochastic).then_some(0xfeed);
+            let (mut w, mut b, mut a) = (w0.clone(), b0.clone(), alpha0);
+            Cpu::quantized_update(
+                shape, &mut w, &mut b, &delta, &input, batch, 0.1, q, &mut a, key,
+            );
+            let (mut gw, mut gb, mut ga) = (on_gpu(&w0), on_gpu(&b0), alpha0);
+            Gpu::quantized_update(
+                shape,
+                &mut gw,
+                &mut gb,
+                &on_gpu(&delta),
+                &on_gpu(&input),
+                batch,
+                0.1,
+                q,
+                &mut ga,
+                key,
+            );
+            let what = format!(
+                "{text} on {:?}",
+                shape.conv.map(|_| "conv").unwrap_or("dense")
+            );
+            assert!((ga - a).abs() <= 1e-5 * a, "{what}: scale {ga} vs {a}");
+            // sums of whole steps: equal but where a product lands on a rounding boundary
+            let unit = a / q.levels(a, Form::MidTread).steps() / batch as f32;
+            let (got_w, got_b) = (Gpu::download(&gw), Gpu::download(&gb));
+            let tol = 1e-6 + 1e-6 * a;
+            let n = differing(&got_w, &w, tol) + differing(&got_b, &b, tol);
+            // (the dense products are the CPU's to the bit; a convolution's gradient is summed
+            // in another order, so its values near a boundary go either way more often)
+            let share = if shape.conv.is_some() { 10 } else { 100 };
+            assert!(
+                n * share <= nw + nb,
+                "{what}: {n} of {} entries differ",
+                nw + nb
+            );
+            for (g, c) in got_w.iter().zip(&w).chain(got_b.iter().zip(&b)) {
+                assert!(
+                    (g - c).abs() <= unit + tol,
+                    "{what}: {g} vs {c} (a step is {unit})"
+                );
+            }
+            // the update moved the weights by whole steps
+            assert!(
+                differing(&got_w, &w0, tol) > nw / 4,
+                "{what}: the weights barely moved"
+            );
+        }
+    }
+}
+
 fn channel(net: &Net, name: &str, options: &ChannelOptions) -> Channel {
     Channel::new(
         &ChannelSpec::parse(name, false).unwrap(),
@@ -388,6 +720,12 @@ fn every_channel_takes_the_cpus_steps_on_a_dense_net() {
     }
 }
 
+/// A seconds-long experiment of two dense channels.
+const BASIC: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../configs/smoke/basic.toml"
+);
+
 fn small(channel: &str, seed: u64) -> TrainConfig {
     TrainConfig {
         channel: channel.into(),
@@ -456,33 +794,13 @@ fn bp_rbp_and_srbp_train_like_the_cpu_and_repeat_exactly() {
 }
 
 #[test]
-fn what_the_gpu_lacks_is_refused_by_name() {
+fn every_net_and_channel_setting_is_accepted() {
     // no adapter needed: the check reads the host net and channel
     let dense = Net::new(
         &[20, 8, 6, 3],
         Activation::Tanh,
         &mut rng::stream(1, "init"),
     );
-    let q = |s: &str| Some(Quantizer::parse(s, "q").unwrap());
-    for (options, name) in [
-        (
-            ChannelOptions {
-                quantize_signal: q("4"),
-                ..Default::default()
-            },
-            "quantize-signal",
-        ),
-        (
-            ChannelOptions {
-                quantize_update: q("4"),
-                ..Default::default()
-            },
-            "quantize-update",
-        ),
-    ] {
-        let e = supports(&dense, &channel(&dense, "rbp", &options)).unwrap_err();
-        assert!(e.contains(name) && e.contains("--device cpu"), "{e}");
-    }
     let conv = Net::from_arch(
         (1, 8, 8),
         &parse_arch("conv4k3p1-pool2s2-fc6").unwrap(),
@@ -491,49 +809,207 @@ fn what_the_gpu_lacks_is_refused_by_name() {
         &mut rng::stream(1, "init"),
     )
     .unwrap();
-    for name in ["bp", "rbp", "srbp"] {
-        let e = supports(&conv, &channel(&conv, name, &ChannelOptions::default())).unwrap_err();
-        assert!(
-            e.contains("convolutions or pooling") && e.contains("conv4k3"),
-            "{e}"
-        );
-    }
-    // everything else of a dense net is accepted: every channel, dropout
-    for kind in CHANNELS {
-        let options = ChannelOptions {
-            dropout: if kind.hidden_signal { 0.2 } else { 0.0 },
-            ..kind.example_options(2)
+    let q = |s: &str| Some(Quantizer::parse(s, "q").unwrap());
+    for net in [&dense, &conv] {
+        for kind in CHANNELS {
+            let options = ChannelOptions {
+                dropout: if kind.hidden_signal { 0.2 } else { 0.0 },
+                ..kind.example_options(2)
+            };
+            supports(net, &channel(net, kind.name, &options)).unwrap();
+        }
+        let quantized = ChannelOptions {
+            quantize_signal: q("2"),
+            quantize_update: q("8:auto:stochastic"),
+            ..Default::default()
         };
-        supports(&dense, &channel(&dense, kind.name, &options)).unwrap();
+        supports(net, &channel(net, "rbp", &quantized)).unwrap();
+    }
+}
+
+/// Per-epoch agreement of two runs: losses within `rel` (relative), accuracies within `points`
+/// percentage points, the same steps and rates.
+fn assert_curves_close(
+    what: &str,
+    cpu: &[EpochMetrics],
+    gpu: &[EpochMetrics],
+    rel: f64,
+    points: f64,
+) {
+    assert_eq!(cpu.len(), gpu.len(), "{what}: epochs");
+    for (c, g) in cpu.iter().zip(gpu) {
+        for (m, x, y) in [
+            ("train loss", c.train_loss, g.train_loss),
+            ("test loss", c.test_loss, g.test_loss),
+        ] {
+            assert!(
+                (x - y).abs() <= rel * x,
+                "{what} epoch {}: {m} cpu {x} gpu {y}",
+                c.epoch
+            );
+        }
+        for (m, x, y) in [
+            ("train acc", c.train_acc, g.train_acc),
+            ("test acc", c.test_acc, g.test_acc),
+        ] {
+            assert!(
+                (x - y).abs() <= points / 100.0,
+                "{what} epoch {}: {m} cpu {x} gpu {y}",
+                c.epoch
+            );
+        }
+        assert_eq!((c.steps, c.lr), (g.steps, g.lr), "{what}");
     }
 }
 
 #[test]
-fn refused_runs_fail_before_training_and_devices_share_an_identity() {
-    let config = small("rbp", 1);
+fn conv_nets_and_the_quantizers_train_like_the_cpu_and_repeat_exactly() {
+    if !available() {
+        return;
+    }
+    // a short test set: lavapipe runs the kernels on the CPU
+    let mut split = data::embedded();
+    split.test.truncate(300);
+    let conv = |channel: &str| TrainConfig {
+        channel: channel.into(),
+        arch: Some("conv4k5p2-pool3s2-conv6k3p1-pool2s2-fc16".into()),
+        epochs: 2,
+        batch: 50,
+        lr: 0.05,
+        momentum: 0.9,
+        train_limit: Some(300),
+        translate: 2,
+        flip: true,
+        seed: 4,
+        ..TrainConfig::default()
+    };
+    // quantized updates take a constant rate and no momentum (paper §1)
+    let quantized = |config: TrainConfig, signal: Option<&str>, update: Option<&str>| TrainConfig {
+        channel_options: ChannelOptions {
+            quantize_signal: signal.map(|q| Quantizer::parse(q, "q").unwrap()),
+            quantize_update: update.map(|q| Quantizer::parse(q, "q").unwrap()),
+            ..Default::default()
+        },
+        decay: if update.is_some() { 0.0 } else { config.decay },
+        momentum: if update.is_some() {
+            0.0
+        } else {
+            config.momentum
+        },
+        ..config
+    };
+    let dense = |channel: &str| TrainConfig {
+        epochs: 2,
+        train_limit: Some(500),
+        ..small(channel, 5)
+    };
+    // (what, settings, loss tolerance, accuracy tolerance in points, rerun)
+    let cases = [
+        ("conv bp", conv("bp"), 1e-3, 0.5, true),
+        ("conv rbp", conv("rbp"), 1e-3, 0.5, false),
+        ("conv srbp", conv("srbp"), 1e-3, 0.5, false),
+        (
+            "quantize-signal 2 bits, rbp",
+            quantized(dense("rbp"), Some("2"), None),
+            1e-2,
+            1.0,
+            false,
+        ),
+        (
+            "quantize-update 8 bits, bp",
+            quantized(dense("bp"), None, Some("8")),
+            1e-2,
+            1.0,
+            false,
+        ),
+        (
+            "quantize-update 8 bits stochastic, srbp",
+            quantized(dense("srbp"), None, Some("8:auto:stochastic")),
+            1e-2,
+            1.0,
+            true,
+        ),
+        (
+            "conv srbp, quantized signal and stochastic update",
+            quantized(conv("srbp"), Some("3"), Some("8:auto:stochastic")),
+            2e-2,
+            2.0,
+            true,
+        ),
+    ];
+    for (what, config, rel, points, rerun) in cases {
+        let cpu = run::run(&config, &split, None, &mut Silent).unwrap();
+        let a = on_device(&config, &split).unwrap();
+        assert_curves_close(what, &cpu, &a, rel, points);
+        if rerun {
+            let b = on_device(&config, &split).unwrap();
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(
+                    (x.train_loss, x.train_acc, x.test_loss, x.test_acc),
+                    (y.train_loss, y.train_acc, y.test_loss, y.test_acc),
+                    "{what}: a rerun differs"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn devices_share_an_identity_and_every_entry_point_takes_the_device() {
+    let config = TrainConfig {
+        epochs: 1,
+        ..small("rbp", 1)
+    };
     let gpu_config = TrainConfig {
         device: Device::Gpu,
+        adapter: Some("llvmpipe".into()),
         ..config.clone()
     };
     assert_eq!(config.identity_text(), gpu_config.identity_text());
     assert_eq!(config.identity(), gpu_config.identity());
-    // the CPU entry points do not run a GPU configuration
-    let split = data::embedded();
-    let e = run::run(&gpu_config, &split, None, &mut Silent).unwrap_err();
-    assert!(e.to_string().contains("--device gpu"), "{e}");
+    // an adapter is a GPU's
+    let e = TrainConfig {
+        adapter: Some("x".into()),
+        ..config.clone()
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("adapter") && e.contains("device = \"gpu\""),
+        "{e}"
+    );
     if !available() {
         return;
     }
-    let quantized = TrainConfig {
-        channel_options: ChannelOptions {
-            quantize_signal: Some(Quantizer::parse("2", "q").unwrap()),
-            ..Default::default()
-        },
-        ..config
+    // the library's entry point runs a GPU configuration on the GPU: the numbers of the GPU
+    // backend, not the CPU's
+    let split = data::embedded();
+    let gpu_config = TrainConfig {
+        adapter: None,
+        ..gpu_config
     };
-    let e = on_device(&quantized, &split).unwrap_err().to_string();
+    let direct = on_device(&config, &split).unwrap();
+    let through_run = run::run(&gpu_config, &split, None, &mut Silent).unwrap();
+    let cpu = run::run(&config, &split, None, &mut Silent).unwrap();
+    for ((d, r), c) in direct.iter().zip(&through_run).zip(&cpu) {
+        assert_eq!(d.train_loss.to_bits(), r.train_loss.to_bits());
+        assert_ne!(d.train_loss.to_bits(), c.train_loss.to_bits());
+    }
+    let e = run::run(
+        &TrainConfig {
+            adapter: Some("no-such-adapter-anywhere".into()),
+            ..gpu_config
+        },
+        &split,
+        None,
+        &mut Silent,
+    )
+    .unwrap_err()
+    .to_string();
+    // (this process has its adapter open already: the error says which)
     assert!(
-        e.contains("quantize-signal") && e.contains("--device cpu"),
+        e.contains("device") && e.contains("no-such-adapter-anywhere"),
         "{e}"
     );
 }
@@ -548,7 +1024,26 @@ fn the_command_line_takes_device_and_adapter() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("device = \"cpu\""));
     let o = rbp(&["train", "--adapter", "x", "--epochs", "1"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("needs --device gpu"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("adapter") && err.contains("--device gpu"),
+        "{err}"
+    );
+    let o = rbp(&["reproduce", BASIC, "--adapter", "x"]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--adapter") && err.contains("--device gpu"),
+        "{err}"
+    );
+    // reproduce's runs take the device, not into their identity
+    let o = rbp(&["reproduce", BASIC, "--device", "gpu", "--print-config"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("device = \"gpu\"") && !out.contains("device = \"cpu\""),
+        "{out}"
+    );
     let o = rbp(&["train", "--device", "tpu"]);
     assert_eq!(o.status.code(), Some(2));
     if !available() {
@@ -577,8 +1072,30 @@ fn the_command_line_takes_device_and_adapter() {
     let o = rbp(&[&args[..], &["--adapter", "no-such-adapter-anywhere"]].concat());
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("no GPU adapter named like"));
-    let o = rbp(&[&args[..], &["--arch", "conv4k5-pool2s2-fc16"]].concat());
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("not available on --device gpu"), "{err}");
+    // a conv net with a quantized channel trains there too
+    let o = rbp(&[
+        &args[..],
+        &["--arch", "conv4k5-pool2s2-fc16", "--quantize-signal", "2"],
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // a grid on the GPU: the runs written are found finished by a CPU invocation
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().to_str().unwrap();
+    let grid = ["reproduce", BASIC, "--results", results, "--quick", "1"];
+    let o = rbp(&[&grid[..], &["--device", "gpu", "--jobs", "2"]].concat());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = rbp(&grid);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("already complete") && !out.contains("epoch 1/1"),
+        "{out}"
+    );
+    let status = rbp(&[&grid[..], &["--status"]].concat());
+    let st = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        !st.contains("missing") && st.contains("finished"),
+        "{st}\n{out}"
+    );
 }

@@ -274,6 +274,8 @@ fn every_shipped_experiment_file_is_valid_and_every_smoke_grid_runs() {
                 jobs: 2,
                 quick: None,
                 data: None,
+                device: None,
+                adapter: None,
             };
             let out = runner::reproduce(&exp, &opts, &runner::Quiet).unwrap();
             assert!(

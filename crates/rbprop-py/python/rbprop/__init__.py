@@ -102,13 +102,16 @@ def reproduce(
     jobs: int = 1,
     quick: Optional[int] = None,
     data: Optional[str] = None,
+    device: Optional[str] = None,
+    adapter: Optional[str] = None,
 ) -> Any:
     """What ``rbp reproduce CONFIG --results RESULTS`` does: runs every run of the experiment
     file not finished yet (resuming interrupted ones), ``jobs`` at a time, ``quick`` capping the
-    epochs, ``data`` replacing the experiment's data directory. Returns :func:`results` of the
+    epochs, ``data`` replacing the experiment's data directory, ``device`` ("cpu" or "gpu",
+    ``adapter`` choosing a GPU by name) replacing its device. Returns :func:`results` of the
     experiment's directory. Ctrl-C stops the runs after their current update; finished epochs
     are kept and the next call continues them."""
-    _reproduce(str(config), str(results), jobs, quick, data)
+    _reproduce(str(config), str(results), jobs, quick, data, device, adapter)
     name = _experiment_name(config)
     rows = [r for r in _rows(results) if r.get("experiment") == name]
     return _frame(rows, _result_columns())

@@ -90,7 +90,13 @@ def train(
     **settings: Any,
 ) -> Net: ...
 def reproduce(
-    config: _Path, results: _Path, jobs: int = 1, quick: Optional[int] = None, data: Optional[str] = None
+    config: _Path,
+    results: _Path,
+    jobs: int = 1,
+    quick: Optional[int] = None,
+    data: Optional[str] = None,
+    device: Optional[str] = None,
+    adapter: Optional[str] = None,
 ) -> List[Tuple[str, str]]: ...
 def table_csv(results: _Path) -> str: ...
 def results_jsonl(results: _Path) -> str: ...

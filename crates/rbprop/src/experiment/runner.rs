@@ -8,6 +8,7 @@
 //! with them, the library prints nothing.
 
 use super::{Experiment, Run};
+use crate::config::{Device, TrainConfig};
 use crate::data::{self, Split};
 use crate::error::{Error, Result};
 use crate::run::dir::{EXPERIMENT, RunDir, write_atomic};
@@ -27,6 +28,26 @@ pub struct Options {
     pub quick: Option<usize>,
     /// Replaces the experiment's data directory.
     pub data: Option<String>,
+    /// Replaces every run's device (and its adapter, with [`Options::adapter`]).
+    pub device: Option<Device>,
+    /// The GPU adapter of every run on the GPU.
+    pub adapter: Option<String>,
+}
+
+impl Options {
+    /// Applies `--quick`, `--device` and `--adapter` to a run's settings (none of them but the
+    /// epochs is part of its identity).
+    pub fn apply(&self, config: &mut TrainConfig) {
+        if let Some(q) = self.quick {
+            config.epochs = config.epochs.min(q);
+        }
+        if let Some(d) = self.device {
+            config.device = d;
+        }
+        if self.adapter.is_some() {
+            config.adapter = self.adapter.clone();
+        }
+    }
 }
 
 /// How one run ended.
@@ -98,9 +119,7 @@ pub fn prepare(
         .into_iter()
         .map(|mut r| {
             r.config.threads = threads;
-            if let Some(q) = opts.quick {
-                r.config.epochs = r.config.epochs.min(q);
-            }
+            opts.apply(&mut r.config);
             r
         })
         .collect();

@@ -13,6 +13,6 @@ pub use dir::{
     read_metrics, same_run, write_atomic,
 };
 pub use training::{
-    Observer, PROBE_EXAMPLES, Silent, build_trainer, check_memory, probe, run, run_locked,
+    Observer, PROBE_EXAMPLES, Silent, build_trainer, check_memory, gpu, probe, run, run_locked,
     run_locked_on, run_with_trainer,
 };

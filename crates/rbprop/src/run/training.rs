@@ -167,24 +167,90 @@ pub fn run_with_trainer(
     observer: &mut dyn Observer,
 ) -> Result<(Vec<EpochMetrics>, Trainer)> {
     config.validate()?;
-    on_cpu(config)?;
     let dir = out.map(|p| RunDir::new(p).lock()).transpose()?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.threads)
-        .build()
-        .map_err(|e| Error::config("threads", e.to_string()))?;
-    pool.install(|| run_in_pool::<Cpu>(config, split, dir.as_ref(), observer, &|_| Ok(())))
+    in_pool(config, || on_device(config, split, dir.as_ref(), observer))
 }
 
-/// Refuses `device = "gpu"` where the steps run on the CPU backend: only `rbp train --device
-/// gpu` opens a GPU (the library does not depend on the GPU crate).
-fn on_cpu(config: &TrainConfig) -> Result<()> {
+/// Runs `f` in a pool of `config.threads` worker threads.
+fn in_pool<T: Send>(config: &TrainConfig, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(config.threads)
+        .build()
+        .map_err(|e| Error::config("threads", e.to_string()))?
+        .install(f)
+}
+
+/// The run on the backend `config.device` names: the CPU, or the GPU adapter it chooses
+/// (opened once per process; a net or channel setting the GPU backend lacks is refused by name
+/// before anything runs).
+fn on_device(
+    config: &TrainConfig,
+    split: &Split,
+    out: Option<&RunLock>,
+    observer: &mut dyn Observer,
+) -> Result<(Vec<EpochMetrics>, Trainer)> {
     match config.device {
-        Device::Cpu => Ok(()),
-        Device::Gpu => Err(Error::config(
+        Device::Cpu => run_in_pool::<Cpu>(config, split, out, observer, &|_| Ok(())),
+        Device::Gpu => gpu::run(config, split, out, observer),
+    }
+}
+
+/// The GPU backend behind `device = "gpu"`.
+#[cfg(feature = "gpu")]
+pub mod gpu {
+    use super::*;
+    use rbprop_gpu::Gpu;
+
+    /// Opens the adapter `config.adapter` names (the best one if none) and returns its
+    /// description, e.g. `llvmpipe (LLVM 19.1.7, 256 bits) (Vulkan, Cpu)`.
+    pub fn open(config: &TrainConfig) -> Result<String> {
+        let info = Gpu::init(config.adapter.as_deref())
+            .map_err(|e| Error::config("device", e.to_string()))?;
+        Ok(format!(
+            "{} ({:?}, {:?})",
+            info.name, info.backend, info.device_type
+        ))
+    }
+
+    pub(super) fn run(
+        config: &TrainConfig,
+        split: &Split,
+        out: Option<&RunLock>,
+        observer: &mut dyn Observer,
+    ) -> Result<(Vec<EpochMetrics>, Trainer)> {
+        open(config)?;
+        let accept = |t: &Trainer| {
+            rbprop_gpu::supports(&t.net, &t.channel)
+                .map_err(|problem| Error::config("device", problem))
+        };
+        run_in_pool::<Gpu>(config, split, out, observer, &accept)
+    }
+}
+
+/// Without the GPU backend (built without the `gpu` feature), `device = "gpu"` is refused.
+#[cfg(not(feature = "gpu"))]
+pub mod gpu {
+    use super::*;
+
+    fn missing() -> Error {
+        Error::config(
             "device",
-            "device = \"gpu\" runs with `rbp train --device gpu` only (experiments and the Python package train on the CPU in this version); set device = \"cpu\"",
-        )),
+            "this build has no GPU backend (rbprop was built without its `gpu` feature); set device = \"cpu\"",
+        )
+    }
+
+    /// Refuses: no GPU backend in this build.
+    pub fn open(_config: &TrainConfig) -> Result<String> {
+        Err(missing())
+    }
+
+    pub(super) fn run(
+        _config: &TrainConfig,
+        _split: &Split,
+        _out: Option<&RunLock>,
+        _observer: &mut dyn Observer,
+    ) -> Result<(Vec<EpochMetrics>, Trainer)> {
+        Err(missing())
     }
 }
 
@@ -195,8 +261,8 @@ pub fn run_locked(
     out: Option<&RunLock>,
     observer: &mut dyn Observer,
 ) -> Result<Vec<EpochMetrics>> {
-    on_cpu(config)?;
-    run_locked_on::<Cpu>(config, split, out, observer, &|_| Ok(()))
+    config.validate()?;
+    in_pool(config, || on_device(config, split, out, observer)).map(|(metrics, _)| metrics)
 }
 
 /// [`run_locked`] with the training steps and the evaluation on backend `B` (whatever
@@ -212,12 +278,10 @@ pub fn run_locked_on<B: Backend>(
     accept: &(dyn Fn(&Trainer) -> Result<()> + Sync),
 ) -> Result<Vec<EpochMetrics>> {
     config.validate()?;
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(config.threads)
-        .build()
-        .map_err(|e| Error::config("threads", e.to_string()))?;
-    pool.install(|| run_in_pool::<B>(config, split, out, observer, accept))
-        .map(|(metrics, _)| metrics)
+    in_pool(config, || {
+        run_in_pool::<B>(config, split, out, observer, accept)
+    })
+    .map(|(metrics, _)| metrics)
 }
 
 fn run_in_pool<B: Backend>(

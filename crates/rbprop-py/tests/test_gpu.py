@@ -1,0 +1,74 @@
+"""The GPU backend from Python: `device="gpu"` trains like the CPU to f32 rounding, repeats
+exactly on one adapter, and reaches the command line's run loop and grids. Skipped without a GPU
+adapter (lavapipe will do), unless RBP_GPU=1 makes that a failure."""
+
+import os
+
+import numpy as np
+import pytest
+
+import rbprop
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    try:
+        rbprop.Net([4, 2], device="gpu")
+    except ValueError as e:
+        if os.environ.get("RBP_GPU") == "1":
+            pytest.fail(f"RBP_GPU=1 requires a GPU adapter: {e}")
+        pytest.skip(f"no GPU adapter: {e}")
+
+
+def data(n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 1, 12, 12)).astype(np.float32)
+    y = (x[:, 0, :6].sum(axis=(1, 2)) > 0).astype(np.int64) + 2 * (x[:, 0, :, :6].sum(axis=(1, 2)) > 0)
+    return x, y
+
+
+def close(cpu, gpu, rel):
+    for c, g in zip(cpu, gpu):
+        for key in ("train_loss", "test_loss"):
+            assert abs(c[key] - g[key]) <= rel * c[key], (key, c, g)
+        assert (c["steps"], c["lr"]) == (g["steps"], g["lr"])
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        dict(layers=[144, 32, 16, 4], channel="srbp"),
+        dict(arch="conv4k3p1-pool2s2-fc16", input_shape=(1, 12, 12), classes=4, channel="rbp"),
+        dict(layers=[144, 32, 4], channel="rbp", quantize_update="8:auto:stochastic"),
+    ],
+)
+def test_fit_on_the_gpu_agrees_with_the_cpu_and_repeats(gpu, settings):
+    x, y = data(400, 1)
+    xt, yt = data(100, 2)
+    common = dict(settings, lr=0.05, batch=20, seed=3)
+    cpu = rbprop.Net(**common).fit(x, y, epochs=2, validation=(xt, yt))
+    a = rbprop.Net(**common, device="gpu")
+    got = a.fit(x, y, epochs=2, validation=(xt, yt))
+    close(cpu, got, 1e-2 if "quantize_update" in settings else 1e-3)
+    again = rbprop.Net(**common, device="gpu").fit(x, y, epochs=2, validation=(xt, yt))
+    assert [m["train_loss"] for m in got] == [m["train_loss"] for m in again]
+    # the weights came back to the host: predictions read them
+    assert a.predict(xt).shape == (100,)
+    assert a.evaluate(xt, yt)["loss"] == pytest.approx(got[-1]["test_loss"], rel=1e-6)
+    # one update on the device
+    step = a.step(x[:20], y[:20])
+    assert np.isfinite(step["loss"])
+
+
+def test_train_and_reproduce_take_the_device(gpu, tmp_path):
+    net = rbprop.train(device="gpu", hidden=[16], epochs=1, train_limit=300, out=tmp_path / "run")
+    assert len(net.history) == 1
+    assert 'device = "gpu"' in (tmp_path / "run" / "config.toml").read_text()
+    repo = os.path.join(os.path.dirname(__file__), "..", "..", "..")
+    config = os.path.join(repo, "configs", "smoke", "basic.toml")
+    rbprop.reproduce(config, tmp_path / "grid", quick=1, device="gpu")
+    # found finished whichever device asks
+    done = rbprop.reproduce(config, tmp_path / "grid", quick=1, device="cpu")
+    assert len(done) > 0
+    with pytest.raises(ValueError, match="adapter"):
+        rbprop.reproduce(config, tmp_path / "grid", adapter="x")
