@@ -157,37 +157,27 @@ fn params(u: [u32; 4], f: [f32; 4]) -> Params {
     }
 }
 
-fn conv_params(g: &ConvGeom, u: [u32; 4], f: [f32; 4]) -> Params {
-    let v = |x: usize| x as u32;
-    let mut geom = [0; 12];
-    geom[..9].copy_from_slice(&[
-        v(g.c_in),
-        v(g.h),
-        v(g.w),
-        v(g.c_out),
-        v(g.k),
-        v(g.stride),
-        v(g.pad),
-        v(g.h_out),
-        v(g.w_out),
-    ]);
-    Params { u, f, geom }
+/// Parameters with `geom` holding a layer's geometry.
+fn geom_params(geom: &[usize], u: [u32; 4], f: [f32; 4]) -> Params {
+    let mut p = params(u, f);
+    for (g, v) in p.geom.iter_mut().zip(geom) {
+        *g = *v as u32;
+    }
+    p
 }
 
+/// A convolution's geometry: `(C_in, H, W, C_out)`, `(k, stride, pad, H_out)`, `W_out`.
+fn conv_params(g: &ConvGeom, u: [u32; 4], f: [f32; 4]) -> Params {
+    let geom = [
+        g.c_in, g.h, g.w, g.c_out, g.k, g.stride, g.pad, g.h_out, g.w_out,
+    ];
+    geom_params(&geom, u, f)
+}
+
+/// A pooling's geometry: `(C, H, W, k)`, `(stride, pad, H_out, W_out)`.
 fn pool_params(g: &PoolGeom, u: [u32; 4], f: [f32; 4]) -> Params {
-    let v = |x: usize| x as u32;
-    let mut geom = [0; 12];
-    geom[..8].copy_from_slice(&[
-        v(g.c),
-        v(g.h),
-        v(g.w),
-        v(g.k),
-        v(g.stride),
-        v(g.pad),
-        v(g.h_out),
-        v(g.w_out),
-    ]);
-    Params { u, f, geom }
+    let geom = [g.c, g.h, g.w, g.k, g.stride, g.pad, g.h_out, g.w_out];
+    geom_params(&geom, u, f)
 }
 
 /// The tiles of a product of `m × n` values (64 × 64 per workgroup).

@@ -247,8 +247,6 @@ fn body(r: u32) {
 const LOSS_TOTAL: &str = r#"
 @group(0) @binding(1) var<storage, read> stats: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-var<workgroup> ls: array<f32, 256>;
-var<workgroup> cs: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     var l = 0.0;
@@ -257,20 +255,33 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
         l += stats[2u * r];
         c += stats[2u * r + 1u];
     }
-    ls[lid.x] = l;
-    cs[lid.x] = c;
+    let t = pair_sum(lid.x, l, c);
+    if (lid.x == 0u) {
+        out[0] = t.x;
+        out[1] = t.y;
+    }
+}
+"#;
+
+/// `pair_sum(lid, l, r)`: the sums of `l` and of `r` over a workgroup's 256 invocations, in a
+/// fixed tree (every invocation gets them); `ELEM` is the type summed.
+const PAIR_SUM: &str = r#"
+var<workgroup> pair_l: array<ELEM, 256>;
+var<workgroup> pair_r: array<ELEM, 256>;
+fn pair_sum(lid: u32, l: ELEM, r: ELEM) -> vec2<ELEM> {
+    pair_l[lid] = l;
+    pair_r[lid] = r;
     workgroupBarrier();
     for (var s = 128u; s > 0u; s >>= 1u) {
-        if (lid.x < s) {
-            ls[lid.x] = ls[lid.x] + ls[lid.x + s];
-            cs[lid.x] = cs[lid.x] + cs[lid.x + s];
+        if (lid < s) {
+            pair_l[lid] = pair_l[lid] + pair_l[lid + s];
+            pair_r[lid] = pair_r[lid] + pair_r[lid + s];
         }
         workgroupBarrier();
     }
-    if (lid.x == 0u) {
-        out[0] = ls[0];
-        out[1] = cs[0];
-    }
+    let t = vec2<ELEM>(pair_l[0], pair_r[0]);
+    workgroupBarrier();
+    return t;
 }
 "#;
 
@@ -707,8 +718,6 @@ fn body(i: u32) { g[i] = q_one(g[i]); }
 const QUANTIZE_CENSUS: &str = r#"
 @group(0) @binding(1) var<storage, read> g: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<u32>;
-var<workgroup> zs: array<u32, 256>;
-var<workgroup> cs: array<u32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     var z = 0u;
@@ -718,19 +727,10 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
         if (abs(v) > p.e) { c += 1u; }
         if (p.b == 1u && q_one(v) == 0.0) { z += 1u; }
     }
-    zs[lid.x] = z;
-    cs[lid.x] = c;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if (lid.x < s) {
-            zs[lid.x] = zs[lid.x] + zs[lid.x + s];
-            cs[lid.x] = cs[lid.x] + cs[lid.x + s];
-        }
-        workgroupBarrier();
-    }
+    let t = pair_sum(lid.x, z, c);
     if (lid.x == 0u) {
-        out[0] = zs[0];
-        out[1] = cs[0];
+        out[0] = t.x;
+        out[1] = t.y;
     }
 }
 "#;
@@ -871,7 +871,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("activate", act(ACTIVATE)),
         ("mul_derivative", act(MUL_DERIVATIVE)),
         ("softmax", each(SOFTMAX)),
-        ("loss_total", whole(LOSS_TOTAL)),
+        (
+            "loss_total",
+            whole(&format!("{}{LOSS_TOTAL}", PAIR_SUM.replace("ELEM", "f32"))),
+        ),
         ("neg_one_hot", each(NEG_ONE_HOT)),
         ("sign", each(SIGN)),
         ("sign_magnitude", each(SIGN_MAGNITUDE)),
@@ -897,7 +900,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("quantize", each(&format!("{QUANTIZE_RULES}{QUANTIZE}"))),
         (
             "quantize_census",
-            whole(&format!("{QUANTIZE_RULES}{QUANTIZE_CENSUS}")),
+            whole(&format!(
+                "{QUANTIZE_RULES}{}{QUANTIZE_CENSUS}",
+                PAIR_SUM.replace("ELEM", "u32")
+            )),
         ),
         ("qu_calibrate_dense", whole(QU_CALIBRATE_DENSE)),
         ("qu_dense", each(&format!("{QUANTIZE_RULES}{QU_DENSE}"))),

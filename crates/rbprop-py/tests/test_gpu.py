@@ -39,7 +39,7 @@ def close(cpu, gpu, rel):
     [
         dict(layers=[144, 32, 16, 4], channel="srbp"),
         dict(arch="conv4k3p1-pool2s2-fc16", input_shape=(1, 12, 12), classes=4, channel="rbp"),
-        dict(layers=[144, 32, 4], channel="rbp", quantize_update="8:auto:stochastic"),
+        dict(layers=[144, 32, 4], channel="rbp", quantize_update="8:auto:stochastic", decay=0.0),
     ],
 )
 def test_fit_on_the_gpu_agrees_with_the_cpu_and_repeats(gpu, settings):

@@ -28,12 +28,25 @@ pub const MAX_TRANSLATE: usize = 1024;
 /// Where a run's training steps run: the CPU backend, or the GPU backend of `rbprop-gpu` (the
 /// best adapter, or the one `adapter` names; results differ from the CPU's by f32 rounding
 /// only).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Device {
     #[default]
     Cpu,
     Gpu,
+}
+
+impl<'de> Deserialize<'de> for Device {
+    /// `"cpu"` or `"gpu"`; anything else is an error naming the key.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "cpu" => Ok(Device::Cpu),
+            "gpu" => Ok(Device::Gpu),
+            other => Err(serde::de::Error::custom(format!(
+                "device must be \"cpu\" or \"gpu\", got \"{other}\""
+            ))),
+        }
+    }
 }
 
 impl Device {
