@@ -281,8 +281,9 @@ impl Backend for Gpu {
         let groups = (n.div_ceil(64) as u32, m.div_ceil(64) as u32);
         context().dispatch(
             "gemm",
-            params(
-                [m as u32, n as u32, k as u32, flags],
+            geom_params(
+                &[flags as usize],
+                [m as u32, n as u32, k as u32, 0],
                 [alpha, beta, 0.0, 0.0],
             ),
             &[b(a.buf), b(b_.buf), b(c)],

@@ -30,87 +30,26 @@ fn sign_of(v: f32) -> f32 {
 }
 "#;
 
-/// `c ← alpha · op(a) · op(b) + beta · c` (`p.a = m`, `p.b = n`, `p.c = k`, `p.d` = transposes:
-/// bit 0 for `a`, bit 1 for `b`; `p.e = alpha`, `p.f = beta`): 64 × 64 tiles of `c` per
-/// workgroup, staged through workgroup memory 16 steps of `k` at a time, 4 × 4 values per
-/// invocation, each summed in order of `k` with fused multiply-adds.
+/// `c ← alpha · op(a) · op(b) + beta · c` (`p.a = m`, `p.b = n`, `p.c = k`, `p.g0.x` =
+/// transposes: bit 0 for `a`, bit 1 for `b`; `p.e = alpha`, `p.f = beta`): [`TILED`] on the
+/// stored matrices, each operand staged along its contiguous dimension.
 const GEMM: &str = r#"
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
-
-const TS: u32 = 64u;
-const BK: u32 = 16u;
-var<workgroup> As: array<f32, 1024>;
-var<workgroup> Bs: array<f32, 1024>;
-
-@compute @workgroup_size(16, 16)
-fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let m = p.a;
-    let n = p.b;
-    let k = p.c;
-    let ta = (p.d & 1u) != 0u;
-    let tb = (p.d & 2u) != 0u;
-    let row0 = wid.y * TS;
-    let col0 = wid.x * TS;
-    let tid = lid.y * 16u + lid.x;
-    var acc: array<f32, 16>;
-    for (var q = 0u; q < 16u; q++) { acc[q] = 0.0; }
-    for (var k0 = 0u; k0 < k; k0 += BK) {
-        for (var l = 0u; l < 4u; l++) {
-            let idx = tid + l * 256u;
-            var i: u32;
-            var kk: u32;
-            if (ta) { kk = idx / TS; i = idx % TS; } else { i = idx / BK; kk = idx % BK; }
-            let gi = row0 + i;
-            let gk = k0 + kk;
-            var v = 0.0;
-            if (gi < m && gk < k) {
-                if (ta) { v = A[gk * m + gi]; } else { v = A[gi * k + gk]; }
-            }
-            As[kk * TS + i] = v;
-        }
-        for (var l = 0u; l < 4u; l++) {
-            let idx = tid + l * 256u;
-            var j: u32;
-            var kk: u32;
-            if (tb) { j = idx / BK; kk = idx % BK; } else { kk = idx / TS; j = idx % TS; }
-            let gj = col0 + j;
-            let gk = k0 + kk;
-            var v = 0.0;
-            if (gj < n && gk < k) {
-                if (tb) { v = B[gj * k + gk]; } else { v = B[gk * n + gj]; }
-            }
-            Bs[kk * TS + j] = v;
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var r = 0u; r < 4u; r++) { av[r] = As[kk * TS + lid.y * 4u + r]; }
-            for (var c = 0u; c < 4u; c++) { bv[c] = Bs[kk * TS + lid.x * 4u + c]; }
-            for (var r = 0u; r < 4u; r++) {
-                for (var c = 0u; c < 4u; c++) {
-                    acc[r * 4u + c] = fma(av[r], bv[c], acc[r * 4u + c]);
-                }
-            }
-        }
-        workgroupBarrier();
-    }
-    for (var r = 0u; r < 4u; r++) {
-        let gi = row0 + lid.y * 4u + r;
-        for (var c = 0u; c < 4u; c++) {
-            let gj = col0 + lid.x * 4u + c;
-            if (gi < m && gj < n) {
-                let o = gi * n + gj;
-                if (p.f == 0.0) {
-                    C[o] = p.e * acc[r * 4u + c];
-                } else {
-                    C[o] = p.e * acc[r * 4u + c] + p.f * C[o];
-                }
-            }
-        }
-    }
+fn a_along_k() -> bool { return (p.g0.x & 1u) == 0u; }
+fn b_along_k() -> bool { return (p.g0.x & 2u) != 0u; }
+fn la(i: u32, kk: u32) -> f32 {
+    if ((p.g0.x & 1u) != 0u) { return A[kk * p.a + i]; }
+    return A[i * p.c + kk];
+}
+fn lb(kk: u32, j: u32) -> f32 {
+    if ((p.g0.x & 2u) != 0u) { return B[j * p.c + kk]; }
+    return B[kk * p.b + j];
+}
+fn st(i: u32, j: u32, v: f32, z: u32) {
+    let o = i * p.b + j;
+    if (p.f == 0.0) { C[o] = p.e * v; } else { C[o] = p.e * v + p.f * C[o]; }
 }
 "#;
 
@@ -285,6 +224,23 @@ fn pair_sum(lid: u32, l: ELEM, r: ELEM) -> vec2<ELEM> {
 }
 "#;
 
+/// `tree_max(lid, v)`: the largest `v` of a workgroup's 256 invocations, in a fixed tree (every
+/// invocation gets it).
+const TREE_MAX: &str = r#"
+var<workgroup> part_max: array<f32, 256>;
+fn tree_max(lid: u32, v: f32) -> f32 {
+    part_max[lid] = v;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s >>= 1u) {
+        if (lid < s && part_max[lid + s] > part_max[lid]) { part_max[lid] = part_max[lid + s]; }
+        workgroupBarrier();
+    }
+    let m = part_max[0];
+    workgroupBarrier();
+    return m;
+}
+"#;
+
 /// `out = −T` for `p.a = batch · classes` values (`p.b` classes).
 const NEG_ONE_HOT: &str = r#"
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
@@ -350,7 +306,6 @@ fn body(i: u32) { g[i] = select(0.0, g[i] * p.e, mask[i] < p.b); }
 const MAX_ABS: &str = r#"
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-var<workgroup> part: array<f32, 256>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     var m = 0.0;
@@ -358,13 +313,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
         let v = abs(x[i]);
         if (v > m) { m = v; }
     }
-    part[lid.x] = m;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if (lid.x < s && part[lid.x + s] > part[lid.x]) { part[lid.x] = part[lid.x + s]; }
-        workgroupBarrier();
-    }
-    if (lid.x == 0u) { out[0] = part[0]; }
+    let most = tree_max(lid.x, m);
+    if (lid.x == 0u) { out[0] = most; }
 }
 "#;
 
@@ -399,11 +349,14 @@ fn gather(e: u32, kk: u32, pos: u32) -> f32 {
 "#;
 
 /// A product `C = A · B` whose operands are read through `la(i, kk)` and `lb(kk, j)` and whose
-/// result goes through `st(i, j, v, split)` (`p.a = m`, `p.b = n`, `p.c = k`): the tiles of
-/// [`GEMM`] with the convolutions' index maps in place of stored matrices (implicit im2col).
-/// With `p.d > 0`, workgroup `z` sums only `k` in `[z·p.d, (z + 1)·p.d)` (a split of the inner
-/// dimension, summed afterwards in a fixed order).
-const IGEMM: &str = r#"
+/// result goes through `st(i, j, v, split)` (`p.a = m`, `p.b = n`, `p.c = k`): 64 × 64 tiles of
+/// `C` per workgroup, staged through workgroup memory 16 steps of `k` at a time (each operand's
+/// loads along `k` where `a_along_k()` / `b_along_k()` say it is contiguous, else along `m` /
+/// `n`), 4 × 4 values per invocation, each summed in order of `k` with fused multiply-adds. The
+/// stored matrices of [`GEMM`] and the convolutions' index maps (implicit im2col) are its
+/// instances. With `p.d > 0`, workgroup `z` sums only `k` in `[z·p.d, (z + 1)·p.d)` (a split of
+/// the inner dimension, summed afterwards in a fixed order).
+const TILED: &str = r#"
 const TS: u32 = 64u;
 const BK: u32 = 16u;
 var<workgroup> As: array<f32, 1024>;
@@ -427,17 +380,25 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     for (var k0 = kb; k0 < ke; k0 += BK) {
         for (var l = 0u; l < 4u; l++) {
             let idx = tid + l * 256u;
-            let i = idx % TS;
-            let kk = idx / TS;
+            var i = idx % TS;
+            var kk = idx / TS;
+            if (a_along_k()) { i = idx / BK; kk = idx % BK; }
             let gi = row0 + i;
             let gk = k0 + kk;
             var v = 0.0;
             if (gi < m && gk < ke) { v = la(gi, gk); }
             As[kk * TS + i] = v;
-            let gj = col0 + i;
+        }
+        for (var l = 0u; l < 4u; l++) {
+            let idx = tid + l * 256u;
+            var j = idx % TS;
+            var kk = idx / TS;
+            if (b_along_k()) { j = idx / BK; kk = idx % BK; }
+            let gj = col0 + j;
+            let gk = k0 + kk;
             var u = 0.0;
             if (gj < n && gk < ke) { u = lb(gk, gj); }
-            Bs[kk * TS + i] = u;
+            Bs[kk * TS + j] = u;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
@@ -470,6 +431,8 @@ const CONV_FORWARD: &str = r#"
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read> X: array<f32>;
 @group(0) @binding(4) var<storage, read_write> Out: array<f32>;
+fn a_along_k() -> bool { return true; }
+fn b_along_k() -> bool { return false; }
 fn la(i: u32, kk: u32) -> f32 { return Wt[i * kdim() + kk]; }
 fn lb(kk: u32, j: u32) -> f32 { return gather(j / positions(), kk, j % positions()); }
 fn st(i: u32, j: u32, v: f32, z: u32) {
@@ -488,6 +451,8 @@ const CONV_BACKWARD_DATA: &str = r#"
 @group(0) @binding(3) var<storage, read_write> DX: array<f32>;
 // unused: the gather of the forward pass reads X
 var<private> X: array<f32, 1>;
+fn a_along_k() -> bool { return true; }
+fn b_along_k() -> bool { return false; }
 fn la(i: u32, kk: u32) -> f32 {
     let k2 = ksz() * ksz();
     return Wt[(kk / k2) * kdim() + i * k2 + kk % k2];
@@ -522,6 +487,8 @@ const CONV_WEIGHT_GRAD: &str = r#"
 @group(0) @binding(1) var<storage, read> D: array<f32>;
 @group(0) @binding(2) var<storage, read> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
+fn a_along_k() -> bool { return true; }
+fn b_along_k() -> bool { return true; }
 fn la(i: u32, kk: u32) -> f32 {
     return D[(kk / positions()) * out_len() + i * positions() + kk % positions()];
 }
@@ -742,7 +709,6 @@ const QU_CALIBRATE_DENSE: &str = r#"
 @group(0) @binding(1) var<storage, read> D: array<f32>;
 @group(0) @binding(2) var<storage, read> X: array<f32>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
-var<workgroup> part: array<f32, 256>;
 fn row_max(m: f32) -> f32 { return select(0.0, m, finite(m)); }
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
@@ -755,13 +721,8 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
         let m = p.e * row_max(d) * max(row_max(o), 1.0);
         if (m > best) { best = m; }
     }
-    part[lid.x] = best;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s >>= 1u) {
-        if (lid.x < s && part[lid.x + s] > part[lid.x]) { part[lid.x] = part[lid.x + s]; }
-        workgroupBarrier();
-    }
-    if (lid.x == 0u) { out[0] = part[0]; }
+    let most = tree_max(lid.x, best);
+    if (lid.x == 0u) { out[0] = most; }
 }
 "#;
 
@@ -863,7 +824,7 @@ pub fn all() -> Vec<(&'static str, String)> {
     let act = |body: &str| format!("{PRELUDE}{ACTIVATIONS}{body}{EACH}");
     let whole = |body: &str| format!("{PRELUDE}{body}");
     vec![
-        ("gemm", whole(GEMM)),
+        ("gemm", whole(&format!("{GEMM}{TILED}"))),
         ("add_bias_rows", each(ADD_BIAS_ROWS)),
         ("bias_grad", each(BIAS_GRAD)),
         ("scale", each(SCALE)),
@@ -880,18 +841,18 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("sign_magnitude", each(SIGN_MAGNITUDE)),
         ("sign_uniform", whole(SIGN_UNIFORM)),
         ("dropout", each(DROPOUT)),
-        ("max_abs", whole(MAX_ABS)),
+        ("max_abs", whole(&format!("{TREE_MAX}{MAX_ABS}"))),
         (
             "conv_forward",
-            whole(&format!("{CONV_GEOM}{CONV_FORWARD}{IGEMM}")),
+            whole(&format!("{CONV_GEOM}{CONV_FORWARD}{TILED}")),
         ),
         (
             "conv_backward_data",
-            whole(&format!("{CONV_GEOM}{CONV_BACKWARD_DATA}{IGEMM}")),
+            whole(&format!("{CONV_GEOM}{CONV_BACKWARD_DATA}{TILED}")),
         ),
         (
             "conv_weight_grad",
-            whole(&format!("{CONV_GEOM}{CONV_WEIGHT_GRAD}{IGEMM}")),
+            whole(&format!("{CONV_GEOM}{CONV_WEIGHT_GRAD}{TILED}")),
         ),
         ("sum_parts", each(SUM_PARTS)),
         ("conv_bias_grad", whole(CONV_BIAS_GRAD)),
@@ -905,7 +866,10 @@ pub fn all() -> Vec<(&'static str, String)> {
                 PAIR_SUM.replace("ELEM", "u32")
             )),
         ),
-        ("qu_calibrate_dense", whole(QU_CALIBRATE_DENSE)),
+        (
+            "qu_calibrate_dense",
+            whole(&format!("{TREE_MAX}{QU_CALIBRATE_DENSE}")),
+        ),
         ("qu_dense", each(&format!("{QUANTIZE_RULES}{QU_DENSE}"))),
         (
             "qu_conv",
