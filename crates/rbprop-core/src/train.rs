@@ -123,7 +123,13 @@ impl<B: Backend> Trainer<B> {
     /// One SGD update on a minibatch: `x` is `batch × N0`, `labels` has `batch` entries.
     /// Returns the batch's loss totals, measured before the update.
     pub fn step(&mut self, x: &[f32], labels: &[u8]) -> BatchLoss {
-        let loss = self.forward_loss(x, labels);
+        B::read_loss(&self.step_kept(x, labels))
+    }
+
+    /// [`Trainer::step`], the loss totals left in the backend (read them with
+    /// [`Backend::read_loss`] or [`Backend::read_losses`]).
+    pub fn step_kept(&mut self, x: &[f32], labels: &[u8]) -> B::Loss {
+        let loss = self.forward_loss_kept(x, labels);
         // the learning channel: δ_i of every hidden layer that learns
         self.channel_backward(labels);
         self.update(labels.len());
@@ -132,6 +138,10 @@ impl<B: Backend> Trainer<B> {
 
     /// Forward pass, loss and δ_L = O_L − T of a batch, kept in the trainer's buffers.
     pub fn forward_loss(&mut self, x: &[f32], labels: &[u8]) -> BatchLoss {
+        B::read_loss(&self.forward_loss_kept(x, labels))
+    }
+
+    fn forward_loss_kept(&mut self, x: &[f32], labels: &[u8]) -> B::Loss {
         let batch = labels.len();
         let sizes = self.net.sizes();
         let (top, classes) = (self.net.depth() - 1, sizes[sizes.len() - 1]);
@@ -139,13 +149,12 @@ impl<B: Backend> Trainer<B> {
         self.reserve(batch);
         B::write(&mut self.acts.out[0], x);
         self.net.forward(&mut self.acts, batch);
-        let loss = B::softmax_cross_entropy(
+        B::softmax_cross_entropy(
             &mut self.acts.out[top + 1],
             labels,
             classes,
             Some(&mut self.deltas[top]),
-        );
-        B::read_loss(&loss)
+        )
     }
 
     /// Runs the learning channel on the batch of the last [`Trainer::forward_loss`], without
@@ -222,7 +231,8 @@ impl<B: Backend> Trainer<B> {
     /// One pass over `data` in the order given by stream `shuffle/epoch{epoch}` of `seed`, each
     /// example augmented from stream `augment/epoch{epoch}` if `augment` is active.
     /// Calls `progress(examples_done)` after each batch. Stops early (returning the totals so far
-    /// with a non-finite loss) if a batch's loss is not finite.
+    /// with a non-finite loss) if a batch's loss is not finite — when it reads it back, at most
+    /// [`Backend::LOSS_READ_INTERVAL`] batches later.
     pub fn epoch(
         &mut self,
         data: &Dataset,
@@ -258,6 +268,21 @@ impl<B: Backend> Trainer<B> {
         let mut x = Vec::with_capacity(batch * data.dim);
         let mut y = Vec::with_capacity(batch);
         let mut total = BatchLoss::default();
+        // losses not read yet, with their batch sizes
+        let mut kept: Vec<(B::Loss, usize)> = Vec::new();
+        // examples whose losses are in `total`; set at the first non-finite loss
+        let (mut counted, mut diverged) = (0, false);
+        let mut read = |kept: &mut Vec<(B::Loss, usize)>, total: &mut BatchLoss| {
+            let (losses, sizes): (Vec<B::Loss>, Vec<usize>) = kept.drain(..).unzip();
+            for (loss, n) in B::read_losses(&losses).into_iter().zip(sizes) {
+                total.add(loss);
+                counted += n;
+                if !loss.loss_sum.is_finite() {
+                    return true;
+                }
+            }
+            false
+        };
         let mut done = 0;
         for chunk in order.chunks(batch) {
             x.clear();
@@ -271,21 +296,30 @@ impl<B: Backend> Trainer<B> {
                 }
                 y.push(data.labels[i]);
             }
-            let loss = self.step(&x, &y);
-            total.add(loss);
+            kept.push((self.step_kept(&x, &y), chunk.len()));
+            if kept.len() >= B::LOSS_READ_INTERVAL {
+                diverged = read(&mut kept, &mut total);
+            }
             done += chunk.len();
             let flow = progress(done);
-            if !loss.loss_sum.is_finite() {
+            if diverged {
                 break;
             }
             if flow.is_break() {
-                return None;
+                // a loss not read yet may have diverged: that ends the epoch with it
+                if !read(&mut kept, &mut total) {
+                    return None;
+                }
+                break;
             }
         }
+        if !diverged {
+            read(&mut kept, &mut total);
+        }
         Some(EpochStats {
-            loss: total.loss_sum / done as f64,
-            acc: total.correct as f64 / done as f64,
-            examples: done,
+            loss: total.loss_sum / counted as f64,
+            acc: total.correct as f64 / counted as f64,
+            examples: counted,
         })
     }
 

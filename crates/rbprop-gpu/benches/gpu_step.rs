@@ -1,13 +1,15 @@
 //! One training step of the paper's MNIST net (784-100-100-100-100-10, tanh, batch 100) on the
 //! GPU backend, for BP, RBP and SRBP, with the CPU backend on one thread beside it; then one step
 //! of the paper's CIFAR-10 net (3 × conv 5×5 + max-pool, fc64; batch 128, 32×32×3 inputs) and
-//! the epoch it makes (391 steps), against the CPU backend on every core. A step includes
-//! uploading the minibatch and reading back its loss (one sync per step).
+//! the epoch it makes (391 steps), against the CPU backend on every core (or `RBP_CPU_THREADS`). A step includes
+//! uploading the minibatch; losses are read back as an epoch reads them
+//! (every `Backend::LOSS_READ_INTERVAL` steps, and at the end of each timed round).
 //!
 //!     cargo bench -p rbprop-gpu --bench gpu_step
 //!     cargo bench -p rbprop-gpu --bench gpu_step -- srbp    # channels whose name contains "srbp"
 //!     cargo bench -p rbprop-gpu --bench gpu_step -- conv    # the conv net only
 //!     RBP_ADAPTER=NAME cargo bench -p rbprop-gpu --bench gpu_step   # another adapter
+//!     RBP_CPU_THREADS=2 cargo bench -p rbprop-gpu --bench gpu_step  # the conv CPU side on 2 threads
 //!
 //! Without an adapter it says `no GPU adapter` and exits successfully.
 
@@ -26,36 +28,57 @@ const ROUND_SECONDS: f64 = 1.0;
 const MIN_STEPS: usize = 3;
 const ROUNDS: usize = 5;
 
-/// Median µs per step over `ROUNDS` rounds.
-fn time<B: Backend>(t: &mut Trainer<B>, batches: &[(Vec<f32>, Vec<u8>)]) -> f64 {
+/// Median µs per step over `ROUNDS` rounds, and the mean µs the host spent recording a step.
+fn time<B: Backend>(t: &mut Trainer<B>, batches: &[(Vec<f32>, Vec<u8>)]) -> (f64, f64) {
     time_rounds(t, batches, WARMUP, ROUNDS)
 }
 
-/// Median µs per step over `rounds` rounds after `warmup` steps.
+/// Median µs per step over `rounds` rounds after `warmup` steps, and the mean µs per step the
+/// host spent in the trainer's calls (recording the step; the rest is waiting for the device).
 fn time_rounds<B: Backend>(
     t: &mut Trainer<B>,
     batches: &[(Vec<f32>, Vec<u8>)],
     warmup: usize,
     rounds: usize,
-) -> f64 {
-    for s in 0..warmup {
+) -> (f64, f64) {
+    let mut kept = Vec::new();
+    let mut host = 0.0;
+    let mut step = |t: &mut Trainer<B>, s: usize, kept: &mut Vec<B::Loss>| {
         let (x, y) = &batches[s % batches.len()];
-        t.step(x, y);
+        let clock = Instant::now();
+        kept.push(t.step_kept(x, y));
+        host += clock.elapsed().as_secs_f64();
+        if kept.len() >= B::LOSS_READ_INTERVAL {
+            B::read_losses(kept);
+            kept.clear();
+        }
+    };
+    for s in 0..warmup {
+        step(t, s, &mut kept);
     }
+    B::read_losses(&kept);
+    kept.clear();
+    let mut total_steps = 0;
     let mut times: Vec<f64> = (0..rounds)
         .map(|_| {
             let clock = Instant::now();
             let mut steps = 0;
             while steps < MIN_STEPS || clock.elapsed().as_secs_f64() < ROUND_SECONDS {
-                let (x, y) = &batches[steps % batches.len()];
-                t.step(x, y);
+                step(t, steps, &mut kept);
                 steps += 1;
             }
+            B::read_losses(&kept);
+            kept.clear();
+            total_steps += steps;
             clock.elapsed().as_secs_f64() * 1e6 / steps as f64
         })
         .collect();
     times.sort_by(f64::total_cmp);
-    times[rounds / 2]
+    let recorded = host;
+    (
+        times[rounds / 2],
+        recorded * 1e6 / (total_steps + warmup) as f64,
+    )
 }
 
 /// The paper's CIFAR-10 net: a step on the GPU and on the CPU (every core), and the epoch of
@@ -63,7 +86,10 @@ fn time_rounds<B: Backend>(
 fn conv(filter: &[String]) {
     const CIFAR_BATCH: usize = 128;
     const STEPS_PER_EPOCH: f64 = 391.0; // ⌈50,000 / 128⌉
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = std::env::var("RBP_CPU_THREADS")
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(cores)
         .build()
@@ -78,9 +104,10 @@ fn conv(filter: &[String]) {
         })
         .collect();
     println!(
-        "\npaper-cifar10 (batch {CIFAR_BATCH}): {:<6} {:>12} {:>12} {:>16} {:>8}",
+        "\npaper-cifar10 (batch {CIFAR_BATCH}): {:<6} {:>12} {:>14} {:>12} {:>16} {:>8}",
         "channel",
         "gpu ms/step",
+        "host ms/step",
         "gpu s/epoch",
         &format!("cpu×{cores} s/epoch"),
         "speedup"
@@ -104,13 +131,14 @@ fn conv(filter: &[String]) {
         };
         let host = build_trainer(&cfg, (3, 32, 32), 10).unwrap();
         let mut gpu: Trainer<Gpu> = host.to_backend();
-        let g = time_rounds(&mut gpu, &batches, 2, 3);
+        let (g, g_host) = time_rounds(&mut gpu, &batches, 2, 3);
         let mut cpu: Trainer<Cpu> = host.to_backend();
-        let c = pool.install(|| time_rounds(&mut cpu, &batches, 1, 3));
+        let (c, _) = pool.install(|| time_rounds(&mut cpu, &batches, 1, 3));
         println!(
-            "{:<21}{channel:<6} {:>12.1} {:>12.1} {:>16.1} {:>7.1}×",
+            "{:<21}{channel:<6} {:>12.1} {:>14.1} {:>12.1} {:>16.1} {:>7.1}×",
             "",
             g / 1e3,
+            g_host / 1e3,
             g * STEPS_PER_EPOCH / 1e6,
             c * STEPS_PER_EPOCH / 1e6,
             c / g
@@ -150,8 +178,8 @@ fn main() {
         .build()
         .unwrap();
     println!(
-        "{:<8} {:>12} {:>14} {:>12} {:>14}",
-        "channel", "gpu µs/step", "gpu samples/s", "cpu µs/step", "cpu samples/s"
+        "{:<8} {:>12} {:>14} {:>14} {:>12} {:>14}",
+        "channel", "gpu µs/step", "host µs/step", "gpu samples/s", "cpu µs/step", "cpu samples/s"
     );
     for channel in ["bp", "rbp", "srbp"] {
         if !filter.is_empty() && !filter.iter().any(|f| channel.contains(f.as_str())) {
@@ -163,11 +191,11 @@ fn main() {
         };
         let host = build_trainer(&cfg, (1, 28, 28), 10).unwrap();
         let mut gpu: Trainer<Gpu> = host.to_backend();
-        let g = time(&mut gpu, &batches);
+        let (g, g_host) = time(&mut gpu, &batches);
         let mut cpu: Trainer<Cpu> = host.to_backend();
-        let c = pool.install(|| time(&mut cpu, &batches));
+        let (c, _) = pool.install(|| time(&mut cpu, &batches));
         println!(
-            "{channel:<8} {g:>12.0} {:>14.0} {c:>12.0} {:>14.0}",
+            "{channel:<8} {g:>12.0} {g_host:>14.0} {:>14.0} {c:>12.0} {:>14.0}",
             BATCH as f64 * 1e6 / g,
             BATCH as f64 * 1e6 / c
         );

@@ -1,14 +1,22 @@
 //! The device of the process: adapter, device and queue, the compiled kernels, and the command
 //! encoder that collects the operations of a step until something must come back to the host.
+//!
+//! What a step costs on the host is kept small, since a real GPU runs a small net's kernels in
+//! microseconds: the dispatches recorded between two submissions share one compute pass and take
+//! their parameters from slots of one uniform buffer (written once per submission); storage
+//! buffers a step lets go return to a pool at the next submission, to be handed out again instead
+//! of allocating device memory; reads come back through one staging buffer.
 
 use crate::shaders;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
-use wgpu::util::DeviceExt;
 
 /// Operations recorded before the encoder is submitted even if nothing is read back (bounds the
-/// memory held by the recorded bind groups and parameter buffers).
+/// memory held by the recorded bind groups; also the slots of the parameter buffer).
 const MAX_PENDING: usize = 512;
+
+/// Free buffers the pool keeps, in bytes; beyond it, a buffer let go is freed.
+const POOL_BYTES: u64 = 1 << 30;
 
 /// Invocations per workgroup of the elementwise kernels.
 pub const WORKGROUP: usize = 256;
@@ -27,16 +35,58 @@ pub struct Context {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
-    pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    pipelines: HashMap<&'static str, (wgpu::ComputePipeline, wgpu::BindGroupLayout)>,
     pending: Mutex<Pending>,
     /// Bound where a kernel's optional output is absent.
     pub dummy: wgpu::Buffer,
+    /// The parameters of one submission's dispatches, a slot of `stride` bytes each.
+    params: wgpu::Buffer,
+    stride: u64,
+    pool: Mutex<Pool>,
+    /// Where reads land on the host side (grown as needed).
+    staging: Mutex<Option<wgpu::Buffer>>,
 }
 
 #[derive(Default)]
 struct Pending {
     encoder: Option<wgpu::CommandEncoder>,
+    /// The compute pass open on `encoder`, ended before anything else is recorded.
+    pass: Option<wgpu::ComputePass<'static>>,
+    /// The parameter slots of the dispatches recorded, written at submission.
+    params: Vec<u8>,
     ops: usize,
+}
+
+/// Storage buffers for reuse, by size. A buffer let go is retired until the next submission
+/// (the operations recorded on it run before anything recorded after that), then free.
+#[derive(Default)]
+struct Pool {
+    free: HashMap<u64, Vec<wgpu::Buffer>>,
+    free_bytes: u64,
+    retiring: Vec<wgpu::Buffer>,
+}
+
+/// A storage buffer of the pool: back to it when dropped.
+#[derive(Debug)]
+pub struct Pooled(wgpu::Buffer);
+
+impl std::ops::Deref for Pooled {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.0
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        if let Some(c) = CONTEXT.get() {
+            c.pool
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retiring
+                .push(self.0.clone());
+        }
+    }
 }
 
 static CONTEXT: OnceLock<Context> = OnceLock::new();
@@ -162,13 +212,22 @@ pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError>
                 compilation_options: Default::default(),
                 cache: None,
             });
-            (name, pipeline)
+            let layout = pipeline.get_bind_group_layout(0);
+            (name, (pipeline, layout))
         })
         .collect();
     let dummy = device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("unused"),
         size: 4,
         usage: wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let align = u64::from(device.limits().min_uniform_buffer_offset_alignment);
+    let stride = (std::mem::size_of::<Params>() as u64).div_ceil(align) * align;
+    let params = device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("parameters"),
+        size: stride * MAX_PENDING as u64,
+        usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
     let context = Context {
@@ -178,6 +237,10 @@ pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError>
         pipelines,
         pending: Mutex::new(Pending::default()),
         dummy,
+        params,
+        stride,
+        pool: Mutex::new(Pool::default()),
+        staging: Mutex::new(None),
     };
     Ok(&CONTEXT.get_or_init(|| context).info)
 }
@@ -192,31 +255,53 @@ pub enum Bind<'a> {
 }
 
 impl Context {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Records `f` into the pending encoder (submitted by [`Context::flush`]).
     pub fn record(&self, f: impl FnOnce(&wgpu::Device, &mut wgpu::CommandEncoder)) {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut p = self.pending();
+        p.pass = None;
         let enc = p.encoder.get_or_insert_with(|| {
             self.device
                 .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
         });
         f(&self.device, enc);
+        self.count(&mut p);
+    }
+
+    fn count(&self, p: &mut Pending) {
         p.ops += 1;
         if p.ops >= MAX_PENDING {
-            Self::submit(&self.queue, &mut p);
+            self.submit(p);
         }
     }
 
-    fn submit(queue: &wgpu::Queue, p: &mut Pending) {
+    fn submit(&self, p: &mut Pending) {
+        p.pass = None;
+        if !p.params.is_empty() {
+            self.queue.write_buffer(&self.params, 0, &p.params);
+            p.params.clear();
+        }
         if let Some(enc) = p.encoder.take() {
-            queue.submit([enc.finish()]);
+            self.queue.submit([enc.finish()]);
         }
         p.ops = 0;
+        // what was let go before this submission is free for operations recorded after it
+        let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+        for b in std::mem::take(&mut pool.retiring) {
+            if pool.free_bytes + b.size() <= POOL_BYTES {
+                pool.free_bytes += b.size();
+                pool.free.entry(b.size()).or_default().push(b);
+            }
+        }
     }
 
     /// Submits what was recorded.
     pub fn flush(&self) {
-        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        Self::submit(&self.queue, &mut p);
+        let mut p = self.pending();
+        self.submit(&mut p);
     }
 
     /// Records kernel `name` over `groups` workgroups with `params` and `bufs` bound in order.
@@ -235,17 +320,18 @@ impl Context {
         if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
             return;
         }
-        let pipeline = &self.pipelines[name];
-        let uniform = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: None,
-                contents: bytemuck::bytes_of(&params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
+        let (pipeline, layout) = &self.pipelines[name];
+        let mut p = self.pending();
+        let slot = p.params.len() as u64;
+        p.params.extend_from_slice(bytemuck::bytes_of(&params));
+        p.params.resize((slot + self.stride) as usize, 0);
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: uniform.as_entire_binding(),
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer: &self.params,
+                offset: slot,
+                size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
+            }),
         }];
         entries.extend(bufs.iter().enumerate().map(|(i, b)| {
             let Bind::Buf(b) = b;
@@ -256,18 +342,27 @@ impl Context {
         }));
         let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
-            layout: &pipeline.get_bind_group_layout(0),
+            layout,
             entries: &entries,
         });
-        self.record(|_, enc| {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(name),
-                timestamp_writes: None,
+        if p.pass.is_none() {
+            let enc = p.encoder.get_or_insert_with(|| {
+                self.device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
             });
-            pass.set_pipeline(pipeline);
-            pass.set_bind_group(0, &group, &[]);
-            pass.dispatch_workgroups(groups.0, groups.1, groups.2);
-        });
+            let pass = enc
+                .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: None,
+                    timestamp_writes: None,
+                })
+                .forget_lifetime();
+            p.pass = Some(pass);
+        }
+        let pass = p.pass.as_mut().expect("a pass was opened");
+        pass.set_pipeline(pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        self.count(&mut p);
     }
 
     /// Records an elementwise kernel over `n` values.
@@ -277,49 +372,88 @@ impl Context {
         self.dispatch(name, params, bufs, (groups, 1));
     }
 
-    /// A new storage buffer holding `bytes` (at least 4 bytes).
-    pub fn buffer_with(&self, bytes: &[u8]) -> wgpu::Buffer {
-        let usage = wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST;
-        if bytes.is_empty() {
-            return self.buffer(4);
-        }
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+    /// A storage buffer of at least 4 bytes from the pool, or a new one; its contents are
+    /// whatever it held (see [`Context::buffer`]).
+    pub fn scratch(&self, bytes: u64) -> Pooled {
+        let size = bytes.max(4);
+        let reused = {
+            let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
+            let b = pool.free.get_mut(&size).and_then(Vec::pop);
+            if b.is_some() {
+                pool.free_bytes -= size;
+            }
+            b
+        };
+        Pooled(reused.unwrap_or_else(|| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: None,
-                contents: bytes,
-                usage,
+                size,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
             })
+        }))
     }
 
-    /// A new zeroed storage buffer of `bytes` (at least 4).
-    pub fn buffer(&self, bytes: u64) -> wgpu::Buffer {
-        self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: bytes.max(4),
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
+    /// A storage buffer holding `bytes` (at least 4 bytes).
+    pub fn buffer_with(&self, bytes: &[u8]) -> Pooled {
+        let b = self.scratch(bytes.len() as u64);
+        if !bytes.is_empty() {
+            // lands at the start of the next submission: after every operation on the buffer
+            // before it went back to the pool, before every operation recorded from now on
+            self.queue.write_buffer(&b, 0, bytes);
+        }
+        b
+    }
+
+    /// A zeroed storage buffer of `bytes` (at least 4).
+    pub fn buffer(&self, bytes: u64) -> Pooled {
+        let b = self.scratch(bytes);
+        self.record(|_, enc| enc.clear_buffer(&b, 0, None));
+        b
+    }
+
+    /// Writes `bytes` at the start of `dst`, after the operations recorded before.
+    pub fn write(&self, dst: &wgpu::Buffer, bytes: &[u8]) {
+        self.flush();
+        self.queue.write_buffer(dst, 0, bytes);
     }
 
     /// The first `bytes` of `src`, on the host: submits what was recorded and waits.
     pub fn read(&self, src: &wgpu::Buffer, bytes: u64) -> Vec<u8> {
-        if bytes == 0 {
+        self.read_many(&[(src, bytes)])
+    }
+
+    /// The first bytes of each buffer (each a multiple of 4), one after the other, in one trip
+    /// to the host.
+    pub fn read_many(&self, parts: &[(&wgpu::Buffer, u64)]) -> Vec<u8> {
+        let total: u64 = parts.iter().map(|(_, n)| n).sum();
+        if total == 0 {
             self.flush();
             return Vec::new();
         }
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
+        let mut slot = self.staging.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_none_or(|s| s.size() < total) {
+            *slot = Some(self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size: total.next_power_of_two().max(256),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let staging = slot.as_ref().expect("a staging buffer was made");
+        self.record(|_, enc| {
+            let mut at = 0;
+            for (src, n) in parts {
+                if *n > 0 {
+                    enc.copy_buffer_to_buffer(src, 0, staging, at, *n);
+                }
+                at += n;
+            }
         });
-        self.record(|_, enc| enc.copy_buffer_to_buffer(src, 0, &staging, 0, bytes));
         self.flush();
-        let slice = staging.slice(..);
+        let slice = staging.slice(..total);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);

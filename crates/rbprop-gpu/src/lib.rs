@@ -3,8 +3,10 @@
 //! [`Gpu`] implements [`rbprop_core::backend::Backend`] with WGSL compute kernels, on any adapter
 //! wgpu opens through Vulkan, Metal or DX12 — NVIDIA, AMD, Intel and Apple GPUs, and Mesa's
 //! lavapipe, a Vulkan device on the CPU. Buffers live on the device for the whole run: a step
-//! uploads its minibatch and labels, records every operation into one command encoder, and
-//! reads back only the batch's loss totals (two numbers).
+//! uploads its minibatch and labels and records every operation into one command encoder; the
+//! batch's loss totals (two numbers) stay on the device, and an epoch reads them back 64 steps at
+//! a time ([`Backend::LOSS_READ_INTERVAL`]), so the host records the next steps while the device
+//! runs the last ones.
 //!
 //! Every operation of the trait runs on the device: the dense layers' GEMMs, convolutions as
 //! implicit GEMMs (no im2col buffer), max-pooling and its adjoint, every channel's carriers,
@@ -24,7 +26,7 @@ mod shaders;
 pub use device::InitError;
 pub use wgpu::AdapterInfo;
 
-use device::{Bind, Params, context};
+use device::{Bind, Params, Pooled, context};
 use rand::Rng as _;
 use rbprop_core::backend::{Backend, Mat, UpdateShape};
 use rbprop_core::channel::Channel;
@@ -57,7 +59,7 @@ impl Gpu {
 /// An f32 buffer on the device. Cloning copies it on the device; equality compares contents
 /// (reads both back).
 pub struct GpuBuf {
-    buf: wgpu::Buffer,
+    buf: Pooled,
     len: usize,
 }
 
@@ -72,7 +74,11 @@ impl GpuBuf {
 
 impl Clone for GpuBuf {
     fn clone(&self) -> Self {
-        let out = GpuBuf::new(self.len);
+        // every byte is copied over
+        let out = GpuBuf {
+            buf: context().scratch(self.len as u64 * 4),
+            len: self.len,
+        };
         if self.len > 0 {
             context().record(|_, enc| {
                 enc.copy_buffer_to_buffer(&self.buf, 0, &out.buf, 0, self.len as u64 * 4)
@@ -97,13 +103,13 @@ impl PartialEq for GpuBuf {
 /// Positions of pooling maxima (u32), on the device. Cloning copies it on the device.
 #[derive(Default)]
 pub struct GpuIndex {
-    buf: Option<wgpu::Buffer>,
+    buf: Option<Pooled>,
     len: usize,
 }
 
 impl GpuIndex {
     fn bind(&self) -> Bind<'_> {
-        Bind::Buf(self.buf.as_ref().unwrap_or(&context().dummy))
+        Bind::Buf(self.buf.as_deref().unwrap_or(&context().dummy))
     }
 
     /// The indices, on the host.
@@ -120,7 +126,7 @@ impl Clone for GpuIndex {
         let Some(src) = &self.buf else {
             return GpuIndex::default();
         };
-        let buf = context().buffer(self.len as u64 * 4);
+        let buf = context().scratch(self.len as u64 * 4);
         if self.len > 0 {
             context()
                 .record(|_, enc| enc.copy_buffer_to_buffer(src, 0, &buf, 0, self.len as u64 * 4));
@@ -142,7 +148,7 @@ impl std::fmt::Debug for GpuIndex {
 /// number of correct examples.
 #[derive(Debug)]
 pub struct GpuLoss {
-    totals: wgpu::Buffer,
+    totals: Pooled,
 }
 
 fn b(buf: &GpuBuf) -> Bind<'_> {
@@ -193,7 +199,7 @@ fn split_len(k: usize) -> usize {
 
 /// The draw keys of a stochastic quantized update of `entries` values per key: one per high
 /// half of the entries' 64-bit indices (the CPU's [`quantize::draw_key`]).
-fn draw_keys(key: Option<u64>, entries: u64) -> wgpu::Buffer {
+fn draw_keys(key: Option<u64>, entries: u64) -> Pooled {
     let keys: Vec<u32> = match key {
         Some(k) => (0..=(entries.saturating_sub(1) >> 32) as u32)
             .map(|hi| quantize::draw_key(k, hi))
@@ -203,7 +209,7 @@ fn draw_keys(key: Option<u64>, entries: u64) -> wgpu::Buffer {
     context().buffer_with(bytemuck::cast_slice(&keys))
 }
 
-fn labels_buffer(labels: &[u8]) -> wgpu::Buffer {
+fn labels_buffer(labels: &[u8]) -> Pooled {
     let l: Vec<u32> = labels.iter().map(|&v| v as u32).collect();
     context().buffer_with(bytemuck::cast_slice(&l))
 }
@@ -254,12 +260,7 @@ impl Backend for Gpu {
         if host.is_empty() {
             return;
         }
-        // through a staging buffer in the encoder, so it lands after the operations recorded
-        // before it
-        let staging = context().buffer_with(bytemuck::cast_slice(host));
-        context().record(|_, enc| {
-            enc.copy_buffer_to_buffer(&staging, 0, &buf.buf, 0, host.len() as u64 * 4)
-        });
+        context().write(&buf.buf, bytemuck::cast_slice(host));
     }
 
     fn len(buf: &GpuBuf) -> usize {
@@ -387,12 +388,22 @@ impl Backend for Gpu {
     }
 
     fn read_loss(loss: &GpuLoss) -> BatchLoss {
-        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&context().read(&loss.totals, 8));
-        BatchLoss {
-            loss_sum: v[0] as f64,
-            correct: v[1] as usize,
-        }
+        Self::read_losses(std::slice::from_ref(loss))[0]
     }
+
+    fn read_losses(losses: &[GpuLoss]) -> Vec<BatchLoss> {
+        let parts: Vec<_> = losses.iter().map(|l| (&*l.totals, 8)).collect();
+        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&context().read_many(&parts));
+        v.chunks(2)
+            .map(|t| BatchLoss {
+                loss_sum: t[0] as f64,
+                correct: t[1] as usize,
+            })
+            .collect()
+    }
+
+    // a read waits for the device: an epoch reads its losses every 64 steps
+    const LOSS_READ_INTERVAL: usize = 64;
 
     fn conv_forward(
         g: &ConvGeom,
@@ -446,7 +457,8 @@ impl Backend for Gpu {
         let (m, n, k) = (g.c_out, g.kdim(), batch * g.positions());
         let chunk = split_len(k);
         let parts = k.div_ceil(chunk).max(1);
-        let part = ctx.buffer((parts * m * n) as u64 * 4);
+        // every entry is written by the product
+        let part = ctx.scratch((parts * m * n) as u64 * 4);
         let (gx, gy) = tiles(m, n);
         ctx.dispatch3(
             "conv_weight_grad",

@@ -140,7 +140,8 @@ impl Backend for F64 {
         for (e, &y) in labels.iter().enumerate() {
             let row = &mut logits[e * classes..(e + 1) * classes];
             let max = row.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let argmax = row.iter().position(|v| *v == max).unwrap();
+            // no maximum when the logits are NaN: the loss is NaN then
+            let argmax = row.iter().position(|v| *v == max).unwrap_or(0);
             out.correct += usize::from(argmax == y as usize);
             let sum: f64 = row.iter().map(|v| (v - max).exp()).sum();
             out.loss_sum += sum.ln() - (row[y as usize] - max);
@@ -156,6 +157,9 @@ impl Backend for F64 {
     fn read_loss(loss: &BatchLoss) -> BatchLoss {
         *loss
     }
+
+    // reads back late, like a device's backend: an epoch must count the same totals
+    const LOSS_READ_INTERVAL: usize = 7;
 
     fn conv_forward(
         g: &ConvGeom,
@@ -496,5 +500,68 @@ fn channel_dropout_and_signal_quantization_agree_across_backends() {
         let (e, _, _) = step_both(net.clone(), channel, &x, &ys);
         // a value on a quantizer's boundary may round to either side in f32 and f64
         assert!(e < 1e-3, "{name}: relative difference {e:e}");
+    }
+}
+
+/// An epoch on `F64` (losses read every 7 steps) against the same steps, each read at once: the
+/// same totals to the bit; a diverging epoch ends with the first non-finite batch either way.
+#[test]
+fn an_epoch_reads_its_losses_late_and_stops_at_the_first_non_finite_one() {
+    use rand::seq::SliceRandom;
+    use rbprop::data::augment::Augment;
+    let mut data = rbprop::data::embedded().train;
+    data.truncate(230); // 23 batches of 10: three reads of 7, then one of 2
+    let net = Net::new(
+        &[784, 16, 10],
+        Activation::Linear,
+        &mut rng::stream(1, "init"),
+    );
+    for lr in [0.05, 1e200] {
+        let sgd = Sgd {
+            lr,
+            decay: 0.0,
+            momentum: 0.0,
+            weight_decay: 0.0,
+        };
+        let channel = build(&net, "rbp", 1).unwrap();
+        let trainer = |net: &Net, channel: &Channel| -> Trainer<F64> {
+            Trainer::new(net.to_backend(), channel.to_backend(), sgd)
+        };
+        let mut late = trainer(&net, &channel);
+        let stats = late.epoch(
+            &data,
+            10,
+            3,
+            0,
+            Augment {
+                translate: 0,
+                flip: false,
+            },
+            |_| {},
+        );
+        // the same batches, in the order epoch 0 of seed 3 takes them, each loss read at once
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.shuffle(&mut rng::stream(3, "shuffle/epoch0"));
+        let mut now = trainer(&net, &channel);
+        let (mut total, mut examples) = (BatchLoss::default(), 0);
+        for chunk in order.chunks(10) {
+            let x: Vec<f32> = chunk.iter().flat_map(|&i| data.image(i).to_vec()).collect();
+            let y: Vec<u8> = chunk.iter().map(|&i| data.labels[i]).collect();
+            let loss = now.step(&x, &y);
+            total.add(loss);
+            examples += chunk.len();
+            if !loss.loss_sum.is_finite() {
+                break;
+            }
+        }
+        assert_eq!(stats.examples, examples, "lr {lr}");
+        if lr < 1.0 {
+            assert_eq!(examples, 230);
+            assert_eq!(stats.loss, total.loss_sum / 230.0);
+            assert_eq!(stats.acc, total.correct as f64 / 230.0);
+        } else {
+            assert!(examples < 230, "lr {lr} was meant to diverge");
+            assert!(!stats.loss.is_finite());
+        }
     }
 }

@@ -148,6 +148,17 @@ pub trait Backend: Clone + Copy + Debug + Default + PartialEq + Send + Sync + 's
     ) -> Self::Loss;
     /// The totals of a batch's loss, on the host.
     fn read_loss(loss: &Self::Loss) -> BatchLoss;
+    /// The totals of several batches' losses, in order, in one trip to the host (by default
+    /// each read on its own).
+    fn read_losses(losses: &[Self::Loss]) -> Vec<BatchLoss> {
+        losses.iter().map(Self::read_loss).collect()
+    }
+    /// Batches a trainer's epoch runs before it reads their losses back (at most; and at the
+    /// epoch's end): a backend whose reads wait for the device keeps its queue busy between two
+    /// reads. An epoch stops at the first non-finite loss it reads, so a run that diverges may
+    /// take up to this many steps more before it stops (all with a non-finite loss, reported as
+    /// such).
+    const LOSS_READ_INTERVAL: usize = 1;
 
     // ---- convolution and pooling ----
 
