@@ -10,6 +10,7 @@
 //!     cargo bench -p rbprop-gpu --bench gpu_step -- conv    # the conv net only
 //!     RBP_ADAPTER=NAME cargo bench -p rbprop-gpu --bench gpu_step   # another adapter
 //!     RBP_CPU_THREADS=2 cargo bench -p rbprop-gpu --bench gpu_step  # the conv CPU side on 2 threads
+//!     RBP_GPU_PROFILE=1 cargo bench -p rbprop-gpu --bench gpu_step  # + device time per kernel
 //!
 //! Without an adapter it says `no GPU adapter` and exits successfully.
 
@@ -81,6 +82,40 @@ fn time_rounds<B: Backend>(
     )
 }
 
+/// With `RBP_GPU_PROFILE` set (and timestamps on the adapter): `steps` more steps with every
+/// dispatch timed on the device, printed per kernel against the steps' wall time.
+fn kernel_times(t: &mut Trainer<Gpu>, batches: &[(Vec<f32>, Vec<u8>)], steps: usize) {
+    if Gpu::profile().is_none() {
+        return;
+    }
+    let clock = Instant::now();
+    let kept: Vec<_> = (0..steps)
+        .map(|s| {
+            let (x, y) = &batches[s % batches.len()];
+            t.step_kept(x, y)
+        })
+        .collect();
+    Gpu::read_losses(&kept);
+    let wall = clock.elapsed().as_secs_f64() * 1e6 / steps as f64;
+    let rows = Gpu::profile().expect("profiling is on");
+    let device: f64 = rows.iter().map(|r| r.2).sum::<f64>() * 1e3 / steps as f64;
+    let dispatches: usize = rows.iter().map(|r| r.1).sum();
+    println!(
+        "    {steps} profiled steps: {:.0} µs/step wall, {device:.0} µs/step in {} kernels ({:.0} dispatches/step)",
+        wall,
+        rows.len(),
+        dispatches as f64 / steps as f64
+    );
+    for (name, n, ms) in rows {
+        println!(
+            "      {name:<22} {:>6.1} dispatches/step {:>10.1} µs/step {:>8.1} µs each",
+            n as f64 / steps as f64,
+            ms * 1e3 / steps as f64,
+            ms * 1e3 / n as f64
+        );
+    }
+}
+
 /// The paper's CIFAR-10 net: a step on the GPU and on the CPU (every core), and the epoch of
 /// 50,000 examples they make.
 fn conv(filter: &[String]) {
@@ -143,6 +178,7 @@ fn conv(filter: &[String]) {
             c * STEPS_PER_EPOCH / 1e6,
             c / g
         );
+        kernel_times(&mut gpu, &batches, 3);
     }
 }
 
@@ -199,6 +235,7 @@ fn main() {
             BATCH as f64 * 1e6 / g,
             BATCH as f64 * 1e6 / c
         );
+        kernel_times(&mut gpu, &batches, 20);
     }
     conv(&filter);
 }

@@ -45,6 +45,22 @@ pub struct Context {
     pool: Mutex<Pool>,
     /// Where reads land on the host side (grown as needed).
     staging: Mutex<Option<wgpu::Buffer>>,
+    /// Device time per kernel, when `RBP_GPU_PROFILE` is set and the adapter has timestamps.
+    profiler: Option<Profiler>,
+}
+
+/// Timestamps around every dispatch (each in a pass of its own), resolved at each submission,
+/// which then waits for the device: for finding where a step's time goes, not for training.
+struct Profiler {
+    queries: wgpu::QuerySet,
+    resolved: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    /// ns per timestamp tick.
+    period: f64,
+    /// The kernels of the dispatches timed in the pending submission, in order.
+    names: Mutex<Vec<&'static str>>,
+    /// Per kernel: dispatches timed and their total ns.
+    totals: Mutex<HashMap<&'static str, (usize, f64)>>,
 }
 
 #[derive(Default)]
@@ -191,9 +207,16 @@ pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError>
         .map_err(|_| InitError::NoAdapter)?,
     };
     let info = adapter.get_info();
+    let profile = std::env::var_os("RBP_GPU_PROFILE").is_some()
+        && adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);
     let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
         label: Some("rbprop"),
         required_limits: adapter.limits(),
+        required_features: if profile {
+            wgpu::Features::TIMESTAMP_QUERY
+        } else {
+            wgpu::Features::empty()
+        },
         ..Default::default()
     }))
     .map_err(|e| InitError::Device(e.to_string()))?;
@@ -230,6 +253,32 @@ pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError>
         usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
         mapped_at_creation: false,
     });
+    let profiler = profile.then(|| {
+        let count = 2 * MAX_PENDING as u32;
+        let bytes = u64::from(count) * 8;
+        Profiler {
+            queries: device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("kernel times"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            }),
+            resolved: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel times"),
+                size: bytes,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            }),
+            readback: device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("kernel times, host"),
+                size: bytes,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+            period: f64::from(queue.get_timestamp_period()),
+            names: Mutex::new(Vec::new()),
+            totals: Mutex::new(HashMap::new()),
+        }
+    });
     let context = Context {
         device,
         queue,
@@ -241,6 +290,7 @@ pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError>
         stride,
         pool: Mutex::new(Pool::default()),
         staging: Mutex::new(None),
+        profiler,
     };
     Ok(&CONTEXT.get_or_init(|| context).info)
 }
@@ -284,8 +334,22 @@ impl Context {
             self.queue.write_buffer(&self.params, 0, &p.params);
             p.params.clear();
         }
-        if let Some(enc) = p.encoder.take() {
+        let timed = match &self.profiler {
+            Some(prof) => {
+                std::mem::take(&mut *prof.names.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+            None => Vec::new(),
+        };
+        if let Some(mut enc) = p.encoder.take() {
+            if let (Some(prof), false) = (&self.profiler, timed.is_empty()) {
+                let n = 2 * timed.len() as u32;
+                enc.resolve_query_set(&prof.queries, 0..n, &prof.resolved, 0);
+                enc.copy_buffer_to_buffer(&prof.resolved, 0, &prof.readback, 0, u64::from(n) * 8);
+            }
             self.queue.submit([enc.finish()]);
+        }
+        if let (Some(prof), false) = (&self.profiler, timed.is_empty()) {
+            prof.collect(&self.device, &timed);
         }
         p.ops = 0;
         // what was let go before this submission is free for operations recorded after it
@@ -345,15 +409,28 @@ impl Context {
             layout,
             entries: &entries,
         });
+        // timed: a pass of its own with a timestamp at each end
+        let timed = self.profiler.as_ref().map(|prof| {
+            p.pass = None;
+            let mut names = prof.names.lock().unwrap_or_else(|e| e.into_inner());
+            let (&key, _) = self.pipelines.get_key_value(name).expect("a known kernel");
+            names.push(key);
+            2 * (names.len() as u32 - 1)
+        });
         if p.pass.is_none() {
             let enc = p.encoder.get_or_insert_with(|| {
                 self.device
                     .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
             });
+            let writes = timed.map(|at| wgpu::ComputePassTimestampWrites {
+                query_set: &self.profiler.as_ref().expect("timed").queries,
+                beginning_of_pass_write_index: Some(at),
+                end_of_pass_write_index: Some(at + 1),
+            });
             let pass = enc
                 .begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: None,
-                    timestamp_writes: None,
+                    timestamp_writes: writes,
                 })
                 .forget_lifetime();
             p.pass = Some(pass);
@@ -362,6 +439,9 @@ impl Context {
         pass.set_pipeline(pipeline);
         pass.set_bind_group(0, &group, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        if timed.is_some() {
+            p.pass = None;
+        }
         self.count(&mut p);
     }
 
@@ -467,5 +547,41 @@ impl Context {
         let data = slice.get_mapped_range().to_vec();
         staging.unmap();
         data
+    }
+}
+
+impl Context {
+    /// Device time per kernel since the last call, when profiling (`RBP_GPU_PROFILE` set and the
+    /// adapter has timestamps): (kernel, dispatches, total ms), longest first; `None` otherwise.
+    pub fn profile(&self) -> Option<Vec<(&'static str, usize, f64)>> {
+        self.flush();
+        let prof = self.profiler.as_ref()?;
+        let totals = std::mem::take(&mut *prof.totals.lock().unwrap_or_else(|e| e.into_inner()));
+        let mut rows: Vec<_> = totals
+            .into_iter()
+            .map(|(k, (n, ns))| (k, n, ns / 1e6))
+            .collect();
+        rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+        Some(rows)
+    }
+}
+
+impl Profiler {
+    /// Waits for the submission just made and adds its dispatches' times.
+    fn collect(&self, device: &wgpu::Device, timed: &[&'static str]) {
+        let bytes = timed.len() as u64 * 16;
+        let slice = self.readback.slice(..bytes);
+        slice.map_async(wgpu::MapMode::Read, |_| {});
+        device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .expect("the GPU device was lost");
+        let ticks: Vec<u64> = bytemuck::pod_collect_to_vec(&slice.get_mapped_range());
+        self.readback.unmap();
+        let mut totals = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, t) in timed.iter().zip(ticks.chunks(2)) {
+            let e = totals.entry(name).or_default();
+            e.0 += 1;
+            e.1 += t[1].saturating_sub(t[0]) as f64 * self.period;
+        }
     }
 }

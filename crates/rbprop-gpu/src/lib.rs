@@ -54,6 +54,14 @@ impl Gpu {
     pub fn adapters() -> Vec<AdapterInfo> {
         device::adapters()
     }
+
+    /// Device time per kernel since the last call — (kernel, dispatches, total ms), longest
+    /// first — when the process was started with `RBP_GPU_PROFILE` set and the adapter has
+    /// timestamp queries (each dispatch is then timed in a pass of its own, and every submission
+    /// waits for the device: slower, for finding where a step's time goes); `None` otherwise.
+    pub fn profile() -> Option<Vec<(&'static str, usize, f64)>> {
+        context().profile()
+    }
 }
 
 /// An f32 buffer on the device. Cloning copies it on the device; equality compares contents
