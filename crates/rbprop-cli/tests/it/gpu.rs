@@ -1107,28 +1107,8 @@ fn a_diverging_run_stops_with_a_clear_error_on_the_gpu() {
     if !available() {
         return;
     }
-    let split = data::embedded();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = TrainConfig {
-        activation: Activation::Linear,
-        lr: 0.5,
-        epochs: 50,
-        train_limit: Some(500),
+    super::training::assert_diverges(TrainConfig {
         device: Device::Gpu,
         ..TrainConfig::default()
-    };
-    let err = run::run(&cfg, &split, Some(dir.path()), &mut Silent).unwrap_err();
-    let msg = err.to_string();
-    assert!(msg.contains("diverged") && msg.contains("--lr"), "{msg}");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
-            .unwrap();
-    assert_eq!(summary["status"], "diverged");
-    let done = summary["epochs_completed"].as_u64().unwrap() as usize;
-    assert!(done < 50);
-    if done > 0 {
-        let ms = run::read_metrics(&dir.path().join("metrics.jsonl")).unwrap();
-        assert_eq!(ms.len(), done);
-        assert!(ms.iter().all(|m| m.train_loss.is_finite()));
-    }
+    });
 }

@@ -149,6 +149,12 @@ fn momentum_and_decay_are_applied() {
 
 #[test]
 fn divergence_stops_with_a_clear_error_and_keeps_finished_epochs() {
+    assert_diverges(TrainConfig::default());
+}
+
+/// A run of `base`'s device with a linear net and lr 0.5 diverges: a clear error, status
+/// `diverged`, only finite epochs kept.
+pub fn assert_diverges(base: TrainConfig) {
     let split = data::embedded();
     let dir = tempfile::tempdir().unwrap();
     let cfg = TrainConfig {
@@ -156,7 +162,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_finished_epochs() {
         lr: 0.5,
         epochs: 50,
         train_limit: Some(500),
-        ..TrainConfig::default()
+        ..base
     };
     let err = run::run(&cfg, &split, Some(dir.path()), &mut Silent).unwrap_err();
     let msg = err.to_string();
@@ -166,6 +172,7 @@ fn divergence_stops_with_a_clear_error_and_keeps_finished_epochs() {
             .unwrap();
     assert_eq!(summary["status"], "diverged");
     let done = summary["epochs_completed"].as_u64().unwrap() as usize;
+    assert!(done < 50);
     if done > 0 {
         let ms = run::read_metrics(&dir.path().join("metrics.jsonl")).unwrap();
         assert_eq!(ms.len(), done);
