@@ -375,8 +375,12 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     let row0 = wid.y * TS;
     let col0 = wid.x * TS;
     let tid = lid.y * 16u + lid.x;
-    var acc: array<f32, 16>;
-    for (var q = 0u; q < 16u; q++) { acc[q] = 0.0; }
+    // the 4 × 4 results in four vectors, not an array: an array indexed in a loop may live in
+    // memory instead of registers
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var k0 = kb; k0 < ke; k0 += BK) {
         for (var l = 0u; l < 4u; l++) {
             let idx = tid + l * 256u;
@@ -402,24 +406,26 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var r = 0u; r < 4u; r++) { av[r] = As[kk * TS + lid.y * 4u + r]; }
-            for (var c = 0u; c < 4u; c++) { bv[c] = Bs[kk * TS + lid.x * 4u + c]; }
-            for (var r = 0u; r < 4u; r++) {
-                for (var c = 0u; c < 4u; c++) {
-                    acc[r * 4u + c] = fma(av[r], bv[c], acc[r * 4u + c]);
-                }
-            }
+            let ai = kk * TS + lid.y * 4u;
+            let bi = kk * TS + lid.x * 4u;
+            let bv = vec4<f32>(Bs[bi], Bs[bi + 1u], Bs[bi + 2u], Bs[bi + 3u]);
+            acc0 = fma(vec4<f32>(As[ai]), bv, acc0);
+            acc1 = fma(vec4<f32>(As[ai + 1u]), bv, acc1);
+            acc2 = fma(vec4<f32>(As[ai + 2u]), bv, acc2);
+            acc3 = fma(vec4<f32>(As[ai + 3u]), bv, acc3);
         }
         workgroupBarrier();
     }
-    for (var r = 0u; r < 4u; r++) {
-        let gi = row0 + lid.y * 4u + r;
-        for (var c = 0u; c < 4u; c++) {
-            let gj = col0 + lid.x * 4u + c;
-            if (gi < m && gj < n) { st(gi, gj, acc[r * 4u + c], wid.z); }
-        }
+    let gi = row0 + lid.y * 4u;
+    store_row(gi, col0 + lid.x * 4u, acc0, m, n, wid.z);
+    store_row(gi + 1u, col0 + lid.x * 4u, acc1, m, n, wid.z);
+    store_row(gi + 2u, col0 + lid.x * 4u, acc2, m, n, wid.z);
+    store_row(gi + 3u, col0 + lid.x * 4u, acc3, m, n, wid.z);
+}
+
+fn store_row(gi: u32, gj0: u32, v: vec4<f32>, m: u32, n: u32, z: u32) {
+    for (var c = 0u; c < 4u; c++) {
+        if (gi < m && gj0 + c < n) { st(gi, gj0 + c, v[c], z); }
     }
 }
 "#;
