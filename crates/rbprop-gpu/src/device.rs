@@ -135,7 +135,8 @@ impl std::fmt::Display for InitError {
         match self {
             InitError::NoAdapter => write!(
                 f,
-                "no GPU adapter found (Vulkan/Metal/DX12); install a driver, e.g. mesa-vulkan-drivers for a CPU Vulkan device"
+                "no GPU adapter found (Vulkan/Metal/DX12); install a driver, e.g. mesa-vulkan-drivers for a CPU Vulkan device{}",
+                vulkan_hint()
             ),
             InitError::NoSuchAdapter { name, available } => write!(
                 f,
@@ -156,6 +157,42 @@ impl std::fmt::Display for InitError {
 }
 
 impl std::error::Error for InitError {}
+
+/// On Linux, what the Vulkan loader would find: the drivers' manifests present, and how to see
+/// why one did not load (a driver's library may lack its own dependencies, e.g. NVIDIA's needs
+/// libglvnd's `libGLdispatch.so.0`).
+fn vulkan_hint() -> String {
+    if !cfg!(target_os = "linux") {
+        return String::new();
+    }
+    let dirs = [
+        "/usr/share/vulkan/icd.d",
+        "/etc/vulkan/icd.d",
+        "/usr/local/share/vulkan/icd.d",
+    ];
+    let mut manifests: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().display().to_string())
+        .filter(|p| p.ends_with(".json"))
+        .collect();
+    manifests.sort();
+    let chosen = ["VK_DRIVER_FILES", "VK_ICD_FILENAMES"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().map(|v| format!("{k}={v}")));
+    if let Some(chosen) = chosen {
+        format!("; {chosen} limits the Vulkan loader to those drivers")
+    } else if manifests.is_empty() {
+        "; no Vulkan driver manifest in /usr/share/vulkan/icd.d or /etc/vulkan/icd.d".to_string()
+    } else {
+        format!(
+            "; Vulkan driver manifests present but none gave an adapter: {} (VK_LOADER_DEBUG=error,warn shows why a driver did not load; NVIDIA's also needs libglvnd, libGLdispatch.so.0)",
+            manifests.join(", ")
+        )
+    }
+}
 
 fn instance() -> wgpu::Instance {
     wgpu::Instance::new(&wgpu::InstanceDescriptor {

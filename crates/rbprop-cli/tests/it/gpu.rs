@@ -1112,3 +1112,33 @@ fn a_diverging_run_stops_with_a_clear_error_on_the_gpu() {
         ..TrainConfig::default()
     });
 }
+
+/// Where the Vulkan loader finds no working driver, `--device gpu` says so and why it may be
+/// (here: the variable that limits the loader to an absent driver; needs no adapter).
+#[test]
+fn no_adapter_names_the_drivers_it_saw() {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_rbp"))
+        .args([
+            "train",
+            "--device",
+            "gpu",
+            "--train-limit",
+            "100",
+            "--epochs",
+            "1",
+        ])
+        // the loader reads only this (absent) manifest: no driver at all
+        .env("VK_DRIVER_FILES", "/nonexistent/none.json")
+        .env("VK_ICD_FILENAMES", "/nonexistent/none.json")
+        .output()
+        .expect("run rbp");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no GPU adapter found"), "{err}");
+    if cfg!(target_os = "linux") {
+        assert!(
+            err.contains("VK_DRIVER_FILES=/nonexistent/none.json limits the Vulkan loader"),
+            "{err}"
+        );
+    }
+}
