@@ -310,6 +310,7 @@ impl<B: Backend> Trainer<B> {
                 if !read(&mut kept, &mut total) {
                     return None;
                 }
+                diverged = true;
                 break;
             }
         }

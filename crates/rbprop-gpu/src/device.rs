@@ -57,8 +57,6 @@ struct Profiler {
     readback: wgpu::Buffer,
     /// ns per timestamp tick.
     period: f64,
-    /// The kernels of the dispatches timed in the pending submission, in order.
-    names: Mutex<Vec<&'static str>>,
     /// Per kernel: dispatches timed and their total ns.
     totals: Mutex<HashMap<&'static str, (usize, f64)>>,
 }
@@ -70,6 +68,8 @@ struct Pending {
     pass: Option<wgpu::ComputePass<'static>>,
     /// The parameter slots of the dispatches recorded, written at submission.
     params: Vec<u8>,
+    /// When profiling: the kernels of the dispatches recorded, in the order of their timestamps.
+    timed: Vec<&'static str>,
     ops: usize,
 }
 
@@ -312,7 +312,6 @@ pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError>
                 mapped_at_creation: false,
             }),
             period: f64::from(queue.get_timestamp_period()),
-            names: Mutex::new(Vec::new()),
             totals: Mutex::new(HashMap::new()),
         }
     });
@@ -346,15 +345,19 @@ impl Context {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The pending encoder (a new one after a submission).
+    fn encoder<'p>(&self, p: &'p mut Pending) -> &'p mut wgpu::CommandEncoder {
+        p.encoder.get_or_insert_with(|| {
+            self.device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
+        })
+    }
+
     /// Records `f` into the pending encoder (submitted by [`Context::flush`]).
     pub fn record(&self, f: impl FnOnce(&wgpu::Device, &mut wgpu::CommandEncoder)) {
         let mut p = self.pending();
         p.pass = None;
-        let enc = p.encoder.get_or_insert_with(|| {
-            self.device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
-        });
-        f(&self.device, enc);
+        f(&self.device, self.encoder(&mut p));
         self.count(&mut p);
     }
 
@@ -371,12 +374,7 @@ impl Context {
             self.queue.write_buffer(&self.params, 0, &p.params);
             p.params.clear();
         }
-        let timed = match &self.profiler {
-            Some(prof) => {
-                std::mem::take(&mut *prof.names.lock().unwrap_or_else(|e| e.into_inner()))
-            }
-            None => Vec::new(),
-        };
+        let timed = std::mem::take(&mut p.timed);
         if let Some(mut enc) = p.encoder.take() {
             if let (Some(prof), false) = (&self.profiler, timed.is_empty()) {
                 let n = 2 * timed.len() as u32;
@@ -447,18 +445,14 @@ impl Context {
             entries: &entries,
         });
         // timed: a pass of its own with a timestamp at each end
-        let timed = self.profiler.as_ref().map(|prof| {
+        let timed = self.profiler.as_ref().map(|_| {
             p.pass = None;
-            let mut names = prof.names.lock().unwrap_or_else(|e| e.into_inner());
             let (&key, _) = self.pipelines.get_key_value(name).expect("a known kernel");
-            names.push(key);
-            2 * (names.len() as u32 - 1)
+            p.timed.push(key);
+            2 * (p.timed.len() as u32 - 1)
         });
         if p.pass.is_none() {
-            let enc = p.encoder.get_or_insert_with(|| {
-                self.device
-                    .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
-            });
+            let enc = self.encoder(&mut p);
             let writes = timed.map(|at| wgpu::ComputePassTimestampWrites {
                 query_set: &self.profiler.as_ref().expect("timed").queries,
                 beginning_of_pass_write_index: Some(at),
@@ -511,6 +505,16 @@ impl Context {
                 mapped_at_creation: false,
             })
         }))
+    }
+
+    /// A buffer holding a copy of the first `bytes` of `src` (copied on the device, after the
+    /// operations recorded before).
+    pub fn copy_of(&self, src: &wgpu::Buffer, bytes: u64) -> Pooled {
+        let out = self.scratch(bytes);
+        if bytes > 0 {
+            self.record(|_, enc| enc.copy_buffer_to_buffer(src, 0, &out, 0, bytes));
+        }
+        out
     }
 
     /// A storage buffer holding `bytes` (at least 4 bytes).

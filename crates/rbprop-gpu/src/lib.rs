@@ -82,17 +82,10 @@ impl GpuBuf {
 
 impl Clone for GpuBuf {
     fn clone(&self) -> Self {
-        // every byte is copied over
-        let out = GpuBuf {
-            buf: context().scratch(self.len as u64 * 4),
+        GpuBuf {
+            buf: context().copy_of(&self.buf, self.len as u64 * 4),
             len: self.len,
-        };
-        if self.len > 0 {
-            context().record(|_, enc| {
-                enc.copy_buffer_to_buffer(&self.buf, 0, &out.buf, 0, self.len as u64 * 4)
-            });
         }
-        out
     }
 }
 
@@ -134,13 +127,8 @@ impl Clone for GpuIndex {
         let Some(src) = &self.buf else {
             return GpuIndex::default();
         };
-        let buf = context().scratch(self.len as u64 * 4);
-        if self.len > 0 {
-            context()
-                .record(|_, enc| enc.copy_buffer_to_buffer(src, 0, &buf, 0, self.len as u64 * 4));
-        }
         GpuIndex {
-            buf: Some(buf),
+            buf: Some(context().copy_of(src, self.len as u64 * 4)),
             len: self.len,
         }
     }
