@@ -117,8 +117,9 @@ impl Direct {
         } else {
             4
         };
-        // two output rows per tile with 32 vector registers, one with 16 (AVX2)
-        let rows_t = if avx512 { 2 } else { 1 };
+        // two output rows per tile with 32 vector registers; with AVX2's 16, two rows of
+        // one-register vectors or one row of two-register ones
+        let rows_t = if avx512 || lanes <= 8 { 2 } else { 1 };
         let (hr, wr) = (
             h_out.next_multiple_of(rows_t),
             w_out.next_multiple_of(lanes),
@@ -415,19 +416,21 @@ fn run_tiles(d: &Direct, wt: &[f32], xp: &[f32], ys: &mut [f32]) {
         unsafe fn widest(d: &Direct, wt: &[f32], xp: &[f32], ys: &mut [f32]) {
             unsafe {
                 match d.lanes {
-                    16 => tiles::<Z16, 2>(d, wt, xp, ys),
-                    8 => tiles::<Y8, 2>(d, wt, xp, ys),
-                    _ => tiles::<X4, 2>(d, wt, xp, ys),
+                    16 => tiles::<Z16, 2, CO_T>(d, wt, xp, ys),
+                    8 => tiles::<Y8, 2, CO_T>(d, wt, xp, ys),
+                    _ => tiles::<X4, 2, CO_T>(d, wt, xp, ys),
                 }
             }
         }
         #[target_feature(enable = "avx2,fma")]
         unsafe fn wide(d: &Direct, wt: &[f32], xp: &[f32], ys: &mut [f32]) {
             unsafe {
+                // 16 registers: 4 channels × 2 registers (two halves of 16 lanes, or two
+                // rows of 8 or 4) + 2 inputs + 1 weight
                 match d.lanes {
-                    16 => tiles::<Y16, 1>(d, wt, xp, ys),
-                    8 => tiles::<Y8, 1>(d, wt, xp, ys),
-                    _ => tiles::<X4, 1>(d, wt, xp, ys),
+                    16 => tiles::<Y16, 1, 4>(d, wt, xp, ys),
+                    8 => tiles::<Y8, 2, 4>(d, wt, xp, ys),
+                    _ => tiles::<X4, 2, 4>(d, wt, xp, ys),
                 }
             }
         }
@@ -457,15 +460,22 @@ fn run_weight_grad(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32
         unsafe fn widest(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32]) {
             unsafe {
                 match d.k {
-                    5 => weight_tiles_k::<Z16, 5>(d, dt, xp, alpha, dw),
-                    3 => weight_tiles_k::<Z16, 3>(d, dt, xp, alpha, dw),
+                    5 => weight_tiles_k::<Z16, 5, 5>(d, dt, xp, alpha, dw),
+                    3 => weight_tiles_k::<Z16, 3, 3>(d, dt, xp, alpha, dw),
                     _ => weight_tiles::<Z16, 24>(d, dt, xp, alpha, dw),
                 }
             }
         }
         #[target_feature(enable = "avx2,fma")]
         unsafe fn wide(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32]) {
-            unsafe { weight_tiles::<Y16, 6>(d, dt, xp, alpha, dw) }
+            // 16 registers: one row of k taps × 2 halves of 16 lanes (+ 2 for δ, 1 input)
+            unsafe {
+                match d.k {
+                    5 => weight_tiles_k::<Y16, 5, 1>(d, dt, xp, alpha, dw),
+                    3 => weight_tiles_k::<Y16, 3, 1>(d, dt, xp, alpha, dw),
+                    _ => weight_tiles::<Y16, 6>(d, dt, xp, alpha, dw),
+                }
+            }
         }
         if d.avx512 {
             assert!(wide_512(), "AVX-512 layout on a CPU without AVX-512");
@@ -480,23 +490,33 @@ fn run_weight_grad(d: &Direct, dt: &[f32], xp: &[f32], alpha: f32, dw: &mut [f32
     unreachable!("direct convolution is only used where `available()`")
 }
 
-/// Every output tile of one example: `ys[o][oy][ox] = Σ_taps wt · xp`.
+/// Every output tile of one example: `ys[o][oy][ox] = Σ_taps wt · xp`, `C` of a block's
+/// [`CO_T`] channels at a time (so that `C × R` accumulators fit the registers).
 ///
 /// # Safety
 /// The CPU supports `L`'s instructions; the buffers have the lengths [`check_forward`] asserts.
 #[inline(always)]
-unsafe fn tiles<L: Lanes, const R: usize>(d: &Direct, wt: &[f32], xp: &[f32], ys: &mut [f32]) {
+unsafe fn tiles<L: Lanes, const R: usize, const C: usize>(
+    d: &Direct,
+    wt: &[f32],
+    xp: &[f32],
+    ys: &mut [f32],
+) {
+    debug_assert!(CO_T.is_multiple_of(C));
     let (k, taps, wp) = (d.k, d.taps(), d.wp);
     let plane = d.hp * wp;
     let (xp, ys) = (xp.as_ptr(), ys.as_mut_ptr());
     for blk in 0..d.co_r / CO_T {
         let wb = wt[blk * taps * CO_T..].as_ptr();
         for oy0 in (0..d.hr).step_by(R) {
-            for ox0 in (0..d.wr).step_by(L::N) {
+            for (ox0, c0) in (0..d.wr)
+                .step_by(L::N)
+                .flat_map(|ox0| (0..CO_T).step_by(C).map(move |c0| (ox0, c0)))
+            {
                 // SAFETY (whole block): every index stays inside the padded map, the weights and
                 // the tile-rounded output, by the layout's construction (see `Direct::of`).
                 unsafe {
-                    let mut acc = [[L::zero(); R]; CO_T];
+                    let mut acc = [[L::zero(); R]; C];
                     for c in 0..d.c_in {
                         for ky in 0..k {
                             let x0 = xp.add(c * plane + (oy0 + ky) * wp + ox0);
@@ -506,7 +526,7 @@ unsafe fn tiles<L: Lanes, const R: usize>(d: &Direct, wt: &[f32], xp: &[f32], ys
                                 for (r, v) in v.iter_mut().enumerate() {
                                     *v = L::load(x0.add(r * wp + kx));
                                 }
-                                let w = w0.add(kx * CO_T);
+                                let w = w0.add(kx * CO_T + c0);
                                 for (i, a) in acc.iter_mut().enumerate() {
                                     let wi = L::splat(*w.add(i));
                                     for (a, v) in a.iter_mut().zip(&v) {
@@ -518,7 +538,8 @@ unsafe fn tiles<L: Lanes, const R: usize>(d: &Direct, wt: &[f32], xp: &[f32], ys
                     }
                     for (i, a) in acc.iter().enumerate() {
                         for (r, a) in a.iter().enumerate() {
-                            a.store(ys.add(((blk * CO_T + i) * d.hr + oy0 + r) * d.wr + ox0));
+                            let o = blk * CO_T + c0 + i;
+                            a.store(ys.add((o * d.hr + oy0 + r) * d.wr + ox0));
                         }
                     }
                 }
@@ -527,32 +548,36 @@ unsafe fn tiles<L: Lanes, const R: usize>(d: &Direct, wt: &[f32], xp: &[f32], ys
     }
 }
 
-/// [`weight_tiles`] for a k × k kernel known at compile time: a tile is 16 output channels × all
-/// k² taps of one input channel, whose inputs sit at fixed offsets from k row pointers (no
-/// offset table to load beside each broadcast).
+/// [`weight_tiles`] for a k × k kernel known at compile time: a tile is 16 output channels ×
+/// `ROWS` rows of k taps of one input channel (all k² with AVX-512's 32 registers, one row of k
+/// with AVX2's 16), whose inputs sit at fixed offsets from `ROWS` row pointers (no offset table
+/// to load beside each broadcast).
 ///
 /// # Safety
-/// As [`weight_tiles`], and `d.k == K`.
+/// As [`weight_tiles`], `d.k == K` and `ROWS` divides `K`.
 #[inline(always)]
-unsafe fn weight_tiles_k<L: Lanes, const K: usize>(
+unsafe fn weight_tiles_k<L: Lanes, const K: usize, const ROWS: usize>(
     d: &Direct,
     dt: &[f32],
     xp: &[f32],
     alpha: f32,
     dw: &mut [f32],
 ) {
-    debug_assert!(L::N == WG_LANES && d.k == K);
+    debug_assert!(L::N == WG_LANES && d.k == K && K.is_multiple_of(ROWS));
     let (taps, wp, co16) = (d.taps(), d.wp, d.co_16());
     let plane = d.hp * wp;
     let (xp, dt) = (xp.as_ptr(), dt.as_ptr());
     let mut lanes = [0.0f32; WG_LANES];
     for c in 0..d.c_in {
-        for o0 in (0..co16).step_by(WG_LANES) {
+        for (o0, ky0) in (0..co16)
+            .step_by(WG_LANES)
+            .flat_map(|o0| (0..K).step_by(ROWS).map(move |ky0| (o0, ky0)))
+        {
             // SAFETY (whole block): as in `weight_tiles`; taps (c, ky, kx) with ky, kx < K = k.
             unsafe {
-                let mut acc = [[L::zero(); K]; K];
+                let mut acc = [[L::zero(); K]; ROWS];
                 for oy in 0..d.h_out {
-                    let x0 = xp.add(c * plane + oy * wp);
+                    let x0 = xp.add(c * plane + (oy + ky0) * wp);
                     let d0 = dt.add(oy * d.w_out * co16 + o0);
                     for ox in 0..d.w_out {
                         let dv = L::load(d0.add(ox * co16));
@@ -568,7 +593,7 @@ unsafe fn weight_tiles_k<L: Lanes, const K: usize>(
                 for (t, a) in acc.iter().flatten().enumerate() {
                     a.store(lanes.as_mut_ptr());
                     for (i, v) in lanes.iter().enumerate().take(n_o) {
-                        dw[(o0 + i) * taps + c * K * K + t] += alpha * v;
+                        dw[(o0 + i) * taps + c * K * K + ky0 * K + t] += alpha * v;
                     }
                 }
             }
@@ -674,6 +699,126 @@ mod tests {
             }
             // AVX-512 and AVX2 kernels: the same multiply-adds in the same order per lane
             assert_eq!(outputs[0], outputs[1], "{g:?}: AVX-512 and AVX2 differ");
+        }
+    }
+
+    /// Equal values (a zero's sign aside): the order of every sum is the specification's.
+    fn exact(a: &[f32], b: &[f32], what: &str) {
+        assert_eq!(a.len(), b.len());
+        for (i, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(x == y, "{what}[{i}]: {x} vs {y} (not the same bits)");
+        }
+    }
+
+    /// A stride-1 convolution summed one value at a time in the kernels' order — taps
+    /// `(c, ky, kx)` in order, padding zeros included, one fused multiply-add each — then the
+    /// bias added (`w` is `c_out × c_in·k·k`, row-major).
+    #[allow(clippy::too_many_arguments)]
+    fn ordered_forward(
+        (c_in, h, w_in): (usize, usize, usize),
+        c_out: usize,
+        k: usize,
+        pad: usize,
+        w: &[f32],
+        bias: &[f32],
+        x: &[f32],
+    ) -> Vec<f32> {
+        let (ho, wo) = (h + 2 * pad + 1 - k, w_in + 2 * pad + 1 - k);
+        let at = |c: usize, y: usize, xx: usize| {
+            let (y, xx) = (y as isize - pad as isize, xx as isize - pad as isize);
+            if y < 0 || xx < 0 || y >= h as isize || xx >= w_in as isize {
+                0.0
+            } else {
+                x[(c * h + y as usize) * w_in + xx as usize]
+            }
+        };
+        let mut out = vec![0.0; c_out * ho * wo];
+        for o in 0..c_out {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut s = 0.0f32;
+                    for c in 0..c_in {
+                        for ky in 0..k {
+                            for kx in 0..k {
+                                let wv = w[((o * c_in + c) * k + ky) * k + kx];
+                                s = wv.mul_add(at(c, oy + ky, ox + kx), s);
+                            }
+                        }
+                    }
+                    out[(o * ho + oy) * wo + ox] = s + bias.get(o).copied().unwrap_or(0.0);
+                }
+            }
+        }
+        out
+    }
+
+    /// The direct kernels sum in the order their documentation gives, whatever the vector width
+    /// and tile shape of this CPU: the same bits as a scalar loop in that order.
+    #[test]
+    fn direct_kernels_sum_in_the_documented_order() {
+        if !available() {
+            return;
+        }
+        for (c_in, h, w, c_out, k, pad) in [
+            (3, 32, 32, 8, 5, 2),
+            (8, 16, 16, 32, 5, 2),
+            (32, 8, 8, 64, 5, 2),
+            (2, 7, 9, 3, 3, 1),
+            (1, 5, 5, 17, 3, 0),
+            (2, 6, 13, 20, 4, 1),
+        ] {
+            let g = ConvGeom::new(c_in, h, w, c_out, k, 1, pad).unwrap();
+            let d = Direct::new(&g).unwrap();
+            let got = check_against_im2col(&g, &d);
+            let name = format!("{g:?}");
+            let (wts, b) = (values(c_out * g.kdim(), 1), values(c_out, 2));
+            let (x, delta) = (values(g.in_len(), 3), values(g.out_len(), 4));
+            let fwd = ordered_forward((c_in, h, w), c_out, k, pad, &wts, &b, &x);
+            exact(&got[0], &fwd, &format!("{name} forward"));
+            // input gradient: the forward map of δ through the flipped kernel, channels swapped
+            let mut flipped = vec![0.0; wts.len()];
+            for o in 0..c_out {
+                for c in 0..c_in {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            flipped[((c * c_out + o) * k + k - 1 - ky) * k + k - 1 - kx] =
+                                wts[((o * c_in + c) * k + ky) * k + kx];
+                        }
+                    }
+                }
+            }
+            let (ho, wo) = (g.h_out, g.w_out);
+            let igrad =
+                ordered_forward((c_out, ho, wo), c_in, k, k - 1 - pad, &flipped, &[], &delta);
+            exact(&got[1], &igrad, &format!("{name} input grad"));
+            // weight gradient: positions (oy, ox) in order, then 0.5 · sum added on
+            let mut dw = values(wts.len(), 5);
+            for o in 0..c_out {
+                for c in 0..c_in {
+                    for ky in 0..k {
+                        for kx in 0..k {
+                            let mut s = 0.0f32;
+                            for oy in 0..ho {
+                                for ox in 0..wo {
+                                    let (y, xx) = (
+                                        (oy + ky) as isize - pad as isize,
+                                        (ox + kx) as isize - pad as isize,
+                                    );
+                                    let xv =
+                                        if y < 0 || xx < 0 || y >= h as isize || xx >= w as isize {
+                                            0.0
+                                        } else {
+                                            x[(c * h + y as usize) * w + xx as usize]
+                                        };
+                                    s = delta[(o * ho + oy) * wo + ox].mul_add(xv, s);
+                                }
+                            }
+                            dw[((o * c_in + c) * k + ky) * k + kx] += 0.5 * s;
+                        }
+                    }
+                }
+            }
+            exact(&got[2], &dw, &format!("{name} weight grad"));
         }
     }
 
