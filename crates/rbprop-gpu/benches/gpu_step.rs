@@ -11,6 +11,11 @@
 //!     RBP_ADAPTER=NAME cargo bench -p rbprop-gpu --bench gpu_step   # another adapter
 //!     RBP_CPU_THREADS=2 cargo bench -p rbprop-gpu --bench gpu_step  # the conv CPU side on 2 threads
 //!     RBP_GPU_PROFILE=1 cargo bench -p rbprop-gpu --bench gpu_step  # + device time per kernel
+//!     cargo bench -p rbprop-gpu --bench gpu_step -- probe   # the device probes only
+//!
+//! First (with no filter, or `probe`) the device probes of `rbprop_gpu::probe`: the cost of a
+//! dispatch, a submission and a round trip, the latency of a dependent load, a copy's bandwidth
+//! and the dense step's products alone (smaller sizes on a CPU's Vulkan driver).
 //!
 //! Without an adapter it says `no GPU adapter` and exits successfully.
 
@@ -199,6 +204,19 @@ fn main() {
         "adapter: {} ({:?}, {:?}, driver {} {})",
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     );
+    if filter.is_empty() || filter.iter().any(|f| f == "probe") {
+        let small = info.device_type == rbprop_gpu::DeviceType::Cpu;
+        println!(
+            "device probes{}:",
+            if small { " (small sizes)" } else { "" }
+        );
+        for p in rbprop_gpu::probe::run(small) {
+            println!("  {:<52} {:>12.2} {}", p.what, p.value, p.unit);
+        }
+        if filter.iter().any(|f| f == "probe") {
+            return;
+        }
+    }
     let split = data::embedded();
     let batches: Vec<(Vec<f32>, Vec<u8>)> = (0..50)
         .map(|b| {

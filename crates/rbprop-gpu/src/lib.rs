@@ -21,10 +21,11 @@
 //! fixed order (no atomics), so the same seed gives the same numbers on the same adapter.
 
 mod device;
+pub mod probe;
 mod shaders;
 
 pub use device::InitError;
-pub use wgpu::AdapterInfo;
+pub use wgpu::{AdapterInfo, DeviceType};
 
 use device::{Bind, Params, Pooled, context};
 use rand::Rng as _;

@@ -824,6 +824,30 @@ fn body(j: u32) {
 }
 "#;
 
+/// [`crate::probe`]: nothing (the cost of a dispatch).
+const PROBE_EMPTY: &str = r#"
+fn body(i: u32) {}
+"#;
+
+/// [`crate::probe`]: `p.a` dependent loads through the cycle in `next`, one invocation.
+const PROBE_CHASE: &str = r#"
+@group(0) @binding(1) var<storage, read> next: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<u32>;
+@compute @workgroup_size(1)
+fn main() {
+    var i = 0u;
+    for (var n = 0u; n < p.a; n++) { i = next[i]; }
+    out[0] = i;
+}
+"#;
+
+/// [`crate::probe`]: `dst = src`.
+const PROBE_COPY: &str = r#"
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+fn body(i: u32) { dst[i] = src[i]; }
+"#;
+
 /// Every kernel: its name and WGSL source.
 pub fn all() -> Vec<(&'static str, String)> {
     let each = |body: &str| format!("{PRELUDE}{body}{EACH}");
@@ -831,6 +855,9 @@ pub fn all() -> Vec<(&'static str, String)> {
     let whole = |body: &str| format!("{PRELUDE}{body}");
     vec![
         ("gemm", whole(&format!("{GEMM}{TILED}"))),
+        ("probe_empty", each(PROBE_EMPTY)),
+        ("probe_chase", whole(PROBE_CHASE)),
+        ("probe_copy", each(PROBE_COPY)),
         ("add_bias_rows", each(ADD_BIAS_ROWS)),
         ("bias_grad", each(BIAS_GRAD)),
         ("scale", each(SCALE)),

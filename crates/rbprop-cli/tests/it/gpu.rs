@@ -1115,6 +1115,24 @@ fn a_diverging_run_stops_with_a_clear_error_on_the_gpu() {
 
 /// Where the Vulkan loader finds no working driver, `--device gpu` says so and why it may be
 /// (here: the variable that limits the loader to an absent driver; needs no adapter).
+/// The device probes (the bench's first part) run and measure a positive, finite amount for
+/// each of their rows.
+#[test]
+fn the_device_probes_measure_every_row() {
+    if !available() {
+        return;
+    }
+    let rows = rbprop_gpu::probe::run(true);
+    let names: Vec<&str> = rows.iter().map(|p| p.what.as_str()).collect();
+    for want in ["empty dispatch", "submission", "round trip", "dependent load", "copy kernel"] {
+        assert!(names.iter().any(|n| n.contains(want)), "no {want} row in {names:?}");
+    }
+    assert!(names.iter().filter(|n| n.starts_with("product")).count() >= 5);
+    for p in &rows {
+        assert!(p.value.is_finite() && p.value > 0.0, "{p:?}");
+    }
+}
+
 #[test]
 fn no_adapter_names_the_drivers_it_saw() {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_rbp"))
