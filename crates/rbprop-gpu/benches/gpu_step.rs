@@ -12,6 +12,7 @@
 //!     RBP_CPU_THREADS=2 cargo bench -p rbprop-gpu --bench gpu_step  # the conv CPU side on 2 threads
 //!     RBP_GPU_PROFILE=1 cargo bench -p rbprop-gpu --bench gpu_step  # + device time per kernel
 //!     cargo bench -p rbprop-gpu --bench gpu_step -- probe   # the device probes only
+//!     RBP_GPU_PRODUCT=direct cargo bench -p rbprop-gpu --bench gpu_step  # the direct products
 //!
 //! First (with no filter, or `probe`) the device probes of `rbprop_gpu::probe`: the cost of a
 //! dispatch, a submission and a round trip, the latency of a dependent load, a copy's bandwidth

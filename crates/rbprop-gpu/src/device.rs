@@ -47,6 +47,57 @@ pub struct Context {
     staging: Mutex<Option<wgpu::Buffer>>,
     /// Device time per kernel, when `RBP_GPU_PROFILE` is set and the adapter has timestamps.
     profiler: Option<Profiler>,
+    /// The products' form unless a thread chose another ([`ProductForm::scoped`]).
+    product: ProductForm,
+}
+
+/// The form of the kernels behind every product (the dense products and the convolutions):
+/// both give the same values, so the choice is one of speed, per device. `RBP_GPU_PRODUCT`
+/// (`tiled`, the default, or `direct`) sets it for the process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProductForm {
+    /// 64 × 64 results per workgroup through workgroup memory, 16 steps of k per barrier.
+    Tiled,
+    /// 32 × 32 results per workgroup, the operands read straight from their buffers.
+    Direct,
+}
+
+thread_local! {
+    static PRODUCT: std::cell::Cell<Option<ProductForm>> = const { std::cell::Cell::new(None) };
+}
+
+impl ProductForm {
+    fn from_env() -> Result<Self, InitError> {
+        match std::env::var("RBP_GPU_PRODUCT").as_deref() {
+            Err(_) | Ok("tiled") => Ok(ProductForm::Tiled),
+            Ok("direct") => Ok(ProductForm::Direct),
+            Ok(other) => Err(InitError::Setting {
+                var: "RBP_GPU_PRODUCT",
+                value: other.to_string(),
+                expected: "tiled or direct",
+            }),
+        }
+    }
+
+    /// Runs `f` with this form for the products this thread records.
+    pub fn scoped<T>(self, f: impl FnOnce() -> T) -> T {
+        let before = PRODUCT.with(|p| p.replace(Some(self)));
+        let out = f();
+        PRODUCT.with(|p| p.set(before));
+        out
+    }
+
+    /// The kernel of product `name` in this form, and the results per workgroup side.
+    pub fn kernel(self, name: &'static str) -> (&'static str, usize) {
+        match (self, name) {
+            (ProductForm::Tiled, _) => (name, 64),
+            (ProductForm::Direct, "gemm") => ("gemm_direct", 32),
+            (ProductForm::Direct, "conv_forward") => ("conv_forward_direct", 32),
+            (ProductForm::Direct, "conv_backward_data") => ("conv_backward_data_direct", 32),
+            (ProductForm::Direct, "conv_weight_grad") => ("conv_weight_grad_direct", 32),
+            (ProductForm::Direct, other) => panic!("`{other}` is not a product"),
+        }
+    }
 }
 
 /// Timestamps around every dispatch (each in a pass of its own), resolved at each submission,
@@ -128,6 +179,12 @@ pub enum InitError {
     AlreadyOpen { open: String, wanted: String },
     /// The adapter refused to open a device.
     Device(String),
+    /// An environment variable of the backend holds a value it does not take.
+    Setting {
+        var: &'static str,
+        value: String,
+        expected: &'static str,
+    },
 }
 
 impl std::fmt::Display for InitError {
@@ -152,6 +209,11 @@ impl std::fmt::Display for InitError {
                 "this process already trains on GPU adapter `{open}`, not `{wanted}`"
             ),
             InitError::Device(e) => write!(f, "the GPU adapter did not open a device: {e}"),
+            InitError::Setting {
+                var,
+                value,
+                expected,
+            } => write!(f, "{var}=`{value}`: expected {expected}"),
         }
     }
 }
@@ -224,6 +286,7 @@ pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError>
             _ => Ok(&c.info),
         };
     }
+    let product = ProductForm::from_env()?;
     let instance = instance();
     let adapter = match name {
         Some(n) => {
@@ -327,6 +390,7 @@ pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError>
         pool: Mutex::new(Pool::default()),
         staging: Mutex::new(None),
         profiler,
+        product,
     };
     Ok(&CONTEXT.get_or_init(|| context).info)
 }
@@ -474,6 +538,14 @@ impl Context {
             p.pass = None;
         }
         self.count(&mut p);
+    }
+
+    /// The kernel of product `name` (`gemm`, `conv_*`) with an `m × n` result in this thread's
+    /// [`ProductForm`], and its workgroups.
+    pub fn product(&self, name: &'static str, m: usize, n: usize) -> (&'static str, (u32, u32)) {
+        let form = PRODUCT.with(|p| p.get()).unwrap_or(self.product);
+        let (kernel, side) = form.kernel(name);
+        (kernel, (n.div_ceil(side) as u32, m.div_ceil(side) as u32))
     }
 
     /// Records an elementwise kernel over `n` values.

@@ -24,7 +24,7 @@ mod device;
 pub mod probe;
 mod shaders;
 
-pub use device::InitError;
+pub use device::{InitError, ProductForm};
 pub use wgpu::{AdapterInfo, DeviceType};
 
 use device::{Bind, Params, Pooled, context};
@@ -183,11 +183,6 @@ fn pool_params(g: &PoolGeom, u: [u32; 4], f: [f32; 4]) -> Params {
     geom_params(&geom, u, f)
 }
 
-/// The tiles of a product of `m × n` values (64 × 64 per workgroup).
-fn tiles(m: usize, n: usize) -> (u32, u32) {
-    (n.div_ceil(64) as u32, m.div_ceil(64) as u32)
-}
-
 /// Inner-dimension values per part of a split product: parts of at least 1024 values, at most
 /// 64 parts, a multiple of the tile depth.
 fn split_len(k: usize) -> usize {
@@ -276,9 +271,10 @@ impl Backend for Gpu {
         assert_eq!(k, b_.op_rows(), "inner dimensions of a product");
         assert!(m * n <= c.len, "a product larger than its output buffer");
         let flags = u32::from(a.trans) | (u32::from(b_.trans) << 1);
-        let groups = (n.div_ceil(64) as u32, m.div_ceil(64) as u32);
-        context().dispatch(
-            "gemm",
+        let ctx = context();
+        let (kernel, groups) = ctx.product("gemm", m, n);
+        ctx.dispatch(
+            kernel,
             geom_params(
                 &[flags as usize],
                 [m as u32, n as u32, k as u32, 0],
@@ -412,12 +408,13 @@ impl Backend for Gpu {
     ) {
         assert!(batch * g.out_len() <= out.len && batch * g.in_len() <= x.len);
         let (m, n, k) = (g.c_out, batch * g.positions(), g.kdim());
-        let (gx, gy) = tiles(m, n);
-        context().dispatch(
-            "conv_forward",
+        let ctx = context();
+        let (kernel, groups) = ctx.product("conv_forward", m, n);
+        ctx.dispatch(
+            kernel,
             conv_params(g, [m as u32, n as u32, k as u32, 0], [0.0; 4]),
             &[b(w), b(bias), b(x), b(out)],
-            (gx, gy),
+            groups,
         );
     }
 
@@ -431,12 +428,13 @@ impl Backend for Gpu {
     ) {
         assert!(batch * g.in_len() <= dx.len && batch * g.out_len() <= delta.len);
         let (m, n, k) = (g.c_in, batch * g.h * g.w, g.c_out * g.k * g.k);
-        let (gx, gy) = tiles(m, n);
-        context().dispatch(
-            "conv_backward_data",
+        let ctx = context();
+        let (kernel, groups) = ctx.product("conv_backward_data", m, n);
+        ctx.dispatch(
+            kernel,
             conv_params(g, [m as u32, n as u32, k as u32, 0], [beta, 0.0, 0.0, 0.0]),
             &[b(weights), b(delta), b(dx)],
-            (gx, gy),
+            groups,
         );
     }
 
@@ -456,9 +454,9 @@ impl Backend for Gpu {
         let parts = k.div_ceil(chunk).max(1);
         // every entry is written by the product
         let part = ctx.scratch((parts * m * n) as u64 * 4);
-        let (gx, gy) = tiles(m, n);
+        let (kernel, (gx, gy)) = ctx.product("conv_weight_grad", m, n);
         ctx.dispatch3(
-            "conv_weight_grad",
+            kernel,
             conv_params(g, [m as u32, n as u32, k as u32, chunk as u32], [0.0; 4]),
             &[b(delta), b(input), Bind::Buf(&part)],
             (gx, gy, parts as u32),

@@ -5,7 +5,7 @@
 //! For telling a slow kernel from a slow driver, or memory that is not the device's own.
 
 use crate::device::{Bind, Pooled, context};
-use crate::{Gpu, GpuBuf, b, params};
+use crate::{Gpu, GpuBuf, ProductForm, b, params};
 use rbprop_core::backend::{Backend, Mat};
 use std::time::Instant;
 
@@ -156,39 +156,46 @@ pub fn run(small: bool) -> Vec<Probe> {
             "δᵀ·x 100×100→784 (weight gradient)",
         ),
     ];
-    for &(m, k, n, ta, tb, label) in shapes {
-        let a = Gpu::zeros(m * k);
-        let bm = Gpu::zeros(k * n);
-        let mut c = Gpu::zeros(m * n);
-        let reps = if small { 5 } else { 200 };
-        let s = timed(&sync, || {
-            for _ in 0..reps {
-                gemm(&a, &bm, &mut c, (m, k, n), (ta, tb));
+    for (form, name) in [
+        (ProductForm::Tiled, "tiled"),
+        (ProductForm::Direct, "direct"),
+    ] {
+        form.scoped(|| {
+            for &(m, k, n, ta, tb, label) in shapes {
+                let a = Gpu::zeros(m * k);
+                let bm = Gpu::zeros(k * n);
+                let mut c = Gpu::zeros(m * n);
+                let reps = if small { 5 } else { 200 };
+                let s = timed(&sync, || {
+                    for _ in 0..reps {
+                        gemm(&a, &bm, &mut c, (m, k, n), (ta, tb));
+                    }
+                });
+                out.push(probe(
+                    format!("product, {name}: {label}"),
+                    s * 1e6 / reps as f64,
+                    "µs",
+                ));
             }
+            let big = if small { 256 } else { 2048 };
+            let (a, bm, mut c) = (
+                Gpu::zeros(big * big),
+                Gpu::zeros(big * big),
+                Gpu::zeros(big * big),
+            );
+            let reps = if small { 1 } else { 10 };
+            let s = timed(&sync, || {
+                for _ in 0..reps {
+                    gemm(&a, &bm, &mut c, (big, big, big), (false, false));
+                }
+            });
+            out.push(probe(
+                format!("product, {name}: {big}×{big}×{big}"),
+                (2 * big * big * big * reps) as f64 / s / 1e9,
+                "GFLOP/s",
+            ));
         });
-        out.push(probe(
-            format!("product {label}"),
-            s * 1e6 / reps as f64,
-            "µs",
-        ));
     }
-    let big = if small { 256 } else { 2048 };
-    let (a, bm, mut c) = (
-        Gpu::zeros(big * big),
-        Gpu::zeros(big * big),
-        Gpu::zeros(big * big),
-    );
-    let reps = if small { 1 } else { 10 };
-    let s = timed(&sync, || {
-        for _ in 0..reps {
-            gemm(&a, &bm, &mut c, (big, big, big), (false, false));
-        }
-    });
-    out.push(probe(
-        format!("product {big}×{big}×{big}"),
-        (2 * big * big * big * reps) as f64 / s / 1e9,
-        "GFLOP/s",
-    ));
     out
 }
 

@@ -422,7 +422,54 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
     store_row(gi + 2u, col0 + lid.x * 4u, acc2, m, n, wid.z);
     store_row(gi + 3u, col0 + lid.x * 4u, acc3, m, n, wid.z);
 }
+"#;
 
+/// The other form of [`TILED`], for devices where workgroup memory and barriers cost more than
+/// they save (`RBP_GPU_PRODUCT=direct`): 32 × 32 results per workgroup of 8 × 8 invocations, 4 × 4
+/// per invocation, each operand read straight from its buffer (through the caches). The same
+/// fused multiply-adds in the same order of `k` as [`TILED`]: the same values (a zero's sign
+/// aside).
+const DIRECT: &str = r#"
+const TS: u32 = 32u;
+
+@compute @workgroup_size(8, 8)
+fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
+    let m = p.a;
+    let n = p.b;
+    var kb = 0u;
+    var ke = p.c;
+    if (p.d != 0u) {
+        kb = wid.z * p.d;
+        ke = min(p.c, kb + p.d);
+    }
+    let i0 = wid.y * TS + lid.y * 4u;
+    let j0 = wid.x * TS + lid.x * 4u;
+    if (i0 >= m || j0 >= n) { return; }
+    let rows = min(m - i0, 4u);
+    let cols = min(n - j0, 4u);
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    for (var kk = kb; kk < ke; kk++) {
+        var a = vec4<f32>(0.0);
+        var bv = vec4<f32>(0.0);
+        for (var r = 0u; r < rows; r++) { a[r] = la(i0 + r, kk); }
+        for (var c = 0u; c < cols; c++) { bv[c] = lb(kk, j0 + c); }
+        acc0 = fma(vec4<f32>(a.x), bv, acc0);
+        acc1 = fma(vec4<f32>(a.y), bv, acc1);
+        acc2 = fma(vec4<f32>(a.z), bv, acc2);
+        acc3 = fma(vec4<f32>(a.w), bv, acc3);
+    }
+    store_row(i0, j0, acc0, m, n, wid.z);
+    store_row(i0 + 1u, j0, acc1, m, n, wid.z);
+    store_row(i0 + 2u, j0, acc2, m, n, wid.z);
+    store_row(i0 + 3u, j0, acc3, m, n, wid.z);
+}
+"#;
+
+/// The stores of [`TILED`] and [`DIRECT`]: a row of 4 results through the instance's `st`.
+const STORE_ROW: &str = r#"
 fn store_row(gi: u32, gj0: u32, v: vec4<f32>, m: u32, n: u32, z: u32) {
     for (var c = 0u; c < 4u; c++) {
         if (gi < m && gj0 + c < n) { st(gi, gj0 + c, v[c], z); }
@@ -853,8 +900,12 @@ pub fn all() -> Vec<(&'static str, String)> {
     let each = |body: &str| format!("{PRELUDE}{body}{EACH}");
     let act = |body: &str| format!("{PRELUDE}{ACTIVATIONS}{body}{EACH}");
     let whole = |body: &str| format!("{PRELUDE}{body}");
+    // a product: its operands' instance, then the tiled or direct form
+    let product = |instance: &str, form: &str| format!("{PRELUDE}{instance}{form}{STORE_ROW}");
+    let conv = |instance: &str, form: &str| product(&format!("{CONV_GEOM}{instance}"), form);
     vec![
-        ("gemm", whole(&format!("{GEMM}{TILED}"))),
+        ("gemm", product(GEMM, TILED)),
+        ("gemm_direct", product(GEMM, DIRECT)),
         ("probe_empty", each(PROBE_EMPTY)),
         ("probe_chase", whole(PROBE_CHASE)),
         ("probe_copy", each(PROBE_COPY)),
@@ -875,18 +926,15 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("sign_uniform", whole(SIGN_UNIFORM)),
         ("dropout", each(DROPOUT)),
         ("max_abs", whole(&format!("{TREE_MAX}{MAX_ABS}"))),
+        ("conv_forward", conv(CONV_FORWARD, TILED)),
+        ("conv_forward_direct", conv(CONV_FORWARD, DIRECT)),
+        ("conv_backward_data", conv(CONV_BACKWARD_DATA, TILED)),
         (
-            "conv_forward",
-            whole(&format!("{CONV_GEOM}{CONV_FORWARD}{TILED}")),
+            "conv_backward_data_direct",
+            conv(CONV_BACKWARD_DATA, DIRECT),
         ),
-        (
-            "conv_backward_data",
-            whole(&format!("{CONV_GEOM}{CONV_BACKWARD_DATA}{TILED}")),
-        ),
-        (
-            "conv_weight_grad",
-            whole(&format!("{CONV_GEOM}{CONV_WEIGHT_GRAD}{TILED}")),
-        ),
+        ("conv_weight_grad", conv(CONV_WEIGHT_GRAD, TILED)),
+        ("conv_weight_grad_direct", conv(CONV_WEIGHT_GRAD, DIRECT)),
         ("sum_parts", each(SUM_PARTS)),
         ("conv_bias_grad", whole(CONV_BIAS_GRAD)),
         ("pool_forward", each(&format!("{POOL_GEOM}{POOL_FORWARD}"))),

@@ -25,7 +25,7 @@ use rbprop::quantize::{Alpha, Form, Levels};
 use rbprop::rng::{self, Rng};
 use rbprop::run::{self, EpochMetrics, Silent};
 use rbprop::train::{Sgd, Trainer};
-use rbprop_gpu::{Gpu, supports};
+use rbprop_gpu::{Gpu, ProductForm, supports};
 
 /// Whether a GPU adapter is open for the tests: those that need one are skipped with a note
 /// without one, unless `RBP_GPU=1` requires it.
@@ -141,6 +141,76 @@ fn gemm_agrees_in_every_transpose_form_on_odd_shapes() {
                     assert!(g.to_bits() == c.to_bits(), "past the product: {g} vs {c}");
                 }
             }
+        }
+    }
+}
+
+/// Values equal in both product forms (a zero's sign aside): the same multiply-adds in the same
+/// order.
+fn assert_same_values(what: &str, tiled: &[f32], direct: &[f32]) {
+    assert_eq!(tiled.len(), direct.len(), "{what}: lengths");
+    for (i, (t, d)) in tiled.iter().zip(direct).enumerate() {
+        assert!(t == d, "{what}[{i}]: tiled {t} direct {d}");
+    }
+}
+
+/// The products' two forms (`RBP_GPU_PRODUCT=tiled|direct`) give the same values: the dense
+/// product in every transpose form, and the three products of a convolution, split or not.
+#[test]
+fn both_product_forms_give_the_same_values() {
+    if !available() {
+        return;
+    }
+    let forms = [ProductForm::Tiled, ProductForm::Direct];
+    for (m, k, n) in [
+        (37, 53, 29),
+        (1, 7, 1),
+        (65, 17, 130),
+        (100, 784, 100),
+        (33, 2, 70),
+    ] {
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let (a, b) = (on_gpu(&normal(m * k, 1)), on_gpu(&normal(k * n, 2)));
+            let c0 = normal(m * n, 3);
+            let (ar, ac) = if ta { (k, m) } else { (m, k) };
+            let (br, bc) = if tb { (n, k) } else { (k, n) };
+            let [tiled, direct] = forms.map(|f| {
+                f.scoped(|| {
+                    let mut c = on_gpu(&c0);
+                    let (oa, ob) = (op::<Gpu>(&a, ar, ac, ta), op::<Gpu>(&b, br, bc, tb));
+                    Gpu::gemm(0.7, oa, ob, 0.5, &mut c);
+                    Gpu::download(&c)
+                })
+            });
+            assert_same_values(&format!("{m}×{k}×{n} ta {ta} tb {tb}"), &tiled, &direct);
+        }
+    }
+    let mut shapes: Vec<(ConvGeom, usize)> = conv_shapes().into_iter().map(|g| (g, 3)).collect();
+    // 32,000 positions: a weight gradient split in parts
+    shapes.push((ConvGeom::new(1, 40, 40, 2, 3, 1, 1).unwrap(), 20));
+    for (t, (g, batch)) in shapes.into_iter().enumerate() {
+        let w = on_gpu(&normal(g.c_out * g.kdim(), 40 + t as u64));
+        let bias = on_gpu(&normal(g.c_out, 41));
+        let x = on_gpu(&normal(batch * g.in_len(), 42));
+        let delta = on_gpu(&normal(batch * g.out_len(), 43));
+        let dx0 = normal(batch * g.in_len(), 44);
+        let (dw0, db0) = (normal(g.c_out * g.kdim(), 45), normal(g.c_out, 46));
+        let [tiled, direct] = forms.map(|f| {
+            f.scoped(|| {
+                let mut out = Gpu::zeros(batch * g.out_len());
+                Gpu::conv_forward(&g, &w, &bias, &x, &mut out, batch);
+                let mut dx = on_gpu(&dx0);
+                Gpu::conv_backward_data(&g, &w, &delta, &mut dx, batch, 0.5);
+                let (mut dw, mut db) = (on_gpu(&dw0), on_gpu(&db0));
+                Gpu::conv_weight_grad(&g, &delta, &x, batch, -0.3, 0.9, &mut dw, &mut db);
+                [out, dx, dw].map(|v| Gpu::download(&v))
+            })
+        });
+        for (i, op) in ["forward", "backward", "weight gradient"]
+            .iter()
+            .enumerate()
+        {
+            assert_same_values(&format!("{op} of {g:?}"), &tiled[i], &direct[i]);
         }
     }
 }
@@ -1124,13 +1194,89 @@ fn the_device_probes_measure_every_row() {
     }
     let rows = rbprop_gpu::probe::run(true);
     let names: Vec<&str> = rows.iter().map(|p| p.what.as_str()).collect();
-    for want in ["empty dispatch", "submission", "round trip", "dependent load", "copy kernel"] {
-        assert!(names.iter().any(|n| n.contains(want)), "no {want} row in {names:?}");
+    for want in [
+        "empty dispatch",
+        "submission",
+        "round trip",
+        "dependent load",
+        "copy kernel",
+    ] {
+        assert!(
+            names.iter().any(|n| n.contains(want)),
+            "no {want} row in {names:?}"
+        );
     }
-    assert!(names.iter().filter(|n| n.starts_with("product")).count() >= 5);
+    for form in ["tiled", "direct"] {
+        let products = names
+            .iter()
+            .filter(|n| n.starts_with(&format!("product, {form}")));
+        assert_eq!(products.count(), 5, "{form} products in {names:?}");
+    }
     for p in &rows {
         assert!(p.value.is_finite() && p.value > 0.0, "{p:?}");
     }
+}
+
+/// `RBP_GPU_PRODUCT` picks the products' form: a value it does not take is refused by name, and
+/// a conv net trained with either form writes the same metrics.
+#[test]
+fn the_product_form_is_chosen_by_the_environment() {
+    let train = |form: &str, out: Option<&std::path::Path>| {
+        let mut args = vec![
+            "train",
+            "--device",
+            "gpu",
+            "--arch",
+            "conv4k5-pool2s2-fc16",
+            "--channel",
+            "rbp",
+            "--train-limit",
+            "300",
+            "--epochs",
+            "1",
+        ];
+        if let Some(o) = out {
+            args.extend(["--out", o.to_str().unwrap()]);
+        }
+        std::process::Command::new(env!("CARGO_BIN_EXE_rbp"))
+            .args(&args)
+            .env("RBP_GPU_PRODUCT", form)
+            .output()
+            .expect("run rbp")
+    };
+    let o = train("bogus", None);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("RBP_GPU_PRODUCT=`bogus`: expected tiled or direct"),
+        "{err}"
+    );
+    if !available() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let metrics: Vec<Vec<serde_json::Value>> = ["tiled", "direct"]
+        .iter()
+        .map(|form| {
+            let dir = tmp.path().join(form);
+            let o = train(form, Some(&dir));
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            std::fs::read_to_string(dir.join("metrics.jsonl"))
+                .unwrap()
+                .lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v.as_object_mut().unwrap().remove("seconds");
+                    v
+                })
+                .collect()
+        })
+        .collect();
+    assert_eq!(metrics[0].len(), 1);
+    assert_eq!(
+        metrics[0], metrics[1],
+        "tiled and direct products trained differently"
+    );
 }
 
 #[test]
