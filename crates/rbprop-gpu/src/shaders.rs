@@ -366,12 +366,9 @@ var<workgroup> Bs: array<f32, 1024>;
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let m = p.a;
     let n = p.b;
-    var kb = 0u;
-    var ke = p.c;
-    if (p.d != 0u) {
-        kb = wid.z * p.d;
-        ke = min(p.c, kb + p.d);
-    }
+    let kr = k_range(wid.z);
+    let kb = kr.x;
+    let ke = kr.y;
     let row0 = wid.y * TS;
     let col0 = wid.x * TS;
     let tid = lid.y * 16u + lid.x;
@@ -436,12 +433,9 @@ const TS: u32 = 32u;
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
     let m = p.a;
     let n = p.b;
-    var kb = 0u;
-    var ke = p.c;
-    if (p.d != 0u) {
-        kb = wid.z * p.d;
-        ke = min(p.c, kb + p.d);
-    }
+    let kr = k_range(wid.z);
+    let kb = kr.x;
+    let ke = kr.y;
     let i0 = wid.y * TS + lid.y * 4u;
     let j0 = wid.x * TS + lid.x * 4u;
     if (i0 >= m || j0 >= n) { return; }
@@ -468,8 +462,15 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 }
 "#;
 
-/// The stores of [`TILED`] and [`DIRECT`]: a row of 4 results through the instance's `st`.
-const STORE_ROW: &str = r#"
+/// What [`TILED`] and [`DIRECT`] share: the range of `k` workgroup layer `z` sums (all of it,
+/// or with `p.d > 0` the part `[z·p.d, (z + 1)·p.d)`), and the stores, a row of 4 results through
+/// the instance's `st`.
+const PRODUCT_COMMON: &str = r#"
+fn k_range(z: u32) -> vec2<u32> {
+    if (p.d == 0u) { return vec2<u32>(0u, p.c); }
+    return vec2<u32>(z * p.d, min(p.c, z * p.d + p.d));
+}
+
 fn store_row(gi: u32, gj0: u32, v: vec4<f32>, m: u32, n: u32, z: u32) {
     for (var c = 0u; c < 4u; c++) {
         if (gi < m && gj0 + c < n) { st(gi, gj0 + c, v[c], z); }
@@ -901,7 +902,7 @@ pub fn all() -> Vec<(&'static str, String)> {
     let act = |body: &str| format!("{PRELUDE}{ACTIVATIONS}{body}{EACH}");
     let whole = |body: &str| format!("{PRELUDE}{body}");
     // a product: its operands' instance, then the tiled or direct form
-    let product = |instance: &str, form: &str| format!("{PRELUDE}{instance}{form}{STORE_ROW}");
+    let product = |instance: &str, form: &str| format!("{PRELUDE}{instance}{form}{PRODUCT_COMMON}");
     let conv = |instance: &str, form: &str| product(&format!("{CONV_GEOM}{instance}"), form);
     vec![
         ("gemm", product(GEMM, TILED)),

@@ -674,24 +674,26 @@ mod tests {
         }
     }
 
-    /// The direct kernels against im2col + GEMM on shapes that exercise every lane width, tile
-    /// rounding of rows, columns and channels, and tap tails.
+    /// Shapes (c_in, h, w, c_out, k, pad) that exercise every lane width, tile rounding of rows,
+    /// columns and channels, and tap tails.
+    const SHAPES: [(usize, usize, usize, usize, usize, usize); 8] = [
+        (3, 32, 32, 8, 5, 2),
+        (8, 16, 16, 32, 5, 2),
+        (32, 8, 8, 64, 5, 2),
+        (2, 7, 9, 3, 3, 1),
+        (1, 5, 5, 17, 3, 0),
+        (5, 11, 19, 9, 1, 0),
+        (3, 4, 4, 2, 5, 2),
+        (2, 6, 13, 20, 4, 1),
+    ];
+
+    /// The direct kernels against im2col + GEMM.
     #[test]
     fn direct_kernels_match_im2col() {
         if !available() {
             return;
         }
-        // c_in, h, w, c_out, k, pad
-        for (c_in, h, w, c_out, k, pad) in [
-            (3, 32, 32, 8, 5, 2),
-            (8, 16, 16, 32, 5, 2),
-            (32, 8, 8, 64, 5, 2),
-            (2, 7, 9, 3, 3, 1),
-            (1, 5, 5, 17, 3, 0),
-            (5, 11, 19, 9, 1, 0),
-            (3, 4, 4, 2, 5, 2),
-            (2, 6, 13, 20, 4, 1),
-        ] {
+        for (c_in, h, w, c_out, k, pad) in SHAPES {
             let g = ConvGeom::new(c_in, h, w, c_out, k, 1, pad).unwrap();
             let mut outputs = Vec::new();
             for d in [Direct::new(&g).unwrap(), Direct::new_avx2(&g).unwrap()] {
@@ -759,14 +761,7 @@ mod tests {
         if !available() {
             return;
         }
-        for (c_in, h, w, c_out, k, pad) in [
-            (3, 32, 32, 8, 5, 2),
-            (8, 16, 16, 32, 5, 2),
-            (32, 8, 8, 64, 5, 2),
-            (2, 7, 9, 3, 3, 1),
-            (1, 5, 5, 17, 3, 0),
-            (2, 6, 13, 20, 4, 1),
-        ] {
+        for (c_in, h, w, c_out, k, pad) in SHAPES {
             let g = ConvGeom::new(c_in, h, w, c_out, k, 1, pad).unwrap();
             let d = Direct::new(&g).unwrap();
             let got = check_against_im2col(&g, &d);
