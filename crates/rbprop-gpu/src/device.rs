@@ -79,12 +79,17 @@ impl ProductForm {
         }
     }
 
-    /// Runs `f` with this form for the products this thread records.
+    /// Runs `f` with this form for the products this thread records (the form before is back
+    /// afterwards, also if `f` panics).
     pub fn scoped<T>(self, f: impl FnOnce() -> T) -> T {
-        let before = PRODUCT.with(|p| p.replace(Some(self)));
-        let out = f();
-        PRODUCT.with(|p| p.set(before));
-        out
+        struct Restore(Option<ProductForm>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                PRODUCT.with(|p| p.set(self.0));
+            }
+        }
+        let _restore = Restore(PRODUCT.with(|p| p.replace(Some(self))));
+        f()
     }
 
     /// The kernel of product `name` in this form, and the results per workgroup side.
