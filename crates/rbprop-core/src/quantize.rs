@@ -356,18 +356,22 @@ impl Levels {
     }
 
     /// Of `values`: (how many quantize to zero, how many are clipped, i.e. lie beyond ±α).
+    /// Mid-rise sends only exact zeros (no signal) to zero.
     pub fn census(&self, values: &[f32]) -> (usize, usize) {
         let clipped = values.iter().filter(|v| v.abs() > self.alpha).count();
-        let zero = match self.form {
-            Form::MidRise => 0,
-            Form::MidTread => values.iter().filter(|v| self.apply(**v) == 0.0).count(),
-        };
+        let zero = values.iter().filter(|v| self.apply(**v) == 0.0).count();
         (zero, clipped)
     }
 }
 
+/// Mid-rise Q(x); an exact zero stays zero: it is no signal (a neuron nothing reaches, such as
+/// the inputs of a max-pooling window that did not win), and inventing ±Δ/2 for it would send a
+/// signal where the channel sends none.
 #[inline(always)]
 fn mid_rise_one(x: f32, alpha: f32, delta: f32) -> f32 {
+    if x == 0.0 {
+        return x;
+    }
     let half = 0.5 * delta;
     let v = delta * ((x / delta).floor() + 0.5);
     let hi = alpha - half;
@@ -702,12 +706,16 @@ mod tests {
         for bits in [1, 2, 3, 4, 8] {
             let q = rise(bits, 0.3);
             let mut levels: Vec<i64> = (-4000..=4000)
+                .filter(|&i| i != 0)
                 .map(|i| (q.apply(i as f32 / 5000.0) / q.delta() * 2.0).round() as i64)
                 .collect();
             levels.dedup();
             assert_eq!(levels.len(), 1 << bits, "{bits} bits: {levels:?}");
             assert!(levels.iter().all(|k| k % 2 != 0), "a zero or even level");
-            assert_eq!(q.census(&[0.0, 1e-6, 0.31, -0.5]), (0, 2));
+            // an exact zero is no signal and stays zero (its sign kept); only it counts as zero
+            assert_eq!(q.apply(0.0).to_bits(), 0.0f32.to_bits());
+            assert_eq!(q.apply(-0.0).to_bits(), (-0.0f32).to_bits());
+            assert_eq!(q.census(&[0.0, 1e-6, 0.31, -0.5]), (1, 2));
         }
     }
 

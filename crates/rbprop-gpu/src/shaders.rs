@@ -682,6 +682,8 @@ fn clamp_to(v: f32, hi: f32) -> f32 {
     return v;
 }
 fn mid_rise(x: f32) -> f32 {
+    // an exact zero is no signal: it stays zero (the CPU's `mid_rise_one`)
+    if (x == 0.0) { return x; }
     let d = p.f;
     return clamp_to(d * (floor(x / d) + 0.5), p.e - 0.5 * d);
 }
@@ -734,7 +736,7 @@ const QUANTIZE: &str = r#"
 fn body(i: u32) { g[i] = q_one(g[i]); }
 "#;
 
-/// Of `p.a` values, in one workgroup: `out[0]` how many quantize to zero (mid-tread only),
+/// Of `p.a` values, in one workgroup: `out[0]` how many quantize to zero (mid-rise: the exact zeros),
 /// `out[1]` how many lie beyond ±α.
 const QUANTIZE_CENSUS: &str = r#"
 @group(0) @binding(1) var<storage, read> g: array<f32>;
@@ -746,7 +748,7 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     for (var i = lid.x; i < p.a; i += 256u) {
         let v = g[i];
         if (abs(v) > p.e) { c += 1u; }
-        if (p.b == 1u && q_one(v) == 0.0) { z += 1u; }
+        if (q_one(v) == 0.0) { z += 1u; }
     }
     let t = pair_sum(lid.x, z, c);
     if (lid.x == 0u) {

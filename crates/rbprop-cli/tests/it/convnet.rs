@@ -33,11 +33,15 @@ fn net(seed: u64) -> Net {
 }
 
 fn trainer(channel: &str, seed: u64) -> Trainer {
+    trainer_with(channel, &ChannelOptions::default(), seed)
+}
+
+fn trainer_with(channel: &str, options: &ChannelOptions, seed: u64) -> Trainer {
     let n = net(seed);
     let spec = ChannelSpec::parse(channel, false).unwrap();
     let ch = Channel::new(
         &spec,
-        &ChannelOptions::default(),
+        options,
         &n,
         &mut rng::stream(seed, "feedback"),
         rng::stream(seed, "noise"),
@@ -431,6 +435,52 @@ fn rbp_and_srbp_through_conv_and_pooling_match_the_hand_computed_update() {
         for i in 0..want.len() {
             let e = rel_err(&got[i].0, &want[i].0).max(rel_err(&got[i].1, &want[i].1));
             assert!(e < 1e-5, "{name} layer {i}: relative error {e:e}");
+        }
+    }
+}
+
+/// Max-pooling routes a layer's signal to each window's winning input only; the others receive
+/// exactly 0, which the quantizer must leave at 0 (a mid-rise quantizer that mapped it to Δ/2
+/// sent every non-winning neuron a signal and made 2-bit BP fall to chance on the conv grid).
+#[test]
+fn a_quantized_signal_reaches_only_the_pooling_winners() {
+    for name in ["bp", "rbp", "srbp"] {
+        for q in ["2", "1", "4:auto:mid-tread"] {
+            let options = ChannelOptions {
+                quantize_signal: Some(rbprop::channel::Quantizer::parse(q, "q").unwrap()),
+                ..ChannelOptions::default()
+            };
+            let mut plain = trainer(name, 5);
+            let mut quant = trainer_with(name, &options, 5);
+            let (xs, ys) = batch(8, 6);
+            engine_update(&mut plain, &xs, &ys);
+            engine_update(&mut quant, &xs, &ys);
+            let mut silent = 0;
+            for (i, layer) in plain.net.layers.iter().enumerate() {
+                if layer.pool.is_none() || i + 1 == plain.net.depth() {
+                    continue;
+                }
+                let n = 6 * layer.n_out;
+                let (p, q_) = (&plain.signal(i)[..n], &quant.signal(i)[..n]);
+                // no signal stays none; mid-rise (no zero level) keeps every other one
+                let mid_rise = !q.contains("mid-tread");
+                for (k, (a, b)) in p.iter().zip(q_).enumerate() {
+                    assert!(
+                        if *a == 0.0 {
+                            *b == 0.0
+                        } else {
+                            !mid_rise || *b != 0.0
+                        },
+                        "{name} {q} layer {i} [{k}]: {a} → {b}"
+                    );
+                }
+                silent += p.iter().filter(|v| **v == 0.0).count();
+            }
+            // (SRBP sends its projection of the error to every neuron of a map, winner or not)
+            assert!(
+                silent > 0 || name == "srbp",
+                "{name}: no input lost its pooling window"
+            );
         }
     }
 }

@@ -604,7 +604,12 @@ fn the_signal_quantizer_agrees_in_both_forms_with_its_census() {
     if !available() {
         return;
     }
-    let x = normal(10_007, 43);
+    // with exact zeros (no signal: they stay zero in both forms, and count as zeros)
+    let mut x = normal(10_007, 43);
+    for v in x.iter_mut().step_by(7) {
+        *v = 0.0;
+    }
+    x[1] = -0.0;
     for form in [Form::MidRise, Form::MidTread] {
         for bits in [1u32, 2, 3, 4, 8, 16] {
             if form == Form::MidTread && bits == 1 {
@@ -621,6 +626,19 @@ fn the_signal_quantizer_agrees_in_both_forms_with_its_census() {
             let got_census = Gpu::quantize(&mut g, 10_000, levels, true);
             let got = Gpu::download(&g);
             assert_eq!(got_census, census, "{form:?} {bits}: census");
+            assert!(
+                census.unwrap().0 >= 10_000 / 7,
+                "{form:?} {bits}: zeros uncounted"
+            );
+            for (i, v) in x[..10_000].iter().enumerate() {
+                if *v == 0.0 {
+                    assert_eq!(
+                        got[i].to_bits(),
+                        v.to_bits(),
+                        "{form:?} {bits}: zero at {i}"
+                    );
+                }
+            }
             assert_eq!(&got[10_000..], &x[10_000..], "past n");
             // a value on a level's boundary may round either way under the device's division
             let n = differing(&got, &want, 1e-6);

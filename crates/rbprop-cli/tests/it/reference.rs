@@ -135,8 +135,12 @@ pub struct RefChannel {
 }
 
 /// The mid-rise quantizer, written independently: levels at odd multiples of Δ/2, Δ = 2α/2^b,
-/// the nearest one below or at x shifted up half a step, the outermost at ±(α − Δ/2).
+/// the nearest one below or at x shifted up half a step, the outermost at ±(α − Δ/2); an exact
+/// 0 (no signal) stays 0.
 pub fn quantize_mid_rise(x: f64, bits: u32, alpha: f64) -> f64 {
+    if x == 0.0 {
+        return x;
+    }
     let delta = (2.0 * alpha / 2f64.powi(bits as i32)) as f32 as f64;
     let k = ((x / delta) as f32).floor() as f64;
     let top = alpha - delta / 2.0;

@@ -463,7 +463,8 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                 written.push(p);
             }
         }
-        // final accuracy against sparsity, markers at the measured n only
+        // final accuracy against sparsity, markers at the measured n only (where two n or more
+        // were measured)
         let mut curves: Vec<Curve> = Vec::new();
         let mut measured: Vec<f64> = Vec::new();
         for (col, signed) in ["BP", "RBP", "SRBP"]
@@ -509,9 +510,10 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                 });
             }
         }
-        if !curves.is_empty() {
-            measured.sort_by(f64::total_cmp);
-            measured.dedup();
+        measured.sort_by(f64::total_cmp);
+        measured.dedup();
+        // a curve against n needs two n at least
+        if measured.len() >= 2 {
             let panels = vec![Panel {
                 title: format!("{d}: final test accuracy against sparsity"),
                 y_desc: "test accuracy (%)".into(),
