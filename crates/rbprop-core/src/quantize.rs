@@ -475,56 +475,35 @@ pub fn steps_of(x: f32, s: f32) -> f32 {
     if k > s { s } else { k }
 }
 
-/// The sums over examples of one tile: `acc[r][c] += Σ_e steps(coefs[e][r0 + r] · inputs[e][c0 + c])`,
-/// rounded to nearest, or stochastically with `u = uniform(key, index of (e, r, c))` when
-/// `STOCHASTIC`.
+/// Rows × columns of one register tile of [`add_quantized_outer_stochastic`]: half as wide as
+/// the nearest form's, for the hash's temporaries need registers too.
+const TILE_ROWS_STOCHASTIC: usize = 4;
+const TILE_COLS_STOCHASTIC: usize = 8;
+
+/// The sums over examples of one tile: `acc[r][c] += Σ_e step(coefs[e][r0 + r] · inputs[e][c0 + c], b, c)`
+/// with `b + c` the entry's index, `b = (e·n_rows + r0 + r)·n_cols + c0`; each entry's sum runs over the
+/// examples in order from 0, then is added to `acc`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn outer_tile<const R: usize, const C: usize, const STOCHASTIC: bool>(
+fn outer_tile<const R: usize, const C: usize>(
     acc: &mut [f32],
     coefs: &[f32],
     inputs: &[f32],
     (n_rows, n_cols): (usize, usize),
     (r0, c0): (usize, usize),
-    s: f32,
-    key: u64,
+    step: impl Fn(f32, usize, usize) -> f32,
 ) {
     let mut tile = [[0.0f32; C]; R];
-    // the draw key of the high half of the indices, recomputed only when that changes
-    let mut cached: Option<(u32, u32)> = None;
     for (e, (coef, input)) in coefs
         .chunks_exact(n_rows)
         .zip(inputs.chunks_exact(n_cols))
         .enumerate()
     {
         let o: &[f32; C] = input[c0..c0 + C].try_into().unwrap();
+        let c: &[f32; R] = coef[r0..r0 + R].try_into().unwrap();
         for (r, row) in tile.iter_mut().enumerate() {
-            let c = coef[r0 + r];
-            if STOCHASTIC {
-                let base = ((e * n_rows + r0 + r) * n_cols + c0) as u64;
-                let (hi, lo) = ((base >> 32) as u32, base as u32);
-                if lo.checked_add(C as u32).is_some() {
-                    let k = match cached {
-                        Some((h, k)) if h == hi => k,
-                        _ => {
-                            let k = draw_key(key, hi);
-                            cached = Some((hi, k));
-                            k
-                        }
-                    };
-                    for (j, (t, o)) in row.iter_mut().zip(o).enumerate() {
-                        *t += steps_stochastic(c * o, s, uniform_lo(k, lo + j as u32));
-                    }
-                } else {
-                    // the tile's indices cross a multiple of 2³²
-                    for (j, (t, o)) in row.iter_mut().zip(o).enumerate() {
-                        *t += steps_stochastic(c * o, s, uniform(key, base + j as u64));
-                    }
-                }
-            } else {
-                for (t, o) in row.iter_mut().zip(o) {
-                    *t += steps_of(c * o, s);
-                }
+            let base = (e * n_rows + r0 + r) * n_cols + c0;
+            for (j, (t, o)) in row.iter_mut().zip(o).enumerate() {
+                *t += step(c[r] * o, base, j);
             }
         }
     }
@@ -534,43 +513,32 @@ fn outer_tile<const R: usize, const C: usize, const STOCHASTIC: bool>(
     }
 }
 
+/// Every tile of `acc`: full `R × C` tiles, then the right and bottom edges one entry wide.
 #[inline(always)]
-fn outer_all<const STOCHASTIC: bool>(
+fn outer_all<const R: usize, const C: usize>(
     acc: &mut [f32],
     coefs: &[f32],
     inputs: &[f32],
     n_rows: usize,
     n_cols: usize,
-    s: f32,
-    key: u64,
+    step: impl Fn(f32, usize, usize) -> f32 + Copy,
 ) {
     let dims = (n_rows, n_cols);
-    let (rows, cols) = (
-        n_rows / TILE_ROWS * TILE_ROWS,
-        n_cols / TILE_COLS * TILE_COLS,
-    );
-    for r0 in (0..rows).step_by(TILE_ROWS) {
-        for c0 in (0..cols).step_by(TILE_COLS) {
-            outer_tile::<TILE_ROWS, TILE_COLS, STOCHASTIC>(
-                acc,
-                coefs,
-                inputs,
-                dims,
-                (r0, c0),
-                s,
-                key,
-            );
+    let (rows, cols) = (n_rows / R * R, n_cols / C * C);
+    for r0 in (0..rows).step_by(R) {
+        for c0 in (0..cols).step_by(C) {
+            outer_tile::<R, C>(acc, coefs, inputs, dims, (r0, c0), step);
         }
         for c0 in cols..n_cols {
-            outer_tile::<TILE_ROWS, 1, STOCHASTIC>(acc, coefs, inputs, dims, (r0, c0), s, key);
+            outer_tile::<R, 1>(acc, coefs, inputs, dims, (r0, c0), step);
         }
     }
     for r0 in rows..n_rows {
-        for c0 in (0..cols).step_by(TILE_COLS) {
-            outer_tile::<1, TILE_COLS, STOCHASTIC>(acc, coefs, inputs, dims, (r0, c0), s, key);
+        for c0 in (0..cols).step_by(C) {
+            outer_tile::<1, C>(acc, coefs, inputs, dims, (r0, c0), step);
         }
         for c0 in cols..n_cols {
-            outer_tile::<1, 1, STOCHASTIC>(acc, coefs, inputs, dims, (r0, c0), s, key);
+            outer_tile::<1, 1>(acc, coefs, inputs, dims, (r0, c0), step);
         }
     }
 }
@@ -589,7 +557,7 @@ dispatch! {
         n_cols: usize,
         s: f32,
     ) {
-        outer_all::<false>(acc, coefs, inputs, n_rows, n_cols, s, 0);
+        outer_all::<TILE_ROWS, TILE_COLS>(acc, coefs, inputs, n_rows, n_cols, |x, _, _| steps_of(x, s));
     }
 }
 
@@ -605,7 +573,20 @@ dispatch! {
         s: f32,
         key: u64,
     ) {
-        outer_all::<true>(acc, coefs, inputs, n_rows, n_cols, s, key);
+        const R: usize = TILE_ROWS_STOCHASTIC;
+        const C: usize = TILE_COLS_STOCHASTIC;
+        let examples = inputs.len() / n_cols.max(1);
+        if (examples * n_rows * n_cols) as u64 <= 1 << 32 {
+            // every index below 2³² (the usual case): one draw key for all, 32-bit lanes
+            let k = draw_key(key, 0);
+            outer_all::<R, C>(acc, coefs, inputs, n_rows, n_cols, |x, b, j| {
+                steps_stochastic(x, s, uniform_lo(k, (b as u32).wrapping_add(j as u32)))
+            });
+        } else {
+            outer_all::<R, C>(acc, coefs, inputs, n_rows, n_cols, |x, b, j| {
+                steps_stochastic(x, s, uniform(key, (b + j) as u64))
+            });
+        }
     }
 }
 
@@ -795,7 +776,7 @@ mod tests {
     #[test]
     fn tiled_outer_sums_match_per_example_quantization() {
         // sizes that exercise full tiles and both tails
-        for (n_rows, n_cols, batch) in [(9, 37, 5), (1, 1, 3), (4, 16, 2), (13, 50, 7)] {
+        for (n_rows, n_cols, batch) in [(9, 37, 5), (1, 1, 3), (4, 16, 2), (13, 50, 7), (8, 8, 4)] {
             for bits in [2, 4, 8, 16] {
                 let q = tread(bits, 0.3);
                 let s = q.steps();
@@ -811,6 +792,21 @@ mod tests {
                 add_quantized_outer_stochastic(&mut sto, &scaled, &inputs, n_rows, n_cols, s, key);
                 for r in 0..n_rows {
                     for c in 0..n_cols {
+                        // bit for bit: each entry's steps summed over the examples in order
+                        // from 0, then added to the start
+                        let i = r * n_cols + c;
+                        let product = |e: usize| scaled[e * n_rows + r] * inputs[e * n_cols + c];
+                        let nearest = (0..batch).fold(0.0f32, |t, e| t + steps_of(product(e), s));
+                        assert_eq!(
+                            acc[i].to_bits(),
+                            (start[i] + nearest).to_bits(),
+                            "[{r},{c}]"
+                        );
+                        let drawn = (0..batch).fold(0.0f32, |t, e| {
+                            let u = uniform(key, ((e * n_rows + r) * n_cols + c) as u64);
+                            t + steps_stochastic(product(e), s, u)
+                        });
+                        assert_eq!(sto[i].to_bits(), (start[i] + drawn).to_bits(), "[{r},{c}]");
                         let want: f32 = (0..batch)
                             .map(|e| q.apply(coefs[e * n_rows + r] * inputs[e * n_cols + c]))
                             .sum();
