@@ -573,20 +573,35 @@ dispatch! {
         s: f32,
         key: u64,
     ) {
-        const R: usize = TILE_ROWS_STOCHASTIC;
-        const C: usize = TILE_COLS_STOCHASTIC;
         let examples = inputs.len() / n_cols.max(1);
-        if (examples * n_rows * n_cols) as u64 <= 1 << 32 {
-            // every index below 2³² (the usual case): one draw key for all, 32-bit lanes
-            let k = draw_key(key, 0);
-            outer_all::<R, C>(acc, coefs, inputs, n_rows, n_cols, |x, b, j| {
-                steps_stochastic(x, s, uniform_lo(k, (b as u32).wrapping_add(j as u32)))
-            });
-        } else {
-            outer_all::<R, C>(acc, coefs, inputs, n_rows, n_cols, |x, b, j| {
-                steps_stochastic(x, s, uniform(key, (b + j) as u64))
-            });
-        }
+        let wide = (examples * n_rows * n_cols) as u64 > 1 << 32;
+        outer_stochastic(acc, coefs, inputs, (n_rows, n_cols), s, key, wide);
+    }
+}
+
+/// [`add_quantized_outer_stochastic`]'s body; `wide`: some index reaches 2³², so each entry's
+/// draw key is that of its index's high half (otherwise one key serves all, in 32-bit lanes).
+#[inline(always)]
+fn outer_stochastic(
+    acc: &mut [f32],
+    coefs: &[f32],
+    inputs: &[f32],
+    (n_rows, n_cols): (usize, usize),
+    s: f32,
+    key: u64,
+    wide: bool,
+) {
+    const R: usize = TILE_ROWS_STOCHASTIC;
+    const C: usize = TILE_COLS_STOCHASTIC;
+    if wide {
+        outer_all::<R, C>(acc, coefs, inputs, n_rows, n_cols, |x, b, j| {
+            steps_stochastic(x, s, uniform(key, (b + j) as u64))
+        });
+    } else {
+        let k = draw_key(key, 0);
+        outer_all::<R, C>(acc, coefs, inputs, n_rows, n_cols, |x, b, j| {
+            steps_stochastic(x, s, uniform_lo(k, (b as u32).wrapping_add(j as u32)))
+        });
     }
 }
 
@@ -790,6 +805,11 @@ mod tests {
                 let key = 12345u64;
                 let mut sto = start.clone();
                 add_quantized_outer_stochastic(&mut sto, &scaled, &inputs, n_rows, n_cols, s, key);
+                // the path of updates with indices beyond 2³² gives the same bits
+                let mut wide = start.clone();
+                let dims = (n_rows, n_cols);
+                outer_stochastic(&mut wide, &scaled, &inputs, dims, s, key, true);
+                assert_eq!(wide, sto);
                 for r in 0..n_rows {
                     for c in 0..n_cols {
                         // bit for bit: each entry's steps summed over the examples in order
