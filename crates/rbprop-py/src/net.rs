@@ -66,7 +66,11 @@ pub struct Net {
     pub(crate) config: TrainConfig,
     pub(crate) input: (usize, usize, usize),
     pub(crate) classes: usize,
+    /// The trainer on the host; stale while `resident` holds it (read it through [`Net::host`]).
     pub(crate) trainer: Trainer,
+    /// The trainer on the GPU between consecutive `step` calls, so that a loop of steps moves
+    /// only its minibatches; brought back by the first call that reads or changes the net.
+    resident: Option<Trainer<rbprop_gpu::Gpu>>,
     /// Metrics of the finished epochs.
     pub(crate) history: Vec<EpochMetrics>,
     pool: rayon::ThreadPool,
@@ -165,8 +169,22 @@ impl Net {
             input,
             classes,
             trainer,
+            resident: None,
             history,
         })
+    }
+
+    /// The trainer on the host, brought back from the GPU if `step` left it there.
+    pub(crate) fn host(&mut self) -> &mut Trainer {
+        if let Some(dev) = self.resident.take() {
+            self.trainer = dev.to_backend();
+        }
+        &mut self.trainer
+    }
+
+    /// Updates done, wherever the trainer is.
+    fn step_count(&self) -> u64 {
+        self.resident.as_ref().map_or(self.trainer.step, |t| t.step)
     }
 
     /// Applies the settings `fit` was given to this net's configuration (and optimizer).
@@ -182,7 +200,7 @@ impl Net {
         if config.threads != self.config.threads {
             self.pool = pool(config.threads)?;
         }
-        self.trainer.sgd.lr = config.lr;
+        self.host().sgd.lr = config.lr;
         self.config = config;
         Ok(())
     }
@@ -204,6 +222,7 @@ impl Net {
                 "translate/flip: augmentation needs image inputs (input_shape (C, H, W))",
             ));
         }
+        self.host();
         let (config, trainer, pool) = (&self.config, &mut self.trainer, &self.pool);
         let diagnostics = config.diagnostics;
         let out = interruptible(py, |stop| {
@@ -286,7 +305,8 @@ impl Net {
     }
 
     /// The logits of `x` (`n × classes`).
-    fn logits(&self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<(Vec<f32>, usize)> {
+    fn logits(&mut self, py: Python<'_>, x: &Bound<'_, PyAny>) -> PyResult<(Vec<f32>, usize)> {
+        self.host();
         let images = convert::inputs(x, self.input, "X")?;
         let dim = self.input.0 * self.input.1 * self.input.2;
         let n = images.len() / dim;
@@ -440,10 +460,24 @@ impl Net {
         y: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let batch = convert::dataset(x, y, self.input, self.classes, ("X", "y"))?;
-        let (trainer, pool, device) = (&mut self.trainer, &self.pool, self.config.device);
-        let loss = py.detach(|| {
-            pool.install(|| on_device!(device, trainer, |t| t.step(&batch.images, &batch.labels)))
-        });
+        let (images, labels) = (&batch.images, &batch.labels);
+        let loss = match self.config.device {
+            Device::Cpu => {
+                let (trainer, pool) = (&mut self.trainer, &self.pool);
+                py.detach(|| pool.install(|| trainer.step(images, labels)))
+            }
+            Device::Gpu => {
+                // the trainer stays on the device for the next step
+                let (host, resident, pool) = (&self.trainer, &mut self.resident, &self.pool);
+                py.detach(|| {
+                    pool.install(|| {
+                        resident
+                            .get_or_insert_with(|| host.to_backend())
+                            .step(images, labels)
+                    })
+                })
+            }
+        };
         let n = batch.len() as f64;
         let out = PyDict::new(py);
         out.set_item("loss", loss.loss_sum / n)?;
@@ -454,7 +488,11 @@ impl Net {
     /// predict(X) -> numpy.ndarray
     ///
     /// The predicted class of each example (int64, `(N,)`): the largest output.
-    fn predict<'py>(&self, py: Python<'py>, x: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn predict<'py>(
+        &mut self,
+        py: Python<'py>,
+        x: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (logits, _) = self.logits(py, x)?;
         let classes: Vec<i64> = logits
             .chunks(self.classes)
@@ -476,7 +514,7 @@ impl Net {
     ///
     /// The softmax output of each example (float32, `(N, classes)`).
     fn predict_proba<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
@@ -500,12 +538,13 @@ impl Net {
     /// Mean cross-entropy (`loss`) and accuracy of the net on `X`, `y`, computed as the test
     /// metrics of `rbp train`.
     fn evaluate<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let data = convert::dataset(x, y, self.input, self.classes, ("X", "y"))?;
+        self.host();
         let (trainer, pool) = (&self.trainer, &self.pool);
         let stats = py.detach(|| pool.install(|| trainer.evaluate(&data)));
         let out = PyDict::new(py);
@@ -522,12 +561,13 @@ impl Net {
     /// `norm_ratio`, |update| / |BP update|; `orthant`, the fraction of update entries whose
     /// sign agrees with BP's; and the quantizers' zero and clipped fractions where they apply.
     fn alignment<'py>(
-        &self,
+        &mut self,
         py: Python<'py>,
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let data = convert::dataset(x, y, self.input, self.classes, ("X", "y"))?;
+        self.host();
         let (t, pool) = (&self.trainer, &self.pool);
         let layers = py.detach(|| {
             pool.install(|| {
@@ -544,7 +584,7 @@ impl Net {
     /// weights stand in its place) and the channel's other tensors.
     fn tensors<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let out = PyDict::new(py);
-        for (name, shape, values) in checkpoint::named_tensors(&mut self.trainer) {
+        for (name, shape, values) in checkpoint::named_tensors(self.host()) {
             out.set_item(name, array(py, &shape, values)?)?;
         }
         Ok(out)
@@ -555,7 +595,7 @@ impl Net {
     #[getter]
     fn weights<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let mut out = Vec::new();
-        for (name, shape, values) in checkpoint::named_tensors(&mut self.trainer) {
+        for (name, shape, values) in checkpoint::named_tensors(self.host()) {
             if name.starts_with("layers.") && name.ends_with(".weight") {
                 out.push(array(py, &shape, values)?);
             }
@@ -567,7 +607,7 @@ impl Net {
     #[getter]
     fn biases<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let mut out = Vec::new();
-        for (name, shape, values) in checkpoint::named_tensors(&mut self.trainer) {
+        for (name, shape, values) in checkpoint::named_tensors(self.host()) {
             if name.starts_with("layers.") && name.ends_with(".bias") {
                 out.push(array(py, &shape, values)?);
             }
@@ -580,7 +620,8 @@ impl Net {
     /// `(N_i, N_k)` (receiving × sending); for channels that put random weights in place of
     /// W_{i+1} (RBP's kernels on conv nets) the sending layer's weight shape.
     #[getter]
-    fn feedback<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+    fn feedback<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.host();
         let out = PyDict::new(py);
         for (i, k, c) in self.trainer.channel.feedback_matrices() {
             let receiving = self.trainer.net.layers[i].n_out;
@@ -622,7 +663,7 @@ impl Net {
     /// Updates done (epochs and single steps).
     #[getter]
     fn steps(&self) -> u64 {
-        self.trainer.step
+        self.step_count()
     }
 
     /// The input shape `(C, H, W)` (`(values, 1, 1)` for a dense net).
@@ -639,7 +680,8 @@ impl Net {
 
     /// The learning channel of each hidden layer, in words.
     #[getter]
-    fn channel(&self) -> Vec<String> {
+    fn channel(&mut self) -> Vec<String> {
+        self.host();
         self.trainer.channel.describe(&self.trainer.net)
     }
 
@@ -651,6 +693,7 @@ impl Net {
     fn save(&mut self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         let mut config = self.config.clone();
         config.epochs = self.history.len().max(1);
+        self.host();
         let (history, trainer) = (&self.history, &mut self.trainer);
         py.detach(|| -> rbprop::Result<()> {
             std::fs::create_dir_all(&path).map_err(|e| rbprop::Error::io(&path, e))?;
@@ -679,7 +722,7 @@ impl Net {
             self.trainer.net.summary(),
             self.config.channel,
             self.history.len(),
-            self.trainer.step
+            self.step_count()
         )
     }
 }

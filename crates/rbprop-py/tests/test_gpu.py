@@ -72,3 +72,35 @@ def test_train_and_reproduce_take_the_device(gpu, tmp_path):
     assert len(done) > 0
     with pytest.raises(ValueError, match="adapter"):
         rbprop.reproduce(config, tmp_path / "grid", adapter="x")
+
+
+@pytest.mark.parametrize("settings", [dict(channel="srbp"), dict(channel="rbp", momentum=0.9)])
+def test_steps_stay_on_the_device_and_reads_see_every_one(gpu, settings):
+    x, y = data(120, 4)
+    x = x.reshape(120, -1)
+    common = dict(settings, layers=[144, 24, 4], lr=0.05, seed=5, device="gpu")
+    batches = [(x[i : i + 20], y[i : i + 20]) for i in range(0, 120, 20)]
+    # a loop of steps only
+    plain = rbprop.Net(**common)
+    losses = [plain.step(bx, by)["loss"] for bx, by in batches]
+    # the same steps with every kind of read between them
+    mixed = rbprop.Net(**common)
+    got = []
+    for i, (bx, by) in enumerate(batches):
+        got.append(mixed.step(bx, by)["loss"])
+        assert mixed.steps == i + 1
+        reads = [mixed.predict, lambda v: mixed.evaluate(v, by), lambda v: mixed.weights, lambda v: repr(mixed)]
+        reads[i % 4](bx)
+    assert got == losses
+    for a, b in zip(plain.tensors().items(), mixed.tensors().items()):
+        assert a[0] == b[0] and np.array_equal(a[1], b[1]), a[0]
+    # the host sees all six updates: the same weights as the CPU's to f32 rounding
+    cpu = rbprop.Net(**dict(common, device="cpu"))
+    for bx, by in batches:
+        cpu.step(bx, by)
+    for a, b in zip(cpu.weights, plain.weights):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    assert plain.steps == 6
+    # fit continues from the steps done on the device
+    more = plain.fit(x, y, epochs=1, batch=20)
+    assert more[-1]["steps"] == 6 + 6
