@@ -10,7 +10,7 @@
 //! (their per-example work is elementwise).
 //! Elementwise work (activations, softmax) is not counted.
 
-use rbprop::channel::quantize::Alpha;
+use rbprop::channel::quantize::{Alpha, Rounding};
 use rbprop::channel::{CHANNELS, ChannelSpec, FeedbackInit, Quantizer};
 use rbprop::config::TrainConfig;
 use rbprop::data;
@@ -143,7 +143,10 @@ fn cases() -> Vec<(String, TrainConfig)> {
         c.decay = 0.0;
         c.channel_options.quantize_update =
             Some(Quantizer::new(8, Alpha::Fixed(0.0625), "q").unwrap());
-        out.push((format!("{ch} --quantize-update 8"), c));
+        out.push((format!("{ch} --quantize-update 8"), c.clone()));
+        let q = c.channel_options.quantize_update.as_mut().unwrap();
+        q.rounding = Rounding::Stochastic;
+        out.push((format!("{ch} --quantize-update 8:1/16:stochastic"), c));
     }
     out
 }
