@@ -21,6 +21,42 @@
 //! fused multiply-add in hardware the caller falls back to im2col + GEMM ([`available`]).
 
 use super::conv::ConvGeom;
+use super::simd::dispatch;
+
+dispatch! {
+    /// `dt[q][o] = m[o][q]` for the `rows × cols` matrix `m`, `dt` with `stride ≥ rows` columns
+    /// (zero beyond `rows`): 8 × 8 blocks gathered in registers, each written as 8 rows of 8.
+    pub fn transpose(m: &[f32], rows: usize, cols: usize, stride: usize, dt: &mut [f32]) {
+        let (rows8, cols8) = (rows / 8 * 8, cols / 8 * 8);
+        for q0 in (0..cols8).step_by(8) {
+            for o0 in (0..rows8).step_by(8) {
+                let mut t = [[0.0f32; 8]; 8];
+                for (a, src) in m[o0 * cols + q0..].chunks(cols).take(8).enumerate() {
+                    for (b, v) in src[..8].iter().enumerate() {
+                        t[b][a] = *v;
+                    }
+                }
+                for (b, row) in t.iter().enumerate() {
+                    dt[(q0 + b) * stride + o0..][..8].copy_from_slice(row);
+                }
+            }
+        }
+        // the right edge (columns of m past the last block of 8), then the bottom one
+        for q in cols8..cols {
+            for o in 0..rows8 {
+                dt[q * stride + o] = m[o * cols + q];
+            }
+        }
+        for o in rows8..rows {
+            for (q, v) in m[o * cols..(o + 1) * cols].iter().enumerate() {
+                dt[q * stride + o] = *v;
+            }
+        }
+        for row in dt[..cols * stride].chunks_exact_mut(stride) {
+            row[rows..].fill(0.0);
+        }
+    }
+}
 
 /// Output channels per register tile.
 pub const CO_T: usize = 8;
@@ -238,20 +274,7 @@ impl Direct {
     /// One example's δ (`C_out × positions`) transposed into `dt` (`positions × co_16`, zero
     /// for the channels that round `C_out` up), for [`Direct::weight_grad`].
     pub fn transpose_delta(&self, delta: &[f32], dt: &mut [f32]) {
-        let (p, co16) = (self.positions(), self.co_16());
-        // blocks of 16 positions: contiguous reads, writes within 16 rows of `dt`
-        for q0 in (0..p).step_by(16) {
-            let n = 16.min(p - q0);
-            let block = &mut dt[q0 * co16..(q0 + n) * co16];
-            for o in 0..self.c_out {
-                for (i, v) in delta[o * p + q0..][..n].iter().enumerate() {
-                    block[i * co16 + o] = *v;
-                }
-            }
-            for row in block.chunks_exact_mut(co16) {
-                row[self.c_out..].fill(0.0);
-            }
-        }
+        transpose(delta, self.c_out, self.positions(), self.co_16(), dt);
     }
 
     /// `y = bias + conv(xp)` for one example: `xp` from [`Direct::pad_input`], `wt` from
@@ -756,6 +779,27 @@ mod tests {
 
     /// The direct kernels sum in the order their documentation gives, whatever the vector width
     /// and tile shape of this CPU: the same bits as a scalar loop in that order.
+    #[test]
+    fn transposes_put_every_value_in_place_and_zero_the_padding() {
+        for (rows, cols, stride) in [
+            (32, 1024, 32),
+            (6, 49, 16),
+            (9, 17, 16),
+            (8, 8, 8),
+            (1, 3, 5),
+        ] {
+            let m: Vec<f32> = (0..rows * cols).map(|i| i as f32 + 0.5).collect();
+            let mut dt = vec![f32::NAN; cols * stride];
+            transpose(&m, rows, cols, stride, &mut dt);
+            for q in 0..cols {
+                for o in 0..stride {
+                    let want = if o < rows { m[o * cols + q] } else { 0.0 };
+                    assert_eq!(dt[q * stride + o], want, "{rows}×{cols} [{q},{o}]");
+                }
+            }
+        }
+    }
+
     #[test]
     fn direct_kernels_sum_in_the_documented_order() {
         if !available() {
