@@ -421,7 +421,7 @@ fn conv_weight_grad(
                         dir.pad_input(x, xp);
                         dir.transpose_delta(d, dt);
                         dir.weight_grad(dt, xp, 1.0, &mut pw);
-                        g.bias_grad(d, 1.0, &mut pb);
+                        dir.bias_grad(dt, 1.0, &mut pb);
                     }
                 });
             } else {

@@ -24,6 +24,25 @@ use super::conv::ConvGeom;
 use super::simd::dispatch;
 
 dispatch! {
+    /// `db[o] += alpha · Σ_q m[q][o]` for the rows of `m` (`stride` columns, a multiple of 16 ≥
+    /// `db.len()`), each column summed in row order from −0.0, as `Iterator::sum` does.
+    pub fn column_sums(m: &[f32], stride: usize, alpha: f32, db: &mut [f32]) {
+        for (o0, db) in (0..db.len()).step_by(16).zip(db.chunks_mut(16)) {
+            let mut acc = [-0.0f32; 16];
+            for row in m.chunks_exact(stride) {
+                let row: &[f32; 16] = row[o0..o0 + 16].try_into().unwrap();
+                for (a, v) in acc.iter_mut().zip(row) {
+                    *a += v;
+                }
+            }
+            for (b, a) in db.iter_mut().zip(acc) {
+                *b += alpha * a;
+            }
+        }
+    }
+}
+
+dispatch! {
     /// `dt[q][o] = m[o][q]` for the `rows × cols` matrix `m`, `dt` with `stride ≥ rows` columns
     /// (zero beyond `rows`): 8 × 8 blocks gathered in registers, each written as 8 rows of 8.
     pub fn transpose(m: &[f32], rows: usize, cols: usize, stride: usize, dt: &mut [f32]) {
@@ -275,6 +294,18 @@ impl Direct {
     /// for the channels that round `C_out` up), for [`Direct::weight_grad`].
     pub fn transpose_delta(&self, delta: &[f32], dt: &mut [f32]) {
         transpose(delta, self.c_out, self.positions(), self.co_16(), dt);
+    }
+
+    /// One example's bias gradient from its transposed δ ([`Direct::transpose_delta`]),
+    /// accumulated: `db += alpha·Σ_p δ`, each channel's sum taken in the order of positions from
+    /// −0.0 — [`ConvGeom::bias_grad`]'s sums, to the bit — 16 channels at a time.
+    pub fn bias_grad(&self, dt: &[f32], alpha: f32, db: &mut [f32]) {
+        column_sums(
+            &dt[..self.delta_t_len()],
+            self.co_16(),
+            alpha,
+            &mut db[..self.c_out],
+        );
     }
 
     /// `y = bias + conv(xp)` for one example: `xp` from [`Direct::pad_input`], `wt` from
@@ -902,6 +933,12 @@ mod tests {
         d.transpose_delta(&delta, &mut dt);
         d.weight_grad(&dt, &xp, 0.5, &mut got);
         close(&got, &want, &format!("{name} weight grad"));
+        // the bias gradient from the transposed δ: the same bits
+        let (mut want_b, mut got_b) = (values(c_out, 6), values(c_out, 6));
+        g.bias_grad(&delta, 0.5, &mut want_b);
+        d.bias_grad(&dt, 0.5, &mut got_b);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got_b), bits(&want_b), "{name} bias grad");
         vec![fwd, igrad, got]
     }
 }
