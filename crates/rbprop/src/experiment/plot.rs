@@ -562,8 +562,8 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                 })
                 .collect();
             let panels = vec![Panel {
-                title: format!("{d}: angle between the hidden δ and BP's (mean over layers)"),
-                y_desc: "angle (degrees)".into(),
+                title: format!("{d}: angle of δ to BP's"),
+                y_desc: "degrees, mean over the hidden layers".into(),
                 x: XAxis::Epochs,
                 curves,
             }];
