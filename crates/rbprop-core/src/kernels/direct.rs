@@ -808,8 +808,6 @@ mod tests {
         out
     }
 
-    /// The direct kernels sum in the order their documentation gives, whatever the vector width
-    /// and tile shape of this CPU: the same bits as a scalar loop in that order.
     #[test]
     fn transposes_put_every_value_in_place_and_zero_the_padding() {
         for (rows, cols, stride) in [
@@ -831,6 +829,8 @@ mod tests {
         }
     }
 
+    /// The direct kernels sum in the order their documentation gives, whatever the vector width
+    /// and tile shape of this CPU: the same bits as a scalar loop in that order.
     #[test]
     fn direct_kernels_sum_in_the_documented_order() {
         if !available() {

@@ -162,9 +162,12 @@ impl PoolGeom {
             // the output columns whose windows lie inside the map go eight at a time
             let inner = self.inner_columns();
             self.scan(x, y, arg, keep_max, inner.clone());
+            if inner.is_empty() {
+                return;
+            }
             let (w, plane) = (self.w, self.h * self.w);
             let x0 = inner.start * 2 - self.pad;
-            for c in (0..self.c).filter(|_| !inner.is_empty()) {
+            for c in 0..self.c {
                 let xp = &x[c * plane..(c + 1) * plane];
                 for oy in 0..self.h_out {
                     let y0 = (oy * 2) as isize - self.pad as isize;
