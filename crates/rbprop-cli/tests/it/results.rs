@@ -381,3 +381,45 @@ fn missing_results_and_config_paths_are_named_once() {
         assert!(!t.contains("no finished epochs"), "{args:?}: {t}");
     }
 }
+
+#[test]
+fn delta_angle_figures_come_per_family_with_a_panel_per_channel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let f = tmp.path().join("diag.toml");
+    std::fs::write(
+        &f,
+        "name = \"diag\"\ndataset = \"d\"\ndata = \"embedded:fashion-mnist-subset\"\nseeds = [1]\n\
+         [train]\nepochs = 2\ntrain_limit = 200\nhidden = [8, 8]\ndiagnostics = true\ndecay = 0.0\n\
+         [[variant]]\nchannel = [\"bp\", \"rbp\"]\nquantize_update = [\"4\", \"8\"]\n\
+         [[variant]]\nchannel = [\"bp\", \"srbp\"]\nquantize_signal = [\"2\"]\n",
+    )
+    .unwrap();
+    reproduce(f.to_str().unwrap(), &res, &[]);
+    let o = rbp(&["plot", res.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", out(&o));
+    let figures = res.join("figures");
+    // one figure per family of rows, none pooling every run with diagnostics together
+    assert!(!figures.join("d-delta-angles.svg").exists());
+    let update =
+        std::fs::read_to_string(figures.join("d-quantize-update-delta-angles.svg")).unwrap();
+    // BP's own δ is at 0° throughout: no panel; RBP's variants in words, in their order
+    assert!(update.contains("d: quantize-update, RBP"), "{update}");
+    assert!(
+        !update.contains("d: quantize-update, BP"),
+        "an all-zero BP panel"
+    );
+    let (b4, b8) = (
+        update.find("RBP, b = 4").unwrap(),
+        update.find("RBP, b = 8").unwrap(),
+    );
+    assert!(b4 < b8, "legend out of order");
+    // quantized error signals reach BP's hidden layers too: both channels have a panel
+    let signal =
+        std::fs::read_to_string(figures.join("d-quantize-signal-delta-angles.svg")).unwrap();
+    for panel in ["d: quantize-signal, BP", "d: quantize-signal, SRBP"] {
+        assert!(signal.contains(panel), "{panel} missing");
+    }
+    let png = std::fs::read(figures.join("d-quantize-signal-delta-angles.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+}

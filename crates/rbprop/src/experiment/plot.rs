@@ -1,7 +1,8 @@
 //! `rbp plot`: figures from the results alone (SVG and PNG) — train and test accuracy against the
 //! epoch for each family of rows (mean over seeds, with a ±1 standard-deviation band), final
 //! test accuracy against the sparsity n of the sparse rows, and, where runs logged diagnostics,
-//! the angle between each channel's hidden signal and backprop's over training.
+//! the angle between each channel's hidden signal and backprop's over training (a figure per
+//! family of rows, a panel per channel).
 
 use super::results;
 use super::table::{self, ROW_ORDER};
@@ -249,8 +250,18 @@ fn draw_panel<DB: DrawingBackend>(
     } else {
         0
     };
+    // a title wider than the plot is set smaller, never cut at the panel's edge
+    let title_w = plot
+        .estimate_text_size(&panel.title, &font(15.0).into_text_style(&plot))
+        .map_or(0, |(tw, _)| tw);
+    let room = (w - legend_w).saturating_sub(px(16.0) as u32);
+    let title_size = if title_w > room {
+        15.0 * room as f64 / title_w as f64
+    } else {
+        15.0
+    };
     let mut ch = ChartBuilder::on(&plot)
-        .caption(&panel.title, font(15.0))
+        .caption(&panel.title, font(title_size))
         .margin(px(8.0))
         .x_label_area_size(px(40.0))
         .y_label_area_size(px(52.0))
@@ -526,49 +537,64 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                 written.push(p);
             }
         }
-        // alignment angles, where diagnostics were logged
-        let with_diag = of(&|s| s.metrics.first().is_some_and(|m| m.layers.is_some()));
-        if !with_diag.is_empty() {
-            let mut cells: Vec<(String, String)> = Vec::new();
-            for s in &with_diag {
-                let key = (s.row.clone(), s.column.clone());
-                if !cells.contains(&key) {
-                    cells.push(key);
-                }
+        // alignment angles, where diagnostics were logged: a figure per family of rows, a panel
+        // per channel, its variants in its colour as in the accuracy figures; a panel whose every
+        // angle is 0 to rounding (below 0.001°: BP with its exact δ) is left out
+        let diag = |s: &Series| s.metrics.first().is_some_and(|m| m.layers.is_some());
+        let mut diag_families: Vec<String> = Vec::new();
+        for s in of(&diag) {
+            let f = family(&s.row);
+            if !diag_families.contains(&f) {
+                diag_families.push(f);
             }
-            let curves: Vec<Curve> = cells
-                .iter()
-                .map(|(r, c)| {
-                    let runs: Vec<&Series> = with_diag
-                        .iter()
-                        .copied()
-                        .filter(|s| &s.row == r && &s.column == c)
-                        .collect();
-                    let same: Vec<&(String, String)> =
-                        cells.iter().filter(|(_, c2)| c2 == c).collect();
-                    let k = same.iter().position(|(r2, _)| r2 == r).unwrap_or(0);
-                    // mean over hidden layers of the δ angle to BP
-                    Curve {
-                        label: format!("{c}, {}", words(r)),
-                        color: shade(channel_color(c), k, same.len()),
+        }
+        for fam in diag_families {
+            let mut panels = Vec::new();
+            for col in columns(&|s| diag(s) && family(&s.row) == fam) {
+                let in_panel = |s: &Series| diag(s) && family(&s.row) == fam && s.column == col;
+                let mut rows: Vec<String> = Vec::new();
+                for s in of(&in_panel) {
+                    if !rows.contains(&s.row) {
+                        rows.push(s.row.clone());
+                    }
+                }
+                if fam != "basic algorithms" {
+                    rows.sort_by(|a, b| parameter(a).total_cmp(&parameter(b)).then(a.cmp(b)));
+                }
+                let curves: Vec<Curve> = rows
+                    .iter()
+                    .enumerate()
+                    .map(|(k, r)| Curve {
+                        label: format!("{col}, {}", legend_words(r)),
+                        color: shade(channel_color(&col), k, rows.len()),
                         reference: false,
-                        pts: band(&runs, |m| {
+                        // mean over the hidden layers of the δ angle to BP
+                        pts: band(&of(&|s| in_panel(s) && &s.row == r), |m| {
                             m.layers.as_ref().map(|ls| {
                                 ls.iter().map(|l| l.delta_angle).sum::<f64>()
                                     / ls.len().max(1) as f64
                             })
                         }),
-                    }
-                })
-                .collect();
-            let panels = vec![Panel {
-                title: format!("{d}: angle of δ to BP's"),
-                y_desc: "degrees, mean over the hidden layers".into(),
-                x: XAxis::Epochs,
-                curves,
-            }];
+                    })
+                    .collect();
+                if curves
+                    .iter()
+                    .all(|c| c.pts.iter().all(|p| p.1 + p.2 < 1e-3))
+                {
+                    continue;
+                }
+                panels.push(Panel {
+                    title: format!("{d}: {fam}, {col}"),
+                    y_desc: "angle of δ to BP's (°, mean over hidden layers)".into(),
+                    x: XAxis::Epochs,
+                    curves,
+                });
+            }
+            if panels.is_empty() {
+                continue;
+            }
             for ext in ["svg", "png"] {
-                let p = out.join(format!("{}-delta-angles.{ext}", slug(d)));
+                let p = out.join(format!("{}-{}-delta-angles.{ext}", slug(d), slug(&fam)));
                 figure(&p, &panels)?;
                 written.push(p);
             }
