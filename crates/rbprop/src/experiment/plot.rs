@@ -349,27 +349,34 @@ fn figure(path: &Path, panels: &[Panel]) -> Result<()> {
     })
 }
 
+/// The distinct values of `key` over `runs`, in the order they first appear.
+fn distinct(runs: &[&Series], key: impl Fn(&Series) -> String) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in runs {
+        let k = key(s);
+        if !out.contains(&k) {
+            out.push(k);
+        }
+    }
+    out
+}
+
 /// Draws every figure into `dir/figures/` (SVG and PNG); returns the files written.
 pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
     let series = load(dir)?;
     let out = dir.join(FIGURES);
     std::fs::create_dir_all(&out).map_err(|e| Error::io(&out, e))?;
     let mut written = Vec::new();
-    let mut datasets: Vec<&str> = Vec::new();
-    for s in &series {
-        if !datasets.contains(&s.dataset.as_str()) {
-            datasets.push(&s.dataset);
-        }
-    }
+    let datasets = distinct(&series.iter().collect::<Vec<_>>(), |s| s.dataset.clone());
     let slug = |s: &str| -> String {
         s.to_ascii_lowercase()
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect()
     };
-    for d in datasets {
+    for d in &datasets {
         let of = |f: &dyn Fn(&Series) -> bool| -> Vec<&Series> {
-            series.iter().filter(|s| s.dataset == d && f(s)).collect()
+            series.iter().filter(|s| s.dataset == *d && f(s)).collect()
         };
         // the unmodified channel of a column, drawn as the reference of every variant figure
         let baseline = |col: &str| -> Option<Curve> {
@@ -382,12 +389,7 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
             })
         };
         let columns = |rows: &dyn Fn(&Series) -> bool| -> Vec<String> {
-            let mut cols: Vec<String> = Vec::new();
-            for s in of(rows) {
-                if !cols.contains(&s.column) {
-                    cols.push(s.column.clone());
-                }
-            }
+            let mut cols = distinct(&of(rows), |s| s.column.clone());
             let rank = |c: &String| {
                 ["BP", "RBP", "SRBP"]
                     .iter()
@@ -397,16 +399,18 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
             cols.sort_by_key(rank);
             cols
         };
+        // the rows of a panel: variants in the order of their parameter, the basic algorithms in
+        // the order found
+        let panel_rows = |in_panel: &dyn Fn(&Series) -> bool, fam: &str| -> Vec<String> {
+            let mut rows = distinct(&of(in_panel), |s| s.row.clone());
+            if fam != "basic algorithms" {
+                rows.sort_by(|a, b| parameter(a).total_cmp(&parameter(b)).then(a.cmp(b)));
+            }
+            rows
+        };
         // accuracy curves per family of rows: a panel per channel, its variants in its colour
         // (lighter to darker in the order of their parameter), the baseline dashed behind them
-        let mut families: Vec<String> = Vec::new();
-        for s in of(&|_| true) {
-            let f = family(&s.row);
-            if !families.contains(&f) {
-                families.push(f);
-            }
-        }
-        for fam in families {
+        for fam in distinct(&of(&|_| true), |s| family(&s.row)) {
             let basic = fam == "basic algorithms";
             // the sparsity sweep's 0/1 and signed matrices get panels of their own
             let kinds: Vec<Option<bool>> = if fam == "sparsity sweep" {
@@ -424,17 +428,9 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
                                 sparsity(&s.row).is_some_and(|(sg, _)| sg == signed)
                             })
                     };
-                    let mut rows: Vec<String> = Vec::new();
-                    for s in of(&in_panel) {
-                        if !rows.contains(&s.row) {
-                            rows.push(s.row.clone());
-                        }
-                    }
+                    let rows = panel_rows(&in_panel, &fam);
                     if rows.is_empty() {
                         continue;
-                    }
-                    if !basic {
-                        rows.sort_by(|a, b| parameter(a).total_cmp(&parameter(b)).then(a.cmp(b)));
                     }
                     let color = channel_color(&col);
                     let mut curves: Vec<Curve> = Vec::new();
@@ -541,26 +537,11 @@ pub fn plot(dir: &Path) -> Result<Vec<PathBuf>> {
         // per channel, its variants in its colour as in the accuracy figures; a panel whose every
         // angle is 0 to rounding (below 0.001°: BP with its exact δ) is left out
         let diag = |s: &Series| s.metrics.first().is_some_and(|m| m.layers.is_some());
-        let mut diag_families: Vec<String> = Vec::new();
-        for s in of(&diag) {
-            let f = family(&s.row);
-            if !diag_families.contains(&f) {
-                diag_families.push(f);
-            }
-        }
-        for fam in diag_families {
+        for fam in distinct(&of(&diag), |s| family(&s.row)) {
             let mut panels = Vec::new();
             for col in columns(&|s| diag(s) && family(&s.row) == fam) {
                 let in_panel = |s: &Series| diag(s) && family(&s.row) == fam && s.column == col;
-                let mut rows: Vec<String> = Vec::new();
-                for s in of(&in_panel) {
-                    if !rows.contains(&s.row) {
-                        rows.push(s.row.clone());
-                    }
-                }
-                if fam != "basic algorithms" {
-                    rows.sort_by(|a, b| parameter(a).total_cmp(&parameter(b)).then(a.cmp(b)));
-                }
+                let rows = panel_rows(&in_panel, &fam);
                 let curves: Vec<Curve> = rows
                     .iter()
                     .enumerate()
