@@ -139,6 +139,37 @@ fn table_never_pools_runs_with_different_settings() {
 }
 
 #[test]
+fn a_table_mixing_seed_counts_shows_every_cells_count() {
+    let tmp = tempfile::tempdir().unwrap();
+    let res = tmp.path().join("results");
+    let one = experiment(
+        tmp.path(),
+        "one",
+        "d",
+        1,
+        "[1]",
+        &[("baseline", "BP", "bp")],
+    );
+    reproduce(&one, &res, &[]);
+    // one seed everywhere: no counts
+    let md = out(&rbp(&["table", res.to_str().unwrap()]));
+    assert!(!table_line(&md, "baseline").contains('['), "{md}");
+    // a cell of two seeds beside one of one: each says how many it has
+    let two = experiment(
+        tmp.path(),
+        "two",
+        "d",
+        1,
+        "[1, 2]",
+        &[("no-f'", "BP", "bp-nof")],
+    );
+    reproduce(&two, &res, &[]);
+    let md = out(&rbp(&["table", res.to_str().unwrap()]));
+    assert!(table_line(&md, "baseline").contains("[1/1]"), "{md}");
+    assert!(table_line(&md, "no-f'").contains("[2/2]"), "{md}");
+}
+
+#[test]
 fn table_marks_shortened_and_interrupted_runs_apart() {
     let tmp = tempfile::tempdir().unwrap();
     let v = [("baseline", "BP", "bp"), ("no-f'", "BP", "bp-nof")];

@@ -79,7 +79,9 @@ impl Cell {
         }
     }
 
-    fn text(&self) -> String {
+    /// The cell as the table shows it; `count` adds `[k/n]` even when every declared seed is
+    /// present (the table does so when its cells declare different numbers of seeds).
+    fn text(&self, count: bool) -> String {
         match self.stats() {
             None => "missing".into(),
             Some((m, sd)) => {
@@ -96,7 +98,7 @@ impl Cell {
                         t.push(mark);
                     }
                 }
-                if self.values.len() < self.declared {
+                if count || self.values.len() < self.declared {
                     t += &format!(" [{}/{}]", self.values.len(), self.declared);
                 }
                 t
@@ -110,7 +112,8 @@ pub const LEGEND: &str = "Final test accuracy in %, mean (sample standard deviat
 * shortened on purpose: fewer epochs than the experiment asks (`rbp reproduce --quick`); \
 † interrupted: stopped before its configured last epoch (killed, failed or still running; \
 `rbp reproduce` again finishes it); ‡ diverged: its last finished epoch counts; \
-[k/n] seeds present of those declared; (key=value) after a row: runs of one cell with other \
+[k/n] seeds present of those declared (on every cell where the cells declare different numbers \
+of seeds); (key=value) after a row: runs of one cell with other \
 settings, shown apart, never averaged together; n/a: not in any experiment of the results \
 (no such algorithm, or not in that dataset's grid).";
 
@@ -277,6 +280,8 @@ pub const CSV_HEADER: [&str; 11] = [
 /// (Markdown, CSV) of the table.
 pub fn render(cells: &[Cell]) -> (String, String) {
     let mut datasets: Vec<String> = Vec::new();
+    // a mean of 3 seeds beside one of 5: every cell says how many it has
+    let mixed = cells.iter().any(|c| c.declared != cells[0].declared);
     let mut rows: Vec<(String, String)> = Vec::new();
     for c in cells {
         if !datasets.contains(&c.dataset) {
@@ -314,7 +319,7 @@ pub fn render(cells: &[Cell]) -> (String, String) {
                 let cell = cells.iter().find(|c| {
                     &c.dataset == d && &c.row == r && &c.label == label && &c.column == col
                 });
-                let text = cell.map_or("n/a".to_string(), Cell::text);
+                let text = cell.map_or("n/a".to_string(), |c| c.text(mixed));
                 line += &format!(" {text} |");
             }
         }
