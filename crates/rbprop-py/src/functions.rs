@@ -203,15 +203,16 @@ fn arrays_split(d: &Bound<'_, PyAny>) -> PyResult<Split> {
     })
 }
 
-/// reproduce(config, results, jobs=1, quick=None, data=None, device=None, adapter=None)
-///     -> list[tuple[str, str]]
+/// reproduce(config, results, jobs=1, quick=None, data=None, device=None, adapter=None,
+///     ensemble=1) -> list[tuple[str, str]]
 ///
 /// What `rbp reproduce` does: runs every run of experiment file `config` not yet finished into
 /// `results/<experiment>/` (resuming interrupted ones), `jobs` at a time, on `device` ("cpu" or
-/// "gpu", replacing the experiment's; `adapter` chooses a GPU adapter by name); returns each
+/// "gpu", replacing the experiment's; `adapter` chooses a GPU adapter by name), up to
+/// `ensemble` runs that read the same minibatches trained together on the CPU; returns each
 /// run's id and how it ended.
 #[pyfunction]
-#[pyo3(signature = (config, results, jobs=1, quick=None, data=None, device=None, adapter=None))]
+#[pyo3(signature = (config, results, jobs=1, quick=None, data=None, device=None, adapter=None, ensemble=1))]
 #[allow(clippy::too_many_arguments)] // Python's keyword arguments
 fn reproduce(
     py: Python<'_>,
@@ -222,7 +223,13 @@ fn reproduce(
     data: Option<String>,
     device: Option<String>,
     adapter: Option<String>,
+    ensemble: usize,
 ) -> PyResult<Vec<(String, String)>> {
+    if ensemble == 0 {
+        return Err(PyValueError::new_err(
+            "ensemble must be ≥ 1 (1 trains every run alone)",
+        ));
+    }
     let exp = Experiment::load(&config).map_err(py_err)?;
     let device = match device.as_deref() {
         None => None,
@@ -246,6 +253,7 @@ fn reproduce(
         data,
         device,
         adapter,
+        ensemble,
     };
     let outcomes = interruptible(py, |stop| {
         runner::reproduce(&exp, &opts, &GridStopper(stop))

@@ -31,6 +31,11 @@ pub struct ReproduceArgs {
     /// thread per run].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
+    /// Train up to K runs that read the same minibatches (same seed, batch, subset and
+    /// augmentation) together, as one ensemble on the CPU: layer 0's products are shared, every
+    /// run still writes its own directory with the bits of its solo run. 1: every run alone.
+    #[arg(long, value_name = "K", default_value_t = runner::DEFAULT_ENSEMBLE)]
+    pub ensemble: usize,
     /// Shorten every run to N epochs (2 if no N); tables mark such runs.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
     pub quick: Option<usize>,
@@ -90,14 +95,23 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     anyhow::ensure!(jobs >= 1, "--jobs must be ≥ 1");
+    anyhow::ensure!(
+        a.ensemble >= 1,
+        "--ensemble must be ≥ 1 (1 trains every run alone)"
+    );
     let (exps, opts) = load(&a, jobs)?;
     let mut diverged = 0;
     let mut unfinished: Vec<String> = Vec::new();
     for exp in &exps {
         let runs = exp.runs()?;
         let root = a.results.join(&exp.name);
+        let at_a_time = if a.ensemble > 1 {
+            format!("ensembles of up to {} runs, {jobs} at a time", a.ensemble)
+        } else {
+            format!("{jobs} at a time")
+        };
         sayln!(
-            "{}: {} runs ({} cells × {} seeds), {jobs} at a time, results in {}",
+            "{}: {} runs ({} cells × {} seeds), {at_a_time}, results in {}",
             exp.name,
             runs.len(),
             runs.len() / exp.seeds.len(),
@@ -217,6 +231,7 @@ pub fn load(a: &ReproduceArgs, jobs: usize) -> anyhow::Result<(Vec<Experiment>, 
         data: a.data.clone(),
         device: a.device,
         adapter: a.adapter.clone(),
+        ensemble: a.ensemble,
     };
     Ok((exps, opts))
 }

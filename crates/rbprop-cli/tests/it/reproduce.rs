@@ -276,6 +276,7 @@ fn every_shipped_experiment_file_is_valid_and_every_smoke_grid_runs() {
                 data: None,
                 device: None,
                 adapter: None,
+                ensemble: 1,
             };
             let out = runner::reproduce(&exp, &opts, &runner::Quiet).unwrap();
             assert!(

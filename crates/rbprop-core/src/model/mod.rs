@@ -392,6 +392,16 @@ impl<B: Backend> Net<B> {
     /// Forward pass of `batch` examples: `acts.out[0]` must hold the input; fills every layer's
     /// output (activated, pooled where the layer pools). The last output holds the logits.
     pub fn forward(&self, acts: &mut Activations<B>, batch: usize) {
+        self.forward_rest(acts, batch, false);
+    }
+
+    /// [`Net::forward`] with layer 0's product `O_0 · W_0ᵀ` (dense, before its bias) already in
+    /// `acts.out[1]`: the bias, the activation and every layer above, as `forward` does them.
+    pub fn forward_after_first_product(&self, acts: &mut Activations<B>, batch: usize) {
+        self.forward_rest(acts, batch, true);
+    }
+
+    fn forward_rest(&self, acts: &mut Activations<B>, batch: usize, first_product_done: bool) {
         for (i, layer) in self.layers.iter().enumerate() {
             let (lo, hi) = acts.out.split_at_mut(i + 1);
             let input = if i > 0 && self.layers[i - 1].pool.is_some() {
@@ -400,7 +410,12 @@ impl<B: Backend> Net<B> {
                 &lo[i]
             };
             let out = &mut hi[0];
-            layer.forward(input, out, batch);
+            if i == 0 && first_product_done {
+                assert_eq!(layer.kind, Kind::Dense, "a shared first product is dense");
+                B::add_bias_rows(out, batch, &layer.b);
+            } else {
+                layer.forward(input, out, batch);
+            }
             if i + 1 < self.layers.len() {
                 B::activate(self.activation, out, batch * layer.n_out);
             }

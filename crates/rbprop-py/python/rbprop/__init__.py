@@ -104,14 +104,18 @@ def reproduce(
     data: Optional[str] = None,
     device: Optional[str] = None,
     adapter: Optional[str] = None,
+    ensemble: int = 1,
 ) -> Any:
     """What ``rbp reproduce CONFIG --results RESULTS`` does: runs every run of the experiment
     file not finished yet (resuming interrupted ones), ``jobs`` at a time, ``quick`` capping the
     epochs, ``data`` replacing the experiment's data directory, ``device`` ("cpu" or "gpu",
-    ``adapter`` choosing a GPU by name) replacing its device. Returns :func:`results` of the
-    experiment's directory. Ctrl-C stops the runs after their current update; finished epochs
-    are kept and the next call continues them."""
-    _reproduce(str(config), str(results), jobs, quick, data, device, adapter)
+    ``adapter`` choosing a GPU by name) replacing its device. With ``ensemble`` = K > 1, up to K
+    runs that read the same minibatches (same seed, batch, subset, augmentation) train together
+    on the CPU, sharing layer 0's products; each still writes its own run directory with the
+    bits of its solo run. Returns :func:`results` of the experiment's directory. Ctrl-C stops
+    the runs after their current update; finished epochs are kept and the next call continues
+    them."""
+    _reproduce(str(config), str(results), jobs, quick, data, device, adapter, ensemble)
     name = _experiment_name(config)
     rows = [r for r in _rows(results) if r.get("experiment") == name]
     return _frame(rows, _result_columns())

@@ -32,7 +32,14 @@ pub struct Options {
     pub device: Option<Device>,
     /// The GPU adapter of every run on the GPU.
     pub adapter: Option<String>,
+    /// Runs trained together as one ensemble, at most (1: every run alone). Runs join an
+    /// ensemble when they read the same minibatches ([`run::ensemble::incompatible`]); each
+    /// still writes its own run directory, with its solo run's bits.
+    pub ensemble: usize,
 }
+
+/// The default ensemble size of `rbp reproduce` on the CPU.
+pub const DEFAULT_ENSEMBLE: usize = 1;
 
 impl Options {
     /// Applies `--quick`, `--device` and `--adapter` to a run's settings (none of them but the
@@ -142,29 +149,38 @@ pub fn reproduce(
     let threads = (cores / opts.jobs.max(1)).max(1);
     let (exp, root, runs) = prepare(exp, opts, threads)?;
     let split = data::load(&exp.data)?;
+    let units = units(&runs, opts.ensemble);
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
     let results: Mutex<Vec<Option<Outcome>>> = Mutex::new((0..runs.len()).map(|_| None).collect());
     observer.start(&runs);
     let start = std::time::Instant::now();
+    let report = |k: usize, outcome: Outcome| {
+        let n = done.fetch_add(1, Ordering::SeqCst) + 1;
+        observer.finished(&Progress {
+            done: n,
+            total: runs.len(),
+            id: runs[k].id.clone(),
+            outcome: outcome.clone(),
+            elapsed: start.elapsed().as_secs_f64(),
+        });
+        results.lock().expect("no panics while holding the lock")[k] = Some(outcome);
+    };
     std::thread::scope(|scope| {
         for _ in 0..opts.jobs.max(1) {
             scope.spawn(|| {
                 loop {
-                    let k = next.fetch_add(1, Ordering::SeqCst);
-                    let Some(r) = runs.get(k) else { break };
-                    let mut watch = observer.run(k, r);
-                    let outcome = run_one(r, &split, &r.dir(&root), &mut *watch);
-                    drop(watch);
-                    let n = done.fetch_add(1, Ordering::SeqCst) + 1;
-                    observer.finished(&Progress {
-                        done: n,
-                        total: runs.len(),
-                        id: r.id.clone(),
-                        outcome: outcome.clone(),
-                        elapsed: start.elapsed().as_secs_f64(),
-                    });
-                    results.lock().expect("no panics while holding the lock")[k] = Some(outcome);
+                    let u = next.fetch_add(1, Ordering::SeqCst);
+                    let Some(unit) = units.get(u) else { break };
+                    if let [k] = unit[..] {
+                        let r = &runs[k];
+                        let mut watch = observer.run(k, r);
+                        let outcome = run_one(r, &split, &r.dir(&root), &mut *watch);
+                        drop(watch);
+                        report(k, outcome);
+                    } else {
+                        run_group(unit, &runs, &split, &root, observer, &report);
+                    }
                 }
             });
         }
@@ -177,6 +193,132 @@ pub fn reproduce(
         .zip(results)
         .map(|(r, o)| (r.id.clone(), o.expect("every run was taken")))
         .collect())
+}
+
+/// The grid's runs in units of work, in grid order: with `ensemble` ≤ 1 each run alone;
+/// otherwise runs that can share minibatches ([`run::ensemble::incompatible`]) in groups of at
+/// most `ensemble`, each group in the order of its first run.
+pub fn units(runs: &[Run], ensemble: usize) -> Vec<Vec<usize>> {
+    let mut units: Vec<Vec<usize>> = Vec::new();
+    // the group still open for each kind of run: index into `units`
+    let mut open: Vec<usize> = Vec::new();
+    for (k, r) in runs.iter().enumerate() {
+        let joins = (ensemble > 1)
+            .then(|| {
+                open.iter().copied().find(|&u| {
+                    let first = &runs[units[u][0]].config;
+                    units[u].len() < ensemble
+                        && run::ensemble::incompatible(first, &r.config).is_none()
+                })
+            })
+            .flatten();
+        match joins {
+            Some(u) => units[u].push(k),
+            None => {
+                units.push(vec![k]);
+                if ensemble > 1 {
+                    // a full group is never joined again; keep the list short
+                    open.retain(|&u| units[u].len() < ensemble);
+                    open.push(units.len() - 1);
+                }
+            }
+        }
+    }
+    units
+}
+
+/// Runs the runs `unit` of a grid as one ensemble: each unfinished one under its directory's
+/// lock (runs already complete are skipped, runs another process holds are busy), every
+/// outcome recorded as [`run_one`] records it and reported through `report`.
+fn run_group(
+    unit: &[usize],
+    runs: &[Run],
+    split: &Split,
+    root: &Path,
+    observer: &dyn GridObserver,
+    report: &(dyn Fn(usize, Outcome) + Sync),
+) {
+    let mut locked = Vec::new();
+    for &k in unit {
+        let r = &runs[k];
+        let dir = RunDir::new(r.dir(root));
+        if dir.is_complete(r.config.epochs) {
+            report(k, Outcome::Skipped);
+            continue;
+        }
+        match dir.lock() {
+            Ok(lock) if dir.is_complete(r.config.epochs) => {
+                drop(lock);
+                report(k, Outcome::Skipped);
+            }
+            Ok(lock) => locked.push((k, lock)),
+            Err(e @ Error::Locked { .. }) => report(k, Outcome::Busy(first_line(&e.to_string()))),
+            Err(e) => report(k, Outcome::Failed(e.to_string())),
+        }
+    }
+    if locked.is_empty() {
+        return;
+    }
+    let mut watches: Vec<Box<dyn Observer + '_>> = locked
+        .iter()
+        .map(|(k, _)| observer.run(*k, &runs[*k]))
+        .collect();
+    let members: Vec<run::ensemble::Member> = locked
+        .iter()
+        .zip(watches.iter_mut())
+        .map(|((k, lock), watch)| run::ensemble::Member {
+            config: &runs[*k].config,
+            out: Some(lock),
+            observer: &mut **watch,
+        })
+        .collect();
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run::ensemble::run_together(members, split)
+    }));
+    drop(watches);
+    match attempt {
+        Ok(results) => {
+            for ((k, lock), result) in locked.iter().zip(results) {
+                report(*k, outcome(Ok(result), lock));
+            }
+        }
+        Err(payload) => {
+            let what = panic_text(&payload);
+            for (k, lock) in &locked {
+                report(*k, outcome(Err(what.clone()), lock));
+            }
+        }
+    }
+}
+
+/// What a finished attempt at a run means for the grid (a panic given by its text); failures
+/// are recorded in the run's summary.
+fn outcome(
+    attempt: std::result::Result<Result<Vec<run::EpochMetrics>>, String>,
+    lock: &crate::run::RunLock,
+) -> Outcome {
+    let err = match attempt {
+        Ok(Ok(ms)) => {
+            return Outcome::Completed {
+                test_acc: ms.last().map_or(f64::NAN, |m| m.test_acc),
+            };
+        }
+        Ok(Err(e @ Error::Diverged { .. })) => return Outcome::Diverged(e.to_string()),
+        Ok(Err(e)) => e.to_string(),
+        Err(what) => format!("internal error (panic): {what}"),
+    };
+    match lock.record_failure(&err) {
+        Ok(()) => Outcome::Failed(err),
+        Err(e) => Outcome::Failed(format!("{err} (and recording the failure failed: {e})")),
+    }
+}
+
+fn panic_text(payload: &Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// Runs one run of a grid into `dir` unless it is finished: under the directory's lock, with
@@ -199,27 +341,7 @@ pub fn run_one(r: &Run, split: &Split, dir: &Path, observer: &mut dyn Observer) 
     let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         run::run_locked(&r.config, split, Some(&lock), observer)
     }));
-    let err = match attempt {
-        Ok(Ok(ms)) => {
-            return Outcome::Completed {
-                test_acc: ms.last().map_or(f64::NAN, |m| m.test_acc),
-            };
-        }
-        Ok(Err(e @ Error::Diverged { .. })) => return Outcome::Diverged(e.to_string()),
-        Ok(Err(e)) => e.to_string(),
-        Err(payload) => {
-            let what = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            format!("internal error (panic): {what}")
-        }
-    };
-    match lock.record_failure(&err) {
-        Ok(()) => Outcome::Failed(err),
-        Err(e) => Outcome::Failed(format!("{err} (and recording the failure failed: {e})")),
-    }
+    outcome(attempt.map_err(|p| panic_text(&p)), &lock)
 }
 
 fn first_line(s: &str) -> String {

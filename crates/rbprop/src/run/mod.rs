@@ -6,6 +6,7 @@
 //! module uses `dir` (for its atomic write); `dir` uses neither.
 
 pub mod dir;
+pub mod ensemble;
 pub mod training;
 
 pub use dir::{

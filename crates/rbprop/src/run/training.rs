@@ -14,7 +14,8 @@ use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
 use crate::model::{Net, parse_arch};
 use crate::rng;
-use crate::train::{Sgd, Trainer};
+use crate::train::{EpochStats, Sgd, Trainer};
+use std::borrow::Cow;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::time::Instant;
@@ -291,72 +292,138 @@ fn run_in_pool<B: Backend>(
     observer: &mut dyn Observer,
     accept: &(dyn Fn(&Trainer) -> Result<()> + Sync),
 ) -> Result<(Vec<EpochMetrics>, Trainer)> {
-    let mut train = split.train.clone();
-    if let Some(n) = config.train_limit {
-        train.truncate(n);
-    }
-    if train.dim != split.test.dim || train.classes != split.test.classes {
-        return Err(Error::config(
-            "data",
-            format!(
-                "training examples have {} values and {} classes, test examples {} and {}",
-                train.dim, train.classes, split.test.dim, split.test.classes
-            ),
-        ));
-    }
-    let mut host = build_trainer(config, train.shape, train.classes)?;
-    let augment = Augment {
-        translate: config.translate,
-        flip: config.flip,
-    };
-    if augment.active() && train.shape.1 < 2 {
-        return Err(Error::config("translate", "augmentation needs image data"));
-    }
-    let mut metrics: Vec<EpochMetrics> = Vec::new();
-    // the text of metrics.jsonl: lines already on disk are kept byte for byte, never re-serialized
-    let mut lines = String::new();
-    if let Some(dir) = out {
-        (metrics, lines) = resume(
-            dir,
-            config,
-            &mut host,
-            train.len().div_ceil(config.batch) as u64,
-        )?;
-    }
-    accept(&host)?;
-    if let Some(dir) = out {
-        dir.write_config(config)?;
-    }
-    let mut trainer: Trainer<B> = host.to_backend();
-    drop(host);
-    observer.start(
-        config,
-        split,
-        &trainer.net.summary(),
-        &trainer.channel.describe(&trainer.net),
-    );
-    if !metrics.is_empty() {
-        observer.resumed(metrics.len());
-    }
-    for epoch in metrics.len() + 1..=config.epochs {
-        observer.start_epoch(epoch, train.len());
+    let mut run = Started::<B>::start(config, split, out, observer, accept)?;
+    for epoch in run.metrics.len() + 1..=config.epochs {
+        observer.start_epoch(epoch, run.train.len());
         let clock = Instant::now();
-        let stats = trainer.epoch_until(&train, config.batch, config.seed, epoch, augment, |d| {
-            observer.batch(d);
-            if observer.stop() {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        });
+        let stats = run.trainer.epoch_until(
+            &run.train,
+            config.batch,
+            config.seed,
+            epoch,
+            run.augment,
+            |d| {
+                observer.batch(d);
+                if observer.stop() {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        );
         let Some(stats) = stats else {
             return Err(Error::Interrupted {
                 epoch,
-                step: trainer.step,
+                step: run.trainer.step,
             });
         };
         let seconds = clock.elapsed().as_secs_f64();
-        let test = trainer.evaluate(&split.test);
+        let test = run.trainer.evaluate(&split.test);
+        run.end_epoch(config, out, observer, epoch, stats, test, seconds)?;
+    }
+    Ok((run.metrics, run.trainer.to_backend()))
+}
+
+/// A run set up to train on backend `B`: its trainer (resumed from the run directory's
+/// checkpoint where there is one), the training set it reads, and the metrics of its finished
+/// epochs. The one run loop: a solo run ([`run`]) and an ensemble's members
+/// ([`super::ensemble`]) start, and end each epoch, through it.
+pub(crate) struct Started<'s, B: Backend> {
+    pub trainer: Trainer<B>,
+    /// The training examples (`train_limit` applied).
+    pub train: Cow<'s, Dataset>,
+    pub augment: Augment,
+    /// The finished epochs, resumed ones first.
+    pub metrics: Vec<EpochMetrics>,
+    /// The text of metrics.jsonl: lines already on disk are kept byte for byte, never
+    /// re-serialized.
+    lines: String,
+}
+
+impl<'s, B: Backend> Started<'s, B> {
+    /// Builds (and resumes) the trainer on the host, lets `accept` refuse it, writes the run's
+    /// settings, moves the trainer onto `B` and tells `observer` the run starts.
+    pub fn start(
+        config: &TrainConfig,
+        split: &'s Split,
+        out: Option<&RunLock>,
+        observer: &mut dyn Observer,
+        accept: &(dyn Fn(&Trainer) -> Result<()> + Sync),
+    ) -> Result<Self> {
+        let train = match config.train_limit {
+            Some(n) if n < split.train.len() => {
+                let mut t = split.train.clone();
+                t.truncate(n);
+                Cow::Owned(t)
+            }
+            _ => Cow::Borrowed(&split.train),
+        };
+        if train.dim != split.test.dim || train.classes != split.test.classes {
+            return Err(Error::config(
+                "data",
+                format!(
+                    "training examples have {} values and {} classes, test examples {} and {}",
+                    train.dim, train.classes, split.test.dim, split.test.classes
+                ),
+            ));
+        }
+        let mut host = build_trainer(config, train.shape, train.classes)?;
+        let augment = Augment {
+            translate: config.translate,
+            flip: config.flip,
+        };
+        if augment.active() && train.shape.1 < 2 {
+            return Err(Error::config("translate", "augmentation needs image data"));
+        }
+        let mut metrics: Vec<EpochMetrics> = Vec::new();
+        let mut lines = String::new();
+        if let Some(dir) = out {
+            (metrics, lines) = resume(
+                dir,
+                config,
+                &mut host,
+                train.len().div_ceil(config.batch) as u64,
+            )?;
+        }
+        accept(&host)?;
+        if let Some(dir) = out {
+            dir.write_config(config)?;
+        }
+        let trainer: Trainer<B> = host.to_backend();
+        drop(host);
+        observer.start(
+            config,
+            split,
+            &trainer.net.summary(),
+            &trainer.channel.describe(&trainer.net),
+        );
+        if !metrics.is_empty() {
+            observer.resumed(metrics.len());
+        }
+        Ok(Started {
+            trainer,
+            train,
+            augment,
+            metrics,
+            lines,
+        })
+    }
+
+    /// Ends epoch `epoch` after training (`stats`, `seconds`) and evaluating (`test`): refuses
+    /// a non-finite loss (recording the divergence), then appends the epoch's metrics (with the
+    /// diagnostics if asked) and writes metrics, checkpoint and summary.
+    #[allow(clippy::too_many_arguments)]
+    pub fn end_epoch(
+        &mut self,
+        config: &TrainConfig,
+        out: Option<&RunLock>,
+        observer: &mut dyn Observer,
+        epoch: usize,
+        stats: EpochStats,
+        test: EpochStats,
+        seconds: f64,
+    ) -> Result<EpochMetrics> {
+        let trainer = &self.trainer;
         if let Some(loss) = [stats.loss, test.loss].into_iter().find(|l| !l.is_finite()) {
             let err = Error::Diverged {
                 epoch,
@@ -364,7 +431,7 @@ fn run_in_pool<B: Backend>(
                 loss,
             };
             if let Some(dir) = out {
-                dir.write_summary("diverged", &metrics, Some(&err.to_string()))?;
+                dir.write_summary("diverged", &self.metrics, Some(&err.to_string()))?;
             }
             return Err(err);
         }
@@ -374,7 +441,7 @@ fn run_in_pool<B: Backend>(
         let layers = host
             .as_ref()
             .filter(|_| config.diagnostics)
-            .map(|host| probe(host, &train));
+            .map(|host| probe(host, &self.train));
         let m = EpochMetrics {
             epoch,
             train_loss: stats.loss,
@@ -386,11 +453,12 @@ fn run_in_pool<B: Backend>(
             seconds,
             layers,
         };
-        metrics.push(m.clone());
+        self.metrics.push(m.clone());
         if let Some(dir) = out {
-            lines.push_str(&serde_json::to_string(&m).expect("metrics serialize"));
-            lines.push('\n');
-            dir.write_metrics(&lines)?;
+            self.lines
+                .push_str(&serde_json::to_string(&m).expect("metrics serialize"));
+            self.lines.push('\n');
+            dir.write_metrics(&self.lines)?;
             let host = host.as_mut().expect("copied to the host above");
             checkpoint::save(&dir.checkpoint_file(), host, epoch, config)?;
             let status = if epoch == config.epochs {
@@ -398,11 +466,11 @@ fn run_in_pool<B: Backend>(
             } else {
                 "running"
             };
-            dir.write_summary(status, &metrics, None)?;
+            dir.write_summary(status, &self.metrics, None)?;
         }
         observer.end_epoch(&m);
+        Ok(m)
     }
-    Ok((metrics, trainer.to_backend()))
 }
 
 /// The per-layer diagnostics of an epoch's end: on the first [`PROBE_EXAMPLES`] training

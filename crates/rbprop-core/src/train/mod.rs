@@ -18,6 +18,9 @@ use crate::rng;
 use rand::seq::SliceRandom;
 use std::ops::ControlFlow;
 
+mod ensemble;
+pub use ensemble::{Ensemble, evaluate_together};
+
 /// Stochastic gradient descent with per-update decay and optional momentum.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sgd {
@@ -132,7 +135,7 @@ impl<B: Backend> Trainer<B> {
         let loss = self.forward_loss_kept(x, labels);
         // the learning channel: δ_i of every hidden layer that learns
         self.channel_backward(labels);
-        self.update(labels.len());
+        self.update(labels.len(), false);
         loss
     }
 
@@ -144,11 +147,17 @@ impl<B: Backend> Trainer<B> {
     fn forward_loss_kept(&mut self, x: &[f32], labels: &[u8]) -> B::Loss {
         let batch = labels.len();
         let sizes = self.net.sizes();
-        let (top, classes) = (self.net.depth() - 1, sizes[sizes.len() - 1]);
         assert_eq!(x.len(), batch * sizes[0], "input batch shape");
         self.reserve(batch);
         B::write(&mut self.acts.out[0], x);
         self.net.forward(&mut self.acts, batch);
+        self.loss_kept(labels)
+    }
+
+    /// Loss and δ_L = O_L − T of the batch whose forward pass is in the buffers.
+    fn loss_kept(&mut self, labels: &[u8]) -> B::Loss {
+        let sizes = self.net.sizes();
+        let (top, classes) = (self.net.depth() - 1, sizes[sizes.len() - 1]);
         B::softmax_cross_entropy(
             &mut self.acts.out[top + 1],
             labels,
@@ -169,17 +178,29 @@ impl<B: Backend> Trainer<B> {
         );
     }
 
+    /// Whether the update of layer 0's weights is a plain product `W += α·δᵀ·O_0` (or its
+    /// momentum form) that [`Ensemble`] may compute for several members at once: the layer
+    /// learns, is dense, and its update is not quantized.
+    fn first_update_is_product(&self) -> bool {
+        self.channel.learns(0)
+            && self.net.layers[0].kind == crate::model::Kind::Dense
+            && self.channel.quantize_update.is_none()
+    }
+
     /// Applies the update of the δ's in the buffers (feedback matrices that learn, then the
-    /// forward weights) and counts the step.
-    fn update(&mut self, batch: usize) {
+    /// forward weights) and counts the step. With `defer_first`, layer 0's weights (for which
+    /// [`Trainer::first_update_is_product`] holds) are left for [`Trainer::finish_first`], with
+    /// the returned `(rate, scale)` of this step.
+    fn update(&mut self, batch: usize, defer_first: bool) -> Option<(f64, f32)> {
         let top = self.net.depth() - 1;
         let rate = self.sgd.rate(self.step);
         self.channel
             .adapt(&self.net, &self.acts, &self.deltas, batch, rate);
         let scale = (-rate / batch as f64) as f32;
         let momentum = self.sgd.momentum as f32;
+        let deferred = (defer_first && self.first_update_is_product()).then_some((rate, scale));
         for i in 0..=top {
-            if !self.channel.learns(i) {
+            if !self.channel.learns(i) || (i == 0 && deferred.is_some()) {
                 continue;
             }
             let input = self.acts.input_of(&self.net, i);
@@ -221,6 +242,7 @@ impl<B: Backend> Trainer<B> {
             }
         }
         self.step += 1;
+        deferred
     }
 
     /// The learning rate of the next update.
