@@ -7,6 +7,7 @@ mod convnet;
 mod data;
 pub mod determinism;
 mod dynamics;
+mod ensemble;
 mod fetch;
 mod fuzz;
 pub mod gpu;
