@@ -328,3 +328,36 @@ fn reproduce_with_ensembles_writes_the_solo_results() {
         );
     }
 }
+
+/// Runs group by what they share, in groups of balanced sizes, in grid order.
+#[test]
+fn grids_group_into_balanced_ensembles() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/paper");
+    let exp = Experiment::load(&dir.join("basic.toml")).unwrap();
+    let runs = exp.runs().unwrap();
+    assert_eq!(runs.len(), 45);
+    let solo = runner::units(&runs, 1);
+    assert_eq!(solo.len(), 45);
+    assert!(solo.iter().enumerate().all(|(k, u)| u == &vec![k]));
+    for (k, sizes) in [
+        (9, vec![9; 5]),
+        (8, vec![5, 4, 5, 4, 5, 4, 5, 4, 5, 4]),
+        (100, vec![9; 5]),
+    ] {
+        let units = runner::units(&runs, k);
+        let mut got: Vec<usize> = units.iter().map(|u| u.len()).collect();
+        got.sort();
+        let mut sizes = sizes;
+        sizes.sort();
+        assert_eq!(got, sizes, "ensemble {k}");
+        assert!(units.windows(2).all(|w| w[0][0] < w[1][0]), "grid order");
+        for u in &units {
+            let seed = runs[u[0]].config.seed;
+            assert!(u.iter().all(|&r| runs[r].config.seed == seed), "{u:?}");
+            assert!(u.windows(2).all(|w| w[0] < w[1]));
+        }
+        let mut all: Vec<usize> = units.concat();
+        all.sort();
+        assert_eq!(all, (0..45).collect::<Vec<_>>());
+    }
+}

@@ -49,7 +49,12 @@ type Key = (Vec<usize>, usize, usize, usize);
 /// step is its solo step whether or not a product is shared.
 #[derive(Default)]
 pub struct Ensemble {
+    /// Layer 0's weights side by side (`Σ n_out × n_in`), laid out as `layout` says; members
+    /// marked in `lent` have their current weights here (see [`Ensemble::step_inner`]).
     wide_w: Vec<f32>,
+    layout: Vec<usize>,
+    lent: Vec<bool>,
+    eval_w: Vec<f32>,
     wide_out: Vec<f32>,
     wide_delta: Vec<f32>,
     wide_grad: Vec<f32>,
@@ -75,8 +80,23 @@ impl Ensemble {
         x: &[f32],
         labels: &[u8],
     ) -> Vec<BatchLoss> {
+        self.step_inner(members, x, labels, false)
+    }
+
+    /// [`Ensemble::step`]. With `lend`, the layer-0 weights of members whose update is shared
+    /// stay in the wide operand after the step (their `net` holds stale ones) so that the next
+    /// step with the same members need not gather them again; [`Ensemble::give_back`] returns
+    /// them. Without it, every member's own weights are current when the step returns.
+    fn step_inner(
+        &mut self,
+        members: &mut [&mut Trainer],
+        x: &[f32],
+        labels: &[u8],
+        lend: bool,
+    ) -> Vec<BatchLoss> {
         let batch = labels.len();
         if members.len() < 2 || !members.iter().all(|t| t.net.layers[0].kind == Kind::Dense) {
+            self.give_back(members);
             return members.par_iter_mut().map(|t| t.step(x, labels)).collect();
         }
         let n_in = members[0].net.layers[0].n_in;
@@ -86,11 +106,8 @@ impl Ensemble {
         );
         assert_eq!(x.len(), batch * n_in, "input batch shape");
         let outs: Vec<usize> = members.iter().map(|t| t.net.layers[0].n_out).collect();
-        let shared = self.forward_exact(&outs, n_in, batch);
-        if shared {
-            let nets: Vec<&Net> = members.iter().map(|t| &t.net).collect();
-            self.wide_forward(&nets, x, batch);
-        }
+        let total: usize = outs.iter().sum();
+        let offsets = offsets_of(&outs);
         // which members leave layer 0's weight product to the wide one
         let deferring: Vec<usize> = (0..members.len())
             .filter(|&m| members[m].first_update_is_product())
@@ -101,18 +118,37 @@ impl Ensemble {
         } else {
             None
         };
+        let shared = self.forward_exact(&outs, n_in, batch);
+        // members whose weights the wide operand holds after this step
+        let keep: Vec<bool> = (0..members.len())
+            .map(|m| lend && shared && epilogue.is_some() && deferring.contains(&m))
+            .collect();
+        if shared {
+            self.gather(members, &outs, &keep);
+            self.wide_out.resize(batch * total, 0.0);
+            matmul::gemm(
+                1.0,
+                Mat::new(x, batch, n_in),
+                Mat::t(&self.wide_w, total, n_in),
+                0.0,
+                &mut self.wide_out,
+            );
+        } else {
+            self.give_back(members);
+        }
         let wide_out = &self.wide_out;
-        let total: usize = outs.iter().sum();
-        let offsets = offsets(&outs);
         let results: Vec<(BatchLoss, Option<(f64, f32)>)> = members
             .par_iter_mut()
-            .zip(offsets)
+            .zip(&offsets)
             .enumerate()
-            .map(|(m, (t, off))| {
+            .map(|(m, (t, &off))| {
                 let defer = epilogue.is_some() && deferring.contains(&m);
                 let loss = if shared {
                     t.reserve(batch);
-                    Cpu::write(&mut t.acts.out[0], x);
+                    if !defer {
+                        // layer 0's own update reads its input
+                        Cpu::write(&mut t.acts.out[0], x);
+                    }
                     copy_columns(wide_out, total, off, &mut t.acts.out[1], outs[m], batch);
                     t.net.forward_after_first_product(&mut t.acts, batch);
                     t.loss_kept(labels)
@@ -149,27 +185,74 @@ impl Ensemble {
             );
             let grad = &self.wide_grad;
             let starts = offsets_of(&defer_outs);
-            let mut chosen: Vec<&mut &mut Trainer> = members
+            // each deferring member's weights: its slice of the wide operand where it is kept
+            // there, its own otherwise
+            let mut slices = split_rows(&mut self.wide_w, &outs, n_in);
+            let mut chosen: Vec<(&mut &mut Trainer, &mut [f32], usize)> = members
                 .iter_mut()
+                .zip(slices.iter_mut())
                 .enumerate()
                 .filter(|(m, _)| deferring.contains(m))
-                .map(|(_, t)| t)
+                .map(|(m, (t, w))| (t, std::mem::take(w), m))
                 .collect();
             chosen
                 .par_iter_mut()
                 .zip(starts)
-                .zip(&deferring)
-                .for_each(|((t, off), &m)| {
-                    let (rate, scale) = results[m].1.expect("a deferring member defers");
-                    let g = &grad[off * n_in..(off + outs[m]) * n_in];
-                    t.finish_first(g, batch, rate, scale, epilogue);
+                .for_each(|((t, w, m), off)| {
+                    let (rate, scale) = results[*m].1.expect("a deferring member defers");
+                    let g = &grad[off * n_in..(off + outs[*m]) * n_in];
+                    let target = if keep[*m] { Some(&mut **w) } else { None };
+                    t.finish_first(g, batch, rate, scale, epilogue, target);
                 });
             self.shared_updates += 1;
         }
         if shared {
             self.shared_forwards += 1;
         }
+        self.lent = keep;
         results.into_iter().map(|(loss, _)| loss).collect()
+    }
+
+    /// Lays the members' layer-0 weights side by side in the wide operand: members whose
+    /// weights it already holds (lent by the last step, which had these same members) are left
+    /// in place unless `keep` says they leave it, the others are copied in.
+    fn gather(&mut self, members: &mut [&mut Trainer], outs: &[usize], keep: &[bool]) {
+        let n_in = members[0].net.layers[0].n_in;
+        let same = self.layout == outs && self.lent.len() == members.len();
+        if !same {
+            self.give_back(members);
+            self.layout = outs.to_vec();
+            self.lent = vec![false; members.len()];
+        }
+        self.wide_w.resize(outs.iter().sum::<usize>() * n_in, 0.0);
+        let slices = split_rows(&mut self.wide_w, outs, n_in);
+        for (m, (t, w)) in members.iter_mut().zip(slices).enumerate() {
+            let own = &mut t.net.layers[0].w[..w.len()];
+            match (self.lent[m], keep[m]) {
+                (true, true) => {}
+                // the member's own weights are current again
+                (true, false) => own.copy_from_slice(w),
+                (false, _) => w.copy_from_slice(own),
+            }
+        }
+    }
+
+    /// Returns the layer-0 weights the last step lent to the wide operand to their members
+    /// (the same members, in the same order, as that step's).
+    fn give_back(&mut self, members: &mut [&mut Trainer]) {
+        if !self.lent.iter().any(|&l| l) {
+            return;
+        }
+        assert_eq!(self.lent.len(), members.len(), "lent to other members");
+        let n_in = members[0].net.layers[0].n_in;
+        let slices = split_rows(&mut self.wide_w, &self.layout, n_in);
+        for ((t, w), lent) in members.iter_mut().zip(slices).zip(&self.lent) {
+            if *lent {
+                t.net.layers[0].w[..w.len()].copy_from_slice(w);
+            }
+        }
+        self.lent.clear();
+        self.layout.clear();
     }
 
     /// One pass of every member over `data`, as [`Trainer::epoch_until`] makes it for each alone:
@@ -220,13 +303,17 @@ impl Ensemble {
                 .filter(|(_, l)| **l)
                 .map(|(t, _)| &mut **t)
                 .collect();
-            let losses = self.step(&mut trainers, &x, &y);
+            let losses = self.step_inner(&mut trainers, &x, &y, true);
             for (&m, loss) in stepping.iter().zip(losses) {
                 totals[m].add(loss);
                 counted[m] += chunk.len();
                 if !loss.loss_sum.is_finite() {
                     live[m] = false;
                 }
+            }
+            if stepping.iter().any(|&m| !live[m]) {
+                // the next step has other members
+                self.give_back(&mut trainers);
             }
             done += chunk.len();
             let flow = progress(done, &live);
@@ -238,6 +325,13 @@ impl Ensemble {
                 break;
             }
         }
+        let mut last: Vec<&mut Trainer> = members
+            .iter_mut()
+            .zip(&live)
+            .filter(|(_, l)| **l)
+            .map(|(t, _)| &mut **t)
+            .collect();
+        self.give_back(&mut last);
         (0..k)
             .map(|m| {
                 (!(interrupted && live[m])).then(|| EpochStats {
@@ -256,20 +350,21 @@ impl Ensemble {
         evaluate_together(self, nets, data)
     }
 
-    /// `O_0 · [W_0¹ | W_0² | …]ᵀ` into `wide_out` (`rows × Σ n_out`).
+    /// `O_0 · [W_0¹ | W_0² | …]ᵀ` of the nets' own weights into `wide_out` (`rows × Σ n_out`),
+    /// the weights gathered in a buffer of their own (nothing is lent).
     fn wide_forward(&mut self, nets: &[&Net], x: &[f32], rows: usize) {
         let n_in = nets[0].layers[0].n_in;
         let total: usize = nets.iter().map(|n| n.layers[0].n_out).sum();
-        self.wide_w.clear();
+        self.eval_w.clear();
         for net in nets {
             let l = &net.layers[0];
-            self.wide_w.extend_from_slice(&l.w[..l.n_out * l.n_in]);
+            self.eval_w.extend_from_slice(&l.w[..l.n_out * l.n_in]);
         }
         self.wide_out.resize(rows * total, 0.0);
         matmul::gemm(
             1.0,
             Mat::new(&x[..rows * n_in], rows, n_in),
-            Mat::t(&self.wide_w, total, n_in),
+            Mat::t(&self.eval_w, total, n_in),
             0.0,
             &mut self.wide_out,
         );
@@ -357,22 +452,37 @@ impl Trainer {
     /// Layer 0's weight update deferred by [`Trainer::update`], from the plain sums
     /// `g = δ_0ᵀ · O_0` (`n_out × n_in`) of the shared product: weight decay, then
     /// `W ← α·g + W` (or `V ← α·g + μV`, `W ← W + V`) rounded as `epilogue` says, and the bias.
-    fn finish_first(&mut self, g: &[f32], batch: usize, rate: f64, scale: f32, epilogue: Epilogue) {
+    fn finish_first(
+        &mut self,
+        g: &[f32],
+        batch: usize,
+        rate: f64,
+        scale: f32,
+        epilogue: Epilogue,
+        target: Option<&mut [f32]>,
+    ) {
         let layer = &mut self.net.layers[0];
         let (h, n) = (layer.n_out, layer.n_in);
+        // the weights: the member's own, or its slice of the ensemble's wide operand (the same
+        // values; the same arithmetic as the backend's `scale` and `add_assign`)
+        let w: &mut [f32] = match target {
+            Some(w) => w,
+            None => &mut layer.w[..h * n],
+        };
         if self.sgd.weight_decay > 0.0 {
-            Cpu::scale(&mut layer.w, (1.0 - rate * self.sgd.weight_decay) as f32);
+            let s = (1.0 - rate * self.sgd.weight_decay) as f32;
+            w.iter_mut().for_each(|v| *v *= s);
         }
         let delta = &self.deltas[0];
         if self.velocity.is_empty() {
-            apply_epilogue(epilogue, g, &mut layer.w[..h * n], h, n, scale, 1.0);
+            apply_epilogue(epilogue, g, w, h, n, scale, 1.0);
             Cpu::bias_grad(delta, batch, scale, 1.0, &mut layer.b);
         } else {
             let momentum = self.sgd.momentum as f32;
             let (vw, vb) = &mut self.velocity[0];
             apply_epilogue(epilogue, g, &mut vw[..h * n], h, n, scale, momentum);
             Cpu::bias_grad(delta, batch, scale, momentum, vb);
-            Cpu::add_assign(&mut layer.w, vw);
+            w.iter_mut().zip(vw.iter()).for_each(|(a, b)| *a += b);
             Cpu::add_assign(&mut layer.b, vb);
         }
     }
@@ -389,6 +499,18 @@ fn offsets_of(outs: &[usize]) -> Vec<usize> {
             let off = *acc;
             *acc += h;
             Some(off)
+        })
+        .collect()
+}
+
+/// The row blocks of `outs[m]` rows each (`n_in` values a row) of `wide`, in order.
+fn split_rows<'a>(wide: &'a mut [f32], outs: &[usize], n_in: usize) -> Vec<&'a mut [f32]> {
+    let mut rest = wide;
+    outs.iter()
+        .map(|&h| {
+            let (head, tail) = std::mem::take(&mut rest).split_at_mut(h * n_in);
+            rest = tail;
+            head
         })
         .collect()
 }

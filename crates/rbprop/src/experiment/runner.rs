@@ -196,34 +196,36 @@ pub fn reproduce(
 }
 
 /// The grid's runs in units of work, in grid order: with `ensemble` ≤ 1 each run alone;
-/// otherwise runs that can share minibatches ([`run::ensemble::incompatible`]) in groups of at
-/// most `ensemble`, each group in the order of its first run.
+/// otherwise the runs of each class that can share minibatches ([`run::ensemble::incompatible`])
+/// in as few groups of at most `ensemble` as hold them, of sizes that differ by at most one
+/// (9 runs with `ensemble` 8: 5 and 4, not 8 and 1), each group in the order of its first run.
 pub fn units(runs: &[Run], ensemble: usize) -> Vec<Vec<usize>> {
-    let mut units: Vec<Vec<usize>> = Vec::new();
-    // the group still open for each kind of run: index into `units`
-    let mut open: Vec<usize> = Vec::new();
+    if ensemble <= 1 {
+        return (0..runs.len()).map(|k| vec![k]).collect();
+    }
+    // classes of runs that can train together, in order of their first run
+    let mut classes: Vec<Vec<usize>> = Vec::new();
     for (k, r) in runs.iter().enumerate() {
-        let joins = (ensemble > 1)
-            .then(|| {
-                open.iter().copied().find(|&u| {
-                    let first = &runs[units[u][0]].config;
-                    units[u].len() < ensemble
-                        && run::ensemble::incompatible(first, &r.config).is_none()
-                })
-            })
-            .flatten();
-        match joins {
-            Some(u) => units[u].push(k),
-            None => {
-                units.push(vec![k]);
-                if ensemble > 1 {
-                    // a full group is never joined again; keep the list short
-                    open.retain(|&u| units[u].len() < ensemble);
-                    open.push(units.len() - 1);
-                }
-            }
+        let class = classes
+            .iter_mut()
+            .find(|c| run::ensemble::incompatible(&runs[c[0]].config, &r.config).is_none());
+        match class {
+            Some(c) => c.push(k),
+            None => classes.push(vec![k]),
         }
     }
+    let mut units = Vec::new();
+    for class in classes {
+        let groups = class.len().div_ceil(ensemble);
+        let (size, extra) = (class.len() / groups, class.len() % groups);
+        let mut rest = &class[..];
+        for g in 0..groups {
+            let (head, tail) = rest.split_at(size + usize::from(g < extra));
+            units.push(head.to_vec());
+            rest = tail;
+        }
+    }
+    units.sort_by_key(|u| u[0]);
     units
 }
 
