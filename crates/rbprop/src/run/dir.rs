@@ -276,11 +276,42 @@ impl RunDir {
             f.sync_all()
         };
         stamp().map_err(|e| Error::io(&file, e))?;
+        remove_stale_temporaries(path);
         Ok(RunLock {
             dir: self.clone(),
             _lock: f,
         })
     }
+}
+
+/// Removes the temporary files of [`write_atomic`] that other processes left in `dir` (a
+/// writer killed between writing and renaming): the caller holds the directory's lock, so no
+/// other process writes there and none of them is in use. Best effort: a file that cannot be
+/// removed stays.
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if temporary_writer(&name.to_string_lossy()).is_some_and(|pid| pid != me) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// The writer's process id if `name` is a temporary file of [`write_atomic`]
+/// (`.{name}.{pid}.{seq}.tmp`).
+fn temporary_writer(name: &str) -> Option<u32> {
+    let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    let mut parts = stem.rsplitn(3, '.');
+    let seq = parts.next()?;
+    let pid = parts.next()?;
+    let target = parts.next()?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    (digits(seq) && !target.is_empty()).then_some(())?;
+    digits(pid).then(|| pid.parse().ok()).flatten()
 }
 
 /// A run directory this process holds the write lock of: at most one process at a time trains
@@ -414,5 +445,48 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
         Ok(d) => d.sync_all(),
         // some platforms cannot open a directory as a file; the rename is still atomic
         Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod temporaries {
+    use super::*;
+
+    #[test]
+    fn only_write_atomic_temporaries_are_recognised() {
+        assert_eq!(
+            temporary_writer(".checkpoint.safetensors.4242.7.tmp"),
+            Some(4242)
+        );
+        assert_eq!(temporary_writer(".metrics.jsonl.1.0.tmp"), Some(1));
+        for other in [
+            "checkpoint.safetensors.4242.7.tmp",
+            ".checkpoint.safetensors.42x.7.tmp",
+            ".checkpoint.safetensors.4242.tmp",
+            "..4242.7.tmp",
+            ".notes.tmp",
+            "summary.json",
+        ] {
+            assert_eq!(temporary_writer(other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn taking_the_lock_removes_other_writers_temporaries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = RunDir::new(tmp.path().join("run"));
+        std::fs::create_dir_all(dir.path()).unwrap();
+        let stale = dir.path().join(".checkpoint.safetensors.999999999.3.tmp");
+        let mine = dir
+            .path()
+            .join(format!(".summary.json.{}.0.tmp", std::process::id()));
+        let other = dir.path().join(".notes.tmp");
+        for f in [&stale, &mine, &other] {
+            std::fs::write(f, b"x").unwrap();
+        }
+        let lock = dir.lock().unwrap();
+        assert!(!stale.exists());
+        assert!(mine.exists() && other.exists());
+        drop(lock);
     }
 }
