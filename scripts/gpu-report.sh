@@ -113,8 +113,8 @@ run() {
     step "device probes" 120 "$bin/gpu_step" --bench probe
     step "dense step, SRBP" 180 "$bin/gpu_step" --bench srbp
   else
-    step "device probes and step benches (dense and conv)" 240 "$bin/gpu_step" --bench
-    RBP_GPU_PROFILE=1 step "dense SRBP step, device time per kernel" 60 "$bin/gpu_step" --bench srbp
+    step "device probes and step benches (dense and conv)" 200 "$bin/gpu_step" --bench
+    RBP_GPU_PROFILE=1 step "dense SRBP step, device time per kernel" 45 "$bin/gpu_step" --bench srbp
   fi
   data=$bin/fashion-mnist
   grid_config=configs/paper/basic.toml
@@ -124,9 +124,9 @@ run() {
     echo >>"$report"
     echo "The grid below is the smoke grid on the embedded subset (no full Fashion-MNIST here)." >>"$report"
   fi
-  grid "grid on the GPU, 2 epochs, solo runs" 150 --device gpu --jobs 1
-  grid "grid on the CPU, 2 epochs, solo runs, one per core" 90
-  grid "grid on the CPU, 2 epochs, ensembles of 9" 90 --ensemble 9
+  grid "grid on the GPU, 2 epochs, solo runs" 100 --device gpu --jobs 1
+  grid "grid on the CPU, 2 epochs, solo runs, one per core" 60
+  grid "grid on the CPU, 2 epochs, ensembles of 9" 60 --ensemble 9
   echo "gpu-report: wrote $report" >&2
 }
 
