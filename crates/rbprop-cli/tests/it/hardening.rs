@@ -715,3 +715,19 @@ fn a_checkpoint_of_an_unknown_version_is_refused_naming_both_versions() {
         assert!(t.contains(needle), "lacks `{needle}`: {t}");
     }
 }
+
+/// Under an address-space limit (`ulimit -v`) a net that does not fit is refused with the
+/// estimate and the limit named, before anything is allocated: not an abort.
+#[test]
+fn a_net_over_the_address_space_limit_is_refused_not_aborted() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = format!(
+        "ulimit -v 4000000 && exec '{}' train --hidden 1000000 --epochs 1 --out '{}'",
+        env!("CARGO_BIN_EXE_rbp"),
+        tmp.path().join("run").display()
+    );
+    let o = Command::new("sh").args(["-c", &script]).output().unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(t.contains("ulimit -v") && t.contains("GiB"), "{t}");
+}

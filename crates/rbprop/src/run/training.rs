@@ -102,8 +102,8 @@ pub fn build_trainer(
 }
 
 /// Refuses a net whose estimated memory (weights, momentum, feedback and gradient buffers;
-/// activations, signals and errors of a minibatch; conv scratch per thread) exceeds the machine's
-/// memory, before anything is allocated.
+/// activations, signals and errors of a minibatch; conv scratch per thread) exceeds the memory
+/// this process may use ([`memory_limit`]), before anything is allocated.
 pub fn check_memory(
     fp: &crate::model::arch::Footprint,
     batch: usize,
@@ -120,13 +120,13 @@ pub fn check_memory(
         })
         .and_then(|v| (threads as u64).checked_mul(fp.scratch)?.checked_add(v))
         .and_then(|v| v.checked_mul(4));
-    let limit = memory_total().unwrap_or(u64::MAX);
+    let (limit, what) = memory_limit();
     match floats {
         Some(bytes) if bytes <= limit => Ok(()),
         need => Err(Error::config(
             "arch",
             format!(
-                "the net needs about {} of memory ({} parameters, {} values per example × batch {batch}), more than this machine's {}; make it smaller",
+                "the net needs about {} of memory ({} parameters, {} values per example × batch {batch}), more than {what} ({}); make it smaller",
                 need.map_or("more than 16 EiB".into(), gib),
                 fp.params,
                 fp.units,
@@ -140,12 +140,81 @@ fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
+/// The memory this process may still use, in bytes, and what sets it: the smallest of the
+/// machine's memory, its cgroup's memory limit (v2 `memory.max`, v1 `memory.limit_in_bytes`)
+/// and its address-space limit (`ulimit -v`) less the address space already mapped. A limit
+/// that cannot be read is not applied.
+pub fn memory_limit() -> (u64, &'static str) {
+    let mut best = (u64::MAX, "the memory this machine has");
+    let mut consider = |bytes: Option<u64>, what: &'static str| {
+        if let Some(b) = bytes.filter(|&b| b < best.0) {
+            best = (b, what);
+        }
+    };
+    consider(memory_total(), "this machine's memory");
+    consider(cgroup_limit(), "this process's cgroup memory limit");
+    consider(
+        address_space_left(),
+        "this process's address-space limit (ulimit -v)",
+    );
+    best
+}
+
 /// Total memory of the machine (Linux), in bytes.
 fn memory_total() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     kib.checked_mul(1024)
+}
+
+/// The memory limit of this process's cgroup (Linux, cgroup v2 or v1), if it has one.
+fn cgroup_limit() -> Option<u64> {
+    let cgroups = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let mut limits = Vec::new();
+    for line in cgroups.lines() {
+        // "0::/path" (v2) or "N:memory:/path" (v1)
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+        let file = if controllers.is_empty() {
+            format!("/sys/fs/cgroup{path}/memory.max")
+        } else if controllers.split(',').any(|c| c == "memory") {
+            format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes")
+        } else {
+            continue;
+        };
+        if let Some(v) = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+        {
+            limits.push(v);
+        }
+    }
+    limits.into_iter().min()
+}
+
+/// The address space this process may still map under its soft `RLIMIT_AS` (Linux), if it has
+/// one: the limit less what is mapped now.
+fn address_space_left() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?;
+    let soft: u64 = line
+        .trim_start_matches("Max address space")
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let mapped_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmSize:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(soft.saturating_sub(mapped_kib.saturating_mul(1024)))
 }
 
 /// Trains as `config` says on `split`, writing results into `out` if given (taking its lock, see
