@@ -10,8 +10,10 @@ use std::path::PathBuf;
 pub enum DataCommand {
     /// Download cifar10, mnist or fashion-mnist into DIR, verify the publishers' MD5 checksums and
     /// unpack; files already present and correct are kept. A server that stalls for 30 s (or
-    /// RBP_FETCH_TIMEOUT_SECS) or sends more than the official file's size is given up on; a DIR
-    /// this command created is removed again if it fails.
+    /// RBP_FETCH_TIMEOUT_SECS), trickles below 10 kB/s over such a window (RBP_FETCH_MIN_RATE,
+    /// bytes/s), takes more than 2 hours for a file (RBP_FETCH_DEADLINE_SECS) or sends more than
+    /// the official file's size is given up on; a DIR this command created is removed again if
+    /// it fails.
     Fetch(FetchArgs),
 }
 

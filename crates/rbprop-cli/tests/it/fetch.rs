@@ -305,6 +305,10 @@ enum Misbehaviour {
     Endless,
     /// Announces a body far larger than the official file.
     HugeContentLength,
+    /// Sends one byte every 100 ms (never silent for long, so no read times out).
+    Trickles,
+    /// Sends 64 KiB every 100 ms without end: fast enough, but never done.
+    Steady,
 }
 
 /// Serves the MNIST fixture with `train-images-idx3-ubyte.gz` answered as `how`. A stalling
@@ -333,6 +337,25 @@ fn serve_misbehaving(how: Misbehaviour) -> (String, HashMap<String, Vec<u8>>) {
                     if out.write_all(&chunk).is_err() {
                         break;
                     }
+                }
+            }
+            Misbehaviour::Trickles => {
+                let _ = write!(out, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n");
+                for _ in 0..100 {
+                    if out.write_all(b"x").and_then(|_| out.flush()).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            Misbehaviour::Steady => {
+                let _ = write!(out, "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n");
+                let chunk = vec![b'x'; 1 << 16];
+                for _ in 0..150 {
+                    if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
                 }
             }
             Misbehaviour::HugeContentLength => {
@@ -483,6 +506,64 @@ fn the_size_limit_is_exact_and_holds_without_content_length() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
         err.contains(fetch::TIMEOUT_ENV) && err.contains("`soon`"),
+        "{err}"
+    );
+}
+
+/// A server that trickles (a byte every 100 ms: no read ever waits long) is given up on for its
+/// rate, and one that sends steadily but never finishes for the overall deadline; both limits
+/// can be changed, and a bad value is named.
+#[test]
+fn a_trickling_or_endless_server_is_given_up_on() {
+    use rbprop::data::fetch::{DEADLINE_ENV, MIN_RATE_ENV};
+    let run = |how: Misbehaviour, env: &[(&str, &str)]| {
+        let (url, files) = serve_misbehaving(how);
+        let tmp = tempfile::tempdir().unwrap();
+        let sums = checksums(&files, tmp.path());
+        let dir = tmp.path().join("mnist");
+        let start = Instant::now();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_rbp"))
+            .args(["data", "fetch", "mnist", dir.to_str().unwrap()])
+            .args(["--mirror", &url, "--checksums", &sums])
+            .env(rbprop::data::fetch::TIMEOUT_ENV, "0.5")
+            .envs(env.iter().copied())
+            .output()
+            .expect("run rbp");
+        let left = dir.exists();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).to_string(),
+            start.elapsed().as_secs_f64(),
+            left,
+        )
+    };
+    let (code, err, secs, left) = run(Misbehaviour::Trickles, &[]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("too slow") && err.contains(MIN_RATE_ENV),
+        "{err}"
+    );
+    assert!(secs < 5.0, "gave up only after {secs:.1} s");
+    assert!(!left, "the directory it created is removed");
+    let (code, err, secs, _) = run(Misbehaviour::Steady, &[(DEADLINE_ENV, "1")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("did not finish within 1 s") && err.contains(DEADLINE_ENV),
+        "{err}"
+    );
+    assert!(secs < 6.0, "gave up only after {secs:.1} s");
+    // with no minimum rate, the trickle is waited for until the deadline
+    let (code, err, secs, _) = run(
+        Misbehaviour::Trickles,
+        &[(MIN_RATE_ENV, "0"), (DEADLINE_ENV, "1.5")],
+    );
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("did not finish within"), "{err}");
+    assert!(secs >= 1.4, "{secs}");
+    let (code, err, _, _) = run(Misbehaviour::Trickles, &[(MIN_RATE_ENV, "fast")]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(MIN_RATE_ENV) && err.contains("`fast`"),
         "{err}"
     );
 }

@@ -10,7 +10,9 @@
 //!
 //! A server cannot make a download hang or fill the disk: connecting, waiting for the response
 //! and every read of the body time out ([`Source::timeout`], 30 s unless `RBP_FETCH_TIMEOUT_SECS`
-//! says otherwise), and a response larger than the official file ([`Resource::size`]) is refused,
+//! says otherwise); a server that keeps sending but too slowly is given up on too ([`Pace`]: a
+//! download must average at least 10 kB/s over every window of that timeout and finish within
+//! 2 hours, unless `RBP_FETCH_MIN_RATE` and `RBP_FETCH_DEADLINE_SECS` say otherwise); and a response larger than the official file ([`Resource::size`]) is refused,
 //! whether its `Content-Length` announces it or its body runs on. On failure nothing half-done is
 //! left: the partial `NAME.part` is removed, and so is the target directory (with everything in
 //! it) if this fetch created it.
@@ -40,6 +42,59 @@ pub struct Source {
     pub unpack: bool,
     /// Longest wait to connect, for the response to start, and for each read of its body.
     pub timeout: Duration,
+    /// The slowest a download may go, and the longest it may take.
+    pub pace: Pace,
+}
+
+/// How slow a download may be: every window of [`Source::timeout`] must bring at least
+/// `min_rate` bytes per second on average, and each file must arrive within `deadline`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pace {
+    /// Bytes per second, averaged over each window (0: no minimum).
+    pub min_rate: f64,
+    pub deadline: Duration,
+}
+
+/// The environment variable that overrides [`DEFAULT_PACE`]'s minimum rate (bytes per second).
+pub const MIN_RATE_ENV: &str = "RBP_FETCH_MIN_RATE";
+/// The environment variable that overrides [`DEFAULT_PACE`]'s deadline (seconds).
+pub const DEADLINE_ENV: &str = "RBP_FETCH_DEADLINE_SECS";
+/// 10 kB/s at least, 2 hours at most per file.
+pub const DEFAULT_PACE: Pace = Pace {
+    min_rate: 10_000.0,
+    deadline: Duration::from_secs(2 * 3600),
+};
+
+/// [`DEFAULT_PACE`], with `RBP_FETCH_MIN_RATE` and `RBP_FETCH_DEADLINE_SECS` where they are set.
+pub fn default_pace() -> Result<Pace> {
+    let read = |key: &str, zero_ok: bool| -> Result<Option<f64>> {
+        let Ok(v) = std::env::var(key) else {
+            return Ok(None);
+        };
+        v.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|x| x.is_finite() && (*x > 0.0 || (zero_ok && *x == 0.0)))
+            .map(Some)
+            .ok_or_else(|| {
+                let what = if zero_ok {
+                    "a number ≥ 0"
+                } else {
+                    "a positive number"
+                };
+                let shown: String = v.chars().take(40).collect();
+                Error::config(key, format!("expected {what}, got `{shown}`"))
+            })
+    };
+    let mut pace = DEFAULT_PACE;
+    if let Some(r) = read(MIN_RATE_ENV, true)? {
+        pace.min_rate = r;
+    }
+    if let Some(d) = read(DEADLINE_ENV, false)? {
+        pace.deadline = Duration::try_from_secs_f64(d)
+            .map_err(|_| Error::config(DEADLINE_ENV, "too many seconds"))?;
+    }
+    Ok(pace)
 }
 
 fn res(name: &str, md5: &str, size: u64) -> Resource {
@@ -77,6 +132,7 @@ pub fn default_timeout() -> Result<Duration> {
 /// timeout.
 pub fn source(dataset: &str) -> Result<Source> {
     let timeout = default_timeout()?;
+    let pace = default_pace()?;
     Ok(match dataset {
         "cifar10" | "cifar-10" => Source {
             dataset: "cifar10",
@@ -88,6 +144,7 @@ pub fn source(dataset: &str) -> Result<Source> {
             )],
             unpack: true,
             timeout,
+            pace,
         },
         "mnist" => Source {
             dataset: "mnist",
@@ -116,6 +173,7 @@ pub fn source(dataset: &str) -> Result<Source> {
             ],
             unpack: false,
             timeout,
+            pace,
         },
         "fashion-mnist" | "fashion" => Source {
             dataset: "fashion-mnist",
@@ -144,6 +202,7 @@ pub fn source(dataset: &str) -> Result<Source> {
             ],
             unpack: false,
             timeout,
+            pace,
         },
         other => {
             return Err(Error::config(
@@ -260,7 +319,8 @@ fn fetch_into(
             out.push(Fetched::AlreadyPresent(path.clone()));
         } else {
             let url = format!("{}{}", src.base, f.name);
-            download(&agent, src.timeout, &url, &path, f, |done, total| {
+            let limits = (src.timeout, src.pace);
+            download(&agent, limits, &url, &path, f, |done, total| {
                 progress(&f.name, done, total)
             })?;
             out.push(Fetched::Downloaded(path.clone()));
@@ -314,7 +374,7 @@ fn describe(e: &(dyn std::error::Error + 'static), timeout: Duration) -> (String
 
 fn download(
     agent: &ureq::Agent,
-    timeout: Duration,
+    (timeout, pace): (Duration, Pace),
     url: &str,
     path: &Path,
     res: &Resource,
@@ -355,7 +415,40 @@ fn download(
         let mut h = Md5::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut done = 0u64;
+        let start = std::time::Instant::now();
+        // the window over which the rate is measured: its start and the bytes done then
+        let (mut window, mut window_done) = (start, 0u64);
         loop {
+            let elapsed = start.elapsed();
+            if elapsed > pace.deadline {
+                return Err(fail(
+                    format!(
+                        "download of {url} did not finish within {:.0} s ({done} of {} bytes received)",
+                        pace.deadline.as_secs_f64(),
+                        total.map_or_else(|| res.size.to_string(), |t| t.to_string())
+                    ),
+                    &format!(
+                        "the server or the network is too slow; try again, use --mirror with another copy, or set {DEADLINE_ENV} to more seconds"
+                    ),
+                ));
+            }
+            let span = window.elapsed();
+            if span >= timeout {
+                let rate = (done - window_done) as f64 / span.as_secs_f64();
+                if rate < pace.min_rate {
+                    return Err(fail(
+                        format!(
+                            "download of {url} is too slow: {rate:.0} bytes/s over the last {:.1} s, below the minimum of {:.0} ({done} bytes received)",
+                            span.as_secs_f64(),
+                            pace.min_rate
+                        ),
+                        &format!(
+                            "the server or the network is trickling; try again, use --mirror with another copy, or set {MIN_RATE_ENV} to fewer bytes per second (0: no minimum)"
+                        ),
+                    ));
+                }
+                (window, window_done) = (std::time::Instant::now(), done);
+            }
             let n = reader.read(&mut buf).map_err(|e| {
                 let (problem, hint) = describe(&e, timeout);
                 fail(
