@@ -4,7 +4,8 @@ mod cli;
 
 fn main() {
     if let Err(e) = cli::main() {
-        eprintln!("error: {e:#}");
+        // an error that quotes a huge input stays readable
+        eprintln!("error: {}", rbprop::error::bounded(&format!("{e:#}")));
         std::process::exit(2);
     }
 }

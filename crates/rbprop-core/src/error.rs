@@ -66,3 +66,45 @@ impl Error {
         }
     }
 }
+
+/// `text` with every line longer than [`LINE_LIMIT`] characters cut to its first
+/// [`LINE_KEEP`] and a note of how many were left out: an error that quotes a user's input (a
+/// 10 MB key of a TOML file) stays readable and small.
+pub fn bounded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(64 * 1024));
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let n = line.chars().count();
+        if n > LINE_LIMIT {
+            out.extend(line.chars().take(LINE_KEEP));
+            out.push_str(&format!("… [{} more characters]", n - LINE_KEEP));
+        } else {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+/// Lines of an error longer than this many characters are cut ([`bounded`]).
+pub const LINE_LIMIT: usize = 1000;
+/// How many characters of a cut line are kept.
+pub const LINE_KEEP: usize = 300;
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_and_short_ones_kept() {
+        assert_eq!(bounded("short\nlines"), "short\nlines");
+        let key = "k".repeat(10_000_000);
+        let text = format!("error: unknown key `{key}`\nHINT: check the spelling");
+        let b = bounded(&text);
+        assert!(b.len() < 400, "{}", b.len());
+        assert!(b.contains("more characters]") && b.ends_with("HINT: check the spelling"));
+        let exact = "é".repeat(LINE_LIMIT);
+        assert_eq!(bounded(&exact), exact);
+    }
+}

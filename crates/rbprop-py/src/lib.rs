@@ -23,7 +23,7 @@ create_exception!(
 /// `ValueError`, a divergence `DivergedError`, an interruption `KeyboardInterrupt`; the message
 /// is the command line's.
 pub(crate) fn py_err(e: Error) -> PyErr {
-    let text = e.to_string();
+    let text = rbprop::error::bounded(&e.to_string());
     match e {
         Error::Io { .. } | Error::Data { .. } | Error::Locked { .. } => PyOSError::new_err(text),
         Error::Config { .. } => PyValueError::new_err(text),

@@ -155,6 +155,7 @@ pub fn run(a: &ReproduceArgs) -> anyhow::Result<()> {
         max_concurrent: c.max_concurrent,
         extra: c.sbatch_arg.clone(),
     };
+    slurm.validate()?;
     let script = cluster::sbatch_script(
         &name,
         grid.len(),

@@ -731,3 +731,88 @@ fn a_net_over_the_address_space_limit_is_refused_not_aborted() {
     assert_eq!(o.status.code(), Some(2), "{t}");
     assert!(t.contains("ulimit -v") && t.contains("GiB"), "{t}");
 }
+
+/// A directory holding both CIFAR-10 batches and MNIST files is refused as ambiguous, naming one
+/// file of each, instead of silently reading CIFAR-10.
+#[test]
+fn a_directory_with_two_datasets_is_ambiguous() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("data_batch_1.bin"), b"").unwrap();
+    std::fs::write(tmp.path().join("train-images-idx3-ubyte.gz"), b"").unwrap();
+    let err = rbprop::data::load_dir(tmp.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("ambiguous")
+            && err.contains("train-images-idx3-ubyte.gz")
+            && err.contains("CIFAR-10"),
+        "{err}"
+    );
+    let o = rbp(&[
+        "train",
+        "--data",
+        tmp.path().to_str().unwrap(),
+        "--epochs",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("ambiguous"), "{}", text(&o));
+}
+
+/// A line break (or another control character) in a Slurm option would end its `#SBATCH` line
+/// and put the rest into the script as a command: refused, naming the option.
+#[test]
+fn slurm_options_with_line_breaks_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let smoke = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/smoke/table1.toml"
+    );
+    let res = tmp.path().to_str().unwrap();
+    for (flag, value) in [
+        ("--partition", "gpu\nrm -rf ~"),
+        ("--sbatch-arg", "--mem=4G\necho hi"),
+        ("--time", "1:00:00\r"),
+    ] {
+        let o = rbp(&[
+            "reproduce",
+            smoke,
+            "--results",
+            res,
+            "--slurm",
+            "--dry-run",
+            flag,
+            value,
+        ]);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{flag}: {t}");
+        assert!(
+            t.contains(flag) && t.contains("control character"),
+            "{flag}: {t}"
+        );
+        assert!(!t.contains("#SBATCH"), "{flag}: a script was printed: {t}");
+    }
+}
+
+/// An error that quotes a huge input (a 2 MB key of an experiment file) prints a few hundred
+/// characters of it, not megabytes.
+#[test]
+fn errors_quoting_huge_inputs_stay_small() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = "k".repeat(2_000_000);
+    let path = tmp.path().join("huge.toml");
+    write(
+        &path,
+        &format!(
+            "name = \"huge\"\ndataset = \"x\"\ndata = \"embedded:fashion-mnist-subset\"\nseeds = [1]\n[train]\n{key} = 1\n[[variant]]\nchannel = \"bp\"\n"
+        ),
+    );
+    let o = rbp(&[
+        "reproduce",
+        path.to_str().unwrap(),
+        "--results",
+        tmp.path().to_str().unwrap(),
+    ]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{}", &t[..t.len().min(2000)]);
+    assert!(t.len() < 5_000, "{} bytes of error", t.len());
+    assert!(t.contains("more characters]"), "{t}");
+}

@@ -32,10 +32,29 @@ pub fn load(source: &str) -> Result<Split> {
 }
 
 /// Loads the dataset in `dir`: CIFAR-10 if it holds any CIFAR-10 batch file (`data_batch_1.bin` …,
-/// `test_batch.bin`; directly or in `cifar-10-batches-bin/`), else the MNIST-format files.
+/// `test_batch.bin`; directly or in `cifar-10-batches-bin/`), else the MNIST-format files. A
+/// directory holding both is refused as ambiguous, naming one file of each.
 pub fn load_dir(dir: &Path) -> Result<Split> {
     match cifar::find(dir) {
-        Some(d) => cifar::load_cifar_dir(&d),
+        Some(d) => {
+            let mnist = MNIST_FILES.iter().find_map(|name| {
+                [dir.join(name), dir.join(format!("{name}.gz"))]
+                    .into_iter()
+                    .find(|p| p.is_file())
+            });
+            if let Some(m) = mnist {
+                return Err(Error::Data {
+                    path: dir.to_path_buf(),
+                    problem: format!(
+                        "holds both CIFAR-10 batches (in {}) and MNIST-format files ({}): which dataset is meant is ambiguous",
+                        d.display(),
+                        m.display()
+                    ),
+                    hint: "give --data a directory that holds one dataset (move the other's files elsewhere)".into(),
+                });
+            }
+            cifar::load_cifar_dir(&d)
+        }
         None => load_mnist_dir(dir),
     }
 }

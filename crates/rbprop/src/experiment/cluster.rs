@@ -86,6 +86,33 @@ pub struct Slurm {
     pub extra: Vec<String>,
 }
 
+impl Slurm {
+    /// Refuses a setting that would break the script's lines: a partition, time or extra
+    /// `#SBATCH` argument holding a line break or another control character (it would end the
+    /// directive and put the rest of the text in the script as a command).
+    pub fn validate(&self) -> Result<()> {
+        let fields = [("--partition", &self.partition), ("--time", &self.time)];
+        let named = fields
+            .into_iter()
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+            .chain(self.extra.iter().map(|v| ("--sbatch-arg", v)));
+        for (key, value) in named {
+            if let Some(c) = value.chars().find(|c| c.is_control()) {
+                let shown: String = value.chars().take(60).collect();
+                return Err(Error::config(
+                    key,
+                    format!(
+                        "holds the control character {:?} (in `{}`); a Slurm directive is one line of plain text",
+                        c,
+                        shown.escape_debug()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Quotes `s` for a POSIX shell.
 pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
