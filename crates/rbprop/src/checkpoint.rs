@@ -225,6 +225,19 @@ fn tensors(t: &mut Trainer, layout: Layout) -> Vec<Tensor> {
 
 /// Writes the checkpoint of `t` after `epoch` epochs to `path` (atomically).
 pub fn save(path: &Path, t: &mut Trainer, epoch: usize, config: &TrainConfig) -> Result<()> {
+    save_with_metrics(path, t, epoch, config, None)
+}
+
+/// [`save`], recording the SHA-256 of the run's `metrics.jsonl` text as it stands at `epoch`
+/// (its lines for epochs 1 ..= `epoch`), so that a resume can tell the run's own metrics from a
+/// file copied in from another run ([`metrics_sha256`]).
+pub fn save_with_metrics(
+    path: &Path,
+    t: &mut Trainer,
+    epoch: usize,
+    config: &TrainConfig,
+    metrics: Option<&str>,
+) -> Result<()> {
     let all = tensors(t, Layout::V3);
     let settings = settings_hash(config);
     let sum = checksum(&all, epoch, t.step, t.channel.noise_position(), &settings);
@@ -258,9 +271,36 @@ pub fn save(path: &Path, t: &mut Trainer, epoch: usize, config: &TrainConfig) ->
             format!("{c},{h},{w}")
         }),
     ]);
+    let mut meta = meta;
+    if let Some(text) = metrics {
+        meta.insert(METRICS_KEY.to_string(), text_sha256(text));
+    }
     let data = safetensors::serialize(views, Some(meta))
         .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
     crate::run::dir::write_atomic(path, &data)
+}
+
+/// The metadata key of the SHA-256 of the run's metrics text at the checkpoint's epoch.
+const METRICS_KEY: &str = "metrics_sha256";
+
+/// The SHA-256 of a text, in hex.
+pub fn text_sha256(text: &str) -> String {
+    hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// The SHA-256 of the metrics text a checkpoint was saved with ([`save_with_metrics`]), if it
+/// records one (checkpoints written before it did, and those of the Python `Net`, do not).
+pub fn metrics_sha256(path: &Path) -> Result<Option<String>> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let (_, header) = SafeTensors::read_metadata(&data).map_err(|e| Error::Data {
+        path: path.to_path_buf(),
+        problem: format!("not a safetensors file: {e}"),
+        hint: "the file is not an rbp checkpoint".into(),
+    })?;
+    Ok(header
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(METRICS_KEY).cloned()))
 }
 
 /// An input shape: (channels, rows, cols).

@@ -816,3 +816,44 @@ fn errors_quoting_huge_inputs_stay_small() {
     assert!(t.len() < 5_000, "{} bytes of error", t.len());
     assert!(t.contains("more characters]"), "{t}");
 }
+
+/// Metrics copied in from another run (same settings but the seed) are refused on resume: the
+/// checkpoint records the SHA-256 of the metrics it was saved with.
+#[test]
+fn metrics_copied_from_another_run_are_refused_on_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let base = [
+        "train",
+        "-q",
+        "--hidden",
+        "16",
+        "--train-limit",
+        "300",
+        "--epochs",
+        "1",
+    ];
+    for (dir, seed) in [(&a, "1"), (&b, "2")] {
+        let mut args = base.to_vec();
+        args.extend(["--seed", seed, "--out", dir.to_str().unwrap()]);
+        let o = rbp(&args);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    std::fs::copy(b.join("metrics.jsonl"), a.join("metrics.jsonl")).unwrap();
+    let mut args = base.to_vec();
+    args[7] = "2";
+    args.extend(["--seed", "1", "--out", a.to_str().unwrap()]);
+    let o = rbp(&args);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{t}");
+    assert!(
+        t.contains("metrics.jsonl") && t.contains("another run"),
+        "{t}"
+    );
+    // the run's own metrics resume as before
+    let mut args = base.to_vec();
+    args[7] = "2";
+    args.extend(["--seed", "2", "--out", b.to_str().unwrap()]);
+    let o = rbp(&args);
+    assert!(o.status.success(), "{}", text(&o));
+}

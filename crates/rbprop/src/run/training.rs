@@ -529,7 +529,13 @@ impl<'s, B: Backend> Started<'s, B> {
             self.lines.push('\n');
             dir.write_metrics(&self.lines)?;
             let host = host.as_mut().expect("copied to the host above");
-            checkpoint::save(&dir.checkpoint_file(), host, epoch, config)?;
+            checkpoint::save_with_metrics(
+                &dir.checkpoint_file(),
+                host,
+                epoch,
+                config,
+                Some(&self.lines),
+            )?;
             let status = if epoch == config.epochs {
                 "completed"
             } else {
@@ -594,6 +600,17 @@ fn resume(
     }
     metrics.truncate(done);
     lines.truncate(done);
-    let text = lines.iter().map(|l| format!("{l}\n")).collect();
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    if let Some(sum) = checkpoint::metrics_sha256(&ckpt)?
+        && sum != checkpoint::text_sha256(&text)
+    {
+        return Err(Error::Data {
+            path: dir.metrics_file(),
+            problem: format!(
+                "its first {done} epochs are not those the checkpoint was saved with: the file belongs to another run or was edited"
+            ),
+            hint: "restore the run's own metrics.jsonl, or pass --overwrite to start again".into(),
+        });
+    }
     Ok((metrics, text))
 }
