@@ -90,6 +90,7 @@ use crate::config::TrainConfig;
 use crate::error::{Error, Result};
 use crate::run::RunDir;
 use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use sweep::merge;
 
@@ -277,8 +278,28 @@ impl Experiment {
             return Err(Error::config(format!("train.{key}"), problem));
         }
         merge(&mut base, &self.train);
+        // the size of the grid, counted before anything is expanded
+        let mut count: Option<u64> = Some(0);
+        for v in &self.variants {
+            let cells = sweep::axes(&base, &v.settings)
+                .iter()
+                .try_fold(1u64, |n, a| n.checked_mul(a.values.len() as u64));
+            count = count.zip(cells).and_then(|(c, n)| c.checked_add(n));
+        }
+        let runs = count.and_then(|c| c.checked_mul(self.seeds.len() as u64));
+        if runs.is_none_or(|n| n > MAX_RUNS as u64) {
+            return Err(Error::config(
+                "variant",
+                format!(
+                    "the grid has {} runs (cells × {} seeds), more than the {MAX_RUNS} an experiment may hold; split it into several experiment files",
+                    runs.map_or("more than 18446744073709551615".into(), |n| n.to_string()),
+                    self.seeds.len()
+                ),
+            ));
+        }
         // every cell of every variant: its settings and labels
         let mut cells: Vec<(toml::Table, String, String)> = Vec::new();
+        let mut places: HashSet<(String, String)> = HashSet::new();
         for (k, v) in self.variants.iter().enumerate() {
             let axes = sweep::axes(&base, &v.settings);
             if let Some(a) = axes.iter().find(|a| a.values.is_empty()) {
@@ -309,7 +330,7 @@ impl Experiment {
                         problem,
                     ));
                 }
-                if cells.iter().any(|(_, r, c)| *r == row && *c == column) {
+                if !places.insert((row.clone(), column.clone())) {
                     return Err(Error::config(
                         "variant",
                         format!(
@@ -354,15 +375,19 @@ impl Experiment {
                 });
             }
         }
-        // cells with the same settings (the same id) are told apart by their labels
-        let places: Vec<(String, String, String)> = out
-            .iter()
-            .map(|r| (r.id.clone(), r.row.clone(), r.column.clone()))
-            .collect();
+        // cells with the same settings (the same id) are told apart by their labels: an id is
+        // shared when runs with other labels have it too
+        let mut labels: HashMap<String, (String, String, bool)> = HashMap::new();
+        for r in &out {
+            labels
+                .entry(r.id.clone())
+                .and_modify(|(row, col, shared)| {
+                    *shared |= row != &r.row || col != &r.column;
+                })
+                .or_insert_with(|| (r.row.clone(), r.column.clone(), false));
+        }
         for r in out.iter_mut() {
-            let shared = places
-                .iter()
-                .any(|(s, row, col)| *s == r.id && (row != &r.row || col != &r.column));
+            let shared = labels.get(&r.id).is_some_and(|l| l.2);
             if shared {
                 r.id = format!("{}/{}", r.id, sweep::label_part(&r.row, &r.column));
             }
@@ -383,6 +408,10 @@ impl Experiment {
     }
 }
 
+/// The most runs (cells × seeds) an experiment may hold; a larger grid is refused, with its
+/// count, before it is expanded.
+pub const MAX_RUNS: usize = 1_000_000;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,6 +421,31 @@ mod tests {
             "name = \"x\"\ndataset = \"d\"\ndata = \"embedded:fashion-mnist-subset\"\nseeds = [1, 2, 3]\n[train]\nepochs = 100\n{variants}"
         ))
         .unwrap()
+    }
+
+    #[test]
+    fn a_grid_over_the_limit_is_refused_with_its_count_before_expanding() {
+        let list = |n: usize| {
+            (1..=n)
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let exp = experiment(&format!(
+            "[[variant]]\nchannel = \"rbp\"\nbatch = [{}]\nhidden = [{}]\n[[variant]]\nchannel = \"srbp\"\nbatch = [{}]\n",
+            list(1000),
+            (1..=1000)
+                .map(|i| format!("[{i}]"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            list(7)
+        ));
+        let err = exp.runs().unwrap_err().to_string();
+        // (1000 · 1000 + 7) cells × 3 seeds
+        assert!(
+            err.contains("3000021 runs") && err.contains("1000000"),
+            "{err}"
+        );
     }
 
     #[test]
