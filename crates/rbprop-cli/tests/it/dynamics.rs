@@ -744,3 +744,85 @@ fn a_tangent_fixed_point_is_semi_stable() {
     let end = settle(&sys, &right).end().to_vec();
     assert!((end[0] - 2.0).abs() < 1e-6, "{end:?}");
 }
+
+/// The predicted limit of RBP and SRBP chains of every length 2..10 agrees with the integrated
+/// end point on at least 1,000 random cases per length (random α, β, channel weights of either
+/// sign and starts; the cases whose integration converges to βP = α): a prediction is either
+/// right or refused ("not predicted"), never a wrong number.
+#[test]
+fn chain_predictions_agree_with_integration_for_every_length() {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(32);
+    for len in 2..=10usize {
+        let (mut checked, mut refused, mut tries) = (0, 0, 0);
+        while checked < 1000 {
+            tries += 1;
+            assert!(
+                tries < 20_000,
+                "L = {len}: too few cases converge ({checked} of {tries})"
+            );
+            let algo = if rng.random_bool(0.5) {
+                Algo::Rbp
+            } else {
+                Algo::Srbp
+            };
+            let mut weight = || {
+                let m = rng.random_range(0.3..2.0);
+                if rng.random_bool(0.5) { m } else { -m }
+            };
+            let c: Vec<f64> = (0..len).map(|_| weight()).collect();
+            let sys = Chain {
+                alpha: rng.random_range(-2.0..2.0),
+                beta: rng.random_range(0.3..2.0),
+                algo,
+                c,
+                adaptive: false,
+                mu: 1.0,
+                signed: false,
+                len,
+            };
+            let a0: Vec<f64> = (0..len).map(|_| rng.random_range(-1.5..1.5)).collect();
+            let traj = solve(
+                &sys,
+                &a0,
+                1e-10,
+                1e-12,
+                &Limits {
+                    t_end: 1e3,
+                    converge: 1e-12,
+                    blow_up: 1e6,
+                    max_steps: 200_000,
+                },
+            );
+            let end = traj.end();
+            let on_curve = (sys.beta * sys.product(end) - sys.alpha).abs() < 1e-7;
+            let settled = matches!(traj.outcome, Outcome::Converged | Outcome::Reached);
+            if !settled || !on_curve {
+                continue;
+            }
+            checked += 1;
+            match predict_chain(&sys, &a0) {
+                Err(_) => refused += 1,
+                Ok(p) => {
+                    let err = p
+                        .limit
+                        .iter()
+                        .zip(end)
+                        .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                        .fold(0.0, f64::max);
+                    assert!(
+                        err < 1e-5,
+                        "L = {len} {algo:?} α = {} β = {} c = {:?} from {a0:?}: end {end:?}, predicted {:?}",
+                        sys.alpha,
+                        sys.beta,
+                        sys.c,
+                        p.limit
+                    );
+                }
+            }
+        }
+        assert!(
+            refused * 100 <= checked,
+            "L = {len}: {refused} of {checked} not predicted"
+        );
+    }
+}

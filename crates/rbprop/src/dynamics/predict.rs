@@ -16,10 +16,6 @@ use super::integrate::System;
 use super::poly::Poly;
 use super::systems::{Algo, Chain, PowerKind, power, power_kind};
 
-/// Longest linear chain whose limit is predicted: the polynomial has degree 2^L − 1 (255 for
-/// L = 8), and its root solver costs O(degree³).
-pub const MAX_PREDICT_LENGTH: usize = 8;
-
 /// A predicted limit of a chain.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
@@ -57,6 +53,45 @@ fn ratios(chain: &Chain) -> Result<Vec<f64>, String> {
         .collect()
 }
 
+/// A closed interval [lo, hi] of reals, for enclosures (no outward rounding: callers widen).
+#[derive(Clone, Copy, Debug)]
+struct Iv(f64, f64);
+
+impl Iv {
+    fn point(x: f64) -> Self {
+        Iv(x, x)
+    }
+    fn add(self, o: Iv) -> Self {
+        Iv(self.0 + o.0, self.1 + o.1)
+    }
+    fn shift(self, c: f64) -> Self {
+        Iv(self.0 + c, self.1 + c)
+    }
+    fn scale(self, c: f64) -> Self {
+        if c >= 0.0 {
+            Iv(c * self.0, c * self.1)
+        } else {
+            Iv(c * self.1, c * self.0)
+        }
+    }
+    fn mul(self, o: Iv) -> Self {
+        let c = [self.0 * o.0, self.0 * o.1, self.1 * o.0, self.1 * o.1];
+        Iv(
+            c.iter().copied().fold(f64::INFINITY, f64::min),
+            c.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        )
+    }
+    fn square(self) -> Self {
+        if self.0 >= 0.0 {
+            Iv(self.0 * self.0, self.1 * self.1)
+        } else if self.1 <= 0.0 {
+            Iv(self.1 * self.1, self.0 * self.0)
+        } else {
+            Iv(0.0, (self.0 * self.0).max(self.1 * self.1))
+        }
+    }
+}
+
 /// The root nearest to `x0` among those at or ahead of it in the direction `dir`.
 fn first_ahead(roots: &[f64], x0: f64, dir: f64) -> Option<f64> {
     roots
@@ -89,32 +124,108 @@ pub fn predict_chain(chain: &Chain, a0: &[f64]) -> Result<Prediction, String> {
     if chain.mu != 1.0 {
         return predict_power(chain, a0, dir);
     }
-    if l > MAX_PREDICT_LENGTH {
-        return Err(format!(
-            "predictions are made up to length {MAX_PREDICT_LENGTH} (a polynomial of degree \
-             2^L − 1 = {}), got length {l}",
-            (1u128 << l.min(127)) - 1
-        ));
-    }
     let r = ratios(chain)?;
-    let mut polys = vec![Poly::x()];
-    let mut constants = Vec::new();
-    for i in 0..l - 1 {
-        let k = a0[i + 1] - r[i] / 2.0 * a0[i] * a0[i];
-        constants.push(k);
-        let sq = polys[i].mul(&polys[i]);
-        polys.push(sq.scale_add(r[i] / 2.0, k));
-    }
-    let product = polys.iter().skip(1).fold(polys[0].clone(), |p, q| p.mul(q));
-    let f = product.scale_add(chain.beta, -chain.alpha);
-    let roots = f.real_roots();
+    let constants: Vec<f64> = (0..l - 1)
+        .map(|i| a0[i + 1] - r[i] / 2.0 * a0[i] * a0[i])
+        .collect();
+    // the weights along the trajectory as functions of a_1, evaluated by their recurrence (the
+    // expanded polynomial of degree 2^L − 1 loses every digit for long chains)
+    let weights = |x: f64| -> Vec<f64> {
+        let mut a = Vec::with_capacity(l);
+        a.push(x);
+        for i in 0..l - 1 {
+            let p = a[i];
+            a.push(r[i] / 2.0 * p * p + constants[i]);
+        }
+        a
+    };
+    // an enclosure of g(x) = βP(x) − α over [lo, hi]: a range that excludes 0 holds no root.
+    // By interval arithmetic through the recurrence, of the values and of the slopes
+    // (p_{i+1}' = r_i p_i p_i'), in the mean-value form g(m) + g'([lo, hi])·[lo − m, hi − m]
+    // about the midpoint m — tight near a root, where the plain interval form is not (it
+    // overestimates by about the interval's width, so a double root would be crept up on) —
+    // intersected with the plain form.
+    let through = |x: Iv| -> (Iv, Iv) {
+        let (mut p, mut dp) = (x, Iv::point(1.0));
+        let (mut prod, mut dprod) = (x, Iv::point(1.0));
+        for i in 0..l - 1 {
+            let h = r[i] / 2.0;
+            (p, dp) = (
+                p.square().scale(h).shift(constants[i]),
+                p.mul(dp).scale(r[i]),
+            );
+            (prod, dprod) = (prod.mul(p), dprod.mul(p).add(prod.mul(dp)));
+        }
+        (
+            prod.scale(chain.beta).shift(-chain.alpha),
+            dprod.scale(chain.beta),
+        )
+    };
+    // a bound on the rounding error of evaluating g at x through the recurrence, propagated
+    // to first order: e(p_{i+1}) = |r_i p_i| e(p_i) + ε(|r_i p_i²/2| + |K_i|) (two roundings),
+    // e(P p) = |p| e(P) + |P| e(p) + ε|P p|
+    let rounding = |x: f64| -> f64 {
+        let eps = f64::EPSILON;
+        let (mut p, mut ep) = (x, 0.0f64);
+        let (mut prod, mut eprod) = (x, 0.0f64);
+        for i in 0..l - 1 {
+            let sq = r[i] / 2.0 * p * p;
+            let next = sq + constants[i];
+            ep = (r[i] * p).abs() * ep + 2.0 * eps * (sq.abs() + constants[i].abs() + next.abs());
+            p = next;
+            eprod = p.abs() * eprod + prod.abs() * ep + eps * (prod * p).abs();
+            prod *= p;
+        }
+        chain.beta * eprod + eps * ((chain.beta * prod).abs() + chain.alpha.abs())
+    };
+    let enclose = |lo: f64, hi: f64| -> (f64, f64) {
+        let m = 0.5 * (lo + hi);
+        let (at_m, _) = through(Iv::point(m));
+        let (plain, slope) = through(Iv(lo, hi));
+        let spread = slope.mul(Iv(lo - m, hi - m));
+        let centred = at_m.add(spread);
+        // widened by a bound on the rounding of g(m) (no outward rounding here): the
+        // parabolas' constants cancel against their squares along a long chain, so the
+        // evaluation's own error can be far above one ulp of g; a range that only that error
+        // keeps off 0 is not proven free
+        let slack = 4.0 * rounding(m);
+        if !(centred.0.is_finite() && centred.1.is_finite()) {
+            return (plain.0 - slack, plain.1 + slack);
+        }
+        (
+            plain.0.max(centred.0) - slack,
+            plain.1.min(centred.1) + slack,
+        )
+    };
+    // every real root, where the polynomial is short enough to be solved reliably
+    let roots = if l <= 3 {
+        let mut polys = vec![Poly::x()];
+        for i in 0..l - 1 {
+            let sq = polys[i].mul(&polys[i]);
+            polys.push(sq.scale_add(r[i] / 2.0, constants[i]));
+        }
+        let product = polys.iter().skip(1).fold(polys[0].clone(), |p, q| p.mul(q));
+        product.scale_add(chain.beta, -chain.alpha).real_roots()
+    } else {
+        Vec::new()
+    };
     let x0 = a0[0];
     let limit = if d[0] == 0.0 {
         a0.to_vec()
     } else {
-        let x = first_ahead(&roots, x0, dir)
+        // a_1 moves monotonically (its rate has the sign of α − βP) until βP(a_1) = α: the
+        // first zero of g ahead of a_1(0)
+        let found = first_zero(&enclose, x0, dir)
             .ok_or("no fixed point in the direction of motion: the trajectory diverges")?;
-        let mut limit: Vec<f64> = polys.iter().map(|p| p.eval(x)).collect();
+        // the short polynomials' solver polishes the root the search found (which root is
+        // first is the search's answer)
+        let x = roots
+            .iter()
+            .copied()
+            .min_by(|a, b| (a - found).abs().total_cmp(&(b - found).abs()))
+            .filter(|r| (r - found).abs() <= 1e-6 * found.abs().max(1.0))
+            .unwrap_or(found);
+        let mut limit = weights(x);
         // on βP = α the last weight is α/(β ∏ the others): well conditioned, where the
         // parabola a_L = r a_{L−1}²/2 + K may cancel (K ≈ −r a²/2 for large starts)
         let others: f64 = limit[..l - 1].iter().product();
@@ -123,6 +234,14 @@ pub fn predict_chain(chain: &Chain, a0: &[f64]) -> Result<Prediction, String> {
             limit[l - 1] = last;
         }
         limit
+    };
+    if !limit.iter().all(|v| v.is_finite()) {
+        return Err("the predicted limit is not finite".into());
+    }
+    let roots = if roots.is_empty() {
+        vec![limit[0]]
+    } else {
+        roots
     };
     Ok(Prediction {
         roots,
@@ -222,6 +341,39 @@ fn predict_power(chain: &Chain, a0: &[f64], dir: f64) -> Result<Prediction, Stri
 /// The first sign change of `f` from `x0` in the direction `dir`, by marching outwards with
 /// growing steps and bisecting; `None` beyond |x| = 1e8.
 fn scan(f: impl Fn(f64) -> f64, x0: f64, dir: f64) -> Option<f64> {
+    scan_with(f, x0, dir, 1.2)
+}
+
+/// The first zero of a function from `x0` in the direction `dir`, or none before |x| passes
+/// 1e8, from `enclose(lo, hi)`: a range holding the function's values on [lo, hi]. The search
+/// steps only across intervals whose enclosure excludes 0 — intervals proven to hold no root —
+/// doubling the step after each and halving it when the enclosure may hold 0; it stops where no
+/// step longer than the rounding of x is proven free: the first zero (of any multiplicity), to
+/// within rounding.
+fn first_zero(enclose: impl Fn(f64, f64) -> (f64, f64), x0: f64, dir: f64) -> Option<f64> {
+    let mut x = x0;
+    let mut h = 1e-6 * x0.abs().max(1.0);
+    for _ in 0..10_000_000 {
+        let (lo, hi) = if dir > 0.0 { (x, x + h) } else { (x - h, x) };
+        let (gl, gh) = enclose(lo, hi);
+        if gl > 0.0 || gh < 0.0 {
+            x += dir * h;
+            if x.abs() > 1e8 || !x.is_finite() {
+                return None;
+            }
+            h *= 2.0;
+        } else if h <= 8.0 * f64::EPSILON * x.abs().max(f64::MIN_POSITIVE) {
+            return Some(x);
+        } else {
+            h /= 2.0;
+        }
+    }
+    None
+}
+
+/// [`scan`] with steps growing by `growth` (closer to 1: two roots close together are less
+/// likely to fall between two samples).
+fn scan_with(f: impl Fn(f64) -> f64, x0: f64, dir: f64, growth: f64) -> Option<f64> {
     let (mut lo, f0) = (x0, f(x0));
     if f0 == 0.0 {
         return Some(x0);
@@ -230,7 +382,7 @@ fn scan(f: impl Fn(f64) -> f64, x0: f64, dir: f64) -> Option<f64> {
     let mut hi = lo + dir * h;
     while f(hi).signum() == f0.signum() && f(hi) != 0.0 {
         lo = hi;
-        h *= 1.2;
+        h *= growth;
         hi = lo + dir * h;
         if hi.abs() > 1e8 || !hi.is_finite() {
             return None;

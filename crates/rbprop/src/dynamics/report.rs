@@ -188,11 +188,15 @@ pub fn chain(o: &ChainOptions, out: &mut dyn Write) -> ReportResult<ChainReport>
         "on the line a1 = 0 of fixed points (f'(0) = 0 for μ > 1), reached before any \
          solution of β·f(a1)·a2(a1) = α"
             .to_string()
-    } else if mu == 1.0 {
+    } else if mu == 1.0 && l <= 3 {
         format!(
             "first root reached of a degree-{} polynomial; its real roots: {}",
             (1usize << l) - 1,
             fmt(&p.roots)
+        )
+    } else if mu == 1.0 {
+        format!(
+            "first root of βP(a1) = α reached along the trajectory, P of degree 2^{l} − 1 in a1, each weight from its parabola"
         )
     } else {
         "first solution of β·f(a1)·a2(a1) = α reached along the parabola".to_string()
