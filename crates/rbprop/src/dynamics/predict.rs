@@ -215,7 +215,7 @@ pub fn predict_chain(chain: &Chain, a0: &[f64]) -> Result<Prediction, String> {
     } else {
         // a_1 moves monotonically (its rate has the sign of α − βP) until βP(a_1) = α: the
         // first zero of g ahead of a_1(0)
-        let found = first_zero(&enclose, x0, dir)
+        let found = first_zero(enclose, x0, dir)
             .ok_or("no fixed point in the direction of motion: the trajectory diverges")?;
         // the short polynomials' solver polishes the root the search found (which root is
         // first is the search's answer)
