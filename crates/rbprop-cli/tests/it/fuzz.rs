@@ -532,3 +532,109 @@ fn checkpoints_never_panic_or_hang() {
     }
     run_all(out);
 }
+
+/// Every run directory under `root` (holding a `config.toml`), relative to `root`.
+fn run_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![root.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                todo.push(p);
+            } else if p.file_name().is_some_and(|n| n == "config.toml") {
+                out.push(d.strip_prefix(root).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `rbp reproduce` of a grid, solo and as ensembles, killed (SIGKILL) at seeded random moments
+/// and started again until it finishes: every run ends with the metrics and checkpoint tensors of
+/// an uninterrupted grid, and no temporary file of a killed writer is left in any run directory.
+#[test]
+fn reproduce_killed_at_random_resumes_to_the_same_results() {
+    use super::determinism::{results, tensors};
+    let smoke = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/smoke/table1.toml"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    let o = Command::new(env!("CARGO_BIN_EXE_rbp"))
+        .args([
+            "reproduce",
+            smoke,
+            "--results",
+            whole.to_str().unwrap(),
+            "--jobs",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mut rng = ChaCha8Rng::seed_from_u64(28);
+    for (k, extra) in [vec!["--jobs", "2"], vec!["--ensemble", "8", "--jobs", "1"]]
+        .into_iter()
+        .enumerate()
+    {
+        let killed = tmp.path().join(format!("killed-{k}"));
+        let mut kills = 0;
+        let start = Instant::now();
+        loop {
+            assert!(
+                start.elapsed() < Duration::from_secs(300),
+                "{extra:?}: no end"
+            );
+            let mut child = Command::new(env!("CARGO_BIN_EXE_rbp"))
+                .args(["reproduce", smoke, "--results", killed.to_str().unwrap()])
+                .args(&extra)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let wait = Duration::from_millis(rng.random_range(10..250));
+            let until = Instant::now() + wait;
+            let mut done = None;
+            while Instant::now() < until {
+                if let Some(s) = child.try_wait().unwrap() {
+                    done = Some(s);
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            match done {
+                Some(s) => {
+                    assert!(s.success(), "{extra:?}: {s}");
+                    break;
+                }
+                None if kills < 6 => {
+                    child.kill().unwrap();
+                    child.wait().unwrap();
+                    kills += 1;
+                }
+                None => {
+                    assert!(child.wait().unwrap().success(), "{extra:?}");
+                    break;
+                }
+            }
+        }
+        let runs = run_dirs(&whole);
+        assert_eq!(runs.len(), 14);
+        assert_eq!(run_dirs(&killed), runs, "{extra:?}");
+        for r in &runs {
+            let (a, b) = (whole.join(r), killed.join(r));
+            assert_eq!(results(&a), results(&b), "{extra:?} {}", r.display());
+            assert!(tensors(&a) == tensors(&b), "{extra:?} {}", r.display());
+            let stale: Vec<_> = std::fs::read_dir(&b)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".tmp"))
+                .collect();
+            assert!(stale.is_empty(), "{extra:?} {}: {stale:?}", r.display());
+        }
+    }
+}
