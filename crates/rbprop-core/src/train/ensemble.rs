@@ -25,8 +25,6 @@ use crate::data::augment::Augment;
 use crate::kernels::loss::BatchLoss;
 use crate::kernels::matmul::{self, Mat};
 use crate::model::{Activations, Kind, Net};
-use crate::rng;
-use rand::seq::SliceRandom;
 use rayon::prelude::*;
 use std::ops::ControlFlow;
 
@@ -272,30 +270,15 @@ impl Ensemble {
         augment: Augment,
         mut progress: impl FnMut(usize, &[bool]) -> ControlFlow<()>,
     ) -> Vec<Option<EpochStats>> {
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        order.shuffle(&mut rng::stream(seed, &format!("shuffle/epoch{epoch}")));
-        let mut aug_rng = rng::stream(seed, &format!("augment/epoch{epoch}"));
-        let mut scratch = vec![0.0; data.dim];
-        let mut x = Vec::with_capacity(batch * data.dim);
-        let mut y = Vec::with_capacity(batch);
+        let mut batches = super::Minibatches::new(data, batch, seed, epoch, augment);
         let k = members.len();
         let mut totals = vec![BatchLoss::default(); k];
         let mut counted = vec![0usize; k];
         let mut live = vec![true; k];
         let mut interrupted = false;
         let mut done = 0;
-        for chunk in order.chunks(batch) {
-            x.clear();
-            y.clear();
-            for &i in chunk {
-                if augment.active() {
-                    augment.apply(data.image(i), &mut scratch, data.shape, &mut aug_rng);
-                    x.extend_from_slice(&scratch);
-                } else {
-                    x.extend_from_slice(data.image(i));
-                }
-                y.push(data.labels[i]);
-            }
+        while let Some((x, y)) = batches.next_batch() {
+            let n = y.len();
             let stepping: Vec<usize> = (0..k).filter(|&m| live[m]).collect();
             let mut trainers: Vec<&mut Trainer> = members
                 .iter_mut()
@@ -303,10 +286,10 @@ impl Ensemble {
                 .filter(|(_, l)| **l)
                 .map(|(t, _)| &mut **t)
                 .collect();
-            let losses = self.step_inner(&mut trainers, &x, &y, true);
+            let losses = self.step_inner(&mut trainers, x, y, true);
             for (&m, loss) in stepping.iter().zip(losses) {
                 totals[m].add(loss);
-                counted[m] += chunk.len();
+                counted[m] += n;
                 if !loss.loss_sum.is_finite() {
                     live[m] = false;
                 }
@@ -315,7 +298,7 @@ impl Ensemble {
                 // the next step has other members
                 self.give_back(&mut trainers);
             }
-            done += chunk.len();
+            done += n;
             let flow = progress(done, &live);
             if live.iter().all(|l| !l) {
                 break;

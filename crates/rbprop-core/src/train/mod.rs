@@ -19,7 +19,7 @@ use rand::seq::SliceRandom;
 use std::ops::ControlFlow;
 
 mod ensemble;
-pub use ensemble::{Ensemble, evaluate_together};
+pub use ensemble::{Ensemble, Epilogue, evaluate_together};
 
 /// Stochastic gradient descent with per-update decay and optional momentum.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -283,12 +283,7 @@ impl<B: Backend> Trainer<B> {
         augment: Augment,
         mut progress: impl FnMut(usize) -> ControlFlow<()>,
     ) -> Option<EpochStats> {
-        let mut order: Vec<usize> = (0..data.len()).collect();
-        order.shuffle(&mut rng::stream(seed, &format!("shuffle/epoch{epoch}")));
-        let mut aug_rng = rng::stream(seed, &format!("augment/epoch{epoch}"));
-        let mut scratch = vec![0.0; data.dim];
-        let mut x = Vec::with_capacity(batch * data.dim);
-        let mut y = Vec::with_capacity(batch);
+        let mut batches = Minibatches::new(data, batch, seed, epoch, augment);
         let mut total = BatchLoss::default();
         // losses not read yet, with their batch sizes
         let mut kept: Vec<(B::Loss, usize)> = Vec::new();
@@ -306,23 +301,13 @@ impl<B: Backend> Trainer<B> {
             false
         };
         let mut done = 0;
-        for chunk in order.chunks(batch) {
-            x.clear();
-            y.clear();
-            for &i in chunk {
-                if augment.active() {
-                    augment.apply(data.image(i), &mut scratch, data.shape, &mut aug_rng);
-                    x.extend_from_slice(&scratch);
-                } else {
-                    x.extend_from_slice(data.image(i));
-                }
-                y.push(data.labels[i]);
-            }
-            kept.push((self.step_kept(&x, &y), chunk.len()));
+        while let Some((x, y)) = batches.next_batch() {
+            let n = y.len();
+            kept.push((self.step_kept(x, y), n));
             if kept.len() >= B::LOSS_READ_INTERVAL {
                 diverged = read(&mut kept, &mut total);
             }
-            done += chunk.len();
+            done += n;
             let flow = progress(done);
             if diverged {
                 break;
@@ -349,6 +334,63 @@ impl<B: Backend> Trainer<B> {
     /// Mean loss and accuracy of the current net on `data` (no learning).
     pub fn evaluate(&self, data: &Dataset) -> EpochStats {
         evaluate(&self.net, data)
+    }
+}
+
+/// The minibatches of one epoch over a dataset: its examples in the order of stream
+/// `shuffle/epoch{epoch}` of `seed`, `batch` at a time (the last one shorter), each augmented
+/// from stream `augment/epoch{epoch}` when `augment` is active. A solo run and an ensemble's
+/// members read the same ones for the same seed.
+pub struct Minibatches<'d> {
+    data: &'d Dataset,
+    order: Vec<usize>,
+    batch: usize,
+    next: usize,
+    augment: Augment,
+    aug_rng: rng::Rng,
+    scratch: Vec<f32>,
+    x: Vec<f32>,
+    y: Vec<u8>,
+}
+
+impl<'d> Minibatches<'d> {
+    pub fn new(data: &'d Dataset, batch: usize, seed: u64, epoch: usize, augment: Augment) -> Self {
+        let mut order: Vec<usize> = (0..data.len()).collect();
+        order.shuffle(&mut rng::stream(seed, &format!("shuffle/epoch{epoch}")));
+        Minibatches {
+            data,
+            order,
+            batch,
+            next: 0,
+            augment,
+            aug_rng: rng::stream(seed, &format!("augment/epoch{epoch}")),
+            scratch: vec![0.0; data.dim],
+            x: Vec::with_capacity(batch * data.dim),
+            y: Vec::with_capacity(batch),
+        }
+    }
+
+    /// The next minibatch (`batch × dim` inputs, their labels), or none at the epoch's end.
+    pub fn next_batch(&mut self) -> Option<(&[f32], &[u8])> {
+        if self.next >= self.order.len() {
+            return None;
+        }
+        let end = (self.next + self.batch).min(self.order.len());
+        let data = self.data;
+        self.x.clear();
+        self.y.clear();
+        for &i in &self.order[self.next..end] {
+            if self.augment.active() {
+                let (scratch, rng) = (&mut self.scratch, &mut self.aug_rng);
+                self.augment.apply(data.image(i), scratch, data.shape, rng);
+                self.x.extend_from_slice(scratch);
+            } else {
+                self.x.extend_from_slice(data.image(i));
+            }
+            self.y.push(data.labels[i]);
+        }
+        self.next = end;
+        Some((&self.x, &self.y))
     }
 }
 
