@@ -638,3 +638,70 @@ fn reproduce_killed_at_random_resumes_to_the_same_results() {
         }
     }
 }
+
+/// Sweeps of random sizes — a few lists whose product of lengths is anything from one cell to
+/// far beyond what an experiment may hold — through `--status` and `--print-config`: each ends in
+/// time, with the grid's count or the refusal naming it, never an abort, a panic or a hang.
+#[test]
+fn sweeps_of_any_size_end_in_time() {
+    let root = tempfile::tempdir().unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(32);
+    let mut out = Vec::new();
+    for i in 0..cases(16) {
+        // 1 to 4 swept settings, each list 1 to 10^4 long (up to 10^16 cells)
+        let mut lists = Vec::new();
+        let mut cells: f64 = 1.0;
+        for key in ["lr", "batch", "seed_note", "decay"]
+            .iter()
+            .take(rng.random_range(1..=4))
+        {
+            let n: usize = 10f64.powf(rng.random_range(0.0..4.0)) as usize + 1;
+            cells *= n as f64;
+            let values: Vec<String> = match *key {
+                "lr" => (1..=n).map(|k| format!("{}", k as f64 * 1e-4)).collect(),
+                "batch" => (1..=n).map(|k| k.to_string()).collect(),
+                "decay" => (1..=n).map(|k| format!("{}", k as f64 * 1e-7)).collect(),
+                // a channel list stands in for a third numeric axis
+                _ => ["bp", "rbp", "srbp"]
+                    .iter()
+                    .take(n.min(3))
+                    .map(|c| format!("\"{c}\""))
+                    .collect(),
+            };
+            let key = if *key == "seed_note" { "channel" } else { key };
+            lists.push(format!("{key} = [{}]", values.join(", ")));
+        }
+        // grids that expand but take seconds (2·10^5 to 10^6 runs) are left to the bench
+        if cells > 1e5 && cells * 2.0 <= 1e6 {
+            continue;
+        }
+        let file = root.path().join(format!("sweep{i}.toml"));
+        std::fs::write(
+            &file,
+            format!(
+                "name = \"sweep{i}\"\ndataset = \"x\"\ndata = \"embedded:fashion-mnist-subset\"\nseeds = [1, 2]\n[train]\nepochs = 1\n[[variant]]\n{}\n",
+                lists.join("\n")
+            ),
+        )
+        .unwrap();
+        let results = root.path().join(format!("results{i}"));
+        // printing every config of a large grid is slow by its size, not by the expansion:
+        // print them only for small grids
+        let print = if cells <= 2e4 {
+            "--print-config"
+        } else {
+            "--status"
+        };
+        out.push(Case {
+            label: format!("sweep case {i}, {cells:e} cells ({})", file.display()),
+            args: args(&[
+                "reproduce",
+                file.to_str().unwrap(),
+                "--results",
+                results.to_str().unwrap(),
+                print,
+            ]),
+        });
+    }
+    run_all(out);
+}

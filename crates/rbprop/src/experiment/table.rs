@@ -14,6 +14,8 @@
 use super::results::{self, Record, group_key, value_text};
 use crate::error::Result;
 use serde_json::Value;
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 /// The row order of the paper's Table 1 (prefixes; e.g. "sparse n=2" sorts with "sparse").
@@ -134,32 +136,45 @@ pub fn cells(records: &[Record]) -> Vec<Cell> {
         key: Key,
         members: Vec<usize>,
     }
+    type Place = (String, String, String);
+    // keys compared through their text (the values are JSON, whose text is canonical), so that
+    // every lookup below is a hash lookup: the table is linear in the runs
+    let text = |k: &Key| serde_json::to_string(k).expect("a key serializes");
     let place = |r: &Record| (r.dataset.clone(), r.run.row.clone(), r.run.column.clone());
     let declared: Vec<Key> = records.iter().map(|r| group_key(&r.run.config)).collect();
+    let declared_text: Vec<String> = declared.iter().map(text).collect();
     let mut groups: Vec<Group> = Vec::new();
+    let mut index: HashMap<(Place, String), usize> = HashMap::new();
     for (i, r) in records.iter().enumerate() {
         if r.metrics.is_empty() {
             continue;
         }
         let (p, key) = (place(r), group_key(r.settings()));
-        match groups.iter_mut().find(|g| g.place == p && g.key == key) {
-            Some(g) => g.members.push(i),
-            None => groups.push(Group {
-                place: p,
-                key,
-                members: vec![i],
-            }),
+        match index.entry((p.clone(), text(&key))) {
+            Entry::Occupied(e) => groups[*e.get()].members.push(i),
+            Entry::Vacant(e) => {
+                e.insert(groups.len());
+                groups.push(Group {
+                    place: p,
+                    key,
+                    members: vec![i],
+                });
+            }
         }
     }
-    // declared runs alike to no run with results: missing cells
+    // declared runs alike to no run with results: missing cells. A run is covered where a group
+    // of its place has a member declared alike, or is a missing cell of its declared settings.
+    let mut covered: HashSet<(Place, String)> = groups
+        .iter()
+        .flat_map(|g| {
+            g.members
+                .iter()
+                .map(|&m| (g.place.clone(), declared_text[m].clone()))
+        })
+        .collect();
     for (i, r) in records.iter().enumerate() {
         let p = place(r);
-        let covered = groups.iter().any(|g| {
-            g.place == p
-                && (g.members.iter().any(|&m| declared[m] == declared[i])
-                    || (g.members.is_empty() && g.key == declared[i]))
-        });
-        if !covered {
+        if covered.insert((p.clone(), declared_text[i].clone())) {
             groups.push(Group {
                 place: p,
                 key: declared[i].clone(),
@@ -171,55 +186,62 @@ pub fn cells(records: &[Record]) -> Vec<Cell> {
     let get = |g: &Group, k: &str| -> Option<Value> {
         g.key.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
     };
-    let mut telling: Vec<(String, Vec<String>)> = Vec::new();
+    let mut at_place: HashMap<&Place, Vec<usize>> = HashMap::new();
+    for (a, g) in groups.iter().enumerate() {
+        at_place.entry(&g.place).or_default().push(a);
+    }
+    let mut telling: HashMap<String, Vec<String>> = HashMap::new();
     for (a, ga) in groups.iter().enumerate() {
-        for gb in groups[a + 1..].iter().filter(|gb| gb.place == ga.place) {
-            let row = &ga.place.1;
-            let idx = telling
-                .iter()
-                .position(|(r, _)| r == row)
-                .unwrap_or_else(|| {
-                    telling.push((row.clone(), vec![]));
-                    telling.len() - 1
-                });
+        for &b in at_place[&ga.place].iter().filter(|&&b| b > a) {
+            let gb = &groups[b];
+            let keys = telling.entry(ga.place.1.clone()).or_default();
             for (k, _) in ga.key.iter().chain(&gb.key) {
-                if get(ga, k) != get(gb, k) && !telling[idx].1.contains(k) {
-                    telling[idx].1.push(k.clone());
+                if get(ga, k) != get(gb, k) && !keys.contains(k) {
+                    keys.push(k.clone());
                 }
             }
         }
     }
-    for (_, keys) in &mut telling {
+    for keys in telling.values_mut() {
         keys.sort();
+    }
+    // the seeds declared for each place and settings
+    let mut seeds_of: HashMap<(Place, &str), Vec<u64>> = HashMap::new();
+    for (i, r) in records.iter().enumerate() {
+        seeds_of
+            .entry((place(r), declared_text[i].as_str()))
+            .or_default()
+            .push(r.run.seed);
     }
     groups
         .iter()
         .map(|g| {
             let (dataset, row, column) = g.place.clone();
-            let label =
-                telling
-                    .iter()
-                    .find(|(r, _)| *r == row)
-                    .map_or(String::new(), |(_, keys)| {
-                        keys.iter()
-                            .map(|k| {
-                                let v = get(g, k);
-                                format!("{k}={}", v.map_or("none".into(), |v| value_text(&v)))
-                            })
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    });
+            let label = telling.get(&row).map_or(String::new(), |keys| {
+                keys.iter()
+                    .map(|k| {
+                        let v = get(g, k);
+                        format!("{k}={}", v.map_or("none".into(), |v| value_text(&v)))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            });
             // the seeds declared alike to this cell's runs
-            let asked: Vec<&Key> = if g.members.is_empty() {
-                vec![&g.key]
+            let mut asked: Vec<String> = if g.members.is_empty() {
+                vec![text(&g.key)]
             } else {
-                g.members.iter().map(|&m| &declared[m]).collect()
+                g.members
+                    .iter()
+                    .map(|&m| declared_text[m].clone())
+                    .collect()
             };
-            let mut seeds_declared: Vec<u64> = records
+            asked.sort_unstable();
+            asked.dedup();
+            let mut seeds_declared: Vec<u64> = asked
                 .iter()
-                .enumerate()
-                .filter(|(i, r)| place(r) == g.place && asked.contains(&&declared[*i]))
-                .map(|(_, r)| r.run.seed)
+                .filter_map(|k| seeds_of.get(&(g.place.clone(), k.as_str())))
+                .flatten()
+                .copied()
                 .collect();
             seeds_declared.sort_unstable();
             seeds_declared.dedup();
@@ -283,14 +305,18 @@ pub fn render(cells: &[Cell]) -> (String, String) {
     // a mean of 3 seeds beside one of 5: every cell says how many it has
     let mixed = cells.iter().any(|c| c.declared != cells[0].declared);
     let mut rows: Vec<(String, String)> = Vec::new();
+    let mut seen_rows: HashSet<(&str, &str)> = HashSet::new();
+    // each cell by its place, for the lookups below (linear in the cells)
+    let mut at: HashMap<(&str, &str, &str, &str), &Cell> = HashMap::new();
     for c in cells {
         if !datasets.contains(&c.dataset) {
             datasets.push(c.dataset.clone());
         }
-        let r = (c.row.clone(), c.label.clone());
-        if !rows.contains(&r) {
-            rows.push(r);
+        if seen_rows.insert((&c.row, &c.label)) {
+            rows.push((c.row.clone(), c.label.clone()));
         }
+        at.entry((&c.dataset, &c.row, &c.label, &c.column))
+            .or_insert(c);
     }
     rows.sort_by_key(|r| row_rank(&r.0));
     let mut columns: Vec<String> = vec!["BP".into(), "RBP".into(), "SRBP".into()];
@@ -316,9 +342,7 @@ pub fn render(cells: &[Cell]) -> (String, String) {
         };
         for d in &datasets {
             for col in &columns {
-                let cell = cells.iter().find(|c| {
-                    &c.dataset == d && &c.row == r && &c.label == label && &c.column == col
-                });
+                let cell = at.get(&(d.as_str(), r.as_str(), label.as_str(), col.as_str()));
                 let text = cell.map_or("n/a".to_string(), |c| c.text(mixed));
                 line += &format!(" {text} |");
             }
