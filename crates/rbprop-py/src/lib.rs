@@ -38,6 +38,7 @@ fn _rbprop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("DivergedError", m.py().get_type::<DivergedError>())?;
     m.add_class::<net::Net>()?;
     m.add_class::<net::FitIter>()?;
+    m.add_function(pyo3::wrap_pyfunction!(net::fit_together, m)?)?;
     functions::register(m)?;
     Ok(())
 }

@@ -781,3 +781,149 @@ impl FitIter {
         self.remaining
     }
 }
+
+/// fit_together(nets, X, y, *, epochs=None, validation=None) -> list[list[dict]]
+///
+/// Trains several nets at once on the same examples, as one ensemble on the CPU: the nets read
+/// the same minibatches (they must share `seed`, `batch`, `translate`, `flip` and `threads`, and
+/// have done the same number of epochs), layer 0's products are computed once for all of them,
+/// and each net ends exactly as its own `fit` would leave it, to the bit. `epochs` defaults to
+/// the first net's `epochs` setting; `validation=(X_test, y_test)` as in `fit`. Returns each
+/// net's new epochs' metrics, in the order of `nets`. A net whose loss stops being finite raises
+/// `DivergedError` after the epoch (the other nets keep that epoch); Ctrl-C stops between two
+/// updates (KeyboardInterrupt).
+#[pyfunction]
+#[pyo3(signature = (nets, x, y, *, epochs=None, validation=None))]
+pub fn fit_together<'py>(
+    py: Python<'py>,
+    nets: Vec<Bound<'py, Net>>,
+    x: &Bound<'py, PyAny>,
+    y: &Bound<'py, PyAny>,
+    epochs: Option<usize>,
+    validation: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyList>> {
+    if nets.is_empty() {
+        return Err(PyValueError::new_err("fit_together: nets is empty"));
+    }
+    let mut refs: Vec<PyRefMut<'py, Net>> = Vec::new();
+    for (i, n) in nets.iter().enumerate() {
+        refs.push(n.try_borrow_mut().map_err(|_| {
+            PyValueError::new_err(format!(
+                "fit_together: nets[{i}] is given twice (or is in use); each net once"
+            ))
+        })?);
+    }
+    for (i, n) in refs.iter().enumerate() {
+        let first = &refs[0];
+        let why = if n.config.device != Device::Cpu {
+            Some("it is on the GPU (ensembles train on the CPU)".to_string())
+        } else if (n.input, n.classes) != (first.input, first.classes) {
+            Some("its input shape or classes differ from nets[0]'s".into())
+        } else if n.history.len() != first.history.len() {
+            Some(format!(
+                "it has done {} epochs and nets[0] {}: the nets must be at the same epoch",
+                n.history.len(),
+                first.history.len()
+            ))
+        } else {
+            rbprop::run::ensemble::incompatible(&first.config, &n.config)
+                .map(|w| format!("{w} from nets[0]'s"))
+        };
+        if let Some(why) = why {
+            return Err(PyValueError::new_err(format!(
+                "fit_together: nets[{i}] cannot train with the others: {why}"
+            )));
+        }
+    }
+    let (train, test) = refs[0].fit_data(x, y, validation)?;
+    let per_net: Vec<Bound<'py, PyList>> = refs.iter().map(|_| PyList::empty(py)).collect();
+    let config = refs[0].config.clone();
+    let augment = Augment {
+        translate: config.translate,
+        flip: config.flip,
+    };
+    if augment.active() && train.shape.1 < 2 {
+        return Err(PyValueError::new_err(
+            "translate/flip: augmentation needs image inputs (input_shape (C, H, W))",
+        ));
+    }
+    let pool = pool(config.threads)?;
+    let mut ensemble = rbprop::train::Ensemble::new();
+    for _ in 0..epochs.unwrap_or(config.epochs) {
+        let epoch = refs[0].history.len() + 1;
+        let mut trainers: Vec<&mut Trainer> = refs.iter_mut().map(|r| r.host()).collect();
+        let (train, test, ensemble) = (&train, test.as_ref(), &mut ensemble);
+        let out = interruptible(py, |stop| {
+            pool.install(|| {
+                let clock = Instant::now();
+                let stats = ensemble.epoch(
+                    &mut trainers,
+                    train,
+                    config.batch,
+                    config.seed,
+                    epoch,
+                    augment,
+                    |_, _| {
+                        if stop.load(Ordering::SeqCst) {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    },
+                );
+                let seconds = clock.elapsed().as_secs_f64();
+                let nets: Vec<&rbprop::model::Net> = trainers.iter().map(|t| &t.net).collect();
+                let tested = test.map(|d| ensemble.evaluate(&nets, d));
+                (stats, tested, seconds)
+            })
+        })?;
+        let (stats, tested, seconds) = out;
+        let mut diverged = None;
+        let mut interrupted = None;
+        for (k, r) in refs.iter_mut().enumerate() {
+            let Some(s) = stats[k] else {
+                interrupted.get_or_insert((epoch, r.step_count()));
+                continue;
+            };
+            let t = tested.as_ref().map(|v| v[k]);
+            let layers = r
+                .config
+                .diagnostics
+                .then(|| rbprop::run::probe(&r.trainer, train));
+            let m = EpochMetrics {
+                epoch,
+                train_loss: s.loss,
+                train_acc: s.acc,
+                test_loss: t.map_or(f64::NAN, |s| s.loss),
+                test_acc: t.map_or(f64::NAN, |s| s.acc),
+                lr: r.trainer.rate(),
+                steps: r.trainer.step,
+                seconds,
+                layers,
+            };
+            let bad = std::iter::once(m.train_loss)
+                .chain(t.map(|s| s.loss))
+                .find(|l| !l.is_finite());
+            if let Some(loss) = bad {
+                diverged.get_or_insert((k, epoch, r.trainer.step, loss));
+                continue;
+            }
+            per_net[k].append(to_py(py, &m)?)?;
+            r.history.push(m);
+        }
+        if let Some((epoch, step)) = interrupted {
+            return Err(py_err(rbprop::Error::Interrupted { epoch, step }));
+        }
+        if let Some((k, epoch, step, loss)) = diverged {
+            let e = py_err(rbprop::Error::Diverged { epoch, step, loss });
+            return Err(diverged_net(py, e, k));
+        }
+    }
+    PyList::new(py, per_net)
+}
+
+/// The `DivergedError` of [`fit_together`], its message prefixed by the net's index.
+fn diverged_net(py: Python<'_>, e: PyErr, k: usize) -> PyErr {
+    let text = e.value(py).to_string();
+    crate::DivergedError::new_err(format!("nets[{k}]: {text}"))
+}

@@ -135,6 +135,31 @@ def test_train_on_embedded_data_and_arrays(tmp_path):
     assert again.config["data"] == "arrays"
 
 
+def test_fit_together_gives_each_net_its_solo_fit():
+    X, y, Xt, yt = rbprop.load_data()
+    X, y = X[:1500], y[:1500]
+    make = lambda ch: rbprop.Net([784, 24, 16, 10], channel=ch, seed=3, batch=50)
+    channels = ["bp", "rbp", "srbp", "top"]
+    alone = [make(ch) for ch in channels]
+    for net in alone:
+        net.fit(X, y, epochs=2, validation=(Xt, yt))
+    together = [make(ch) for ch in channels]
+    out = rbprop.fit_together(together, X, y, epochs=2, validation=(Xt, yt))
+    assert [len(o) for o in out] == [2] * len(channels)
+    for a, b, o in zip(alone, together, out):
+        for wa, wb in zip(a.weights, b.weights):
+            assert np.array_equal(wa, wb)
+        strip = lambda h: [{k: v for k, v in m.items() if k != "seconds"} for m in h]
+        assert strip(a.history) == strip(b.history) == strip(o)
+    # nets that cannot share the minibatches are refused by index
+    other = rbprop.Net([784, 24, 16, 10], channel="bp", seed=4, batch=50)
+    with pytest.raises(ValueError, match=r"nets\[1\].*seed"):
+        rbprop.fit_together([make("bp"), other], X, y, epochs=1)
+    net = make("bp")
+    with pytest.raises(ValueError, match="twice"):
+        rbprop.fit_together([net, net], X, y, epochs=1)
+
+
 def test_reproduce_results_and_table(tmp_path):
     df = rbprop.reproduce(REPO / "configs" / "smoke" / "table1.toml", tmp_path, jobs=2)
     assert isinstance(df, pd.DataFrame)

@@ -78,6 +78,14 @@ class FitIter(Iterator[Dict[str, Any]]):
     def __len__(self) -> int: ...
 
 def channels() -> List[Dict[str, Any]]: ...
+def fit_together(
+    nets: List[Net],
+    x: _Array,
+    y: _Array,
+    *,
+    epochs: Optional[int] = None,
+    validation: Optional[Tuple[_Array, _Array]] = None,
+) -> List[List[Dict[str, Any]]]: ...
 def load(path: _Path) -> Net: ...
 def load_data(
     source: Optional[str] = None,
