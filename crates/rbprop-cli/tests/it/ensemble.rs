@@ -76,15 +76,15 @@ fn every_family() -> Vec<TrainConfig> {
     out
 }
 
-/// Trains each config alone into `root/solo-k`, then all of them as one ensemble into
-/// `root/ens-k`, and asserts that every member's files equal its solo run's.
-fn solo_and_together(configs: &[TrainConfig], split: &Split, root: &Path) {
-    for (k, c) in configs.iter().enumerate() {
-        run::run(c, split, Some(&root.join(format!("solo-{k}"))), &mut Silent)
-            .unwrap_or_else(|e| panic!("{}: {e}", c.channel));
-    }
-    let locks: Vec<_> = (0..configs.len())
-        .map(|k| RunDir::new(root.join(format!("ens-{k}"))).lock().unwrap())
+/// Trains `configs` as one ensemble into `dirs` (each locked for the run), silently.
+fn together(
+    configs: &[&TrainConfig],
+    dirs: &[std::path::PathBuf],
+    split: &Split,
+) -> Vec<rbprop::Result<Vec<rbprop::run::EpochMetrics>>> {
+    let locks: Vec<_> = dirs
+        .iter()
+        .map(|d| RunDir::new(d).lock().unwrap())
         .collect();
     let mut observers: Vec<Silent> = configs.iter().map(|_| Silent).collect();
     let members = configs
@@ -97,10 +97,23 @@ fn solo_and_together(configs: &[TrainConfig], split: &Split, root: &Path) {
             observer,
         })
         .collect();
-    for (c, r) in configs.iter().zip(run_together(members, split)) {
+    run_together(members, split)
+}
+
+/// Trains each config alone into `root/solo-k`, then all of them as one ensemble into
+/// `root/ens-k`, and asserts that every member's files equal its solo run's.
+fn solo_and_together(configs: &[TrainConfig], split: &Split, root: &Path) {
+    for (k, c) in configs.iter().enumerate() {
+        run::run(c, split, Some(&root.join(format!("solo-{k}"))), &mut Silent)
+            .unwrap_or_else(|e| panic!("{}: {e}", c.channel));
+    }
+    let dirs: Vec<_> = (0..configs.len())
+        .map(|k| root.join(format!("ens-{k}")))
+        .collect();
+    let all: Vec<&TrainConfig> = configs.iter().collect();
+    for (c, r) in configs.iter().zip(together(&all, &dirs, split)) {
         r.unwrap_or_else(|e| panic!("{}: {e}", c.channel));
     }
-    drop(locks);
     for (k, c) in configs.iter().enumerate() {
         let (solo, ens) = (
             root.join(format!("solo-{k}")),
@@ -249,24 +262,11 @@ fn members_resume_apart_and_a_diverging_member_is_dropped() {
         &mut Silent,
     )
     .unwrap();
-    let configs = [&a, &b, &c, &other_seed];
-    let locks: Vec<_> = ["ens-a", "ens-b", "ens-c", "ens-d"]
+    let dirs: Vec<_> = ["ens-a", "ens-b", "ens-c", "ens-d"]
         .iter()
-        .map(|n| RunDir::new(root.join(n)).lock().unwrap())
+        .map(|n| root.join(n))
         .collect();
-    let mut observers: Vec<Silent> = configs.iter().map(|_| Silent).collect();
-    let members = configs
-        .iter()
-        .zip(&locks)
-        .zip(observers.iter_mut())
-        .map(|((config, lock), observer)| Member {
-            config,
-            out: Some(lock),
-            observer,
-        })
-        .collect();
-    let out = run_together(members, &split);
-    drop(locks);
+    let out = together(&[&a, &b, &c, &other_seed], &dirs, &split);
     assert!(out[0].is_ok() && out[1].is_ok(), "{out:?}");
     assert!(
         matches!(out[2], Err(rbprop::Error::Diverged { .. })),
