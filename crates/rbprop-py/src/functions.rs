@@ -81,10 +81,12 @@ fn split(py: Python<'_>, source: &str) -> PyResult<Split> {
 /// load_data(source="embedded:fashion-mnist-subset") -> tuple
 ///
 /// `(X_train, y_train, X_test, y_test)` of a dataset as `rbp train --data` reads it: X float32
-/// `(N, C, H, W)` scaled to [0, 1], y int64 `(N,)`.
+/// `(N, C, H, W)` scaled to [0, 1], y int64 `(N,)`. `source` is a directory (a `str` or any
+/// path-like object, `pathlib.Path` included) or `"embedded:…"`.
 #[pyfunction]
 #[pyo3(signature = (source=None))]
-fn load_data(py: Python<'_>, source: Option<String>) -> PyResult<Bound<'_, PyAny>> {
+fn load_data(py: Python<'_>, source: Option<PathBuf>) -> PyResult<Bound<'_, PyAny>> {
+    let source = source.map(|p| p.to_string_lossy().into_owned());
     let split = split(py, source.as_deref().unwrap_or(rbprop::data::EMBEDDED_NAME))?;
     let arrays = |d: Dataset| -> PyResult<(Bound<'_, PyAny>, Bound<'_, PyAny>)> {
         let (c, h, w) = d.shape;

@@ -160,6 +160,19 @@ def test_fit_together_gives_each_net_its_solo_fit():
         rbprop.fit_together([net, net], X, y, epochs=1)
 
 
+def test_load_data_takes_a_path(tmp_path):
+    import pathlib
+
+    X, y, Xt, yt = rbprop.load_data("embedded:fashion-mnist-subset")
+    assert X.ndim == 4 and len(X) == len(y)
+    # a pathlib.Path is a path like a str: an empty directory is refused with the same error
+    with pytest.raises(OSError) as by_path:
+        rbprop.load_data(pathlib.Path(tmp_path))
+    with pytest.raises(OSError) as by_str:
+        rbprop.load_data(str(tmp_path))
+    assert str(by_path.value) == str(by_str.value)
+
+
 def test_reproduce_results_and_table(tmp_path):
     df = rbprop.reproduce(REPO / "configs" / "smoke" / "table1.toml", tmp_path, jobs=2)
     assert isinstance(df, pd.DataFrame)
