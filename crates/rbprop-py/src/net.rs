@@ -685,12 +685,27 @@ impl Net {
         self.trainer.channel.describe(&self.trainer.net)
     }
 
-    /// save(path)
+    /// save(path, *, overwrite=False)
     ///
     /// Writes the net as a run directory of `rbp train --out`: `config.toml`, `metrics.jsonl`,
     /// `summary.json` and `checkpoint.safetensors` (each atomically). `rbprop.load` reads it
-    /// back; `rbp train --config PATH/config.toml --data DIR --out PATH` continues it.
-    fn save(&mut self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+    /// back; `rbp train --config PATH/config.toml --data DIR --out PATH` continues it. A
+    /// directory that is not empty is refused (`FileExistsError`) unless `overwrite=True`,
+    /// which replaces those four files.
+    #[pyo3(signature = (path, *, overwrite=false))]
+    fn save(&mut self, py: Python<'_>, path: PathBuf, overwrite: bool) -> PyResult<()> {
+        if !overwrite
+            && let Ok(mut entries) = std::fs::read_dir(&path)
+            && let Some(first) = entries.next()
+        {
+            let name = first
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Err(pyo3::exceptions::PyFileExistsError::new_err(format!(
+                "save: {} is not empty (it holds {name}, …); pass overwrite=True to replace the run saved there",
+                path.display()
+            )));
+        }
         let mut config = self.config.clone();
         config.epochs = self.history.len().max(1);
         self.host();
@@ -711,7 +726,10 @@ impl Net {
             } else {
                 "completed"
             };
-            dir.write_summary(status, history, None)
+            dir.write_summary(status, history, None)?;
+            // a saved net is no run in progress: no lock file stays behind
+            let _ = std::fs::remove_file(dir.lock_file());
+            Ok(())
         })
         .map_err(py_err)
     }

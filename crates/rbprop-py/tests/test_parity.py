@@ -112,3 +112,18 @@ def test_net_without_validation_saves_and_loads(tmp_path):
     again = rbprop.load(tmp_path / "run")
     assert again.history == net.history
     assert np.array_equal(again.predict(X[:50]), net.predict(X[:50]))
+
+
+def test_save_refuses_a_non_empty_directory_and_leaves_no_lock(tmp_path):
+    X, y, _, _ = rbprop.load_data()
+    small = rbprop.Net([784, 16, 10], seed=1)
+    small.fit(X[:300], y[:300], epochs=1)
+    small.save(tmp_path / "run")
+    assert not (tmp_path / "run" / "rbp.lock").exists()
+    other = rbprop.Net([784, 32, 10], seed=2)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        other.save(tmp_path / "run")
+    # the first net is still what the directory holds
+    assert rbprop.load(tmp_path / "run").history == small.history
+    other.save(tmp_path / "run", overwrite=True)
+    assert rbprop.load(tmp_path / "run").weights[0].shape == (32, 784)
