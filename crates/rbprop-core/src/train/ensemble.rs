@@ -105,7 +105,7 @@ impl Ensemble {
         assert_eq!(x.len(), batch * n_in, "input batch shape");
         let outs: Vec<usize> = members.iter().map(|t| t.net.layers[0].n_out).collect();
         let total: usize = outs.iter().sum();
-        let offsets = offsets_of(&outs);
+        let starts_all = offsets(&outs);
         // which members leave layer 0's weight product to the wide one
         let deferring: Vec<usize> = (0..members.len())
             .filter(|&m| members[m].first_update_is_product())
@@ -137,7 +137,7 @@ impl Ensemble {
         let wide_out = &self.wide_out;
         let results: Vec<(BatchLoss, Option<(f64, f32)>)> = members
             .par_iter_mut()
-            .zip(&offsets)
+            .zip(&starts_all)
             .enumerate()
             .map(|(m, (t, &off))| {
                 let defer = epilogue.is_some() && deferring.contains(&m);
@@ -161,7 +161,7 @@ impl Ensemble {
         if let Some(epilogue) = epilogue {
             let rows: usize = defer_outs.iter().sum();
             self.wide_delta.resize(batch * rows, 0.0);
-            for (&m, off) in deferring.iter().zip(offsets_of(&defer_outs)) {
+            for (&m, off) in deferring.iter().zip(offsets(&defer_outs)) {
                 let h = outs[m];
                 put_columns(
                     &members[m].deltas[0],
@@ -182,7 +182,7 @@ impl Ensemble {
                 &mut self.wide_grad,
             );
             let grad = &self.wide_grad;
-            let starts = offsets_of(&defer_outs);
+            let starts = offsets(&defer_outs);
             // each deferring member's weights: its slice of the wide operand where it is kept
             // there, its own otherwise
             let mut slices = split_rows(&mut self.wide_w, &outs, n_in);
@@ -330,7 +330,55 @@ impl Ensemble {
     /// [`super::evaluate`]'s, in the same chunks; layer 0's product is shared where the nets
     /// allow it.
     pub fn evaluate(&mut self, nets: &[&Net], data: &Dataset) -> Vec<EpochStats> {
-        evaluate_together(self, nets, data)
+        let dense_first = nets.iter().all(|n| n.layers[0].kind == Kind::Dense);
+        let chunk = if nets[0].is_dense() { 1000 } else { 250 };
+        let same_chunk = nets
+            .iter()
+            .all(|n| (if n.is_dense() { 1000 } else { 250 }) == chunk);
+        if nets.len() < 2 || !dense_first || !same_chunk {
+            return nets.par_iter().map(|n| super::evaluate(n, data)).collect();
+        }
+        let outs: Vec<usize> = nets.iter().map(|n| n.layers[0].n_out).collect();
+        let total: usize = outs.iter().sum();
+        let mut acts: Vec<Activations> = nets.iter().map(|n| Activations::new(n, chunk)).collect();
+        let mut totals = vec![BatchLoss::default(); nets.len()];
+        for start in (0..data.len()).step_by(chunk) {
+            let n = chunk.min(data.len() - start);
+            let x = &data.images[start * data.dim..(start + n) * data.dim];
+            let labels = &data.labels[start..start + n];
+            let shared = self.forward_exact(&outs, data.dim, n);
+            if shared {
+                self.wide_forward(nets, x, n);
+                self.shared_forwards += 1;
+            }
+            let wide_out = &self.wide_out;
+            acts.par_iter_mut()
+                .zip(nets.par_iter())
+                .zip(totals.par_iter_mut())
+                .zip(offsets(&outs))
+                .enumerate()
+                .for_each(|(m, (((a, net), total_m), off))| {
+                    Cpu::write(&mut a.out[0], x);
+                    if shared {
+                        copy_columns(wide_out, total, off, &mut a.out[1], outs[m], n);
+                        net.forward_after_first_product(a, n);
+                    } else {
+                        net.forward(a, n);
+                    }
+                    let classes = net.layers[net.depth() - 1].n_out;
+                    let loss =
+                        Cpu::softmax_cross_entropy(&mut a.out[net.depth()], labels, classes, None);
+                    total_m.add(Cpu::read_loss(&loss));
+                });
+        }
+        totals
+            .into_iter()
+            .map(|total| EpochStats {
+                loss: total.loss_sum / data.len() as f64,
+                acc: total.correct as f64 / data.len() as f64,
+                examples: data.len(),
+            })
+            .collect()
     }
 
     /// `O_0 · [W_0¹ | W_0² | …]ᵀ` of the nets' own weights into `wide_out` (`rows × Σ n_out`),
@@ -378,59 +426,6 @@ impl Ensemble {
     }
 }
 
-/// [`Ensemble::evaluate`].
-pub fn evaluate_together(ens: &mut Ensemble, nets: &[&Net], data: &Dataset) -> Vec<EpochStats> {
-    let dense_first = nets.iter().all(|n| n.layers[0].kind == Kind::Dense);
-    let chunk = if nets[0].is_dense() { 1000 } else { 250 };
-    let same_chunk = nets
-        .iter()
-        .all(|n| (if n.is_dense() { 1000 } else { 250 }) == chunk);
-    if nets.len() < 2 || !dense_first || !same_chunk {
-        return nets.par_iter().map(|n| super::evaluate(n, data)).collect();
-    }
-    let outs: Vec<usize> = nets.iter().map(|n| n.layers[0].n_out).collect();
-    let total: usize = outs.iter().sum();
-    let mut acts: Vec<Activations> = nets.iter().map(|n| Activations::new(n, chunk)).collect();
-    let mut totals = vec![BatchLoss::default(); nets.len()];
-    for start in (0..data.len()).step_by(chunk) {
-        let n = chunk.min(data.len() - start);
-        let x = &data.images[start * data.dim..(start + n) * data.dim];
-        let labels = &data.labels[start..start + n];
-        let shared = ens.forward_exact(&outs, data.dim, n);
-        if shared {
-            ens.wide_forward(nets, x, n);
-            ens.shared_forwards += 1;
-        }
-        let wide_out = &ens.wide_out;
-        acts.par_iter_mut()
-            .zip(nets.par_iter())
-            .zip(totals.par_iter_mut())
-            .zip(offsets(&outs))
-            .enumerate()
-            .for_each(|(m, (((a, net), total_m), off))| {
-                Cpu::write(&mut a.out[0], x);
-                if shared {
-                    copy_columns(wide_out, total, off, &mut a.out[1], outs[m], n);
-                    net.forward_after_first_product(a, n);
-                } else {
-                    net.forward(a, n);
-                }
-                let classes = net.layers[net.depth() - 1].n_out;
-                let loss =
-                    Cpu::softmax_cross_entropy(&mut a.out[net.depth()], labels, classes, None);
-                total_m.add(Cpu::read_loss(&loss));
-            });
-    }
-    totals
-        .into_iter()
-        .map(|total| EpochStats {
-            loss: total.loss_sum / data.len() as f64,
-            acc: total.correct as f64 / data.len() as f64,
-            examples: data.len(),
-        })
-        .collect()
-}
-
 impl Trainer {
     /// Layer 0's weight update deferred by [`Trainer::update`], from the plain sums
     /// `g = δ_0ᵀ · O_0` (`n_out × n_in`) of the shared product: weight decay, then
@@ -473,10 +468,6 @@ impl Trainer {
 
 /// Where each member's block starts in a wide product of these widths.
 fn offsets(outs: &[usize]) -> Vec<usize> {
-    offsets_of(outs)
-}
-
-fn offsets_of(outs: &[usize]) -> Vec<usize> {
     outs.iter()
         .scan(0, |acc, &h| {
             let off = *acc;
@@ -594,7 +585,7 @@ fn probe_forward(outs: &[usize], n_in: usize, rows: usize) -> bool {
         &mut wide,
     );
     let mut solo_cols = vec![0.0; 0];
-    offsets_of(outs).into_iter().zip(outs).all(|(off, &h)| {
+    offsets(outs).into_iter().zip(outs).all(|(off, &h)| {
         let mut solo = vec![0.0; rows * h];
         let wm = &w[off * n_in..(off + h) * n_in];
         matmul::gemm(
@@ -632,7 +623,7 @@ fn probe_update(outs: &[usize], n_in: usize, batch: usize) -> Option<Epilogue> {
     let alpha = -0.0137_f32;
     // each member's solo update from the same values, for β = 1 and β = 0.9
     let mut cases = Vec::new();
-    for (off, &h) in offsets_of(outs).into_iter().zip(outs) {
+    for (off, &h) in offsets(outs).into_iter().zip(outs) {
         let mut delta = vec![0.0; batch * h];
         copy_columns(&wide_delta, total, off, &mut delta, h, batch);
         for (salt, beta) in [(5, 1.0_f32), (6, 0.9)] {

@@ -19,7 +19,7 @@ use rand::seq::SliceRandom;
 use std::ops::ControlFlow;
 
 mod ensemble;
-pub use ensemble::{Ensemble, Epilogue, evaluate_together};
+pub use ensemble::{Ensemble, Epilogue};
 
 /// Stochastic gradient descent with per-update decay and optional momentum.
 #[derive(Clone, Copy, Debug, PartialEq)]

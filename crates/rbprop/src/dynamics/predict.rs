@@ -338,12 +338,6 @@ fn predict_power(chain: &Chain, a0: &[f64], dir: f64) -> Result<Prediction, Stri
     })
 }
 
-/// The first sign change of `f` from `x0` in the direction `dir`, by marching outwards with
-/// growing steps and bisecting; `None` beyond |x| = 1e8.
-fn scan(f: impl Fn(f64) -> f64, x0: f64, dir: f64) -> Option<f64> {
-    scan_with(f, x0, dir, 1.2)
-}
-
 /// The first zero of a function from `x0` in the direction `dir`, or none before |x| passes
 /// 1e8, from `enclose(lo, hi)`: a range holding the function's values on [lo, hi]. The search
 /// steps only across intervals whose enclosure excludes 0 — intervals proven to hold no root —
@@ -371,9 +365,9 @@ fn first_zero(enclose: impl Fn(f64, f64) -> (f64, f64), x0: f64, dir: f64) -> Op
     None
 }
 
-/// [`scan`] with steps growing by `growth` (closer to 1: two roots close together are less
-/// likely to fall between two samples).
-fn scan_with(f: impl Fn(f64) -> f64, x0: f64, dir: f64, growth: f64) -> Option<f64> {
+/// The first sign change of `f` from `x0` in the direction `dir`, by marching outwards with
+/// growing steps and bisecting; `None` beyond |x| = 1e8.
+fn scan(f: impl Fn(f64) -> f64, x0: f64, dir: f64) -> Option<f64> {
     let (mut lo, f0) = (x0, f(x0));
     if f0 == 0.0 {
         return Some(x0);
@@ -382,7 +376,7 @@ fn scan_with(f: impl Fn(f64) -> f64, x0: f64, dir: f64, growth: f64) -> Option<f
     let mut hi = lo + dir * h;
     while f(hi).signum() == f0.signum() && f(hi) != 0.0 {
         lo = hi;
-        h *= growth;
+        h *= 1.2;
         hi = lo + dir * h;
         if hi.abs() > 1e8 || !hi.is_finite() {
             return None;
