@@ -857,3 +857,50 @@ fn metrics_copied_from_another_run_are_refused_on_resume() {
     let o = rbp(&args);
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// A kill after the last epoch's checkpoint but before its summary leaves metrics and
+/// checkpoint at the end and `summary.json` one epoch behind: the next start has nothing to
+/// train and brings the summary up to date (`ls` and `table` see a completed run).
+#[test]
+fn a_run_killed_before_its_last_summary_is_completed_on_the_next_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, killed) = (tmp.path().join("whole"), tmp.path().join("killed"));
+    let args = |out: &Path, epochs: &'static str| -> Vec<String> {
+        let mut a: Vec<String> = ["train", "--out", out.to_str().unwrap(), "--quiet"]
+            .map(String::from)
+            .to_vec();
+        a.extend(["--hidden", "8", "--train-limit", "200", "--epochs", epochs].map(String::from));
+        a
+    };
+    for (out, epochs) in [(&whole, "2"), (&killed, "1")] {
+        let o = rbp(&strs(&args(out, epochs)));
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // what the 2-epoch run had written after its first epoch
+    let summary_after_one = std::fs::read_to_string(killed.join("summary.json"))
+        .unwrap()
+        .replace("\"completed\"", "\"running\"");
+    let a = args(&killed, "2");
+    assert!(rbp(&strs(&a)).status.success());
+    std::fs::write(killed.join("summary.json"), &summary_after_one).unwrap();
+    let again = rbp(&strs(&a));
+    assert!(again.status.success(), "{}", text(&again));
+    use super::determinism::results;
+    assert_eq!(results(&whole), results(&killed));
+    // the same after an extension (1 → 2 epochs) killed before its summary
+    std::fs::write(
+        killed.join("summary.json"),
+        summary_after_one.replace("\"running\"", "\"completed\""),
+    )
+    .unwrap();
+    let again = rbp(&strs(&a));
+    assert!(again.status.success(), "{}", text(&again));
+    assert_eq!(results(&whole), results(&killed));
+    let summary = std::fs::read_to_string(killed.join("summary.json")).unwrap();
+    assert!(summary.contains("\"completed\""), "{summary}");
+    assert!(summary.contains("\"epochs_completed\": 2"), "{summary}");
+}
+
+fn strs(a: &[String]) -> Vec<&str> {
+    a.iter().map(String::as_str).collect()
+}

@@ -179,10 +179,11 @@ impl RunDir {
         serde_json::from_str(&text).ok()
     }
 
-    /// Whether the run completed at least `epochs` epochs: its summary says `completed` and its
-    /// metrics hold that many.
+    /// Whether the run completed at least `epochs` epochs: its summary says `completed` for that
+    /// many and its metrics hold them.
     pub fn is_complete(&self, epochs: usize) -> bool {
-        self.read_summary().is_some_and(|s| s.status == "completed")
+        self.read_summary()
+            .is_some_and(|s| s.status == "completed" && s.epochs_completed >= epochs)
             && self.read_metrics().is_ok_and(|m| m.len() >= epochs)
     }
 

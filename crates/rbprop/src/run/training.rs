@@ -457,6 +457,15 @@ impl<'s, B: Backend> Started<'s, B> {
         accept(&host)?;
         if let Some(dir) = out {
             dir.write_config(config)?;
+            // killed after the last epoch's checkpoint but before its summary: nothing is left
+            // to train, so the summary is brought up to date here
+            if metrics.len() >= config.epochs
+                && dir
+                    .read_summary()
+                    .is_none_or(|s| s.status != "completed" || s.epochs_completed != metrics.len())
+            {
+                dir.write_summary("completed", &metrics, None)?;
+            }
         }
         let trainer: Trainer<B> = host.to_backend();
         drop(host);
