@@ -53,7 +53,56 @@ pub struct ReproduceArgs {
     #[arg(long)]
     pub print_config: bool,
     #[command(flatten)]
-    pub cluster: super::cluster::ClusterArgs,
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ClusterArgs {
+    /// Submit the grid to Slurm as a job array, one task per run (each task runs `--only` its
+    /// index: finished runs are skipped, interrupted ones resume, so requeueing is safe).
+    #[arg(long, help_heading = "Clusters")]
+    pub slurm: bool,
+    /// Slurm partition.
+    #[arg(long, value_name = "P", requires = "slurm", help_heading = "Clusters")]
+    pub partition: Option<String>,
+    /// Wall-time limit per task, in Slurm's format (e.g. 2:00:00).
+    #[arg(long, value_name = "T", requires = "slurm", help_heading = "Clusters")]
+    pub time: Option<String>,
+    /// Cores per task (each run uses that many threads).
+    #[arg(long, value_name = "N", default_value_t = 1, help_heading = "Clusters")]
+    pub cpus_per_task: usize,
+    /// At most K tasks at once.
+    #[arg(long, value_name = "K", requires = "slurm", help_heading = "Clusters")]
+    pub max_concurrent: Option<usize>,
+    /// A further #SBATCH option, verbatim (repeatable), e.g. --sbatch-arg=--mem=4G.
+    #[arg(
+        long,
+        value_name = "ARG",
+        requires = "slurm",
+        allow_hyphen_values = true,
+        help_heading = "Clusters"
+    )]
+    pub sbatch_arg: Vec<String>,
+    /// With --slurm: print the sbatch script instead of submitting it.
+    #[arg(long, requires = "slurm", help_heading = "Clusters")]
+    pub dry_run: bool,
+    /// Run only run I of the grid (0-based: the files in the order given, each file's runs in
+    /// grid order), as one task of an array does.
+    #[arg(long, value_name = "I", help_heading = "Clusters")]
+    pub only: Option<usize>,
+    /// Print every run's state (finished, running, failed, interrupted, missing) and, where
+    /// Slurm is reachable, the submitted arrays' tasks.
+    #[arg(long, help_heading = "Clusters")]
+    pub status: bool,
+    /// Print one shell command per run (for GNU parallel, Kubernetes Jobs or any other runner).
+    #[arg(long, help_heading = "Clusters")]
+    pub emit_commands: bool,
+}
+
+impl ClusterArgs {
+    pub fn active(&self) -> bool {
+        self.slurm || self.only.is_some() || self.status || self.emit_commands
+    }
 }
 
 #[derive(Args, Debug)]
@@ -82,14 +131,8 @@ pub enum ExportFormat {
 }
 
 pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
-    if a.adapter.is_some() && a.device != Some(Device::Gpu) {
-        anyhow::bail!("--adapter chooses a GPU adapter: it needs --device gpu");
-    }
     if a.print_config {
         return print_configs(&a);
-    }
-    if a.cluster.active() {
-        return super::cluster::run(&a);
     }
     let jobs = a
         .jobs
@@ -216,6 +259,9 @@ fn warn_deprecated(path: &std::path::Path) {
 
 /// The experiment files of `rbp reproduce` and the options to run them with, `jobs` at a time.
 pub fn load(a: &ReproduceArgs, jobs: usize) -> anyhow::Result<(Vec<Experiment>, Options)> {
+    if a.adapter.is_some() && a.device != Some(Device::Gpu) {
+        anyhow::bail!("--adapter chooses a GPU adapter: it needs --device gpu");
+    }
     let exps: Vec<Experiment> = a
         .configs
         .iter()

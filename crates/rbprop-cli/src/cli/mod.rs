@@ -137,6 +137,9 @@ pub fn main() -> anyhow::Result<()> {
         Command::Dynamics(cmd) => dynamics::run(cmd),
         Command::Complexity(args) => complexity::run(args),
         Command::Data(cmd) => data::run(cmd),
+        Command::Reproduce(args) if args.cluster.active() && !args.print_config => {
+            cluster::run(&args)
+        }
         Command::Reproduce(args) => experiment::reproduce(args),
         Command::Table(args) => experiment::table(args),
         Command::Plot(args) => experiment::plot(args),

@@ -185,3 +185,9 @@ pub fn embedded() -> Split {
 
 /// How the embedded dataset is named in configs and logs.
 pub const EMBEDDED_NAME: &str = "embedded:fashion-mnist-subset";
+
+/// Whether a data source names a dataset built into the program (`embedded:…`) rather than a
+/// directory: it means the same from any working directory.
+pub fn is_embedded(source: &str) -> bool {
+    source.starts_with("embedded:")
+}
