@@ -7,41 +7,87 @@ use numpy::PyArray1;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
+use rbprop::backend::Backend;
 use rbprop::channel::diagnostics;
 use rbprop::checkpoint;
 use rbprop::config::{Device, TrainConfig};
 use rbprop::data::Dataset;
 use rbprop::data::augment::Augment;
+use rbprop::kernels::loss::BatchLoss;
 use rbprop::model::Activations;
+use rbprop::run::device::{self, Accept, OnBackend, Resident};
 use rbprop::run::dir::read_metrics_lines;
-use rbprop::run::{EpochMetrics, RunDir, build_trainer};
+use rbprop::run::{EpochMetrics, Observer, RunDir, build_trainer};
 use rbprop::train::Trainer;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// `$body` with `$t` the trainer on the device `$device` names: the trainer itself on the CPU;
-/// on the GPU a copy moved onto the device, brought back to the host when `$body` is done
-/// (also when it stops early: the net keeps the updates done).
-macro_rules! on_device {
-    ($device:expr, $trainer:expr, |$t:ident| $body:expr) => {
-        match $device {
-            Device::Cpu => {
-                let $t = &mut *$trainer;
-                $body
-            }
-            Device::Gpu => {
-                let mut dev: Trainer<rbprop_gpu::Gpu> = $trainer.to_backend();
-                let out = {
-                    let $t = &mut dev;
-                    $body
-                };
-                *$trainer = dev.to_backend();
-                out
-            }
-        }
-    };
+/// Asks a run loop to stop once Ctrl-C raised the flag.
+struct Stop<'a>(&'a AtomicBool);
+impl Observer for Stop<'_> {
+    fn stop(&mut self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// Opens the device a net's settings name and checks that its backend runs the net and channel.
+struct Check<'a>(&'a Trainer);
+impl OnBackend for Check<'_> {
+    type Output = ();
+    fn run<B: Backend>(self, accept: &Accept<'_>) -> rbprop::Result<()> {
+        accept(self.0)
+    }
+}
+
+/// One epoch of `fit`, on the backend of the net's device.
+struct EpochWork<'a> {
+    host: &'a mut Trainer,
+    config: &'a TrainConfig,
+    train: &'a Dataset,
+    test: Option<&'a Dataset>,
+    augment: Augment,
+    epoch: usize,
+    stop: &'a AtomicBool,
+}
+
+impl OnBackend for EpochWork<'_> {
+    type Output = EpochMetrics;
+    fn run<B: Backend>(self, _accept: &Accept<'_>) -> rbprop::Result<EpochMetrics> {
+        let EpochWork {
+            host,
+            config,
+            train,
+            test,
+            augment,
+            epoch,
+            stop,
+        } = self;
+        device::lend::<B, _>(host, |t| {
+            rbprop::run::train_epoch(t, config, train, augment, test, epoch, &mut Stop(stop))
+        })
+        .map(|(m, _)| m)
+    }
+}
+
+/// One update of `step`, on the backend of the net's device, where the trainer stays for the
+/// next step.
+struct StepWork<'a> {
+    host: &'a mut Trainer,
+    resident: &'a mut Resident,
+    images: &'a [f32],
+    labels: &'a [u8],
+}
+
+impl OnBackend for StepWork<'_> {
+    type Output = BatchLoss;
+    fn run<B: Backend>(self, _accept: &Accept<'_>) -> rbprop::Result<BatchLoss> {
+        Ok(self
+            .resident
+            .get::<B>(self.host)
+            .step(self.images, self.labels))
+    }
 }
 
 /// What `data` says in the settings of a net trained on arrays given by its caller.
@@ -68,9 +114,9 @@ pub struct Net {
     pub(crate) classes: usize,
     /// The trainer on the host; stale while `resident` holds it (read it through [`Net::host`]).
     pub(crate) trainer: Trainer,
-    /// The trainer on the GPU between consecutive `step` calls, so that a loop of steps moves
+    /// The trainer on its device between consecutive `step` calls, so that a loop of steps moves
     /// only its minibatches; brought back by the first call that reads or changes the net.
-    resident: Option<Trainer<rbprop_gpu::Gpu>>,
+    resident: Resident,
     /// Metrics of the finished epochs.
     pub(crate) history: Vec<EpochMetrics>,
     pool: rayon::ThreadPool,
@@ -157,34 +203,28 @@ impl Net {
         trainer: Trainer,
         history: Vec<EpochMetrics>,
     ) -> PyResult<Self> {
-        if config.device == Device::Gpu {
-            // the adapter opens now (an error names it), and the net and channel must run there
-            rbprop::run::gpu::open(&config).map_err(py_err)?;
-            rbprop_gpu::supports(&trainer.net, &trainer.channel)
-                .map_err(|e| PyValueError::new_err(format!("device: {e}")))?;
-        }
+        // the device opens now (an error names it), and the net and channel must run there
+        device::on_device(&config, Check(&trainer)).map_err(py_err)?;
         Ok(Net {
             pool: pool(config.threads)?,
             config,
             input,
             classes,
             trainer,
-            resident: None,
+            resident: Resident::default(),
             history,
         })
     }
 
     /// The trainer on the host, brought back from the GPU if `step` left it there.
     pub(crate) fn host(&mut self) -> &mut Trainer {
-        if let Some(dev) = self.resident.take() {
-            self.trainer = dev.to_backend();
-        }
+        self.resident.bring_back(&mut self.trainer);
         &mut self.trainer
     }
 
     /// Updates done, wherever the trainer is.
     fn step_count(&self) -> u64 {
-        self.resident.as_ref().map_or(self.trainer.step, |t| t.step)
+        self.resident.steps().unwrap_or(self.trainer.step)
     }
 
     /// Applies the settings `fit` was given to this net's configuration (and optimizer).
@@ -223,56 +263,22 @@ impl Net {
             ));
         }
         self.host();
-        let (config, trainer, pool) = (&self.config, &mut self.trainer, &self.pool);
-        let diagnostics = config.diagnostics;
-        let out = interruptible(py, |stop| {
+        let (config, host, pool) = (&self.config, &mut self.trainer, &self.pool);
+        let m = interruptible(py, |stop| {
             pool.install(|| {
-                let clock = Instant::now();
-                let (stats, tested) = on_device!(config.device, trainer, |t| {
-                    let stats =
-                        t.epoch_until(train, config.batch, config.seed, epoch, augment, |_| {
-                            if stop.load(Ordering::SeqCst) {
-                                ControlFlow::Break(())
-                            } else {
-                                ControlFlow::Continue(())
-                            }
-                        });
-                    let tested = stats.as_ref().and(test).map(|d| t.evaluate(d));
-                    (stats, tested)
-                });
-                let stats = stats?;
-                let seconds = clock.elapsed().as_secs_f64();
-                let layers = diagnostics.then(|| rbprop::run::probe(trainer, train));
-                Some(EpochMetrics {
+                let work = EpochWork {
+                    host,
+                    config,
+                    train,
+                    test,
+                    augment,
                     epoch,
-                    train_loss: stats.loss,
-                    train_acc: stats.acc,
-                    test_loss: tested.map_or(f64::NAN, |s| s.loss),
-                    test_acc: tested.map_or(f64::NAN, |s| s.acc),
-                    lr: trainer.rate(),
-                    steps: trainer.step,
-                    seconds,
-                    layers,
-                })
+                    stop,
+                };
+                device::on_device(config, work)
             })
-        })?;
-        let Some(m) = out else {
-            return Err(py_err(rbprop::Error::Interrupted {
-                epoch,
-                step: self.trainer.step,
-            }));
-        };
-        let tested = [m.test_loss].into_iter().filter(|_| test.is_some());
-        if let Some(loss) = std::iter::once(m.train_loss)
-            .chain(tested)
-            .find(|l| !l.is_finite())
-        {
-            return Err(py_err(rbprop::Error::Diverged {
-                epoch,
-                step: self.trainer.step,
-                loss,
-            }));
-        }
+        })?
+        .map_err(py_err)?;
         self.history.push(m.clone());
         Ok(m)
     }
@@ -461,23 +467,16 @@ impl Net {
     ) -> PyResult<Bound<'py, PyDict>> {
         let batch = convert::dataset(x, y, self.input, self.classes, ("X", "y"))?;
         let (images, labels) = (&batch.images, &batch.labels);
-        let loss = match self.config.device {
-            Device::Cpu => {
-                let (trainer, pool) = (&mut self.trainer, &self.pool);
-                py.detach(|| pool.install(|| trainer.step(images, labels)))
-            }
-            Device::Gpu => {
-                // the trainer stays on the device for the next step
-                let (host, resident, pool) = (&self.trainer, &mut self.resident, &self.pool);
-                py.detach(|| {
-                    pool.install(|| {
-                        resident
-                            .get_or_insert_with(|| host.to_backend())
-                            .step(images, labels)
-                    })
-                })
-            }
+        let (config, pool) = (&self.config, &self.pool);
+        let work = StepWork {
+            host: &mut self.trainer,
+            resident: &mut self.resident,
+            images,
+            labels,
         };
+        let loss = py
+            .detach(|| pool.install(|| device::on_device(config, work)))
+            .map_err(py_err)?;
         let n = batch.len() as f64;
         let out = PyDict::new(py);
         out.set_item("loss", loss.loss_sum / n)?;

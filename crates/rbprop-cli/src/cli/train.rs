@@ -304,7 +304,7 @@ pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()
         bar: None,
     };
     if config.device == Device::Gpu {
-        let adapter = run::gpu::open(&config)?;
+        let adapter = run::device::open(&config)?;
         if !args.quiet {
             sayln!("device: gpu, adapter {adapter}");
         }

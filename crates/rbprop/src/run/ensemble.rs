@@ -11,7 +11,7 @@
 //! until they reach the others, then all train together.
 
 use super::dir::{EpochMetrics, RunLock};
-use super::training::{Observer, Started};
+use super::training::{Observer, Started, epoch_metrics};
 use crate::backend::Cpu;
 use crate::config::{Device, TrainConfig};
 use crate::data::Split;
@@ -211,16 +211,17 @@ fn train_epoch(
                 });
             };
             let Live { member, run, .. } = l;
-            run.end_epoch(
+            let done = epoch_metrics(
+                &run.trainer,
                 member.config,
-                member.out,
-                &mut *member.observer,
+                &run.train,
                 epoch,
                 stats,
-                test,
+                Some(test),
                 seconds,
-            )
-            .map(|_| ())
+            );
+            run.end_epoch(member.config, member.out, &mut *member.observer, done)
+                .map(|_| ())
         })
         .collect()
 }

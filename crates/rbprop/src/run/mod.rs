@@ -5,6 +5,7 @@
 //! Dependencies go one way: `training` uses `dir` and the checkpoint module; the checkpoint
 //! module uses `dir` (for its atomic write); `dir` uses neither.
 
+pub mod device;
 pub mod dir;
 pub mod ensemble;
 pub mod training;
@@ -14,6 +15,6 @@ pub use dir::{
     read_metrics, same_run, write_atomic,
 };
 pub use training::{
-    Observer, PROBE_EXAMPLES, Silent, build_trainer, check_memory, gpu, probe, run, run_locked,
-    run_locked_on, run_with_trainer,
+    Observer, PROBE_EXAMPLES, Silent, build_trainer, check_memory, epoch_metrics, probe, run,
+    run_locked, run_locked_on, run_with_trainer, train_epoch,
 };

@@ -3,12 +3,13 @@
 //! each written atomically after every epoch so that a crash or a divergence never loses a
 //! finished epoch.
 
+use super::device::{Accept, OnBackend, on_device};
 use super::dir::{EpochMetrics, RunDir, RunLock, read_metrics_lines, same_run};
-use crate::backend::{Backend, Cpu};
+use crate::backend::Backend;
 use crate::channel::Channel;
 use crate::channel::diagnostics;
 use crate::checkpoint;
-use crate::config::{Device, TrainConfig};
+use crate::config::TrainConfig;
 use crate::data::augment::Augment;
 use crate::data::{Dataset, Split};
 use crate::error::{Error, Result};
@@ -238,7 +239,7 @@ pub fn run_with_trainer(
 ) -> Result<(Vec<EpochMetrics>, Trainer)> {
     config.validate()?;
     let dir = out.map(|p| RunDir::new(p).lock()).transpose()?;
-    in_pool(config, || on_device(config, split, dir.as_ref(), observer))
+    in_pool(config, || on_backend(config, split, dir.as_ref(), observer))
 }
 
 /// Runs `f` in a pool of `config.threads` worker threads.
@@ -250,78 +251,37 @@ fn in_pool<T: Send>(config: &TrainConfig, f: impl FnOnce() -> Result<T> + Send) 
         .install(f)
 }
 
-/// The run on the backend `config.device` names: the CPU, or the GPU adapter it chooses
-/// (opened once per process; a net or channel setting the GPU backend lacks is refused by name
-/// before anything runs).
-fn on_device(
+/// The run loop as work for [`on_device`]: on the backend the run's device names.
+struct RunLoop<'a, 'o> {
+    config: &'a TrainConfig,
+    split: &'a Split,
+    out: Option<&'a RunLock>,
+    observer: &'o mut dyn Observer,
+}
+
+impl OnBackend for RunLoop<'_, '_> {
+    type Output = (Vec<EpochMetrics>, Trainer);
+    fn run<B: Backend>(self, accept: &Accept<'_>) -> Result<Self::Output> {
+        run_in_pool::<B>(self.config, self.split, self.out, self.observer, accept)
+    }
+}
+
+/// The run on the backend `config.device` names ([`on_device`]).
+fn on_backend(
     config: &TrainConfig,
     split: &Split,
     out: Option<&RunLock>,
     observer: &mut dyn Observer,
 ) -> Result<(Vec<EpochMetrics>, Trainer)> {
-    match config.device {
-        Device::Cpu => run_in_pool::<Cpu>(config, split, out, observer, &|_| Ok(())),
-        Device::Gpu => gpu::run(config, split, out, observer),
-    }
-}
-
-/// The GPU backend behind `device = "gpu"`.
-#[cfg(feature = "gpu")]
-pub mod gpu {
-    use super::*;
-    use rbprop_gpu::Gpu;
-
-    /// Opens the adapter `config.adapter` names (the best one if none) and returns its
-    /// description, e.g. `llvmpipe (LLVM 19.1.7, 256 bits) (Vulkan, Cpu)`.
-    pub fn open(config: &TrainConfig) -> Result<String> {
-        let info = Gpu::init(config.adapter.as_deref())
-            .map_err(|e| Error::config("device", e.to_string()))?;
-        Ok(format!(
-            "{} ({:?}, {:?})",
-            info.name, info.backend, info.device_type
-        ))
-    }
-
-    pub(super) fn run(
-        config: &TrainConfig,
-        split: &Split,
-        out: Option<&RunLock>,
-        observer: &mut dyn Observer,
-    ) -> Result<(Vec<EpochMetrics>, Trainer)> {
-        open(config)?;
-        let accept = |t: &Trainer| {
-            rbprop_gpu::supports(&t.net, &t.channel)
-                .map_err(|problem| Error::config("device", problem))
-        };
-        run_in_pool::<Gpu>(config, split, out, observer, &accept)
-    }
-}
-
-/// Without the GPU backend (built without the `gpu` feature), `device = "gpu"` is refused.
-#[cfg(not(feature = "gpu"))]
-pub mod gpu {
-    use super::*;
-
-    fn missing() -> Error {
-        Error::config(
-            "device",
-            "this build has no GPU backend (rbprop was built without its `gpu` feature); set device = \"cpu\"",
-        )
-    }
-
-    /// Refuses: no GPU backend in this build.
-    pub fn open(_config: &TrainConfig) -> Result<String> {
-        Err(missing())
-    }
-
-    pub(super) fn run(
-        _config: &TrainConfig,
-        _split: &Split,
-        _out: Option<&RunLock>,
-        _observer: &mut dyn Observer,
-    ) -> Result<(Vec<EpochMetrics>, Trainer)> {
-        Err(missing())
-    }
+    on_device(
+        config,
+        RunLoop {
+            config,
+            split,
+            out,
+            observer,
+        },
+    )
 }
 
 /// [`run`] into a run directory whose lock the caller already holds.
@@ -332,7 +292,7 @@ pub fn run_locked(
     observer: &mut dyn Observer,
 ) -> Result<Vec<EpochMetrics>> {
     config.validate()?;
-    in_pool(config, || on_device(config, split, out, observer)).map(|(metrics, _)| metrics)
+    in_pool(config, || on_backend(config, split, out, observer)).map(|(metrics, _)| metrics)
 }
 
 /// [`run_locked`] with the training steps and the evaluation on backend `B` (whatever
@@ -345,7 +305,7 @@ pub fn run_locked_on<B: Backend>(
     split: &Split,
     out: Option<&RunLock>,
     observer: &mut dyn Observer,
-    accept: &(dyn Fn(&Trainer) -> Result<()> + Sync),
+    accept: &Accept<'_>,
 ) -> Result<Vec<EpochMetrics>> {
     config.validate()?;
     in_pool(config, || {
@@ -359,36 +319,20 @@ fn run_in_pool<B: Backend>(
     split: &Split,
     out: Option<&RunLock>,
     observer: &mut dyn Observer,
-    accept: &(dyn Fn(&Trainer) -> Result<()> + Sync),
+    accept: &Accept<'_>,
 ) -> Result<(Vec<EpochMetrics>, Trainer)> {
     let mut run = Started::<B>::start(config, split, out, observer, accept)?;
     for epoch in run.metrics.len() + 1..=config.epochs {
-        observer.start_epoch(epoch, run.train.len());
-        let clock = Instant::now();
-        let stats = run.trainer.epoch_until(
+        let done = train_epoch(
+            &mut run.trainer,
+            config,
             &run.train,
-            config.batch,
-            config.seed,
-            epoch,
             run.augment,
-            |d| {
-                observer.batch(d);
-                if observer.stop() {
-                    ControlFlow::Break(())
-                } else {
-                    ControlFlow::Continue(())
-                }
-            },
+            Some(&split.test),
+            epoch,
+            observer,
         );
-        let Some(stats) = stats else {
-            return Err(Error::Interrupted {
-                epoch,
-                step: run.trainer.step,
-            });
-        };
-        let seconds = clock.elapsed().as_secs_f64();
-        let test = run.trainer.evaluate(&split.test);
-        run.end_epoch(config, out, observer, epoch, stats, test, seconds)?;
+        run.end_epoch(config, out, observer, done)?;
     }
     Ok((run.metrics, run.trainer.to_backend()))
 }
@@ -417,7 +361,7 @@ impl<'s, B: Backend> Started<'s, B> {
         split: &'s Split,
         out: Option<&RunLock>,
         observer: &mut dyn Observer,
-        accept: &(dyn Fn(&Trainer) -> Result<()> + Sync),
+        accept: &Accept<'_>,
     ) -> Result<Self> {
         let train = match config.train_limit {
             Some(n) if n < split.train.len() => {
@@ -487,49 +431,24 @@ impl<'s, B: Backend> Started<'s, B> {
         })
     }
 
-    /// Ends epoch `epoch` after training (`stats`, `seconds`) and evaluating (`test`): refuses
-    /// a non-finite loss (recording the divergence), then appends the epoch's metrics (with the
-    /// diagnostics if asked) and writes metrics, checkpoint and summary.
-    #[allow(clippy::too_many_arguments)]
+    /// Ends an epoch with what [`train_epoch`] or [`epoch_metrics`] said: records a divergence
+    /// in the summary and returns it; else appends the epoch's metrics and writes metrics,
+    /// checkpoint (from the trainer's host copy) and summary.
     pub fn end_epoch(
         &mut self,
         config: &TrainConfig,
         out: Option<&RunLock>,
         observer: &mut dyn Observer,
-        epoch: usize,
-        stats: EpochStats,
-        test: EpochStats,
-        seconds: f64,
+        done: Result<(EpochMetrics, Trainer)>,
     ) -> Result<EpochMetrics> {
-        let trainer = &self.trainer;
-        if let Some(loss) = [stats.loss, test.loss].into_iter().find(|l| !l.is_finite()) {
-            let err = Error::Diverged {
-                epoch,
-                step: trainer.step,
-                loss,
-            };
-            if let Some(dir) = out {
-                dir.write_summary("diverged", &self.metrics, Some(&err.to_string()))?;
+        let (m, mut host) = match done {
+            Err(err @ Error::Diverged { .. }) => {
+                if let Some(dir) = out {
+                    dir.write_summary("diverged", &self.metrics, Some(&err.to_string()))?;
+                }
+                return Err(err);
             }
-            return Err(err);
-        }
-        // the host's copy, for the diagnostics and the checkpoint
-        let mut host: Option<Trainer> =
-            (config.diagnostics || out.is_some()).then(|| trainer.to_backend());
-        let layers = host
-            .as_ref()
-            .filter(|_| config.diagnostics)
-            .map(|host| probe(host, &self.train));
-        let m = EpochMetrics {
-            epoch,
-            train_loss: stats.loss,
-            train_acc: stats.acc,
-            test_loss: test.loss,
-            test_acc: test.acc,
-            lr: trainer.rate(),
-            steps: trainer.step,
-            seconds,
-            layers,
+            other => other?,
         };
         self.metrics.push(m.clone());
         if let Some(dir) = out {
@@ -537,15 +456,14 @@ impl<'s, B: Backend> Started<'s, B> {
                 .push_str(&serde_json::to_string(&m).expect("metrics serialize"));
             self.lines.push('\n');
             dir.write_metrics(&self.lines)?;
-            let host = host.as_mut().expect("copied to the host above");
             checkpoint::save_with_metrics(
                 &dir.checkpoint_file(),
-                host,
-                epoch,
+                &mut host,
+                m.epoch,
                 config,
                 Some(&self.lines),
             )?;
-            let status = if epoch == config.epochs {
+            let status = if m.epoch == config.epochs {
                 "completed"
             } else {
                 "running"
@@ -555,6 +473,80 @@ impl<'s, B: Backend> Started<'s, B> {
         observer.end_epoch(&m);
         Ok(m)
     }
+}
+
+/// Epoch `epoch` of `trainer` on backend `B`, the one epoch of every run loop (the command
+/// line's runs, `reproduce`, Slurm tasks, Python's `fit`): trains on `train` (stopping with
+/// [`Error::Interrupted`] where `observer` asks), evaluates on `test` if given, and returns the
+/// epoch's metrics ([`epoch_metrics`]) with the trainer's host copy.
+#[allow(clippy::too_many_arguments)]
+pub fn train_epoch<B: Backend>(
+    trainer: &mut Trainer<B>,
+    config: &TrainConfig,
+    train: &Dataset,
+    augment: Augment,
+    test: Option<&Dataset>,
+    epoch: usize,
+    observer: &mut dyn Observer,
+) -> Result<(EpochMetrics, Trainer)> {
+    observer.start_epoch(epoch, train.len());
+    let clock = Instant::now();
+    let stats = trainer.epoch_until(train, config.batch, config.seed, epoch, augment, |d| {
+        observer.batch(d);
+        if observer.stop() {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    let Some(stats) = stats else {
+        return Err(Error::Interrupted {
+            epoch,
+            step: trainer.step,
+        });
+    };
+    let seconds = clock.elapsed().as_secs_f64();
+    let tested = test.map(|d| trainer.evaluate(d));
+    epoch_metrics(trainer, config, train, epoch, stats, tested, seconds)
+}
+
+/// The metrics of epoch `epoch`, trained in `seconds` to `stats` and tested to `test` (NaN
+/// where there is no test set), with the diagnostics if `config` asks (on the trainer's host
+/// copy, which is returned too); a non-finite loss is refused as [`Error::Diverged`].
+pub fn epoch_metrics<B: Backend>(
+    trainer: &Trainer<B>,
+    config: &TrainConfig,
+    train: &Dataset,
+    epoch: usize,
+    stats: EpochStats,
+    test: Option<EpochStats>,
+    seconds: f64,
+) -> Result<(EpochMetrics, Trainer)> {
+    let tested = test.map(|t| t.loss);
+    if let Some(loss) = std::iter::once(stats.loss)
+        .chain(tested)
+        .find(|l| !l.is_finite())
+    {
+        return Err(Error::Diverged {
+            epoch,
+            step: trainer.step,
+            loss,
+        });
+    }
+    let host: Trainer = trainer.to_backend();
+    let layers = config.diagnostics.then(|| probe(&host, train));
+    let m = EpochMetrics {
+        epoch,
+        train_loss: stats.loss,
+        train_acc: stats.acc,
+        test_loss: test.map_or(f64::NAN, |t| t.loss),
+        test_acc: test.map_or(f64::NAN, |t| t.acc),
+        lr: trainer.rate(),
+        steps: trainer.step,
+        seconds,
+        layers,
+    };
+    Ok((m, host))
 }
 
 /// The per-layer diagnostics of an epoch's end: on the first [`PROBE_EXAMPLES`] training
