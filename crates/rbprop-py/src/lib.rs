@@ -39,6 +39,7 @@ fn _rbprop(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<net::Net>()?;
     m.add_class::<net::FitIter>()?;
     m.add_function(pyo3::wrap_pyfunction!(net::fit_together, m)?)?;
+    m.add_function(pyo3::wrap_pyfunction!(net::_restore, m)?)?;
     functions::register(m)?;
     Ok(())
 }

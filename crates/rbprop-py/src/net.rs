@@ -6,7 +6,7 @@ use crate::py_err;
 use numpy::PyArray1;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use rbprop::backend::Backend;
 use rbprop::channel::diagnostics;
 use rbprop::checkpoint;
@@ -21,14 +21,44 @@ use rbprop::run::{EpochMetrics, Observer, RunDir, build_trainer};
 use rbprop::train::Trainer;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Asks a run loop to stop once Ctrl-C raised the flag.
-struct Stop<'a>(&'a AtomicBool);
+/// Asks a run loop to stop once Ctrl-C raised the flag, and calls the `progress` callback of
+/// `fit` after every update (with the GIL; an exception it raises stops the epoch and is raised
+/// by `fit`).
+struct Stop<'a> {
+    flag: &'a AtomicBool,
+    progress: Option<&'a Py<PyAny>>,
+    epoch: usize,
+    examples: usize,
+    error: &'a Mutex<Option<PyErr>>,
+}
+
 impl Observer for Stop<'_> {
+    fn batch(&mut self, done: usize) {
+        let Some(callback) = self.progress else {
+            return;
+        };
+        let called = Python::attach(|py| -> PyResult<()> {
+            let info = PyDict::new(py);
+            info.set_item("epoch", self.epoch)?;
+            info.set_item("done", done)?;
+            info.set_item("examples", self.examples)?;
+            callback.call1(py, (info,))?;
+            Ok(())
+        });
+        if let Err(e) = called {
+            self.error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(e);
+            self.flag.store(true, Ordering::SeqCst);
+        }
+    }
     fn stop(&mut self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.flag.load(Ordering::SeqCst)
     }
 }
 
@@ -49,7 +79,7 @@ struct EpochWork<'a> {
     test: Option<&'a Dataset>,
     augment: Augment,
     epoch: usize,
-    stop: &'a AtomicBool,
+    stop: Stop<'a>,
 }
 
 impl OnBackend for EpochWork<'_> {
@@ -62,10 +92,10 @@ impl OnBackend for EpochWork<'_> {
             test,
             augment,
             epoch,
-            stop,
+            mut stop,
         } = self;
         device::lend::<B, _>(host, |t| {
-            rbprop::run::train_epoch(t, config, train, augment, test, epoch, &mut Stop(stop))
+            rbprop::run::train_epoch(t, config, train, augment, test, epoch, &mut stop)
         })
         .map(|(m, _)| m)
     }
@@ -107,7 +137,7 @@ const FIT_KEYS: [&str; 6] = ["epochs", "batch", "lr", "translate", "flip", "thre
 /// `feedback`, `average`, `adapt_factor`, `channel_dropout`, `quantize_signal`,
 /// `quantize_update`, `mix`, `threads`, `translate`, `flip`, `epochs`, … with the command line's
 /// defaults. Initial weights and feedback matrices come from the seed exactly as in `rbp train`.
-#[pyclass(module = "rbprop")]
+#[pyclass(module = "rbprop", dict, weakref)]
 pub struct Net {
     pub(crate) config: TrainConfig,
     pub(crate) input: (usize, usize, usize),
@@ -120,6 +150,11 @@ pub struct Net {
     /// Metrics of the finished epochs.
     pub(crate) history: Vec<EpochMetrics>,
     pool: rayon::ThreadPool,
+    /// The constructor's arguments as given (for `get_params`; none for a net loaded or trained
+    /// by `rbprop.train`).
+    params: Option<Py<PyDict>>,
+    /// The epochs of the last `fit` (what its deprecated list-like result indexes).
+    last_fit: std::ops::Range<usize>,
 }
 
 fn pool(threads: usize) -> PyResult<rayon::ThreadPool> {
@@ -213,6 +248,8 @@ impl Net {
             trainer,
             resident: Resident::default(),
             history,
+            params: None,
+            last_fit: 0..0,
         })
     }
 
@@ -251,6 +288,7 @@ impl Net {
         py: Python<'_>,
         train: &Dataset,
         test: Option<&Dataset>,
+        progress: Option<&Py<PyAny>>,
     ) -> PyResult<EpochMetrics> {
         let epoch = self.history.len() + 1;
         let augment = Augment {
@@ -264,8 +302,16 @@ impl Net {
         }
         self.host();
         let (config, host, pool) = (&self.config, &mut self.trainer, &self.pool);
-        let m = interruptible(py, |stop| {
+        let error = Mutex::new(None);
+        let done = interruptible(py, |flag| {
             pool.install(|| {
+                let stop = Stop {
+                    flag,
+                    progress,
+                    epoch,
+                    examples: train.len(),
+                    error: &error,
+                };
                 let work = EpochWork {
                     host,
                     config,
@@ -277,8 +323,11 @@ impl Net {
                 };
                 device::on_device(config, work)
             })
-        })?
-        .map_err(py_err)?;
+        })?;
+        if let Some(e) = error.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(e);
+        }
+        let m = done.map_err(py_err)?;
         self.history.push(m.clone());
         Ok(m)
     }
@@ -341,94 +390,321 @@ impl Net {
     #[new]
     #[pyo3(signature = (layers=None, *, arch=None, input_shape=None, classes=None, **settings))]
     fn new(
-        layers: Option<Vec<usize>>,
-        arch: Option<String>,
+        py: Python<'_>,
+        layers: Option<&Bound<'_, PyAny>>,
+        arch: Option<&Bound<'_, PyAny>>,
         input_shape: Option<&Bound<'_, PyAny>>,
-        classes: Option<usize>,
+        classes: Option<&Bound<'_, PyAny>>,
         settings: Option<&Bound<'_, PyDict>>,
     ) -> PyResult<Self> {
-        let mut table = convert::settings_table(settings)?;
-        if table.contains_key("data") {
-            return Err(PyValueError::new_err(
-                "data: a Net trains on the arrays given to fit(); use rbprop.train(data=...) for a dataset directory",
-            ));
+        // the arguments as given, for get_params (scikit-learn's clone checks their identity)
+        let params = PyDict::new(py);
+        params.set_item("layers", layers)?;
+        params.set_item("arch", arch)?;
+        params.set_item("input_shape", input_shape)?;
+        params.set_item("classes", classes)?;
+        if let Some(s) = settings {
+            params.update(s.as_mapping())?;
         }
-        let (input, classes) = match layers {
-            Some(sizes) => {
-                if arch.is_some()
-                    || input_shape.is_some()
-                    || classes.is_some()
-                    || table.contains_key("hidden")
-                {
-                    return Err(PyValueError::new_err(
-                        "layers: give either layers=[n_in, hidden..., classes], or input_shape, classes and hidden or arch",
-                    ));
-                }
-                if sizes.len() < 2 {
-                    return Err(PyValueError::new_err(format!(
-                        "layers: expected [n_in, hidden..., classes], got {sizes:?}"
-                    )));
-                }
-                let hidden = sizes[1..sizes.len() - 1]
-                    .iter()
-                    .map(|&n| toml::Value::Integer(n as i64))
-                    .collect();
-                table.insert("hidden".into(), toml::Value::Array(hidden));
-                ((sizes[0], 1, 1), sizes[sizes.len() - 1])
-            }
-            None => {
-                let input = input_shape.ok_or_else(|| {
-                    PyValueError::new_err(
-                        "input_shape: needed (or layers=[n_in, hidden..., classes] for a dense net)",
-                    )
-                })?;
-                let classes = classes.ok_or_else(|| {
-                    PyValueError::new_err(
-                        "classes: needed (or layers=[n_in, hidden..., classes] for a dense net)",
-                    )
-                })?;
-                if let Some(a) = arch {
-                    table.insert("arch".into(), toml::Value::String(a));
-                }
-                (convert::input_shape(input)?, classes)
-            }
-        };
-        let base = TrainConfig {
-            data: ARRAYS.into(),
-            ..TrainConfig::default()
-        };
-        let config = TrainConfig::with_settings(table, &base).map_err(py_err)?;
-        config.validate().map_err(py_err)?;
-        Net::build(config, input, classes)
+        let layers: Option<Vec<usize>> = layers
+            .map(|l| l.extract())
+            .transpose()
+            .map_err(|_| PyTypeError::new_err("layers: expected a list of ints"))?;
+        let arch: Option<String> = arch.map(|a| a.extract()).transpose().map_err(|_| {
+            PyTypeError::new_err("arch: expected a str such as \"conv16k5-pool2-fc64\"")
+        })?;
+        let classes: Option<usize> = classes
+            .map(|c| c.extract())
+            .transpose()
+            .map_err(|_| PyTypeError::new_err("classes: expected an int"))?;
+        let mut net = Self::build_from(layers, arch, input_shape, classes, settings)?;
+        net.params = Some(params.unbind());
+        Ok(net)
     }
 
-    /// fit(X, y, *, epochs=None, validation=None, **settings) -> list[dict]
+    /// get_params(deep=True) -> dict
+    ///
+    /// The net's parameters in scikit-learn's sense: the constructor's arguments (`layers`, or
+    /// `input_shape`, `classes` and `arch`) and every setting of `print_config()` but `data`,
+    /// as given to the constructor where they were, else as the net resolved them.
+    /// `type(net)(**net.get_params())` builds the same untrained net (scikit-learn's `clone`).
+    #[pyo3(signature = (deep=true))]
+    fn get_params<'py>(&self, py: Python<'py>, deep: bool) -> PyResult<Bound<'py, PyDict>> {
+        let _ = deep; // no parameter is itself an estimator
+        let out = PyDict::new(py);
+        let given = match &self.params {
+            Some(p) => p.bind(py).copy()?,
+            None => PyDict::new(py),
+        };
+        let settings = to_py(py, &self.config)?.cast_into::<PyDict>()?;
+        settings.del_item("data")?;
+        let by_layers = given.get_item("layers")?.is_some_and(|l| !l.is_none());
+        out.set_item("layers", py.None())?;
+        if by_layers {
+            for k in ["arch", "input_shape", "classes", "hidden"] {
+                out.set_item(k, py.None())?;
+            }
+        } else {
+            out.set_item("arch", settings.get_item("arch")?)?;
+            out.set_item("input_shape", self.input)?;
+            out.set_item("classes", self.classes)?;
+        }
+        for (k, v) in settings.iter() {
+            if !out.contains(&k)? {
+                out.set_item(k, v)?;
+            }
+        }
+        out.update(given.as_mapping())?;
+        Ok(out)
+    }
+
+    /// set_params(**params) -> Net
+    ///
+    /// Sets parameters of `get_params()` and builds the net again from them (new initial
+    /// weights from the seed; the finished epochs are forgotten), as scikit-learn expects before
+    /// a `fit`. A dense net given by `layers` takes `input_shape`, `classes` or `hidden` in
+    /// their place. Returns the net.
+    #[pyo3(signature = (**params))]
+    fn set_params<'py>(
+        slf: &Bound<'py, Self>,
+        params: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let Some(params) = params.filter(|p| !p.is_empty()) else {
+            return Ok(slf.clone());
+        };
+        let current = slf.borrow().get_params(py, false)?;
+        for k in params.keys() {
+            if !current.contains(&k)? {
+                return Err(PyValueError::new_err(format!(
+                    "set_params: `{k}` is not a parameter of Net (get_params() lists them)"
+                )));
+            }
+        }
+        let set =
+            |k: &str| -> PyResult<bool> { Ok(params.get_item(k)?.is_some_and(|v| !v.is_none())) };
+        let by_layers = current.get_item("layers")?.is_some_and(|l| !l.is_none());
+        if set("layers")? {
+            for k in ["arch", "input_shape", "classes", "hidden"] {
+                current.set_item(k, py.None())?;
+            }
+        } else if by_layers
+            && (set("input_shape")? || set("classes")? || set("hidden")? || set("arch")?)
+        {
+            let sizes: Vec<usize> = current
+                .get_item("layers")?
+                .expect("checked above")
+                .extract()?;
+            current.set_item("layers", py.None())?;
+            current.set_item("input_shape", sizes[0])?;
+            current.set_item("classes", sizes[sizes.len() - 1])?;
+            current.set_item("hidden", sizes[1..sizes.len() - 1].to_vec())?;
+        }
+        current.update(params.as_mapping())?;
+        let take = |k: &str| -> PyResult<Option<Bound<'py, PyAny>>> {
+            let v = current.get_item(k)?.filter(|v| !v.is_none());
+            current.del_item(k)?;
+            Ok(v)
+        };
+        let (layers, arch, input, classes) = (
+            take("layers")?,
+            take("arch")?,
+            take("input_shape")?,
+            take("classes")?,
+        );
+        let net = Net::new(
+            py,
+            layers.as_ref(),
+            arch.as_ref(),
+            input.as_ref(),
+            classes.as_ref(),
+            Some(&current),
+        )?;
+        *slf.borrow_mut() = net;
+        Ok(slf.clone())
+    }
+
+    /// score(X, y) -> float
+    ///
+    /// The accuracy on `X`, `y` (the fraction of examples whose largest output is their label),
+    /// as scikit-learn's classifiers score.
+    fn score(
+        &mut self,
+        py: Python<'_>,
+        x: &Bound<'_, PyAny>,
+        y: &Bound<'_, PyAny>,
+    ) -> PyResult<f64> {
+        let data = convert::dataset(x, y, self.input, self.classes, ("X", "y"))?;
+        self.host();
+        let (trainer, pool) = (&self.trainer, &self.pool);
+        Ok(py.detach(|| pool.install(|| trainer.evaluate(&data))).acc)
+    }
+
+    /// The class labels, `0 .. classes` (int64), as scikit-learn's classifiers hold them.
+    #[getter]
+    fn classes_<'py>(&self, py: Python<'py>) -> Bound<'py, PyAny> {
+        PyArray1::from_vec(py, (0..self.classes as i64).collect()).into_any()
+    }
+
+    /// scikit-learn's tags (scikit-learn ≥ 1.6 asks for them; imported only then): a
+    /// classifier that needs `y`.
+    fn __sklearn_tags__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let utils = py.import("sklearn.utils")?;
+        let target = PyDict::new(py);
+        target.set_item("required", true)?;
+        let kw = PyDict::new(py);
+        kw.set_item("estimator_type", "classifier")?;
+        kw.set_item(
+            "target_tags",
+            utils.getattr("TargetTags")?.call((), Some(&target))?,
+        )?;
+        kw.set_item("classifier_tags", utils.getattr("ClassifierTags")?.call0()?)?;
+        kw.set_item("input_tags", utils.getattr("InputTags")?.call0()?)?;
+        utils.getattr("Tags")?.call((), Some(&kw))
+    }
+
+    /// `"classifier"`, for scikit-learn before 1.6.
+    #[getter]
+    fn _estimator_type(&self) -> &'static str {
+        "classifier"
+    }
+
+    /// Values per example (`C·H·W`).
+    #[getter]
+    fn n_features_in_(&self) -> usize {
+        self.input.0 * self.input.1 * self.input.2
+    }
+
+    /// The metrics of every finished epoch (as `history`), scikit-learn's name.
+    #[getter]
+    fn history_<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_py(py, &self.history)
+    }
+
+    /// Deprecated: `fit` returned the list of its epochs' metrics; it returns the net now.
+    /// Indexing the net (`net.fit(...)[-1]`, or iterating it) still gives those metrics, with a
+    /// `DeprecationWarning`; read `net.history_` instead.
+    fn __getitem__<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let warn = py.import("warnings")?;
+        warn.call_method1(
+            "warn",
+            (
+                "fit() returns the net now (scikit-learn's protocol); read the epochs' metrics from net.history_",
+                py.get_type::<pyo3::exceptions::PyDeprecationWarning>(),
+                2,
+            ),
+        )?;
+        let last = to_py(py, &self.history[self.last_fit.clone()].to_vec())?;
+        last.get_item(index)
+    }
+
+    /// partial_fit(X, y, classes=None, **settings) -> Net
+    ///
+    /// One more epoch on `X`, `y` (scikit-learn's incremental training: `fit(X, y, 1)`).
+    /// `classes`, if given, must be `0 .. classes` of the net. Returns the net.
+    #[pyo3(signature = (x, y, classes=None, **settings))]
+    fn partial_fit<'py>(
+        slf: &Bound<'py, Self>,
+        x: &Bound<'py, PyAny>,
+        y: &Bound<'py, PyAny>,
+        classes: Option<&Bound<'py, PyAny>>,
+        settings: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, Self>> {
+        if let Some(c) = classes {
+            let given: Vec<i64> = c
+                .extract()
+                .or_else(|_| c.call_method0("tolist")?.extract())
+                .map_err(|_| PyTypeError::new_err("classes: expected a list of ints"))?;
+            let n = slf.borrow().classes;
+            if given != (0..n as i64).collect::<Vec<_>>() {
+                return Err(PyValueError::new_err(format!(
+                    "classes: the net's classes are 0..{n} (its labels are their indices), got {given:?}"
+                )));
+            }
+        }
+        Net::fit(slf, x, y, Some(1), None, 0, None, settings)
+    }
+
+    /// The net's state for pickle: settings, shape, metrics and the checkpoint's bytes (every
+    /// tensor, the step count and the channel's noise position), so that a round trip predicts
+    /// and trains on bit for bit.
+    fn __reduce__<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        let restore = py.import("rbprop._rbprop")?.getattr("_restore")?;
+        let args = self.state(py, None)?;
+        PyTuple::new(py, [restore.into_any(), args.into_any()])
+    }
+
+    fn __copy__(&mut self, py: Python<'_>) -> PyResult<Net> {
+        let state = self.state(py, None)?;
+        restore_state(&state)
+    }
+
+    fn __deepcopy__(&mut self, py: Python<'_>, memo: &Bound<'_, PyAny>) -> PyResult<Net> {
+        let state = self.state(py, Some(memo))?;
+        restore_state(&state)
+    }
+
+    /// fit(X, y, epochs=None, *, validation=None, verbose=0, progress=None, **settings) -> Net
     ///
     /// Trains `epochs` epochs (default: the net's `epochs` setting) on examples `X`
     /// (`(N, values)` or `(N, C, H, W)`, floats) and labels `y` (`(N,)`, ints in
     /// `0..classes`), continuing the epochs already done (the shuffle of epoch e depends only on
     /// the seed and e, as in `rbp train`). `validation=(X_test, y_test)` is evaluated after each
     /// epoch (test_loss, test_acc; NaN without it). `settings` may change `batch`, `lr`,
-    /// `translate`, `flip` and `threads`. Returns the metrics of the new epochs. Ctrl-C stops
-    /// between two updates (KeyboardInterrupt); the net keeps the updates done.
-    #[pyo3(signature = (x, y, *, epochs=None, validation=None, **settings))]
+    /// `translate`, `flip` and `threads`. `verbose=1` prints a line per epoch; `progress`, a
+    /// callable, receives `{"epoch", "done", "examples"}` after every update (it must not use
+    /// the net; an exception it raises stops training and is raised here). Returns the net (the
+    /// metrics are in `history_`). Ctrl-C stops between two updates (KeyboardInterrupt); the net
+    /// keeps the updates done.
+    #[pyo3(signature = (x, y, epochs=None, *, validation=None, verbose=0, progress=None, **settings))]
+    #[allow(clippy::too_many_arguments)]
     fn fit<'py>(
-        &mut self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         x: &Bound<'py, PyAny>,
         y: &Bound<'py, PyAny>,
         epochs: Option<usize>,
         validation: Option<&Bound<'py, PyAny>>,
+        verbose: usize,
+        progress: Option<Py<PyAny>>,
         settings: Option<&Bound<'py, PyDict>>,
-    ) -> PyResult<Bound<'py, PyList>> {
-        self.fit_settings(convert::settings_table(settings)?)?;
-        let (train, test) = self.fit_data(x, y, validation)?;
-        let out = PyList::empty(py);
-        for _ in 0..epochs.unwrap_or(self.config.epochs) {
-            let m = self.epoch(py, &train, test.as_ref())?;
-            out.append(to_py(py, &m)?)?;
+    ) -> PyResult<Bound<'py, Self>> {
+        let py = slf.py();
+        let mut net = slf.borrow_mut();
+        net.fit_settings(convert::settings_table(settings)?)?;
+        let (train, test) = net.fit_data(x, y, validation)?;
+        let start = net.history.len();
+        net.last_fit = start..start;
+        let total = epochs.unwrap_or(net.config.epochs);
+        for k in 0..total {
+            let m = net.epoch(py, &train, test.as_ref(), progress.as_ref())?;
+            net.last_fit.end += 1;
+            if verbose > 0 {
+                let tested = if test.is_some() {
+                    format!(
+                        "  test loss {:.4} acc {:.2}%",
+                        m.test_loss,
+                        100.0 * m.test_acc
+                    )
+                } else {
+                    String::new()
+                };
+                let line = format!(
+                    "epoch {} ({}/{total})  train loss {:.4} acc {:.2}%{tested}  {:.2}s",
+                    m.epoch,
+                    k + 1,
+                    m.train_loss,
+                    100.0 * m.train_acc,
+                    m.seconds
+                );
+                py.import("builtins")?.call_method1("print", (line,))?;
+            }
         }
-        Ok(out)
+        drop(net);
+        Ok(slf.clone())
     }
 
     /// fit_iter(X, y, *, epochs=None, validation=None, **settings) -> iterator of dict
@@ -789,7 +1065,7 @@ impl FitIter {
             return Ok(None);
         }
         let mut net = self.net.borrow_mut(py);
-        let m = net.epoch(py, &self.train, self.test.as_ref())?;
+        let m = net.epoch(py, &self.train, self.test.as_ref(), None)?;
         self.remaining -= 1;
         Ok(Some(to_py(py, &m)?))
     }
@@ -943,4 +1219,151 @@ pub fn fit_together<'py>(
 fn diverged_net(py: Python<'_>, e: PyErr, k: usize) -> PyErr {
     let text = e.value(py).to_string();
     crate::DivergedError::new_err(format!("nets[{k}]: {text}"))
+}
+
+impl Net {
+    /// The arguments of [`_restore`]: (settings TOML, input shape, classes, metrics JSON lines,
+    /// checkpoint bytes, constructor arguments or None, the last fit's epochs). With `memo`,
+    /// the constructor arguments are deep-copied.
+    fn state<'py>(
+        &mut self,
+        py: Python<'py>,
+        memo: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let config = self.config.clone();
+        let epochs = self.history.len();
+        let bytes = checkpoint::to_bytes(self.host(), epochs, &config, None)
+            .map_err(PyValueError::new_err)?;
+        let history = serde_json::to_string(&self.history).expect("metrics serialize");
+        let settings = toml::to_string(&self.config).expect("settings serialize");
+        let params = match (&self.params, memo) {
+            (None, _) => py.None().into_bound(py),
+            (Some(p), None) => p.bind(py).copy()?.into_any(),
+            (Some(p), Some(memo)) => py
+                .import("copy")?
+                .call_method1("deepcopy", (p.bind(py), memo))?,
+        };
+        (
+            settings,
+            self.input,
+            self.classes,
+            history,
+            PyBytes::new(py, &bytes),
+            params,
+            (self.last_fit.start, self.last_fit.end),
+        )
+            .into_pyobject(py)
+    }
+}
+
+/// The state of [`Net::state`], as Rust values.
+type State<'py> = (
+    String,
+    (usize, usize, usize),
+    usize,
+    String,
+    Vec<u8>,
+    Option<Bound<'py, PyDict>>,
+    (usize, usize),
+);
+
+/// A net from the state of [`Net::state`].
+fn restore_state(state: &Bound<'_, PyTuple>) -> PyResult<Net> {
+    let (settings, input, classes, history, bytes, params, last): State<'_> = state.extract()?;
+    _restore(settings, input, classes, history, bytes, params, last)
+}
+
+/// Unpickles a `Net` (the inverse of `Net.__reduce__`).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+pub fn _restore(
+    settings: String,
+    input: (usize, usize, usize),
+    classes: usize,
+    history: String,
+    checkpoint: Vec<u8>,
+    params: Option<Bound<'_, PyDict>>,
+    last_fit: (usize, usize),
+) -> PyResult<Net> {
+    let bad = |e: String| PyValueError::new_err(format!("unpickling a Net: {e}"));
+    let config: TrainConfig = toml::from_str(&settings).map_err(|e| bad(e.to_string()))?;
+    let history: Vec<EpochMetrics> =
+        serde_json::from_str(&history).map_err(|e| bad(e.to_string()))?;
+    let mut net = Net::build(config, input, classes)?;
+    checkpoint::load_bytes(
+        std::path::Path::new("<pickled net>"),
+        &checkpoint,
+        &mut net.trainer,
+        &net.config,
+    )
+    .map_err(py_err)?;
+    net.history = history;
+    net.params = params.map(Bound::unbind);
+    net.last_fit = last_fit.0..last_fit.1;
+    Ok(net)
+}
+
+impl Net {
+    /// A net from the constructor's arguments, extracted.
+    fn build_from(
+        layers: Option<Vec<usize>>,
+        arch: Option<String>,
+        input_shape: Option<&Bound<'_, PyAny>>,
+        classes: Option<usize>,
+        settings: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Self> {
+        let mut table = convert::settings_table(settings)?;
+        if table.contains_key("data") {
+            return Err(PyValueError::new_err(
+                "data: a Net trains on the arrays given to fit(); use rbprop.train(data=...) for a dataset directory",
+            ));
+        }
+        let (input, classes) = match layers {
+            Some(sizes) => {
+                if arch.is_some()
+                    || input_shape.is_some()
+                    || classes.is_some()
+                    || table.contains_key("hidden")
+                {
+                    return Err(PyValueError::new_err(
+                        "layers: give either layers=[n_in, hidden..., classes], or input_shape, classes and hidden or arch",
+                    ));
+                }
+                if sizes.len() < 2 {
+                    return Err(PyValueError::new_err(format!(
+                        "layers: expected [n_in, hidden..., classes], got {sizes:?}"
+                    )));
+                }
+                let hidden = sizes[1..sizes.len() - 1]
+                    .iter()
+                    .map(|&n| toml::Value::Integer(n as i64))
+                    .collect();
+                table.insert("hidden".into(), toml::Value::Array(hidden));
+                ((sizes[0], 1, 1), sizes[sizes.len() - 1])
+            }
+            None => {
+                let input = input_shape.ok_or_else(|| {
+                    PyValueError::new_err(
+                        "input_shape: needed (or layers=[n_in, hidden..., classes] for a dense net)",
+                    )
+                })?;
+                let classes = classes.ok_or_else(|| {
+                    PyValueError::new_err(
+                        "classes: needed (or layers=[n_in, hidden..., classes] for a dense net)",
+                    )
+                })?;
+                if let Some(a) = arch {
+                    table.insert("arch".into(), toml::Value::String(a));
+                }
+                (convert::input_shape(input)?, classes)
+            }
+        };
+        let base = TrainConfig {
+            data: ARRAYS.into(),
+            ..TrainConfig::default()
+        };
+        let config = TrainConfig::with_settings(table, &base).map_err(py_err)?;
+        config.validate().map_err(py_err)?;
+        Net::build(config, input, classes)
+    }
 }

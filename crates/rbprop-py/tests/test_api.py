@@ -242,3 +242,36 @@ def test_ctrl_c_stops_reproduce_and_the_next_call_finishes(tmp_path):
     assert len(partial) < 4 * 15  # stopped before the end, finished epochs kept
     df = rbprop.reproduce(tmp_path / "exp.toml", tmp_path / "results", jobs=2)
     assert len(df) == 4 * 15 and set(df["status"]) == {"completed"}
+
+
+def test_the_stubs_list_what_the_module_has():
+    """`_rbprop.pyi` names every public function, class, method and property of the compiled
+    module, and nothing it lacks."""
+    import ast
+    import pathlib
+
+    stub = pathlib.Path(rbprop.__file__).parent / "_rbprop.pyi"
+    tree = ast.parse(stub.read_text())
+    engine = rbprop._rbprop
+    top = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    top |= {t.id for n in tree.body if isinstance(n, ast.AnnAssign) for t in [n.target]}
+    public = {k for k in dir(engine) if not k.startswith("_")} | {"__version__"}
+    assert public == top, (public - top, top - public)
+    for cls in [n for n in tree.body if isinstance(n, ast.ClassDef) and hasattr(getattr(engine, n.name), "__dict__")]:
+        if issubclass(getattr(engine, cls.name), BaseException):
+            continue
+        stubbed = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+        real = {k for k in vars(getattr(engine, cls.name)) if not k.startswith("_") or k in stubbed}
+        real -= {k for k in real if k.startswith("__") and k not in stubbed}
+        assert real == {k for k in stubbed if k != "__init__"} | ({"__init__"} & real), (
+            cls.name,
+            real - stubbed,
+            stubbed - real,
+        )
+
+
+def test_the_package_docstring_runs():
+    import doctest
+
+    failures, tried = doctest.testmod(rbprop, verbose=False)
+    assert tried > 0 and failures == 0

@@ -43,7 +43,7 @@ def test_any_float_dtype_and_layout_gives_the_same_numbers(data):
     runs = []
     for x in [X, flat.astype(np.float64), np.asfortranarray(flat), flat[:, ::-1][:, ::-1], flat.astype(np.float16).astype(np.float32)]:
         net = rbprop.Net([784, 16, 10], seed=1)
-        runs.append(net.fit(x, y.astype(np.int32), epochs=1)[0]["train_loss"])
+        runs.append(net.fit(x, y.astype(np.int32), epochs=1).history_[0]["train_loss"])
     assert runs[0] == runs[1] == runs[2] == runs[3]
 
 

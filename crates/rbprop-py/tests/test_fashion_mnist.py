@@ -28,7 +28,7 @@ def test_full_fashion_mnist_from_numpy_matches_cli(rbp, tmp_path):
     yt = idx(DATA / "t10k-labels-idx1-ubyte.gz").astype(np.int64)
     assert X.shape == (60000, 28, 28)
     net = rbprop.Net([784, 100, 100, 100, 100, 10], channel="srbp", seed=1)
-    history = net.fit(X, y, epochs=2, validation=(Xt, yt))
+    history = net.fit(X, y, epochs=2, validation=(Xt, yt)).history_
     rbp("train", "--data", DATA, "--channel", "srbp", "--epochs", "2", "--seed", "1", "--out", tmp_path / "cli")
     cli = read_metrics(tmp_path / "cli" / "metrics.jsonl")
     assert without_timing(history) == without_timing(cli)

@@ -46,11 +46,11 @@ def test_fit_on_the_gpu_agrees_with_the_cpu_and_repeats(gpu, settings):
     x, y = data(400, 1)
     xt, yt = data(100, 2)
     common = dict(settings, lr=0.05, batch=20, seed=3)
-    cpu = rbprop.Net(**common).fit(x, y, epochs=2, validation=(xt, yt))
+    cpu = rbprop.Net(**common).fit(x, y, epochs=2, validation=(xt, yt)).history_
     a = rbprop.Net(**common, device="gpu")
-    got = a.fit(x, y, epochs=2, validation=(xt, yt))
+    got = a.fit(x, y, epochs=2, validation=(xt, yt)).history_
     close(cpu, got, 1e-2 if "quantize_update" in settings else 1e-3)
-    again = rbprop.Net(**common, device="gpu").fit(x, y, epochs=2, validation=(xt, yt))
+    again = rbprop.Net(**common, device="gpu").fit(x, y, epochs=2, validation=(xt, yt)).history_
     assert [m["train_loss"] for m in got] == [m["train_loss"] for m in again]
     # the weights came back to the host: predictions read them
     assert a.predict(xt).shape == (100,)
@@ -102,5 +102,5 @@ def test_steps_stay_on_the_device_and_reads_see_every_one(gpu, settings):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     assert plain.steps == 6
     # fit continues from the steps done on the device
-    more = plain.fit(x, y, epochs=1, batch=20)
+    more = plain.fit(x, y, epochs=1, batch=20).history_
     assert more[-1]["steps"] == 6 + 6

@@ -238,6 +238,19 @@ pub fn save_with_metrics(
     config: &TrainConfig,
     metrics: Option<&str>,
 ) -> Result<()> {
+    let data = to_bytes(t, epoch, config, metrics)
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))?;
+    crate::run::dir::write_atomic(path, &data)
+}
+
+/// The bytes [`save_with_metrics`] writes (a checkpoint held in memory, e.g. a pickled net's),
+/// or why they could not be serialized.
+pub fn to_bytes(
+    t: &mut Trainer,
+    epoch: usize,
+    config: &TrainConfig,
+    metrics: Option<&str>,
+) -> std::result::Result<Vec<u8>, String> {
     let all = tensors(t, Layout::V3);
     let settings = settings_hash(config);
     let sum = checksum(&all, epoch, t.step, t.channel.noise_position(), &settings);
@@ -275,9 +288,7 @@ pub fn save_with_metrics(
     if let Some(text) = metrics {
         meta.insert(METRICS_KEY.to_string(), text_sha256(text));
     }
-    let data = safetensors::serialize(views, Some(meta))
-        .map_err(|e| Error::io(path, std::io::Error::other(e.to_string())))?;
-    crate::run::dir::write_atomic(path, &data)
+    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
 }
 
 /// The metadata key of the SHA-256 of the run's metrics text at the checkpoint's epoch.
@@ -379,8 +390,29 @@ pub fn load_any(path: &Path, t: &mut Trainer, config: &TrainConfig) -> Result<us
     restore(path, t, config, None)
 }
 
+/// [`load_any`] from a checkpoint's bytes ([`to_bytes`]); `label` names them in errors.
+pub fn load_bytes(
+    label: &Path,
+    data: &[u8],
+    t: &mut Trainer,
+    config: &TrainConfig,
+) -> Result<usize> {
+    restore_data(label, data, t, config, None)
+}
+
 fn restore(
     path: &Path,
+    t: &mut Trainer,
+    config: &TrainConfig,
+    steps_per_epoch: Option<u64>,
+) -> Result<usize> {
+    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    restore_data(path, &data, t, config, steps_per_epoch)
+}
+
+fn restore_data(
+    path: &Path,
+    data: &[u8],
     t: &mut Trainer,
     config: &TrainConfig,
     steps_per_epoch: Option<u64>,
@@ -390,8 +422,7 @@ fn restore(
         problem,
         hint: "the checkpoint does not belong to this run; delete it or use --overwrite".into(),
     };
-    let data = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    let (_, header) = SafeTensors::read_metadata(&data)
+    let (_, header) = SafeTensors::read_metadata(data)
         .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
     let meta = header.metadata().clone().unwrap_or_default();
     let layout = match meta.get("format").map(String::as_str) {
@@ -443,7 +474,7 @@ fn restore(
         return Err(bad(format!("noise position {noise} is out of range")));
     }
     let sum = stored("sha256")?.clone();
-    let st = SafeTensors::deserialize(&data).map_err(|e| bad(format!("corrupt tensors: {e}")))?;
+    let st = SafeTensors::deserialize(data).map_err(|e| bad(format!("corrupt tensors: {e}")))?;
     for (name, place, dst) in places(t, layout) {
         let view = st
             .tensor(&name)

@@ -6,7 +6,9 @@ the ``rbp`` command line, so a seed gives the same numbers from both.
 >>> import rbprop
 >>> X, y, Xt, yt = rbprop.load_data()            # the embedded Fashion-MNIST subset
 >>> net = rbprop.Net([784, 100, 100, 10], channel="srbp", seed=1)
->>> history = net.fit(X, y, epochs=2, validation=(Xt, yt))
+>>> net = net.fit(X, y, epochs=2, validation=(Xt, yt))   # fit returns the net
+>>> len(net.history_), net.score(Xt, yt) > 0.5
+(2, True)
 >>> net.evaluate(Xt, yt)["accuracy"] > 0.5
 True
 

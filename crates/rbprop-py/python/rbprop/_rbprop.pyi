@@ -1,7 +1,7 @@
 """Type stubs of the compiled engine (see the docstrings of each object for its behaviour)."""
 
 from os import PathLike
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -29,11 +29,28 @@ class Net:
         self,
         x: _Array,
         y: _Array,
-        *,
         epochs: Optional[int] = None,
+        *,
         validation: Optional[Tuple[_Array, _Array]] = None,
+        verbose: int = 0,
+        progress: Optional[Callable[[Dict[str, int]], Any]] = None,
         **settings: Any,
-    ) -> List[Dict[str, Any]]: ...
+    ) -> Net: ...
+    def partial_fit(
+        self, x: _Array, y: _Array, classes: Optional[_Array] = None, **settings: Any
+    ) -> Net: ...
+    def score(self, x: _Array, y: _Array) -> float: ...
+    def get_params(self, deep: bool = True) -> Dict[str, Any]: ...
+    def set_params(self, **params: Any) -> Net: ...
+    def __getitem__(self, index: Any) -> Any: ...  # deprecated: the last fit's metrics
+    def __copy__(self) -> Net: ...
+    def __deepcopy__(self, memo: Dict[int, Any]) -> Net: ...
+    @property
+    def history_(self) -> List[Dict[str, Any]]: ...
+    @property
+    def classes_(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def n_features_in_(self) -> int: ...
     def fit_iter(
         self,
         x: _Array,
