@@ -28,9 +28,10 @@ def main():
         for m in net.fit_iter(X, y, epochs=a.epochs, validation=(Xt, yt)):
             curves[channel].append(m["test_acc"])
             print(f"{channel:5s} epoch {m['epoch']:3d}  test accuracy {100 * m['test_acc']:.2f}%")
-        angles = net.alignment(X[:1000], y[:1000])
+        angles = net.alignment(X[:1000], y[:1000])  # a DataFrame with pandas, else dicts
+        rows = angles.to_dict("records") if hasattr(angles, "to_dict") else angles
         print(f"{channel:5s} angle of δ to BP's per hidden layer:",
-              ", ".join(f"{d['delta_angle']:.0f}°" for d in angles))
+              ", ".join(f"{r['delta_angle']:.0f}°" for r in rows))
 
     import matplotlib
 

@@ -830,11 +830,26 @@ impl Net {
 
     /// alignment(X, y) -> list[dict]
     ///
-    /// For each hidden layer that learns, on the batch `X`, `y` (at most a few thousand
-    /// examples): `delta_angle`, the angle in degrees between this channel's δ and
-    /// backpropagation's; `weight_angle`, the angle between the two weight updates;
-    /// `norm_ratio`, |update| / |BP update|; `orthant`, the fraction of update entries whose
-    /// sign agrees with BP's; and the quantizers' zero and clipped fractions where they apply.
+    /// How this net's learning channel relates to backpropagation on the batch `X`, `y` (at
+    /// most a few thousand examples), one row per hidden layer. `layer` is the weight layer's
+    /// index, as in `net.weights[layer]`, the checkpoint's `layers.{layer}.weight` and the keys
+    /// `(layer, k)` of `net.feedback`; the hidden layer is that weight layer's output.
+    /// - `learns`: whether the channel sends the layer a signal (the others keep their weights);
+    /// - `delta_angle`: the angle in degrees between the δ this channel delivers to the layer
+    ///   and backpropagation's δ (the batch's δ matrices, flattened);
+    /// - `update_angle`: the angle in degrees between this channel's weight update of the layer
+    ///   and backpropagation's (−Σ δ ⊗ input over the batch);
+    /// - `orthant`: the fraction of the update's entries whose sign agrees with BP's;
+    /// - `feedback_angle` and `feedback_norm_ratio`: where a feedback matrix C stands in
+    ///   W_{layer+1}ᵀ's place (a dense RBP-style route from the layer above), angle(C, W_{layer+1}ᵀ)
+    ///   in degrees and ‖C‖/‖W_{layer+1}‖; None elsewhere (SRBP's direct routes, mixed routes);
+    /// - `signal_zero`, `signal_clipped`, `update_zero`, `update_clipped`: with a quantized
+    ///   error signal or quantized updates, the fractions of entries sent to zero and clipped
+    ///   (None otherwise).
+    ///
+    /// A pandas DataFrame (one row per hidden layer, these columns) when pandas is installed,
+    /// else this list of dicts. (Before this version the rows were numbered from 1 and
+    /// `weight_angle`/`norm_ratio` named what `feedback_angle`/`feedback_norm_ratio` name now.)
     fn alignment<'py>(
         &mut self,
         py: Python<'py>,
@@ -849,7 +864,27 @@ impl Net {
                 diagnostics::probe(&t.net, &t.channel, &data.images, &data.labels, t.rate())
             })
         });
-        to_py(py, &layers)
+        let out = PyList::empty(py);
+        for i in 0..t.net.depth() - 1 {
+            let row = PyDict::new(py);
+            let d = layers.iter().find(|d| d.layer == i + 1);
+            row.set_item("layer", i)?;
+            row.set_item("learns", d.is_some())?;
+            row.set_item("delta_angle", d.map(|d| d.delta_angle))?;
+            row.set_item("update_angle", d.map(|d| d.update_angle))?;
+            row.set_item("orthant", d.map(|d| d.orthant))?;
+            row.set_item("feedback_angle", d.and_then(|d| d.weight_angle))?;
+            row.set_item("feedback_norm_ratio", d.and_then(|d| d.norm_ratio))?;
+            row.set_item("signal_zero", d.and_then(|d| d.signal_zero))?;
+            row.set_item("signal_clipped", d.and_then(|d| d.signal_clipped))?;
+            row.set_item("update_zero", d.and_then(|d| d.update_zero))?;
+            row.set_item("update_clipped", d.and_then(|d| d.update_clipped))?;
+            out.append(row)?;
+        }
+        match py.import("pandas") {
+            Ok(pandas) => pandas.getattr("DataFrame")?.call1((out,)),
+            Err(_) => Ok(out.into_any()),
+        }
     }
 
     /// Every tensor of the net as its checkpoint stores it, by name: `layers.{i}.weight`

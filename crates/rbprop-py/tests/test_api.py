@@ -275,3 +275,25 @@ def test_the_package_docstring_runs():
 
     failures, tried = doctest.testmod(rbprop, verbose=False)
     assert tried > 0 and failures == 0
+
+
+def test_the_examples_run_from_any_folder(tmp_path):
+    """Each example copied alone into an empty folder runs there (pandas for results.py;
+    quickstart.py needs matplotlib and is skipped without it)."""
+    import shutil
+
+    shutil.copy(REPO / "examples" / "python" / "results.py", tmp_path)
+    run = subprocess.run([sys.executable, "results.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "rbprop-results" / "example-table1").is_dir()
+    assert "sparse n=2" in run.stdout
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        pytest.skip("matplotlib is not installed: quickstart.py not run")
+    shutil.copy(REPO / "examples" / "python" / "quickstart.py", tmp_path)
+    run = subprocess.run(
+        [sys.executable, "quickstart.py", "--epochs", "1"], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "quickstart.png").is_file()

@@ -31,6 +31,11 @@ pub struct LayerDiagnostics {
     pub norm_ratio: Option<f64>,
     /// Fraction of update entries in the gradient's orthant.
     pub orthant: f64,
+    /// Angle in degrees between this channel's weight update of the layer and BP's (on the
+    /// probe batch). Not written into `metrics.jsonl` (whose format predates it): the Python
+    /// package's `alignment()` reports it.
+    #[serde(skip)]
+    pub update_angle: f64,
     /// With a quantized error signal: the fractions of the layer's signal entries (probe batch)
     /// that the quantizer sends to zero and that it clips (|x| > α).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -177,6 +182,7 @@ pub fn probe(
             weight_angle,
             norm_ratio,
             orthant: agree as f64 / moving as f64,
+            update_angle: angle_deg(&up, &up_bp),
             signal_zero,
             signal_clipped,
             update_zero,
