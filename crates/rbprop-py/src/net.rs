@@ -925,6 +925,137 @@ impl Net {
         Ok(out)
     }
 
+    /// Replaces the weights: a list with one array (or None: unchanged) per layer, each of
+    /// the shape `weights` gives (dense `(n_out, n_in)`, conv `(c_out, c_in, k, k)`), any float
+    /// dtype. The shapes and finiteness are checked first; nothing changes on an error.
+    #[setter]
+    fn set_weights(&mut self, values: Vec<Option<Bound<'_, PyAny>>>) -> PyResult<()> {
+        let shapes: Vec<Vec<usize>> = self
+            .host()
+            .net
+            .layers
+            .iter()
+            .map(checkpoint::layer_weight_shape)
+            .collect();
+        let new = tensors_in("weights", values, &shapes)?;
+        for (layer, w) in self.trainer.net.layers.iter_mut().zip(new) {
+            if let Some(w) = w {
+                layer.w = w;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces the biases: a list with one array (or None: unchanged) per layer, `(n_out,)`
+    /// dense, `(c_out,)` conv; checked as `weights` are.
+    #[setter]
+    fn set_biases(&mut self, values: Vec<Option<Bound<'_, PyAny>>>) -> PyResult<()> {
+        let shapes: Vec<Vec<usize>> = self
+            .host()
+            .net
+            .layers
+            .iter()
+            .map(|l| vec![l.b.len()])
+            .collect();
+        let new = tensors_in("biases", values, &shapes)?;
+        for (layer, b) in self.trainer.net.layers.iter_mut().zip(new) {
+            if let Some(b) = b {
+                layer.b = b;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces feedback matrices: a dict `(i, k) → array` for some of the keys of `feedback`,
+    /// each of the shape `feedback` gives; the others stay. An unknown key or a wrong shape is
+    /// refused before anything changes.
+    #[setter]
+    fn set_feedback(&mut self, values: &Bound<'_, PyDict>) -> PyResult<()> {
+        self.host();
+        let shapes: Vec<((usize, usize), Vec<usize>)> = self
+            .feedback_shapes()
+            .into_iter()
+            .map(|(i, k, shape)| ((i, k), shape))
+            .collect();
+        let mut new = Vec::new();
+        for (key, value) in values.iter() {
+            let (i, k): (usize, usize) = key.extract().map_err(|_| {
+                PyTypeError::new_err(format!(
+                    "feedback: keys are pairs (i, k) of layer indices, got {key}"
+                ))
+            })?;
+            let Some((_, shape)) = shapes.iter().find(|(ik, _)| *ik == (i, k)) else {
+                let known: Vec<String> = shapes
+                    .iter()
+                    .map(|((i, k), _)| format!("({i}, {k})"))
+                    .collect();
+                return Err(PyValueError::new_err(format!(
+                    "feedback[({i}, {k})]: this channel has no such matrix; its keys are {}",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                )));
+            };
+            let name = format!("feedback[({i}, {k})]");
+            new.push(((i, k), tensor_in(&name, &value, shape)?));
+        }
+        for ((i, k), c) in new {
+            *self
+                .trainer
+                .channel
+                .feedback_matrix_mut(i, k)
+                .expect("the key was checked") = c;
+        }
+        Ok(())
+    }
+
+    /// The layers as they compute, input to output: dicts with `kind` (`"dense"`: `n_in`,
+    /// `n_out`; `"conv"`: `c_in`, `h`, `w`, `c_out`, `k`, `stride`, `pad`), and `pool` (None, or
+    /// `k`, `stride`, `pad` of the max-pooling after the layer's activation). With
+    /// `config["activation"]` this is what `to_torch` rebuilds.
+    #[getter]
+    fn layer_specs<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let out = PyList::empty(py);
+        for l in &self.host().net.layers {
+            let d = PyDict::new(py);
+            match l.kind {
+                rbprop::model::Kind::Dense => {
+                    d.set_item("kind", "dense")?;
+                    d.set_item("n_in", l.n_in)?;
+                    d.set_item("n_out", l.n_out)?;
+                }
+                rbprop::model::Kind::Conv(g) => {
+                    d.set_item("kind", "conv")?;
+                    for (k, v) in [
+                        ("c_in", g.c_in),
+                        ("h", g.h),
+                        ("w", g.w),
+                        ("c_out", g.c_out),
+                        ("k", g.k),
+                        ("stride", g.stride),
+                        ("pad", g.pad),
+                    ] {
+                        d.set_item(k, v)?;
+                    }
+                }
+            }
+            match l.pool {
+                None => d.set_item("pool", py.None())?,
+                Some(p) => {
+                    let pool = PyDict::new(py);
+                    pool.set_item("k", p.k)?;
+                    pool.set_item("stride", p.stride)?;
+                    pool.set_item("pad", p.pad)?;
+                    d.set_item("pool", pool)?;
+                }
+            }
+            out.append(d)?;
+        }
+        Ok(out)
+    }
+
     /// The learning channel's feedback matrices (copies), as a dict `(i, k) → C`: the matrix
     /// that carries layer k's error to hidden layer i (0-based weight layers), shape
     /// `(N_i, N_k)` (receiving × sending); for channels that put random weights in place of
@@ -933,15 +1064,14 @@ impl Net {
     fn feedback<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.host();
         let out = PyDict::new(py);
-        for (i, k, c) in self.trainer.channel.feedback_matrices() {
-            let receiving = self.trainer.net.layers[i].n_out;
-            let sending = self.trainer.net.layers[k].n_out;
-            let shape = if c.len() == receiving * sending {
-                vec![receiving, sending]
-            } else {
-                // random weights in W_k's place, stored as W_k is
-                checkpoint::layer_weight_shape(&self.trainer.net.layers[k])
-            };
+        let shapes = self.feedback_shapes();
+        for ((i, k, c), (_, _, shape)) in self
+            .trainer
+            .channel
+            .feedback_matrices()
+            .into_iter()
+            .zip(shapes)
+        {
             out.set_item((i, k), array(py, &shape, c.clone())?)?;
         }
         Ok(out)
@@ -1257,6 +1387,28 @@ fn diverged_net(py: Python<'_>, e: PyErr, k: usize) -> PyErr {
 }
 
 impl Net {
+    /// `(i, k, shape)` of each feedback matrix, in `feedback_matrices` order: `(N_i, N_k)`
+    /// receiving × sending, or the sending layer's weight shape for random weights in W_k's
+    /// place (the host trainer's; call `host` first).
+    fn feedback_shapes(&self) -> Vec<(usize, usize, Vec<usize>)> {
+        let net = &self.trainer.net;
+        self.trainer
+            .channel
+            .feedback_matrices()
+            .into_iter()
+            .map(|(i, k, c)| {
+                let (receiving, sending) = (net.layers[i].n_out, net.layers[k].n_out);
+                let shape = if c.len() == receiving * sending {
+                    vec![receiving, sending]
+                } else {
+                    // random weights in W_k's place, stored as W_k is
+                    checkpoint::layer_weight_shape(&net.layers[k])
+                };
+                (i, k, shape)
+            })
+            .collect()
+    }
+
     /// The arguments of [`_restore`]: (settings TOML, input shape, classes, metrics JSON lines,
     /// checkpoint bytes, constructor arguments or None, the last fit's epochs). With `memo`,
     /// the constructor arguments are deep-copied.
@@ -1401,4 +1553,40 @@ impl Net {
         config.validate().map_err(py_err)?;
         Net::build(config, input, classes)
     }
+}
+
+/// An array of exactly `shape` (any float dtype) as f32 values, or an error naming `name`.
+fn tensor_in(name: &str, value: &Bound<'_, PyAny>, shape: &[usize]) -> PyResult<Vec<f32>> {
+    let (values, got) = convert::floats(value, name)?;
+    if got != shape {
+        return Err(PyValueError::new_err(format!(
+            "{name}: shape {got:?}, expected {shape:?}"
+        )));
+    }
+    Ok(values)
+}
+
+/// One array or None per entry of `shapes`, checked ([`tensor_in`]) before anything is used.
+fn tensors_in(
+    name: &str,
+    values: Vec<Option<Bound<'_, PyAny>>>,
+    shapes: &[Vec<usize>],
+) -> PyResult<Vec<Option<Vec<f32>>>> {
+    if values.len() != shapes.len() {
+        return Err(PyValueError::new_err(format!(
+            "{name}: expected a list of {} arrays (one per layer, None to keep one), got {}",
+            shapes.len(),
+            values.len()
+        )));
+    }
+    values
+        .iter()
+        .zip(shapes)
+        .enumerate()
+        .map(|(i, (v, shape))| {
+            v.as_ref()
+                .map(|v| tensor_in(&format!("{name}[{i}]"), v, shape))
+                .transpose()
+        })
+        .collect()
 }

@@ -332,6 +332,20 @@ impl<B: Backend> Channel<B> {
 }
 
 impl Channel {
+    /// The feedback matrix carrying layer `k`'s error to hidden layer `i` (as
+    /// [`Channel::feedback_matrices`] lists it), to replace its values.
+    pub fn feedback_matrix_mut(&mut self, i: usize, k: usize) -> Option<&mut Vec<f32>> {
+        self.routes
+            .get_mut(i)?
+            .as_mut()?
+            .terms
+            .iter_mut()
+            .find_map(|t| match &mut t.carrier {
+                Carrier::Feedback(f) | Carrier::Kernel(f) if t.from == k => Some(&mut f.c),
+                _ => None,
+            })
+    }
+
     /// Every host tensor the channel owns and may change or draw (feedback matrices, random
     /// weights, sign magnitudes, the quantizers' calibrated scales), with a stable name per
     /// route and term, for checkpoints.

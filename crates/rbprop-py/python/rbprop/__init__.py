@@ -39,6 +39,7 @@ from ._rbprop import (
     train,
 )
 from ._rbprop import reproduce as _reproduce
+from . import _torch
 from ._rbprop import result_columns as _result_columns
 from ._rbprop import results_jsonl as _results_jsonl
 from ._rbprop import table_csv as _table_csv
@@ -61,6 +62,10 @@ __all__ = [
 ]
 
 Path = Union[str, "PathLike[str]"]
+
+# PyTorch both ways (torch is imported only when these are called)
+Net.to_torch = _torch.to_torch
+Net.from_torch = staticmethod(_torch.from_torch)
 
 
 def _frame(rows: List[dict], columns: List[str]) -> Any:
