@@ -240,6 +240,16 @@ impl Net {
     ) -> PyResult<Self> {
         // the device opens now (an error names it), and the net and channel must run there
         device::on_device(&config, Check(&trainer)).map_err(py_err)?;
+        if let Some(w) = device::open(&config).map_err(py_err)?.warning() {
+            Python::attach(|py| {
+                PyErr::warn(
+                    py,
+                    &py.get_type::<pyo3::exceptions::PyRuntimeWarning>(),
+                    &std::ffi::CString::new(w).expect("no NUL in the message"),
+                    1,
+                )
+            })?;
+        }
         Ok(Net {
             pool: pool(config.threads)?,
             config,
@@ -283,7 +293,24 @@ impl Net {
     }
 
     /// Trains one epoch (the next of this net) on `train`, then evaluates on `test`.
+    /// On any error (Ctrl-C, a divergence, an exception of `progress`) the net goes back to
+    /// where it was when the epoch began, so that the next epoch is the one a clean run trains.
     fn epoch(
+        &mut self,
+        py: Python<'_>,
+        train: &Dataset,
+        test: Option<&Dataset>,
+        progress: Option<&Py<PyAny>>,
+    ) -> PyResult<EpochMetrics> {
+        let before: Trainer = self.host().to_backend();
+        let done = self.epoch_from_here(py, train, test, progress);
+        if done.is_err() {
+            self.trainer = before;
+        }
+        done
+    }
+
+    fn epoch_from_here(
         &mut self,
         py: Python<'_>,
         train: &Dataset,
@@ -654,12 +681,14 @@ impl Net {
     /// (`(N, values)` or `(N, C, H, W)`, floats) and labels `y` (`(N,)`, ints in
     /// `0..classes`), continuing the epochs already done (the shuffle of epoch e depends only on
     /// the seed and e, as in `rbp train`). `validation=(X_test, y_test)` is evaluated after each
-    /// epoch (test_loss, test_acc; NaN without it). `settings` may change `batch`, `lr`,
-    /// `translate`, `flip` and `threads`. `verbose=1` prints a line per epoch; `progress`, a
+    /// epoch (test_loss, test_acc; None in `history_` without it). `settings` may change
+    /// `batch`, `lr`, `translate`, `flip` and `threads`. `verbose=1` prints a line per epoch; `progress`, a
     /// callable, receives `{"epoch", "done", "examples"}` after every update (it must not use
     /// the net; an exception it raises stops training and is raised here). Returns the net (the
-    /// metrics are in `history_`). Ctrl-C stops between two updates (KeyboardInterrupt); the net
-    /// keeps the updates done.
+    /// metrics are in `history_`; each one's `lr` is the rate the next update uses). Ctrl-C
+    /// stops between two updates (KeyboardInterrupt) and a divergence raises `DivergedError`;
+    /// either way the net goes back to where its last finished epoch left it, so the next `fit`
+    /// continues exactly as an uninterrupted run would.
     #[pyo3(signature = (x, y, epochs=None, *, validation=None, verbose=0, progress=None, **settings))]
     #[allow(clippy::too_many_arguments)]
     fn fit<'py>(

@@ -107,7 +107,12 @@ def test_ctrl_c_stops_between_steps(tmp_path):
             net.fit(X, y, epochs=1000)
         except KeyboardInterrupt:
             acc = net.evaluate(Xt, yt)["accuracy"]
-            print("interrupted", net.epochs, net.steps, acc)
+            # back at the end of the last finished epoch: the next epoch is a clean run's
+            done = net.epochs
+            net.fit(X, y, epochs=1)
+            clean = rbprop.Net([784, 256, 256, 10], channel="rbp", seed=1).fit(X, y, epochs=done + 1)
+            same = net.history_[-1]["train_loss"] == clean.history_[-1]["train_loss"]
+            print("interrupted", done, net.steps - 100, acc, same)
             sys.exit(0)
         print("not interrupted")
         sys.exit(1)
@@ -119,8 +124,8 @@ def test_ctrl_c_stops_between_steps(tmp_path):
     words = done.stdout.split()
     assert words[0] == "interrupted"
     epochs, steps = int(words[1]), int(words[2])
-    # stopped between two updates: the finished epochs' steps and part of the next epoch's
-    assert epochs * 100 <= steps < (epochs + 1) * 100
+    # stopped between two updates, then back where the last finished epoch left the net
+    assert steps == epochs * 100 and words[4] == "True", done.stdout
     assert time.perf_counter() - start < 60
 
 

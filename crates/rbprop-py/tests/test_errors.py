@@ -108,3 +108,12 @@ def test_divergence_is_reported(data):
     with pytest.raises(rbprop.DivergedError, match="diverged"):
         net.fit(X, y, epochs=50)
     assert isinstance(rbprop.DivergedError("x"), ArithmeticError)
+
+
+def test_errors_speak_python_keywords_not_command_line_flags():
+    with pytest.raises(ValueError) as e:
+        rbprop.Net([784, 10], quantize_update="8", momentum=0.5)
+    text = str(e.value)
+    assert "`quantize_update`" in text and "decay=0 momentum=0" in text and "--" not in text
+    with pytest.raises(ValueError, match="invalid value for `channel_dropout`"):
+        rbprop.Net([784, 10], channel_dropout=2)

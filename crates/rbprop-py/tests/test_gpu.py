@@ -104,3 +104,22 @@ def test_steps_stay_on_the_device_and_reads_see_every_one(gpu, settings):
     # fit continues from the steps done on the device
     more = plain.fit(x, y, epochs=1, batch=20).history_
     assert more[-1]["steps"] == 6 + 6
+
+
+def test_an_emulated_adapter_is_named_and_warned_about(gpu, rbp, tmp_path):
+    """The command line names the adapter it opens; Python warns exactly when that adapter is a
+    CPU emulation of a GPU (lavapipe in CI: then the warning must come)."""
+    import warnings
+
+    done = rbp("train", "--device", "gpu", "--hidden", "4", "--train-limit", "100", "--epochs", "1",
+               "--out", tmp_path / "run")
+    line = next(l for l in done.stdout.splitlines() if l.startswith("device: gpu, adapter "))
+    emulated = line.endswith(", Cpu)")
+    assert ("CPU emulation" in done.stderr) == emulated, done.stderr
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rbprop.Net([4, 2], device="gpu")
+    warned = [w for w in caught if issubclass(w.category, RuntimeWarning) and "CPU emulation" in str(w.message)]
+    assert bool(warned) == emulated, (line, [str(w.message) for w in caught])
+    if warned:
+        assert line.removeprefix("device: gpu, adapter ") in str(warned[0].message)

@@ -308,6 +308,9 @@ pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()
         if !args.quiet {
             sayln!("device: gpu, adapter {adapter}");
         }
+        if let Some(w) = adapter.warning() {
+            eprintln!("warning: {w}");
+        }
     }
     run::run_locked(&config, &split, dir.as_ref(), &mut observer)?;
     if let Some(out) = args.out.as_ref().filter(|_| !args.quiet) {

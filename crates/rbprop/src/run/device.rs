@@ -34,11 +34,42 @@ pub fn on_device<W: OnBackend>(config: &TrainConfig, work: W) -> Result<W::Outpu
     }
 }
 
-/// Opens the device `config` names and returns its description: `cpu`, or the GPU adapter's
-/// (e.g. `llvmpipe (LLVM 19.1.7, 256 bits) (Vulkan, Cpu)`).
-pub fn open(config: &TrainConfig) -> Result<String> {
+/// A device opened by [`open`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Opened {
+    /// `cpu`, or the GPU adapter's name, API and type (e.g. `llvmpipe (LLVM 19.1.7, 256 bits)
+    /// (Vulkan, Cpu)`).
+    pub description: String,
+    /// The adapter is a GPU emulated on the CPU (Mesa's lavapipe, WARP, SwiftShader): it runs
+    /// the GPU backend's kernels correctly but slower than the CPU backend.
+    pub emulated: bool,
+}
+
+impl std::fmt::Display for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl Opened {
+    /// The warning to give when the adapter is an emulation, if it is.
+    pub fn warning(&self) -> Option<String> {
+        self.emulated.then(|| {
+            format!(
+                "the GPU adapter {} is a CPU emulation of a GPU: it computes correctly but slower than device \"cpu\"; choose a real GPU with the adapter setting if the machine has one",
+                self.description
+            )
+        })
+    }
+}
+
+/// Opens the device `config` names.
+pub fn open(config: &TrainConfig) -> Result<Opened> {
     match config.device {
-        Device::Cpu => Ok("cpu".into()),
+        Device::Cpu => Ok(Opened {
+            description: "cpu".into(),
+            emulated: false,
+        }),
         Device::Gpu => gpu::open(config),
     }
 }
@@ -128,13 +159,13 @@ mod gpu {
     use crate::error::Error;
     use rbprop_gpu::Gpu;
 
-    pub fn open(config: &TrainConfig) -> Result<String> {
+    pub fn open(config: &TrainConfig) -> Result<Opened> {
         let info = Gpu::init(config.adapter.as_deref())
             .map_err(|e| Error::config("device", e.to_string()))?;
-        Ok(format!(
-            "{} ({:?}, {:?})",
-            info.name, info.backend, info.device_type
-        ))
+        Ok(Opened {
+            description: format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
+            emulated: info.device_type == rbprop_gpu::DeviceType::Cpu,
+        })
     }
 
     pub fn run<W: OnBackend>(config: &TrainConfig, work: W) -> Result<W::Output> {
@@ -159,7 +190,7 @@ mod gpu {
         )
     }
 
-    pub fn open(_config: &TrainConfig) -> Result<String> {
+    pub fn open(_config: &TrainConfig) -> Result<Opened> {
         Err(missing())
     }
 
@@ -208,7 +239,8 @@ mod tests {
             }
         }
         let config = TrainConfig::default();
-        assert_eq!(open(&config).unwrap(), "cpu");
+        let cpu = open(&config).unwrap();
+        assert_eq!((cpu.to_string(), cpu.warning()), ("cpu".to_string(), None));
         assert_eq!(on_device(&config, Work(&trainer())).unwrap(), "cpu");
     }
 }
