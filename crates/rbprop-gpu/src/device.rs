@@ -97,12 +97,18 @@ impl ProductForm {
         match (self, name) {
             (ProductForm::Tiled, _) => (name, 64),
             (ProductForm::Direct, "gemm") => ("gemm_direct", 32),
+            (ProductForm::Direct, "gemm_bias_act") => ("gemm_bias_act_direct", 32),
             (ProductForm::Direct, "conv_forward") => ("conv_forward_direct", 32),
             (ProductForm::Direct, "conv_backward_data") => ("conv_backward_data_direct", 32),
             (ProductForm::Direct, "conv_weight_grad") => ("conv_weight_grad_direct", 32),
             (ProductForm::Direct, other) => panic!("`{other}` is not a product"),
         }
     }
+}
+
+thread_local! {
+    /// Dispatches this thread recorded ([`crate::Gpu::dispatches`]).
+    pub static DISPATCHES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 /// Timestamps around every dispatch (each in a pass of its own), resolved at each submission,
@@ -488,6 +494,7 @@ impl Context {
         if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
             return;
         }
+        DISPATCHES.with(|d| d.set(d.get() + 1));
         let (pipeline, layout) = &self.pipelines[name];
         let mut p = self.pending();
         let slot = p.params.len() as u64;

@@ -56,6 +56,12 @@ impl Gpu {
         device::adapters()
     }
 
+    /// Compute dispatches this thread has recorded so far (every operation but buffer copies
+    /// is one or more): what a step costs in launches, the GPU's fixed cost per operation.
+    pub fn dispatches() -> u64 {
+        device::DISPATCHES.with(std::cell::Cell::get)
+    }
+
     /// Device time per kernel since the last call — (kernel, dispatches, total ms), longest
     /// first — when the process was started with `RBP_GPU_PROFILE` set and the adapter has
     /// timestamp queries (each dispatch is then timed in a pass of its own, and every submission
@@ -282,6 +288,52 @@ impl Backend for Gpu {
             ),
             &[b(a.buf), b(b_.buf), b(c)],
             groups,
+        );
+    }
+
+    fn dense_forward(
+        x: &GpuBuf,
+        w: &GpuBuf,
+        bias: &GpuBuf,
+        rows: usize,
+        n_in: usize,
+        n_out: usize,
+        f: Option<Activation>,
+        out: &mut GpuBuf,
+    ) {
+        assert!(
+            rows * n_out <= out.len,
+            "a product larger than its output buffer"
+        );
+        assert!(n_out <= bias.len, "a bias shorter than the layer");
+        // x as it is, w transposed: the operands of `gemm`'s dense forward
+        let flags = 2;
+        let code = f.map_or(act_code(Activation::Linear), act_code);
+        let ctx = context();
+        let (kernel, groups) = ctx.product("gemm_bias_act", rows, n_out);
+        ctx.dispatch(
+            kernel,
+            geom_params(
+                &[flags, code as usize],
+                [rows as u32, n_out as u32, n_in as u32, 0],
+                [1.0, 0.0, 0.0, 0.0],
+            ),
+            &[b(x), b(w), b(bias), b(out)],
+            groups,
+        );
+    }
+
+    fn delta_from_signal(f: Option<Activation>, o: &GpuBuf, g: &GpuBuf, d: &mut GpuBuf, n: usize) {
+        assert!(
+            n <= o.len && n <= g.len && n <= d.len,
+            "a signal past the end of a buffer"
+        );
+        let code = f.map_or(act_code(Activation::Linear), act_code);
+        context().each(
+            "delta_from_signal",
+            params([0, code, 0, 0], [0.0; 4]),
+            n,
+            &[b(o), b(g), b(d)],
         );
     }
 

@@ -37,6 +37,27 @@ const GEMM: &str = r#"
 @group(0) @binding(1) var<storage, read> A: array<f32>;
 @group(0) @binding(2) var<storage, read> B: array<f32>;
 @group(0) @binding(3) var<storage, read_write> C: array<f32>;
+fn st(i: u32, j: u32, v: f32, z: u32) {
+    let o = i * p.b + j;
+    if (p.f == 0.0) { C[o] = p.e * v; } else { C[o] = p.e * v + p.f * C[o]; }
+}
+"#;
+
+/// A dense layer's forward in one kernel, `C = f(op(A) · op(B) + bias)` (the operands as in
+/// [`GEMM`], `p.g0.y` the activation's code, 3 for none): what `gemm`, `add_bias_rows` and
+/// `activate` compute, in that order, to the same bits.
+const GEMM_BIAS_ACT: &str = r#"
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> C: array<f32>;
+fn st(i: u32, j: u32, v: f32, z: u32) {
+    C[i * p.b + j] = act(p.g0.y, v + bias[j]);
+}
+"#;
+
+/// The operands of [`GEMM`] and [`GEMM_BIAS_ACT`]: `p.g0.x` bit 0 transposes `A`, bit 1 `B`.
+const GEMM_OPERANDS: &str = r#"
 fn a_along_k() -> bool { return (p.g0.x & 1u) == 0u; }
 fn b_along_k() -> bool { return (p.g0.x & 2u) != 0u; }
 fn la(i: u32, kk: u32) -> f32 {
@@ -46,10 +67,6 @@ fn la(i: u32, kk: u32) -> f32 {
 fn lb(kk: u32, j: u32) -> f32 {
     if ((p.g0.x & 2u) != 0u) { return B[j * p.c + kk]; }
     return B[kk * p.b + j];
-}
-fn st(i: u32, j: u32, v: f32, z: u32) {
-    let o = i * p.b + j;
-    if (p.f == 0.0) { C[o] = p.e * v; } else { C[o] = p.e * v + p.f * C[o]; }
 }
 "#;
 
@@ -126,6 +143,16 @@ fn dact(kind: u32, o: f32) -> f32 {
 const ACTIVATE: &str = r#"
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
 fn body(i: u32) { x[i] = act(p.b, x[i]); }
+"#;
+
+/// `d ← g ⊙ f'(S)` from `o = f(S)`, or `d ← g` (`p.b = 3`: linear, or no derivative).
+const DELTA_FROM_SIGNAL: &str = r#"
+@group(0) @binding(1) var<storage, read> o: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read_write> d: array<f32>;
+fn body(i: u32) {
+    if (p.b != 3u) { d[i] = g[i] * dact(p.b, o[i]); } else { d[i] = g[i]; }
+}
 "#;
 
 /// `g ← g ⊙ f'(S)` from `o = f(S)` (linear leaves `g` as it is, NaN included).
@@ -907,8 +934,25 @@ pub fn all() -> Vec<(&'static str, String)> {
     let product = |instance: &str, form: &str| format!("{PRELUDE}{instance}{form}{PRODUCT_COMMON}");
     let conv = |instance: &str, form: &str| product(&format!("{CONV_GEOM}{instance}"), form);
     vec![
-        ("gemm", product(GEMM, TILED)),
-        ("gemm_direct", product(GEMM, DIRECT)),
+        ("gemm", product(&format!("{GEMM}{GEMM_OPERANDS}"), TILED)),
+        (
+            "gemm_direct",
+            product(&format!("{GEMM}{GEMM_OPERANDS}"), DIRECT),
+        ),
+        (
+            "gemm_bias_act",
+            product(
+                &format!("{ACTIVATIONS}{GEMM_BIAS_ACT}{GEMM_OPERANDS}"),
+                TILED,
+            ),
+        ),
+        (
+            "gemm_bias_act_direct",
+            product(
+                &format!("{ACTIVATIONS}{GEMM_BIAS_ACT}{GEMM_OPERANDS}"),
+                DIRECT,
+            ),
+        ),
         ("probe_empty", each(PROBE_EMPTY)),
         ("probe_chase", whole(PROBE_CHASE)),
         ("probe_copy", each(PROBE_COPY)),
@@ -918,6 +962,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("add_assign", each(ADD_ASSIGN)),
         ("activate", act(ACTIVATE)),
         ("mul_derivative", act(MUL_DERIVATIVE)),
+        ("delta_from_signal", act(DELTA_FROM_SIGNAL)),
         ("softmax", each(SOFTMAX)),
         (
             "loss_total",

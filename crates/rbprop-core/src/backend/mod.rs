@@ -125,6 +125,50 @@ pub trait Backend: Clone + Copy + Debug + Default + PartialEq + Send + Sync + 's
     /// `db ← beta · db + alpha · Σ_rows delta[r]` over the first `rows` rows of
     /// `delta` (`rows × len(db)`): a dense layer's bias gradient.
     fn bias_grad(delta: &Self::Buf, rows: usize, alpha: f32, beta: f32, db: &mut Self::Buf);
+    /// A dense layer's forward, `out = f(x · wᵀ + bias)` on the first `rows` rows (`x`:
+    /// `rows × n_in`, `w`: `n_out × n_in`), with `f = None` for the output layer (no
+    /// activation). By default the sequence [`Backend::gemm`], [`Backend::add_bias_rows`],
+    /// [`Backend::activate`] (the CPU's, so its bits are those of the sequence); a backend may
+    /// fuse them into one operation (the GPU does: one dispatch instead of three).
+    #[allow(clippy::too_many_arguments)] // a layer: input, parameters, sizes, output
+    fn dense_forward(
+        x: &Self::Buf,
+        w: &Self::Buf,
+        bias: &Self::Buf,
+        rows: usize,
+        n_in: usize,
+        n_out: usize,
+        f: Option<Activation>,
+        out: &mut Self::Buf,
+    ) {
+        Self::gemm(
+            1.0,
+            Mat::new(x, rows, n_in),
+            Mat::t(w, n_out, n_in),
+            0.0,
+            out,
+        );
+        Self::add_bias_rows(out, rows, bias);
+        if let Some(f) = f {
+            Self::activate(f, out, rows * n_out);
+        }
+    }
+    /// A hidden layer's δ from the signal its channel delivered: `d[..n] = g[..n] ⊙ f'(S)`
+    /// from the layer's output `o = f(S)`, or a copy of `g` with `f = None` (the channels
+    /// without f'). By default [`Backend::copy`] then [`Backend::mul_derivative`]; a backend may
+    /// fuse them (the GPU does).
+    fn delta_from_signal(
+        f: Option<Activation>,
+        o: &Self::Buf,
+        g: &Self::Buf,
+        d: &mut Self::Buf,
+        n: usize,
+    ) {
+        Self::copy(g, d, n);
+        if let Some(f) = f {
+            Self::mul_derivative(f, o, d, n);
+        }
+    }
     /// `x ← s · x` (the whole buffer).
     fn scale(x: &mut Self::Buf, s: f32);
     /// `x ← x + y` (the whole buffers, of equal length).

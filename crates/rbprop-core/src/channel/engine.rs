@@ -90,11 +90,8 @@ impl<B: Backend> Channel<B> {
                     }
                 }
             }
-            let d = &mut del_lo[i];
-            B::copy(g, d, n);
-            if *derivative {
-                B::mul_derivative(net.activation, &acts.out[i + 1], d, n);
-            }
+            let f = derivative.then_some(net.activation);
+            B::delta_from_signal(f, &acts.out[i + 1], g, &mut del_lo[i], n);
         }
     }
 

@@ -410,14 +410,31 @@ impl<B: Backend> Net<B> {
                 &lo[i]
             };
             let out = &mut hi[0];
+            let hidden = i + 1 < self.layers.len();
             if i == 0 && first_product_done {
                 assert_eq!(layer.kind, Kind::Dense, "a shared first product is dense");
                 B::add_bias_rows(out, batch, &layer.b);
+                if hidden {
+                    B::activate(self.activation, out, batch * layer.n_out);
+                }
+            } else if layer.kind == Kind::Dense {
+                // product, bias and activation: one operation a backend may fuse
+                let f = hidden.then_some(self.activation);
+                B::dense_forward(
+                    input,
+                    &layer.w,
+                    &layer.b,
+                    batch,
+                    layer.n_in,
+                    layer.n_out,
+                    f,
+                    out,
+                );
             } else {
                 layer.forward(input, out, batch);
-            }
-            if i + 1 < self.layers.len() {
-                B::activate(self.activation, out, batch * layer.n_out);
+                if hidden {
+                    B::activate(self.activation, out, batch * layer.n_out);
+                }
             }
             if let Some(p) = layer.pool {
                 B::pool_forward(&p, out, &mut acts.pooled[i], &mut acts.argmax[i], batch);
