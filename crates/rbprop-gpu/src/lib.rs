@@ -323,6 +323,39 @@ impl Backend for Gpu {
         );
     }
 
+    fn dense_weight_grad(
+        delta: &GpuBuf,
+        x: &GpuBuf,
+        rows: usize,
+        n_in: usize,
+        n_out: usize,
+        alpha: f32,
+        beta: f32,
+        dw: &mut GpuBuf,
+        db: &mut GpuBuf,
+    ) {
+        assert!(
+            n_out * n_in <= dw.len && n_out <= db.len,
+            "a gradient past its buffers"
+        );
+        assert!(
+            rows * n_out <= delta.len && rows * n_in <= x.len,
+            "signals past their buffers"
+        );
+        let ctx = context();
+        let (kernel, groups) = ctx.product("gemm_weight_grad", n_out, n_in + 1);
+        ctx.dispatch(
+            kernel,
+            geom_params(
+                &[0, n_in],
+                [n_out as u32, n_in as u32 + 1, rows as u32, 0],
+                [alpha, beta, 0.0, 0.0],
+            ),
+            &[b(delta), b(x), b(dw), b(db)],
+            groups,
+        );
+    }
+
     fn delta_from_signal(f: Option<Activation>, o: &GpuBuf, g: &GpuBuf, d: &mut GpuBuf, n: usize) {
         assert!(
             n <= o.len && n <= g.len && n <= d.len,

@@ -56,6 +56,31 @@ fn st(i: u32, j: u32, v: f32, z: u32) {
 }
 "#;
 
+/// A dense layer's weight and bias gradient in one product: `W ← p.e · δᵀ · X + p.f · W` and
+/// `bias ← p.e · Σ_rows δ + p.f · bias` as the `n_in + 1` columns of `δᵀ · [X | 1]` (`p.a =
+/// n_out`, `p.b = n_in + 1`, `p.c` rows, `p.g0.y = n_in`).
+const GEMM_WEIGHT_GRAD: &str = r#"
+@group(0) @binding(1) var<storage, read> D: array<f32>;
+@group(0) @binding(2) var<storage, read> X: array<f32>;
+@group(0) @binding(3) var<storage, read_write> W: array<f32>;
+@group(0) @binding(4) var<storage, read_write> Bias: array<f32>;
+fn a_along_k() -> bool { return false; }
+fn b_along_k() -> bool { return false; }
+fn la(i: u32, kk: u32) -> f32 { return D[kk * p.a + i]; }
+fn lb(kk: u32, j: u32) -> f32 {
+    if (j < p.g0.y) { return X[kk * p.g0.y + j]; }
+    return 1.0;
+}
+fn st(i: u32, j: u32, v: f32, z: u32) {
+    if (j < p.g0.y) {
+        let o = i * p.g0.y + j;
+        if (p.f == 0.0) { W[o] = p.e * v; } else { W[o] = p.e * v + p.f * W[o]; }
+    } else {
+        if (p.f == 0.0) { Bias[i] = p.e * v; } else { Bias[i] = p.e * v + p.f * Bias[i]; }
+    }
+}
+"#;
+
 /// The operands of [`GEMM`] and [`GEMM_BIAS_ACT`]: `p.g0.x` bit 0 transposes `A`, bit 1 `B`.
 const GEMM_OPERANDS: &str = r#"
 fn a_along_k() -> bool { return (p.g0.x & 1u) == 0u; }
@@ -939,6 +964,8 @@ pub fn all() -> Vec<(&'static str, String)> {
             "gemm_direct",
             product(&format!("{GEMM}{GEMM_OPERANDS}"), DIRECT),
         ),
+        ("gemm_weight_grad", product(GEMM_WEIGHT_GRAD, TILED)),
+        ("gemm_weight_grad_direct", product(GEMM_WEIGHT_GRAD, DIRECT)),
         (
             "gemm_bias_act",
             product(

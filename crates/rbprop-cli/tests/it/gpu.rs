@@ -317,6 +317,49 @@ fn fused_dense_forward_and_delta_agree_with_their_sequences() {
             &want_d,
         );
     }
+    // the weight and bias gradient in one product, fresh and accumulated
+    let delta = normal(rows * n_out, 15);
+    for (alpha, beta) in [(-0.05f32, 0.0f32), (-0.05, 1.0), (0.3, 0.9)] {
+        let (w0, b0) = (normal(n_out * n_in, 16), normal(n_out, 17));
+        let (mut want_w, mut want_b) = (w0.clone(), b0.clone());
+        Cpu::dense_weight_grad(
+            &delta,
+            &x,
+            rows,
+            n_in,
+            n_out,
+            alpha,
+            beta,
+            &mut want_w,
+            &mut want_b,
+        );
+        let (mut gw, mut gb) = (on_gpu(&w0), on_gpu(&b0));
+        let before = Gpu::dispatches();
+        Gpu::dense_weight_grad(
+            &on_gpu(&delta),
+            &on_gpu(&x),
+            rows,
+            n_in,
+            n_out,
+            alpha,
+            beta,
+            &mut gw,
+            &mut gb,
+        );
+        assert_eq!(Gpu::dispatches() - before, 1, "weight grad: one dispatch");
+        let tol = 1e-5 * (rows as f32).sqrt() * rows as f32;
+        for (what, gpu, cpu) in [
+            ("dw", Gpu::download(&gw), want_w),
+            ("db", Gpu::download(&gb), want_b),
+        ] {
+            for (a, b) in gpu.iter().zip(&cpu) {
+                assert!(
+                    (a - b).abs() <= tol * (1.0 + b.abs()),
+                    "{what} α {alpha} β {beta}: {a} vs {b}"
+                );
+            }
+        }
+    }
 }
 
 /// Dispatches of one training step on the GPU: the paper's MNIST net (four hidden layers of
@@ -334,13 +377,13 @@ fn a_dense_step_costs_a_fixed_number_of_dispatches() {
     let labels: Vec<u8> = (0..16).map(|i| (i % 10) as u8).collect();
     let mut counts = Vec::new();
     // 34 before the layers' operations were fused (forward: product, bias and activation in
-    // one kernel; δ: copy and f' in one)
+    // one kernel; δ: copy and f' in one; a dense layer's weight and bias gradient in one)
     for (channel, arch, shape, want) in [
-        ("bp", "paper-mnist", (784, 1, 1), 25),
-        ("rbp", "paper-mnist", (784, 1, 1), 25),
-        ("srbp", "paper-mnist", (784, 1, 1), 25),
-        ("srbp", "conv8k5-pool2-fc32", (1, 28, 28), 18),
-        ("rbp", "paper-cifar10", (3, 32, 32), 37),
+        ("bp", "paper-mnist", (784, 1, 1), 20),
+        ("rbp", "paper-mnist", (784, 1, 1), 20),
+        ("srbp", "paper-mnist", (784, 1, 1), 20),
+        ("srbp", "conv8k5-pool2-fc32", (1, 28, 28), 16),
+        ("rbp", "paper-cifar10", (3, 32, 32), 35),
     ] {
         let config = TrainConfig {
             channel: channel.into(),

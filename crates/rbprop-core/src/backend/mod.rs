@@ -153,6 +153,32 @@ pub trait Backend: Clone + Copy + Debug + Default + PartialEq + Send + Sync + 's
             Self::activate(f, out, rows * n_out);
         }
     }
+    /// A dense layer's batch-summed gradient, scaled and accumulated: `dw ← alpha · δᵀ · x +
+    /// beta · dw` (`δ`: `rows × n_out`, `x`: `rows × n_in`, `dw`: `n_out × n_in`) and `db ←
+    /// alpha · Σ_rows δ + beta · db`. By default [`Backend::gemm`] then [`Backend::bias_grad`]
+    /// (the CPU's); a backend may compute both in one operation (the GPU does: the bias is the
+    /// product's column against a column of ones).
+    #[allow(clippy::too_many_arguments)] // a layer's update: signals, sizes, scales, outputs
+    fn dense_weight_grad(
+        delta: &Self::Buf,
+        x: &Self::Buf,
+        rows: usize,
+        n_in: usize,
+        n_out: usize,
+        alpha: f32,
+        beta: f32,
+        dw: &mut Self::Buf,
+        db: &mut Self::Buf,
+    ) {
+        Self::gemm(
+            alpha,
+            Mat::t(delta, rows, n_out),
+            Mat::new(x, rows, n_in),
+            beta,
+            dw,
+        );
+        Self::bias_grad(delta, rows, alpha, beta, db);
+    }
     /// A hidden layer's δ from the signal its channel delivered: `d[..n] = g[..n] ⊙ f'(S)`
     /// from the layer's output `o = f(S)`, or a copy of `g` with `f = None` (the channels
     /// without f'). By default [`Backend::copy`] then [`Backend::mul_derivative`]; a backend may

@@ -215,16 +215,9 @@ impl Shape {
         db: &mut B::Buf,
     ) {
         match self.kind {
-            Kind::Dense => {
-                B::gemm(
-                    alpha,
-                    Mat::t(delta, batch, self.n_out),
-                    Mat::new(input, batch, self.n_in),
-                    beta,
-                    dw,
-                );
-                B::bias_grad(delta, batch, alpha, beta, db);
-            }
+            Kind::Dense => B::dense_weight_grad(
+                delta, input, batch, self.n_in, self.n_out, alpha, beta, dw, db,
+            ),
             Kind::Conv(g) => B::conv_weight_grad(&g, delta, input, batch, alpha, beta, dw, db),
         }
     }
