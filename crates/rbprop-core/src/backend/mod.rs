@@ -21,6 +21,7 @@
 //! on host nets (`Net<Cpu>`); [`crate::model::Net::to_backend`] and the channel's counterpart
 //! move them onto a backend and back.
 
+pub mod conformance;
 mod cpu;
 
 pub use cpu::Cpu;
