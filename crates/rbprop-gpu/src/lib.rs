@@ -71,6 +71,27 @@ impl Gpu {
     }
 }
 
+/// For test suites that need an adapter (this crate's, and those of the crates above it).
+pub mod testing {
+    use super::Gpu;
+
+    /// Whether a GPU adapter is open for the tests: without one the caller skips its test with
+    /// the note printed here, unless `RBP_GPU=1` requires an adapter (CI sets it, with
+    /// lavapipe), which makes its absence a panic.
+    pub fn available() -> bool {
+        match Gpu::init(None) {
+            Ok(_) => true,
+            Err(e) if std::env::var("RBP_GPU").as_deref() == Ok("1") => {
+                panic!("RBP_GPU=1 requires a GPU adapter: {e}")
+            }
+            Err(e) => {
+                eprintln!("skipped (no GPU adapter: {e}; RBP_GPU=1 makes this a failure)");
+                false
+            }
+        }
+    }
+}
+
 /// An f32 buffer on the device. Cloning copies it on the device; equality compares contents
 /// (reads both back).
 pub struct GpuBuf {

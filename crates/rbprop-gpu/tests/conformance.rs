@@ -7,12 +7,7 @@ use rbprop_gpu::Gpu;
 
 #[test]
 fn the_gpu_backend_conforms() {
-    if let Err(e) = Gpu::init(None) {
-        assert!(
-            std::env::var("RBP_GPU").as_deref() != Ok("1"),
-            "RBP_GPU=1 requires a GPU adapter: {e}"
-        );
-        eprintln!("skipped (no GPU adapter: {e}; RBP_GPU=1 makes this a failure)");
+    if !rbprop_gpu::testing::available() {
         return;
     }
     let failed: Vec<String> = conformance::all::<Gpu>()

@@ -25,19 +25,9 @@ use rbprop::run::{self};
 use rbprop::train::{Sgd, Trainer};
 use rbprop_gpu::{Gpu, ProductForm, supports};
 
-/// Whether a GPU adapter is open for the tests: those that need one are skipped with a note
-/// without one, unless `RBP_GPU=1` requires it.
+/// Whether a GPU adapter is open for the tests ([`rbprop_gpu::testing::available`]).
 pub fn available() -> bool {
-    match Gpu::init(None) {
-        Ok(_) => true,
-        Err(e) if std::env::var("RBP_GPU").as_deref() == Ok("1") => {
-            panic!("RBP_GPU=1 requires a GPU adapter: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipped (no GPU adapter: {e}; RBP_GPU=1 makes this a failure)");
-            false
-        }
-    }
+    rbprop_gpu::testing::available()
 }
 
 fn normal(n: usize, seed: u64) -> Vec<f32> {

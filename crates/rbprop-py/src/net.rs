@@ -959,40 +959,16 @@ impl Net {
     /// dtype. The shapes and finiteness are checked first; nothing changes on an error.
     #[setter]
     fn set_weights(&mut self, values: Vec<Option<Bound<'_, PyAny>>>) -> PyResult<()> {
-        let shapes: Vec<Vec<usize>> = self
-            .host()
-            .net
-            .layers
-            .iter()
-            .map(checkpoint::layer_weight_shape)
-            .collect();
-        let new = tensors_in("weights", values, &shapes)?;
-        for (layer, w) in self.trainer.net.layers.iter_mut().zip(new) {
-            if let Some(w) = w {
-                layer.w = w;
-            }
-        }
-        Ok(())
+        self.replace_layer_tensors("weights", values, checkpoint::layer_weight_shape, |l| {
+            &mut l.w
+        })
     }
 
     /// Replaces the biases: a list with one array (or None: unchanged) per layer, `(n_out,)`
     /// dense, `(c_out,)` conv; checked as `weights` are.
     #[setter]
     fn set_biases(&mut self, values: Vec<Option<Bound<'_, PyAny>>>) -> PyResult<()> {
-        let shapes: Vec<Vec<usize>> = self
-            .host()
-            .net
-            .layers
-            .iter()
-            .map(|l| vec![l.b.len()])
-            .collect();
-        let new = tensors_in("biases", values, &shapes)?;
-        for (layer, b) in self.trainer.net.layers.iter_mut().zip(new) {
-            if let Some(b) = b {
-                layer.b = b;
-            }
-        }
-        Ok(())
+        self.replace_layer_tensors("biases", values, |l| vec![l.b.len()], |l| &mut l.b)
     }
 
     /// Replaces feedback matrices: a dict `(i, k) → array` for some of the keys of `feedback`,
@@ -1373,28 +1349,16 @@ pub fn fit_together<'py>(
                 continue;
             };
             let t = tested.as_ref().map(|v| v[k]);
-            let layers = r
-                .config
-                .diagnostics
-                .then(|| rbprop::run::probe(&r.trainer, train));
-            let m = EpochMetrics {
-                epoch,
-                train_loss: s.loss,
-                train_acc: s.acc,
-                test_loss: t.map_or(f64::NAN, |s| s.loss),
-                test_acc: t.map_or(f64::NAN, |s| s.acc),
-                lr: r.trainer.rate(),
-                steps: r.trainer.step,
-                seconds,
-                layers,
+            let done =
+                rbprop::run::epoch_metrics(&r.trainer, &r.config, train, epoch, s, t, seconds);
+            let m = match done {
+                Ok((m, _)) => m,
+                Err(rbprop::Error::Diverged { epoch, step, loss }) => {
+                    diverged.get_or_insert((k, epoch, step, loss));
+                    continue;
+                }
+                Err(e) => return Err(py_err(e)),
             };
-            let bad = std::iter::once(m.train_loss)
-                .chain(t.map(|s| s.loss))
-                .find(|l| !l.is_finite());
-            if let Some(loss) = bad {
-                diverged.get_or_insert((k, epoch, r.trainer.step, loss));
-                continue;
-            }
             per_net[k].append(to_py(py, &m)?)?;
             r.history.push(m);
         }
@@ -1416,6 +1380,25 @@ fn diverged_net(py: Python<'_>, e: PyErr, k: usize) -> PyErr {
 }
 
 impl Net {
+    /// Replaces one tensor per layer (`slot`) with `values` (None keeps one), each checked
+    /// against `shape` first: nothing changes on an error.
+    fn replace_layer_tensors(
+        &mut self,
+        name: &str,
+        values: Vec<Option<Bound<'_, PyAny>>>,
+        shape: impl Fn(&rbprop::model::Layer) -> Vec<usize>,
+        slot: impl Fn(&mut rbprop::model::Layer) -> &mut Vec<f32>,
+    ) -> PyResult<()> {
+        let shapes: Vec<Vec<usize>> = self.host().net.layers.iter().map(shape).collect();
+        let new = tensors_in(name, values, &shapes)?;
+        for (layer, v) in self.trainer.net.layers.iter_mut().zip(new) {
+            if let Some(v) = v {
+                *slot(layer) = v;
+            }
+        }
+        Ok(())
+    }
+
     /// `(i, k, shape)` of each feedback matrix, in `feedback_matrices` order: `(N_i, N_k)`
     /// receiving × sending, or the sending layer's weight shape for random weights in W_k's
     /// place (the host trainer's; call `host` first).

@@ -19,19 +19,9 @@ use rbprop::rng::{self};
 use rbprop::run::{self, EpochMetrics, Silent};
 use rbprop_gpu::{Gpu, supports};
 
-/// Whether a GPU adapter is open for the tests: those that need one are skipped with a note
-/// without one, unless `RBP_GPU=1` requires it.
+/// Whether a GPU adapter is open for the tests ([`rbprop_gpu::testing::available`]).
 pub fn available() -> bool {
-    match Gpu::init(None) {
-        Ok(_) => true,
-        Err(e) if std::env::var("RBP_GPU").as_deref() == Ok("1") => {
-            panic!("RBP_GPU=1 requires a GPU adapter: {e}")
-        }
-        Err(e) => {
-            eprintln!("skipped (no GPU adapter: {e}; RBP_GPU=1 makes this a failure)");
-            false
-        }
-    }
+    rbprop_gpu::testing::available()
 }
 
 fn channel(net: &Net, name: &str, options: &ChannelOptions) -> Channel {
