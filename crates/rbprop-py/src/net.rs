@@ -97,7 +97,6 @@ impl OnBackend for EpochWork<'_> {
         device::lend::<B, _>(host, |t| {
             rbprop::run::train_epoch(t, config, train, augment, test, epoch, &mut stop)
         })
-        .map(|(m, _)| m)
     }
 }
 
@@ -1352,7 +1351,7 @@ pub fn fit_together<'py>(
             let done =
                 rbprop::run::epoch_metrics(&r.trainer, &r.config, train, epoch, s, t, seconds);
             let m = match done {
-                Ok((m, _)) => m,
+                Ok(m) => m,
                 Err(rbprop::Error::Diverged { epoch, step, loss }) => {
                     diverged.get_or_insert((k, epoch, step, loss));
                     continue;

@@ -433,15 +433,15 @@ impl<'s, B: Backend> Started<'s, B> {
 
     /// Ends an epoch with what [`train_epoch`] or [`epoch_metrics`] said: records a divergence
     /// in the summary and returns it; else appends the epoch's metrics and writes metrics,
-    /// checkpoint (from the trainer's host copy) and summary.
+    /// checkpoint (from a copy of the trainer brought to the host) and summary.
     pub fn end_epoch(
         &mut self,
         config: &TrainConfig,
         out: Option<&RunLock>,
         observer: &mut dyn Observer,
-        done: Result<(EpochMetrics, Trainer)>,
+        done: Result<EpochMetrics>,
     ) -> Result<EpochMetrics> {
-        let (m, mut host) = match done {
+        let m = match done {
             Err(err @ Error::Diverged { .. }) => {
                 if let Some(dir) = out {
                     dir.write_summary("diverged", &self.metrics, Some(&err.to_string()))?;
@@ -456,6 +456,7 @@ impl<'s, B: Backend> Started<'s, B> {
                 .push_str(&serde_json::to_string(&m).expect("metrics serialize"));
             self.lines.push('\n');
             dir.write_metrics(&self.lines)?;
+            let mut host: Trainer = self.trainer.to_backend();
             checkpoint::save_with_metrics(
                 &dir.checkpoint_file(),
                 &mut host,
@@ -478,7 +479,7 @@ impl<'s, B: Backend> Started<'s, B> {
 /// Epoch `epoch` of `trainer` on backend `B`, the one epoch of every run loop (the command
 /// line's runs, `reproduce`, Slurm tasks, Python's `fit`): trains on `train` (stopping with
 /// [`Error::Interrupted`] where `observer` asks), evaluates on `test` if given, and returns the
-/// epoch's metrics ([`epoch_metrics`]) with the trainer's host copy.
+/// epoch's metrics ([`epoch_metrics`]).
 #[allow(clippy::too_many_arguments)]
 pub fn train_epoch<B: Backend>(
     trainer: &mut Trainer<B>,
@@ -488,7 +489,7 @@ pub fn train_epoch<B: Backend>(
     test: Option<&Dataset>,
     epoch: usize,
     observer: &mut dyn Observer,
-) -> Result<(EpochMetrics, Trainer)> {
+) -> Result<EpochMetrics> {
     observer.start_epoch(epoch, train.len());
     let clock = Instant::now();
     let stats = trainer.epoch_until(train, config.batch, config.seed, epoch, augment, |d| {
@@ -511,8 +512,8 @@ pub fn train_epoch<B: Backend>(
 }
 
 /// The metrics of epoch `epoch`, trained in `seconds` to `stats` and tested to `test` (NaN
-/// where there is no test set), with the diagnostics if `config` asks (on the trainer's host
-/// copy, which is returned too); a non-finite loss is refused as [`Error::Diverged`].
+/// where there is no test set), with the diagnostics if `config` asks (on a copy of the trainer
+/// brought to the host); a non-finite loss is refused as [`Error::Diverged`].
 pub fn epoch_metrics<B: Backend>(
     trainer: &Trainer<B>,
     config: &TrainConfig,
@@ -521,7 +522,7 @@ pub fn epoch_metrics<B: Backend>(
     stats: EpochStats,
     test: Option<EpochStats>,
     seconds: f64,
-) -> Result<(EpochMetrics, Trainer)> {
+) -> Result<EpochMetrics> {
     let tested = test.map(|t| t.loss);
     if let Some(loss) = std::iter::once(stats.loss)
         .chain(tested)
@@ -533,8 +534,9 @@ pub fn epoch_metrics<B: Backend>(
             loss,
         });
     }
-    let host: Trainer = trainer.to_backend();
-    let layers = config.diagnostics.then(|| probe(&host, train));
+    let layers = config
+        .diagnostics
+        .then(|| probe(&trainer.to_backend(), train));
     let m = EpochMetrics {
         epoch,
         train_loss: stats.loss,
@@ -546,7 +548,7 @@ pub fn epoch_metrics<B: Backend>(
         seconds,
         layers,
     };
-    Ok((m, host))
+    Ok(m)
 }
 
 /// The per-layer diagnostics of an epoch's end: on the first [`PROBE_EXAMPLES`] training
