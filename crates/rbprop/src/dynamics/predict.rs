@@ -19,8 +19,10 @@ use super::systems::{Algo, Chain, PowerKind, power, power_kind};
 /// A predicted limit of a chain.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Prediction {
-    /// Every real root of βP(a_1) − α (for μ = 1/k: in a_1, mapped from the roots in a_1^(1/k);
-    /// for sign(x)|x|^μ: the one found).
+    /// The real roots of βP(a_1) − α: for a linear chain of length ≤ 3 those of the expanded
+    /// polynomial where βP − α vanishes to within the rounding of its evaluation, and the
+    /// limit's a_1 (for longer chains only that); for μ = 1/k in a_1, mapped from the roots in
+    /// a_1^(1/k); for sign(x)|x|^μ the one found.
     pub roots: Vec<f64>,
     /// The predicted end state a_1..a_L.
     pub limit: Vec<f64>,
@@ -101,6 +103,81 @@ fn first_ahead(roots: &[f64], x0: f64, dir: f64) -> Option<f64> {
         .min_by(|a, b| (a - x0).abs().total_cmp(&(b - x0).abs()))
 }
 
+/// The sign of the constant that multiplies α − βP in da_1/dt (RBP: ∏_{k>1} c_k; SRBP: c_1).
+fn chain_sign(chain: &Chain) -> f64 {
+    match chain.algo {
+        Algo::Rbp => chain.c[1..chain.len].iter().product::<f64>().signum(),
+        Algo::Srbp => chain.c[0].signum(),
+        Algo::Bp => f64::NAN,
+    }
+}
+
+/// The limit for a first zero of βP(a_1) − α known to lie in [lo, hi] (`x` the best point in
+/// it): each weight from its parabola, the last from βP = α, with enclosures over [lo, hi] and
+/// the evaluation's rounding. A weight known to no better than 1e-8 (relative, or absolute
+/// below 1) is refused: the limit is too ill-conditioned in a_1 to be computed in double
+/// precision, and no number is better than a wrong one.
+fn limit_within(
+    chain: &Chain,
+    r: &[f64],
+    constants: &[f64],
+    lo: f64,
+    hi: f64,
+    x: f64,
+) -> Result<Vec<f64>, String> {
+    let l = chain.len;
+    let eps = f64::EPSILON;
+    let (mut iv, mut p, mut err) = (Iv(lo, hi), x, 0.0f64);
+    let mut limit = vec![x];
+    let mut bounds = vec![(lo, hi, 0.0)];
+    for i in 0..l - 1 {
+        let h = r[i] / 2.0;
+        let sq = h * p * p;
+        let next = sq + constants[i];
+        err = (r[i] * p).abs() * err + 2.0 * eps * (sq.abs() + constants[i].abs() + next.abs());
+        iv = iv.square().scale(h).shift(constants[i]);
+        p = next;
+        limit.push(p);
+        bounds.push((iv.0, iv.1, err));
+    }
+    // on βP = α the last weight is α/(β ∏ the others): well conditioned where the parabola
+    // cancels (K ≈ −r a²/2 for large starts)
+    let others: f64 = limit[..l - 1].iter().product();
+    let last = chain.alpha / (chain.beta * others);
+    if others != 0.0 && last.is_finite() {
+        let prod = bounds[..l - 1]
+            .iter()
+            .fold(Iv::point(1.0), |acc, &(a, b, _)| acc.mul(Iv(a, b)));
+        let rel: f64 = bounds[..l - 1]
+            .iter()
+            .zip(&limit)
+            .map(|(&(_, _, e), v)| e / v.abs())
+            .sum::<f64>()
+            + (l as f64 + 2.0) * eps;
+        limit[l - 1] = last;
+        bounds[l - 1] = if prod.0 > 0.0 || prod.1 < 0.0 {
+            let q = [
+                chain.alpha / (chain.beta * prod.0),
+                chain.alpha / (chain.beta * prod.1),
+            ];
+            (q[0].min(q[1]), q[0].max(q[1]), rel * last.abs())
+        } else {
+            (f64::NEG_INFINITY, f64::INFINITY, 0.0)
+        };
+    }
+    for (k, (&(a, b, e), v)) in bounds.iter().zip(&limit).enumerate() {
+        let spread = (b - a) + 2.0 * e;
+        if !(spread <= 1e-8 * v.abs().max(1.0)) {
+            return Err(format!(
+                "a{} of the limit is known only to ±{:.1e} in double precision                  (the parabolas amplify a1's rounding along the chain)",
+                k + 1,
+                spread / 2.0
+            ));
+        }
+    }
+    Ok(limit)
+}
+
 /// Predicts the end point of the chain started at `a0` (fixed channel weights only).
 pub fn predict_chain(chain: &Chain, a0: &[f64]) -> Result<Prediction, String> {
     if chain.adaptive {
@@ -130,15 +207,6 @@ pub fn predict_chain(chain: &Chain, a0: &[f64]) -> Result<Prediction, String> {
         .collect();
     // the weights along the trajectory as functions of a_1, evaluated by their recurrence (the
     // expanded polynomial of degree 2^L − 1 loses every digit for long chains)
-    let weights = |x: f64| -> Vec<f64> {
-        let mut a = Vec::with_capacity(l);
-        a.push(x);
-        for i in 0..l - 1 {
-            let p = a[i];
-            a.push(r[i] / 2.0 * p * p + constants[i]);
-        }
-        a
-    };
     // an enclosure of g(x) = βP(x) − α over [lo, hi]: a range that excludes 0 holds no root.
     // By interval arithmetic through the recurrence, of the values and of the slopes
     // (p_{i+1}' = r_i p_i p_i'), in the mean-value form g(m) + g'([lo, hi])·[lo − m, hi − m]
@@ -209,31 +277,69 @@ pub fn predict_chain(chain: &Chain, a0: &[f64]) -> Result<Prediction, String> {
     } else {
         Vec::new()
     };
+    // g's sign at x where the enclosure proves it, else 0 (g may vanish there)
+    let certified = |x: f64| -> f64 {
+        let (lo, hi) = enclose(x, x);
+        if lo > 0.0 {
+            1.0
+        } else if hi < 0.0 {
+            -1.0
+        } else {
+            0.0
+        }
+    };
+    // the expanded polynomial's coefficients cancel for large starts, and its solver's roots
+    // may then be far from any zero of g: only those where g vanishes to within the rounding
+    // of its evaluation are kept
+    let mut roots: Vec<f64> = roots.into_iter().filter(|&r| certified(r) == 0.0).collect();
     let x0 = a0[0];
     let limit = if d[0] == 0.0 {
         a0.to_vec()
     } else {
         // a_1 moves monotonically (its rate has the sign of α − βP) until βP(a_1) = α: the
-        // first zero of g ahead of a_1(0)
+        // first zero of g ahead of a_1(0). [x0, found) is proven free of zeros.
         let found = first_zero(enclose, x0, dir)
             .ok_or("no fixed point in the direction of motion: the trajectory diverges")?;
-        // the short polynomials' solver polishes the root the search found (which root is
-        // first is the search's answer)
-        let x = roots
+        // g keeps its start's sign on [x0, found); a point ahead where g provably has the
+        // other sign brackets the first zero in [found, y]
+        let start_sign = -dir * chain_sign(chain);
+        let scale = found.abs().max(1.0);
+        let mut step = 8.0 * f64::EPSILON * scale;
+        let mut bracket = None;
+        while step <= 1e-6 * scale {
+            let y = found + dir * step;
+            if certified(y) == -start_sign {
+                bracket = Some(if dir > 0.0 { (found, y) } else { (y, found) });
+                break;
+            }
+            step *= 2.0;
+        }
+        // the short polynomials' solver polishes the zero (which one is first is the search's
+        // answer), where its root lies in the bracket
+        let polished = roots
             .iter()
             .copied()
+            .filter(|r| (r - found) * dir >= -8.0 * f64::EPSILON * scale)
+            .filter(|&r| bracket.is_none_or(|(lo, hi)| lo <= r && r <= hi))
             .min_by(|a, b| (a - found).abs().total_cmp(&(b - found).abs()))
-            .filter(|r| (r - found).abs() <= 1e-6 * found.abs().max(1.0))
-            .unwrap_or(found);
-        let mut limit = weights(x);
-        // on βP = α the last weight is α/(β ∏ the others): well conditioned, where the
-        // parabola a_L = r a_{L−1}²/2 + K may cancel (K ≈ −r a²/2 for large starts)
-        let others: f64 = limit[..l - 1].iter().product();
-        let last = chain.alpha / (chain.beta * others);
-        if others != 0.0 && last.is_finite() {
-            limit[l - 1] = last;
+            .filter(|r| (r - found).abs() <= 1e-6 * scale);
+        let (lo, hi) = match (bracket, polished) {
+            (Some(b), _) => b,
+            // no sign change: a zero that g only touches (the parabola tangent to βP = α),
+            // which the polynomial's solver confirms for short chains
+            (None, Some(r)) => (r, r),
+            (None, None) => {
+                return Err(format!(
+                    "the first zero of βP(a1) − α ahead of a1 = {x0} cannot be                      told apart in double precision (near a1 = {found}, g changes sign nowhere                      within 1e-6 of it: a touching zero, or one the rounding hides)"
+                ));
+            }
+        };
+        let x = polished.unwrap_or(0.5 * (lo + hi));
+        if l <= 3 && polished.is_none() {
+            roots.push(x);
+            roots.sort_by(f64::total_cmp);
         }
-        limit
+        limit_within(chain, &r, &constants, lo, hi, x)?
     };
     if !limit.iter().all(|v| v.is_finite()) {
         return Err("the predicted limit is not finite".into());

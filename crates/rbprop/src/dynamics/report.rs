@@ -180,7 +180,7 @@ pub fn chain(o: &ChainOptions, out: &mut dyn Write) -> ReportResult<ChainReport>
     let p = match predict_chain(&sys, &from) {
         Ok(p) => p,
         Err(e) => {
-            outln!(out, "predicted  none: {e}")?;
+            outln!(out, "predicted  not predicted: {e}")?;
             return Ok(report);
         }
     };
@@ -190,13 +190,13 @@ pub fn chain(o: &ChainOptions, out: &mut dyn Write) -> ReportResult<ChainReport>
             .to_string()
     } else if mu == 1.0 && l <= 3 {
         format!(
-            "first root reached of a degree-{} polynomial; its real roots: {}",
+            "first root reached of a degree-{} polynomial; its real roots (confirmed by evaluation): {}",
             (1usize << l) - 1,
             fmt(&p.roots)
         )
     } else if mu == 1.0 {
         format!(
-            "first root of βP(a1) = α reached along the trajectory, P of degree 2^{l} − 1 in a1, each weight from its parabola"
+            "first root of βP(a1) = α reached along the trajectory, P of degree 2^{l} − 1 in a1, each weight from its parabola, the last from βP = α"
         )
     } else {
         "first solution of β·f(a1)·a2(a1) = α reached along the parabola".to_string()
@@ -719,7 +719,7 @@ mod tests {
         assert_eq!(
             lines[4],
             "predicted  a = (-2.000000000, -0.500000000)  (first root reached of a degree-3 \
-             polynomial; its real roots: -2.000000000, -0.414213562, 2.414213562)"
+             polynomial; its real roots (confirmed by evaluation): -2.000000000, -0.414213562, 2.414213562)"
         );
         assert_eq!(
             lines[6],
