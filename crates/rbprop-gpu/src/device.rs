@@ -1,5 +1,10 @@
-//! The device of the process: adapter, device and queue, the compiled kernels, and the command
-//! encoder that collects the operations of a step until something must come back to the host.
+//! A GPU device: adapter, device and queue, the compiled kernels, and the command encoder that
+//! collects the operations of a step until something must come back to the host.
+//!
+//! A [`Device`] is a value: opened ([`Device::open`], or [`Device::shared`] for the process's one
+//! device per adapter), then entered by the thread that trains on it ([`Device::enter`]). A
+//! buffer belongs to the device that made it and every operation runs on its operands' device,
+//! so a process may train on several adapters at once, a thread per device.
 //!
 //! What a step costs on the host is kept small, since a real GPU runs a small net's kernels in
 //! microseconds: the dispatches recorded between two submissions share one compute pass and take
@@ -8,8 +13,9 @@
 //! of allocating device memory; reads come back through one staging buffer.
 
 use crate::shaders;
+use std::cell::Cell;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 
 /// Operations recorded before the encoder is submitted even if nothing is read back (bounds the
 /// memory held by the recorded bind groups; also the slots of the parameter buffer).
@@ -49,6 +55,8 @@ pub struct Context {
     profiler: Option<Profiler>,
     /// The products' form unless a thread chose another ([`ProductForm::scoped`]).
     product: ProductForm,
+    /// Opened on the best adapter (no name asked for).
+    best: bool,
 }
 
 /// The form of the kernels behind every product (the dense products and the convolutions):
@@ -145,36 +153,139 @@ struct Pool {
     retiring: Vec<wgpu::Buffer>,
 }
 
-/// A storage buffer of the pool: back to it when dropped.
-#[derive(Debug)]
-pub struct Pooled(wgpu::Buffer);
+/// A storage buffer of its device's pool: back to it when dropped.
+pub struct Pooled {
+    buf: wgpu::Buffer,
+    ctx: &'static Context,
+}
+
+impl Pooled {
+    /// The device the buffer lives on.
+    pub fn ctx(&self) -> &'static Context {
+        self.ctx
+    }
+}
+
+impl std::fmt::Debug for Pooled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Pooled({} bytes on {})",
+            self.buf.size(),
+            self.ctx.info.name
+        )
+    }
+}
 
 impl std::ops::Deref for Pooled {
     type Target = wgpu::Buffer;
     fn deref(&self) -> &wgpu::Buffer {
-        &self.0
+        &self.buf
     }
 }
 
 impl Drop for Pooled {
     fn drop(&mut self) {
-        if let Some(c) = CONTEXT.get() {
-            c.pool
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .retiring
-                .push(self.0.clone());
-        }
+        self.ctx
+            .pool
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retiring
+            .push(self.buf.clone());
     }
 }
 
-static CONTEXT: OnceLock<Context> = OnceLock::new();
+/// An opened GPU device (adapter, device, queue and compiled kernels): a value to hold, copy and
+/// enter. It lives as long as the process (a device is opened a few times per process at most;
+/// its buffers refer to it).
+#[derive(Clone, Copy)]
+pub struct Device(&'static Context);
 
-/// The device, once [`crate::Gpu::init`] has chosen it.
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Device({})", self.0.info.name)
+    }
+}
+
+impl PartialEq for Device {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for Device {}
+
+thread_local! {
+    /// The device this thread's new buffers are made on ([`Device::enter`]).
+    static CURRENT: Cell<Option<&'static Context>> = const { Cell::new(None) };
+}
+
+/// The devices [`Device::shared`] opened, one per adapter.
+static SHARED: Mutex<Vec<&'static Context>> = Mutex::new(Vec::new());
+
+impl Device {
+    /// Opens a new device on the adapter whose name contains `name` (case-insensitive), or on
+    /// the best adapter: a device of its own, whatever else the process has opened.
+    pub fn open(name: Option<&str>) -> Result<Device, InitError> {
+        Ok(Device(Box::leak(Box::new(open_context(name)?))))
+    }
+
+    /// The process's device on the adapter `name` chooses, opened the first time it is asked
+    /// for: every run of a process that names the same adapter shares it (its kernels are
+    /// compiled once).
+    pub fn shared(name: Option<&str>) -> Result<Device, InitError> {
+        let mut open = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        let found = match name {
+            Some(n) => open.iter().find(|c| matches(&c.info.name, n)),
+            None => open.iter().find(|c| c.best),
+        };
+        if let Some(c) = found {
+            return Ok(Device(c));
+        }
+        let device = Device::open(name)?;
+        open.push(device.0);
+        Ok(device)
+    }
+
+    /// The adapter's description.
+    pub fn info(&self) -> &'static wgpu::AdapterInfo {
+        &self.0.info
+    }
+
+    /// Runs `f` with this device as the thread's device (the one before is back afterwards,
+    /// also if `f` panics): the buffers `f` makes from the host are made on it.
+    pub fn enter<T>(self, f: impl FnOnce() -> T) -> T {
+        struct Restore(Option<&'static Context>);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(CURRENT.with(|c| c.replace(Some(self.0))));
+        f()
+    }
+
+    /// Makes this device the thread's device until another is made or entered.
+    pub fn make_current(self) {
+        CURRENT.with(|c| c.set(Some(self.0)));
+    }
+
+    /// The thread's device, if it has one.
+    pub fn current() -> Option<Device> {
+        CURRENT.with(Cell::get).map(Device)
+    }
+
+    /// The device's state.
+    pub fn context(self) -> &'static Context {
+        self.0
+    }
+}
+
+/// The thread's device ([`Device::enter`]), where buffers are made from the host.
 pub fn context() -> &'static Context {
-    CONTEXT
-        .get()
-        .expect("the GPU backend is used before Gpu::init chose an adapter")
+    CURRENT.with(Cell::get).expect(
+        "the GPU backend made a buffer on a thread that entered no device (Device::enter or Gpu::init)",
+    )
 }
 
 /// Why no device could be opened.
@@ -187,8 +298,6 @@ pub enum InitError {
         name: String,
         available: Vec<String>,
     },
-    /// The process already uses another adapter.
-    AlreadyOpen { open: String, wanted: String },
     /// The adapter refused to open a device.
     Device(String),
     /// An environment variable of the backend holds a value it does not take.
@@ -215,10 +324,6 @@ impl std::fmt::Display for InitError {
                 } else {
                     available.join(", ")
                 }
-            ),
-            InitError::AlreadyOpen { open, wanted } => write!(
-                f,
-                "this process already trains on GPU adapter `{open}`, not `{wanted}`"
             ),
             InitError::Device(e) => write!(f, "the GPU adapter did not open a device: {e}"),
             InitError::Setting {
@@ -284,20 +389,9 @@ pub fn adapters() -> Vec<wgpu::AdapterInfo> {
         .collect()
 }
 
-/// Opens the device of the adapter whose name contains `name` (case-insensitive), or of the best
-/// adapter; once per process (a second call with a compatible name returns the open adapter).
-pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError> {
-    static OPENING: Mutex<()> = Mutex::new(());
-    let _guard = OPENING.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(c) = CONTEXT.get() {
-        return match name {
-            Some(n) if !matches(&c.info.name, n) => Err(InitError::AlreadyOpen {
-                open: c.info.name.clone(),
-                wanted: n.to_string(),
-            }),
-            _ => Ok(&c.info),
-        };
-    }
+/// Opens a device on the adapter whose name contains `name` (case-insensitive), or on the best
+/// adapter.
+fn open_context(name: Option<&str>) -> Result<Context, InitError> {
     let product = ProductForm::from_env()?;
     let instance = instance();
     let adapter = match name {
@@ -390,7 +484,8 @@ pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError>
             totals: Mutex::new(HashMap::new()),
         }
     });
-    let context = Context {
+    Ok(Context {
+        best: name.is_none(),
         device,
         queue,
         info,
@@ -403,8 +498,7 @@ pub fn init(name: Option<&str>) -> Result<&'static wgpu::AdapterInfo, InitError>
         staging: Mutex::new(None),
         profiler,
         product,
-    };
-    Ok(&CONTEXT.get_or_init(|| context).info)
+    })
 }
 
 fn matches(adapter: &str, wanted: &str) -> bool {
@@ -570,7 +664,7 @@ impl Context {
 
     /// A storage buffer of at least 4 bytes from the pool, or a new one; its contents are
     /// whatever it held (see [`Context::buffer`]).
-    pub fn scratch(&self, bytes: u64) -> Pooled {
+    pub fn scratch(&'static self, bytes: u64) -> Pooled {
         let size = bytes.max(4);
         let reused = {
             let mut pool = self.pool.lock().unwrap_or_else(|e| e.into_inner());
@@ -580,7 +674,7 @@ impl Context {
             }
             b
         };
-        Pooled(reused.unwrap_or_else(|| {
+        let buf = reused.unwrap_or_else(|| {
             self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: None,
                 size,
@@ -589,12 +683,13 @@ impl Context {
                     | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             })
-        }))
+        });
+        Pooled { buf, ctx: self }
     }
 
     /// A buffer holding a copy of the first `bytes` of `src` (copied on the device, after the
     /// operations recorded before).
-    pub fn copy_of(&self, src: &wgpu::Buffer, bytes: u64) -> Pooled {
+    pub fn copy_of(&'static self, src: &wgpu::Buffer, bytes: u64) -> Pooled {
         let out = self.scratch(bytes);
         if bytes > 0 {
             self.record(|_, enc| enc.copy_buffer_to_buffer(src, 0, &out, 0, bytes));
@@ -603,7 +698,7 @@ impl Context {
     }
 
     /// A storage buffer holding `bytes` (at least 4 bytes).
-    pub fn buffer_with(&self, bytes: &[u8]) -> Pooled {
+    pub fn buffer_with(&'static self, bytes: &[u8]) -> Pooled {
         let b = self.scratch(bytes.len() as u64);
         if !bytes.is_empty() {
             // lands at the start of the next submission: after every operation on the buffer
@@ -614,7 +709,7 @@ impl Context {
     }
 
     /// A zeroed storage buffer of `bytes` (at least 4).
-    pub fn buffer(&self, bytes: u64) -> Pooled {
+    pub fn buffer(&'static self, bytes: u64) -> Pooled {
         let b = self.scratch(bytes);
         self.record(|_, enc| enc.clear_buffer(&b, 0, None));
         b

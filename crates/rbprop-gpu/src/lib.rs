@@ -24,10 +24,10 @@ mod device;
 pub mod probe;
 mod shaders;
 
-pub use device::{InitError, ProductForm};
+pub use device::{Device, InitError, ProductForm};
 pub use wgpu::{AdapterInfo, DeviceType};
 
-use device::{Bind, Params, Pooled, context};
+use device::{Bind, Context, Params, Pooled, context};
 use rand::Rng as _;
 use rbprop_core::backend::{Backend, Mat, UpdateShape};
 use rbprop_core::channel::Channel;
@@ -39,16 +39,19 @@ use rbprop_core::model::Net;
 use rbprop_core::quantize::{self, Form, Levels, Quantizer};
 use rbprop_core::rng::Rng;
 
-/// The GPU backend: buffers and kernels on the device [`Gpu::init`] opened.
+/// The GPU backend: buffers and kernels on a [`Device`] — the thread's (entered with
+/// [`Device::enter`]) for buffers made from the host, the operands' for every operation.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Gpu;
 
 impl Gpu {
-    /// Opens the device of the best adapter, or of the first whose name contains `adapter`
-    /// (case-insensitive), once per process; returns its description. Every other function of
-    /// the backend needs it opened.
+    /// The process's device on the best adapter, or on the first whose name contains `adapter`
+    /// (case-insensitive), opened the first time ([`Device::shared`]) and made this thread's
+    /// device; returns its description.
     pub fn init(adapter: Option<&str>) -> Result<AdapterInfo, InitError> {
-        device::init(adapter).cloned()
+        let device = Device::shared(adapter)?;
+        device.make_current();
+        Ok(device.info().clone())
     }
 
     /// The adapters present, as wgpu lists them.
@@ -67,7 +70,7 @@ impl Gpu {
     /// timestamp queries (each dispatch is then timed in a pass of its own, and every submission
     /// waits for the device: slower, for finding where a step's time goes); `None` otherwise.
     pub fn profile() -> Option<Vec<(&'static str, usize, f64)>> {
-        context().profile()
+        Device::current().and_then(|d| d.context().profile())
     }
 }
 
@@ -108,10 +111,17 @@ impl GpuBuf {
     }
 }
 
+impl GpuBuf {
+    /// The device the buffer lives on.
+    fn ctx(&self) -> &'static Context {
+        self.buf.ctx()
+    }
+}
+
 impl Clone for GpuBuf {
     fn clone(&self) -> Self {
         GpuBuf {
-            buf: context().copy_of(&self.buf, self.len as u64 * 4),
+            buf: self.ctx().copy_of(&self.buf, self.len as u64 * 4),
             len: self.len,
         }
     }
@@ -137,14 +147,15 @@ pub struct GpuIndex {
 }
 
 impl GpuIndex {
-    fn bind(&self) -> Bind<'_> {
-        Bind::Buf(self.buf.as_deref().unwrap_or(&context().dummy))
+    /// Bound beside buffers of `ctx` (a placeholder there when it holds none).
+    fn bind(&self, ctx: &'static Context) -> Bind<'_> {
+        Bind::Buf(self.buf.as_deref().unwrap_or(&ctx.dummy))
     }
 
     /// The indices, on the host.
     pub fn download(&self) -> Vec<u32> {
         match &self.buf {
-            Some(b) => bytemuck::pod_collect_to_vec(&context().read(b, self.len as u64 * 4)),
+            Some(b) => bytemuck::pod_collect_to_vec(&b.ctx().read(b, self.len as u64 * 4)),
             None => Vec::new(),
         }
     }
@@ -156,7 +167,7 @@ impl Clone for GpuIndex {
             return GpuIndex::default();
         };
         GpuIndex {
-            buf: Some(context().copy_of(src, self.len as u64 * 4)),
+            buf: Some(src.ctx().copy_of(src, self.len as u64 * 4)),
             len: self.len,
         }
     }
@@ -218,19 +229,19 @@ fn split_len(k: usize) -> usize {
 
 /// The draw keys of a stochastic quantized update of `entries` values per key: one per high
 /// half of the entries' 64-bit indices (the CPU's [`quantize::draw_key`]).
-fn draw_keys(key: Option<u64>, entries: u64) -> Pooled {
+fn draw_keys(ctx: &'static Context, key: Option<u64>, entries: u64) -> Pooled {
     let keys: Vec<u32> = match key {
         Some(k) => (0..=(entries.saturating_sub(1) >> 32) as u32)
             .map(|hi| quantize::draw_key(k, hi))
             .collect(),
         None => vec![0],
     };
-    context().buffer_with(bytemuck::cast_slice(&keys))
+    ctx.buffer_with(bytemuck::cast_slice(&keys))
 }
 
-fn labels_buffer(labels: &[u8]) -> Pooled {
+fn labels_buffer(ctx: &'static Context, labels: &[u8]) -> Pooled {
     let l: Vec<u32> = labels.iter().map(|&v| v as u32).collect();
-    context().buffer_with(bytemuck::cast_slice(&l))
+    ctx.buffer_with(bytemuck::cast_slice(&l))
 }
 
 fn act_code(f: Activation) -> u32 {
@@ -252,6 +263,16 @@ pub fn supports<B: Backend>(net: &Net<B>, channel: &Channel<B>) -> Result<(), St
 }
 
 impl Backend for Gpu {
+    type Device = Device;
+
+    fn current_device() -> Option<Device> {
+        Device::current()
+    }
+
+    fn enter<T>(device: Device, f: impl FnOnce() -> T) -> T {
+        device.enter(f)
+    }
+
     type Buf = GpuBuf;
     type Index = GpuIndex;
     type Loss = GpuLoss;
@@ -270,7 +291,7 @@ impl Backend for Gpu {
     }
 
     fn download(buf: &GpuBuf) -> Vec<f32> {
-        let bytes = context().read(&buf.buf, buf.len as u64 * 4);
+        let bytes = buf.ctx().read(&buf.buf, buf.len as u64 * 4);
         bytemuck::pod_collect_to_vec(&bytes)
     }
 
@@ -279,7 +300,7 @@ impl Backend for Gpu {
         if host.is_empty() {
             return;
         }
-        context().write(&buf.buf, bytemuck::cast_slice(host));
+        buf.ctx().write(&buf.buf, bytemuck::cast_slice(host));
     }
 
     fn len(buf: &GpuBuf) -> usize {
@@ -298,7 +319,7 @@ impl Backend for Gpu {
         assert_eq!(k, b_.op_rows(), "inner dimensions of a product");
         assert!(m * n <= c.len, "a product larger than its output buffer");
         let flags = u32::from(a.trans) | (u32::from(b_.trans) << 1);
-        let ctx = context();
+        let ctx = c.ctx();
         let (kernel, groups) = ctx.product("gemm", m, n);
         ctx.dispatch(
             kernel,
@@ -330,7 +351,7 @@ impl Backend for Gpu {
         // x as it is, w transposed: the operands of `gemm`'s dense forward
         let flags = 2;
         let code = f.map_or(act_code(Activation::Linear), act_code);
-        let ctx = context();
+        let ctx = x.ctx();
         let (kernel, groups) = ctx.product("gemm_bias_act", rows, n_out);
         ctx.dispatch(
             kernel,
@@ -363,7 +384,7 @@ impl Backend for Gpu {
             rows * n_out <= delta.len && rows * n_in <= x.len,
             "signals past their buffers"
         );
-        let ctx = context();
+        let ctx = delta.ctx();
         let (kernel, groups) = ctx.product("gemm_weight_grad", n_out, n_in + 1);
         ctx.dispatch(
             kernel,
@@ -383,7 +404,7 @@ impl Backend for Gpu {
             "a signal past the end of a buffer"
         );
         let code = f.map_or(act_code(Activation::Linear), act_code);
-        context().each(
+        o.ctx().each(
             "delta_from_signal",
             params([0, code, 0, 0], [0.0; 4]),
             n,
@@ -393,7 +414,7 @@ impl Backend for Gpu {
 
     fn add_bias_rows(x: &mut GpuBuf, rows: usize, bias: &GpuBuf) {
         let cols = bias.len;
-        context().each(
+        x.ctx().each(
             "add_bias_rows",
             params([0, cols as u32, 0, 0], [0.0; 4]),
             rows * cols,
@@ -402,7 +423,7 @@ impl Backend for Gpu {
     }
 
     fn bias_grad(delta: &GpuBuf, rows: usize, alpha: f32, beta: f32, db: &mut GpuBuf) {
-        context().each(
+        delta.ctx().each(
             "bias_grad",
             params([0, rows as u32, 0, 0], [alpha, beta, 0.0, 0.0]),
             db.len,
@@ -411,12 +432,14 @@ impl Backend for Gpu {
     }
 
     fn scale(x: &mut GpuBuf, s: f32) {
-        context().each("scale", params([0; 4], [s, 0.0, 0.0, 0.0]), x.len, &[b(x)]);
+        x.ctx()
+            .each("scale", params([0; 4], [s, 0.0, 0.0, 0.0]), x.len, &[b(x)]);
     }
 
     fn add_assign(x: &mut GpuBuf, y: &GpuBuf) {
         assert_eq!(x.len, y.len, "add_assign of buffers of different lengths");
-        context().each("add_assign", Params::default(), x.len, &[b(y), b(x)]);
+        x.ctx()
+            .each("add_assign", Params::default(), x.len, &[b(y), b(x)]);
     }
 
     fn copy(src: &GpuBuf, dst: &mut GpuBuf, n: usize) {
@@ -425,7 +448,7 @@ impl Backend for Gpu {
             "copy past the end of a buffer"
         );
         if n > 0 {
-            context()
+            src.ctx()
                 .record(|_, enc| enc.copy_buffer_to_buffer(&src.buf, 0, &dst.buf, 0, n as u64 * 4));
         }
     }
@@ -434,7 +457,7 @@ impl Backend for Gpu {
         if f == Activation::Linear {
             return;
         }
-        context().each(
+        x.ctx().each(
             "activate",
             params([0, act_code(f), 0, 0], [0.0; 4]),
             n,
@@ -446,7 +469,7 @@ impl Backend for Gpu {
         if f == Activation::Linear {
             return;
         }
-        context().each(
+        o.ctx().each(
             "mul_derivative",
             params([0, act_code(f), 0, 0], [0.0; 4]),
             n,
@@ -460,10 +483,10 @@ impl Backend for Gpu {
         classes: usize,
         delta: Option<&mut GpuBuf>,
     ) -> GpuLoss {
-        let ctx = context();
+        let ctx = logits.ctx();
         let rows = labels.len();
         assert!(rows * classes <= logits.len, "labels beyond the logits");
-        let lab = labels_buffer(labels);
+        let lab = labels_buffer(ctx, labels);
         let stats = ctx.buffer(rows as u64 * 8);
         let has_delta = u32::from(delta.is_some());
         let d = match &delta {
@@ -491,8 +514,11 @@ impl Backend for Gpu {
     }
 
     fn read_losses(losses: &[GpuLoss]) -> Vec<BatchLoss> {
+        let Some(first) = losses.first() else {
+            return Vec::new();
+        };
         let parts: Vec<_> = losses.iter().map(|l| (&*l.totals, 8)).collect();
-        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&context().read_many(&parts));
+        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&first.totals.ctx().read_many(&parts));
         v.chunks(2)
             .map(|t| BatchLoss {
                 loss_sum: t[0] as f64,
@@ -514,7 +540,7 @@ impl Backend for Gpu {
     ) {
         assert!(batch * g.out_len() <= out.len && batch * g.in_len() <= x.len);
         let (m, n, k) = (g.c_out, batch * g.positions(), g.kdim());
-        let ctx = context();
+        let ctx = w.ctx();
         let (kernel, groups) = ctx.product("conv_forward", m, n);
         ctx.dispatch(
             kernel,
@@ -534,7 +560,7 @@ impl Backend for Gpu {
     ) {
         assert!(batch * g.in_len() <= dx.len && batch * g.out_len() <= delta.len);
         let (m, n, k) = (g.c_in, batch * g.h * g.w, g.c_out * g.k * g.k);
-        let ctx = context();
+        let ctx = weights.ctx();
         let (kernel, groups) = ctx.product("conv_backward_data", m, n);
         ctx.dispatch(
             kernel,
@@ -554,7 +580,7 @@ impl Backend for Gpu {
         dw: &mut GpuBuf,
         db: &mut GpuBuf,
     ) {
-        let ctx = context();
+        let ctx = delta.ctx();
         let (m, n, k) = (g.c_out, g.kdim(), batch * g.positions());
         let chunk = split_len(k);
         let parts = k.div_ceil(chunk).max(1);
@@ -586,11 +612,11 @@ impl Backend for Gpu {
 
     fn pool_forward(p: &PoolGeom, x: &GpuBuf, y: &mut GpuBuf, arg: &mut GpuIndex, batch: usize) {
         assert!(batch * p.out_len() <= y.len && batch * p.out_len() <= arg.len);
-        context().each(
+        x.ctx().each(
             "pool_forward",
             pool_params(p, [0; 4], [0.0; 4]),
             batch * p.out_len(),
-            &[b(x), b(y), arg.bind()],
+            &[b(x), b(y), arg.bind(x.ctx())],
         );
     }
 
@@ -603,17 +629,17 @@ impl Backend for Gpu {
         beta: f32,
     ) {
         assert!(batch * p.in_len() <= dst.len);
-        context().each(
+        src.ctx().each(
             "unpool",
             pool_params(p, [0; 4], [beta, 0.0, 0.0, 0.0]),
             batch * p.in_len(),
-            &[b(src), arg.bind(), b(dst)],
+            &[b(src), arg.bind(src.ctx()), b(dst)],
         );
     }
 
     fn neg_one_hot(labels: &[u8], classes: usize, out: &mut GpuBuf) {
-        let lab = labels_buffer(labels);
-        context().each(
+        let lab = labels_buffer(out.ctx(), labels);
+        out.ctx().each(
             "neg_one_hot",
             params([0, classes as u32, 0, 0], [0.0; 4]),
             labels.len() * classes,
@@ -622,18 +648,19 @@ impl Backend for Gpu {
     }
 
     fn sign(src: &GpuBuf, out: &mut GpuBuf, n: usize) {
-        context().each("sign", Params::default(), n, &[b(src), b(out)]);
+        src.ctx()
+            .each("sign", Params::default(), n, &[b(src), b(out)]);
     }
 
     fn sign_carrier(w: &GpuBuf, magnitudes: Option<&GpuBuf>, out: &mut GpuBuf) {
         match magnitudes {
-            None => context().dispatch(
+            None => w.ctx().dispatch(
                 "sign_uniform",
                 params([w.len as u32, 0, 0, 0], [0.0; 4]),
                 &[b(w), b(out)],
                 (1, 1),
             ),
-            Some(m) => context().each(
+            Some(m) => w.ctx().each(
                 "sign_magnitude",
                 Params::default(),
                 w.len,
@@ -649,8 +676,8 @@ impl Backend for Gpu {
         let inv = (1.0 / keep) as f32;
         let mut mask = vec![0u32; n];
         rng.fill(&mut mask[..]);
-        let mask = context().buffer_with(bytemuck::cast_slice(&mask));
-        context().each(
+        let mask = g.ctx().buffer_with(bytemuck::cast_slice(&mask));
+        g.ctx().each(
             "dropout",
             params([0, threshold, 0, 0], [inv, 0.0, 0.0, 0.0]),
             n,
@@ -659,7 +686,7 @@ impl Backend for Gpu {
     }
 
     fn max_abs(x: &GpuBuf, n: usize) -> Option<f32> {
-        let ctx = context();
+        let ctx = x.ctx();
         let out = ctx.buffer(4);
         ctx.dispatch(
             "max_abs",
@@ -672,7 +699,7 @@ impl Backend for Gpu {
     }
 
     fn quantize(g: &mut GpuBuf, n: usize, levels: Levels, census: bool) -> Option<(usize, usize)> {
-        let ctx = context();
+        let ctx = g.ctx();
         let p = match levels.form {
             Form::MidRise => params([0, 0, 0, 0], [levels.alpha, levels.delta(), 0.0, 0.0]),
             Form::MidTread => {
@@ -706,7 +733,7 @@ impl Backend for Gpu {
         alpha: &mut f32,
         key: Option<u64>,
     ) {
-        let ctx = context();
+        let ctx = w.ctx();
         let (n_in, n_out) = (shape.n_in, shape.n_out);
         let (nw, nb) = (w.len, bias.len);
         if *alpha == 0.0 {
@@ -723,7 +750,7 @@ impl Backend for Gpu {
                 ),
                 Some(g) => {
                     let most = ctx.buffer((nw + nb) as u64 * 4);
-                    let keys = draw_keys(None, 0);
+                    let keys = draw_keys(ctx, None, 0);
                     ctx.each(
                         "qu_conv",
                         conv_params(g, [0, 1, 0, batch as u32], [0.0, 0.0, 0.0, (-rate) as f32]),
@@ -759,7 +786,7 @@ impl Backend for Gpu {
         match &shape.conv {
             None => {
                 let entries = (batch * (n_out * n_in + n_out)) as u64;
-                let keys = draw_keys(key, entries);
+                let keys = draw_keys(ctx, key, entries);
                 let k = (-rate) as f32 * (s / a);
                 ctx.each(
                     "qu_dense",
@@ -773,7 +800,7 @@ impl Backend for Gpu {
             }
             Some(g) => {
                 let entries = (batch * (nw + nb)) as u64;
-                let keys = draw_keys(key, entries);
+                let keys = draw_keys(ctx, key, entries);
                 ctx.each(
                     "qu_conv",
                     conv_params(

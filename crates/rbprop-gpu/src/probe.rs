@@ -53,7 +53,7 @@ fn cycle(n: usize, mut seed: u64) -> Vec<u32> {
     next
 }
 
-/// Runs every probe on the opened device. `small` shrinks the sizes (for a CPU's Vulkan driver,
+/// Runs every probe on the thread's device. `small` shrinks the sizes (for a CPU's Vulkan driver,
 /// where the full sizes take minutes).
 pub fn run(small: bool) -> Vec<Probe> {
     let ctx = context();

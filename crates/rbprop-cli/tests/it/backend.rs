@@ -47,6 +47,16 @@ fn tap(g: &ConvGeom, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<(usiz
 }
 
 impl Backend for F64 {
+    type Device = ();
+
+    fn current_device() -> Option<()> {
+        Some(())
+    }
+
+    fn enter<T>(_: (), f: impl FnOnce() -> T) -> T {
+        f()
+    }
+
     type Buf = Vec<f64>;
     type Index = Vec<u32>;
     type Loss = BatchLoss;

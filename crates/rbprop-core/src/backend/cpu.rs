@@ -66,6 +66,16 @@ fn mat<'a>(m: &Mat<'a, Cpu>) -> matmul::Mat<'a> {
 }
 
 impl Backend for Cpu {
+    type Device = ();
+
+    fn current_device() -> Option<()> {
+        Some(())
+    }
+
+    fn enter<T>(_: (), f: impl FnOnce() -> T) -> T {
+        f()
+    }
+
     type Buf = Vec<f32>;
     type Index = Vec<u32>;
     type Loss = BatchLoss;

@@ -100,6 +100,26 @@ pub trait Backend: Clone + Copy + Debug + Default + PartialEq + Send + Sync + 's
     /// A short name (`cpu`).
     const NAME: &'static str;
 
+    // ---- device ----
+
+    /// Where a thread makes buffers from the host: the CPU has one (`()`), the GPU backend's is
+    /// an opened adapter, a value to hold. Work handed to other threads (a pool's workers)
+    /// takes its thread's device along ([`Backend::current_device`], [`Backend::enter`]);
+    /// operations on buffers run where their buffers are.
+    type Device: Copy + Debug + Send + Sync;
+    /// The device this thread works on, if it entered one.
+    fn current_device() -> Option<Self::Device>;
+    /// Runs `f` with `device` as this thread's device (the one before is back afterwards).
+    fn enter<T>(device: Self::Device, f: impl FnOnce() -> T) -> T;
+    /// Runs `f` on this thread with the device of the thread that made `carry` (from
+    /// [`Backend::current_device`] there): how work moves to a pool's workers.
+    fn carry<T>(carry: Option<Self::Device>, f: impl FnOnce() -> T) -> T {
+        match carry {
+            Some(d) => Self::enter(d, f),
+            None => f(),
+        }
+    }
+
     // ---- buffers ----
 
     /// `n` zeros.

@@ -167,7 +167,7 @@ fn limit_within(
     }
     for (k, (&(a, b, e), v)) in bounds.iter().zip(&limit).enumerate() {
         let spread = (b - a) + 2.0 * e;
-        if !(spread <= 1e-8 * v.abs().max(1.0)) {
+        if spread.is_nan() || spread > 1e-8 * v.abs().max(1.0) {
             return Err(format!(
                 "a{} of the limit is known only to ±{:.1e} in double precision                  (the parabolas amplify a1's rounding along the chain)",
                 k + 1,

@@ -25,8 +25,9 @@ pub trait OnBackend {
     fn run<B: Backend>(self, accept: &Accept<'_>) -> Result<Self::Output>;
 }
 
-/// Runs `work` on the backend `config.device` names (the GPU opened first, once per process,
-/// with `config.adapter`).
+/// Runs `work` on the backend `config.device` names: the CPU, or the process's device on the
+/// GPU adapter `config.adapter` chooses (opened the first time, then shared by every run of the
+/// process that names it), entered by this thread for the work.
 pub fn on_device<W: OnBackend>(config: &TrainConfig, work: W) -> Result<W::Output> {
     match config.device {
         Device::Cpu => work.run::<Cpu>(&|_| Ok(())),
@@ -157,11 +158,16 @@ impl Resident {
 mod gpu {
     use super::*;
     use crate::error::Error;
-    use rbprop_gpu::Gpu;
+    use rbprop_gpu::{Device, Gpu};
+
+    /// The process's device on the adapter the settings choose (opened once per adapter).
+    fn device(config: &TrainConfig) -> Result<Device> {
+        Device::shared(config.adapter.as_deref())
+            .map_err(|e| Error::config("device", e.to_string()))
+    }
 
     pub fn open(config: &TrainConfig) -> Result<Opened> {
-        let info = Gpu::init(config.adapter.as_deref())
-            .map_err(|e| Error::config("device", e.to_string()))?;
+        let info = device(config)?.info();
         Ok(Opened {
             description: format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
             emulated: info.device_type == rbprop_gpu::DeviceType::Cpu,
@@ -169,10 +175,11 @@ mod gpu {
     }
 
     pub fn run<W: OnBackend>(config: &TrainConfig, work: W) -> Result<W::Output> {
-        open(config)?;
-        work.run::<Gpu>(&|t: &Trainer| {
-            rbprop_gpu::supports(&t.net, &t.channel)
-                .map_err(|problem| Error::config("device", problem))
+        device(config)?.enter(|| {
+            work.run::<Gpu>(&|t: &Trainer| {
+                rbprop_gpu::supports(&t.net, &t.channel)
+                    .map_err(|problem| Error::config("device", problem))
+            })
         })
     }
 }

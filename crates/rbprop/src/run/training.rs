@@ -308,8 +308,11 @@ pub fn run_locked_on<B: Backend>(
     accept: &Accept<'_>,
 ) -> Result<Vec<EpochMetrics>> {
     config.validate()?;
+    let device = B::current_device();
     in_pool(config, || {
-        run_in_pool::<B>(config, split, out, observer, accept)
+        B::carry(device, || {
+            run_in_pool::<B>(config, split, out, observer, accept)
+        })
     })
     .map(|(metrics, _)| metrics)
 }
