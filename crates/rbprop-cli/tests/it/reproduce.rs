@@ -114,6 +114,20 @@ fn the_smoke_grid_runs_resumes_and_tabulates() {
             svg.starts_with("<svg") && svg.contains("accuracy"),
             "{name}.svg"
         );
+        // Table 1 as a figure: the family's final accuracies, the seed count in its legend
+        let last = std::fs::read_to_string(
+            res.join("figures")
+                .join(format!("fashion-mnist-subset-{name}-final.svg")),
+        )
+        .unwrap();
+        assert!(
+            last.contains("final test accuracy") && last.contains("seeds per cell"),
+            "{name}-final.svg"
+        );
+        assert!(
+            svg.contains("lines: mean of"),
+            "{name}.svg has no seeds note"
+        );
         let png = std::fs::read(
             res.join("figures")
                 .join(format!("fashion-mnist-subset-{name}.png")),
