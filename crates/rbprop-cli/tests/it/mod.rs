@@ -6,6 +6,7 @@ pub mod cli;
 mod convnet;
 mod data;
 pub mod determinism;
+mod docs_numbers;
 mod dynamics;
 mod ensemble;
 mod fetch;

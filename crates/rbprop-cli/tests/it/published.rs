@@ -6,7 +6,7 @@
 use super::cli::rbp;
 use std::path::Path;
 
-fn unpack(archive: &Path, into: &Path) {
+pub(super) fn unpack(archive: &Path, into: &Path) {
     let file = std::fs::File::open(archive).unwrap();
     tar::Archive::new(flate2::read::GzDecoder::new(file))
         .unpack(into)

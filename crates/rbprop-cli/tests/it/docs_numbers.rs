@@ -1,0 +1,547 @@
+//! Every number the docs quote as "mean (sd)" comes from the committed runs: the test unpacks
+//! `docs/results/runs/*.tar.gz`, computes the mean and sample sd (n − 1) over seeds of every
+//! cell's test and train accuracy (%) and of its per-layer alignment angles (°) at every epoch —
+//! over all its seeds, over seeds 1–3 (the three-seed sections) and leaving one seed out (a
+//! collapsed seed set apart) — and fails on any "m (s)" in `docs/*.md` that none of them gives at
+//! the printed rounding. A quote of the superseded table (`docs/results/superseded-table.md`,
+//! whose runs are not kept) must be in that table. Further claims (differences, "k sds", clip
+//! fractions, angles of single layers) are recomputed one by one in `derived_claims`.
+
+use super::published::unpack;
+use rbprop::experiment::{results, table};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+fn root() -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).to_path_buf()
+}
+
+/// The committed runs, unpacked once for the tests of this file.
+fn runs() -> &'static (tempfile::TempDir, Vec<results::Record>) {
+    static RUNS: OnceLock<(tempfile::TempDir, Vec<results::Record>)> = OnceLock::new();
+    RUNS.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap();
+        for e in std::fs::read_dir(root().join("docs/results/runs")).unwrap() {
+            let p = e.unwrap().path();
+            if p.to_string_lossy().ends_with(".tar.gz") {
+                unpack(&p, tmp.path());
+            }
+        }
+        let records = results::load(tmp.path()).unwrap();
+        (tmp, records)
+    })
+}
+
+pub(super) fn mean_sd(v: &[f64]) -> (f64, f64) {
+    let m = v.iter().sum::<f64>() / v.len() as f64;
+    let sd = (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / (v.len() - 1) as f64).sqrt();
+    (m, sd)
+}
+
+/// The epoch a "m (s)" is the value of; `LAST` for a subset's last epoch.
+const LAST: usize = 0;
+
+/// Every "m (s)" at one and two decimals that the committed runs give, with the epochs that give
+/// it (1-based; [`LAST`] where it is the subset's last epoch).
+fn derivable() -> HashMap<String, HashSet<usize>> {
+    let (_, records) = runs();
+    let mut out: HashMap<String, HashSet<usize>> = HashMap::new();
+    for cell in table::cells(records) {
+        let members: Vec<&results::Record> = cell.members.iter().map(|&m| &records[m]).collect();
+        let seed = |r: &results::Record| r.run.seed;
+        let mut subsets: Vec<Vec<&results::Record>> = vec![members.clone()];
+        subsets.push(
+            members
+                .iter()
+                .copied()
+                .filter(|r| (1..=3).contains(&seed(r)))
+                .collect(),
+        );
+        for k in 0..members.len() {
+            let mut s = members.clone();
+            s.remove(k);
+            subsets.push(s);
+        }
+        for s in subsets.iter().filter(|s| s.len() >= 2) {
+            let epochs = s.iter().map(|r| r.metrics.len()).min().unwrap();
+            let layers = s[0].metrics[0].layers.as_ref().map_or(0, |l| l.len());
+            for e in 0..epochs {
+                let mut add = |v: Vec<f64>| {
+                    if v.iter().any(|x| x.is_nan()) {
+                        return;
+                    }
+                    let (m, sd) = mean_sd(&v);
+                    for q in [format!("{m:.1} ({sd:.1})"), format!("{m:.2} ({sd:.2})")] {
+                        let at = out.entry(q).or_default();
+                        at.insert(e + 1);
+                        if e + 1 == epochs {
+                            at.insert(LAST);
+                        }
+                    }
+                };
+                add(s.iter().map(|r| 100.0 * r.metrics[e].test_acc).collect());
+                add(s.iter().map(|r| 100.0 * r.metrics[e].train_acc).collect());
+                for l in 0..layers {
+                    let layer =
+                        |r: &results::Record| r.metrics[e].layers.as_ref().map(|ls| ls[l].clone());
+                    let ls: Vec<_> = s.iter().filter_map(|r| layer(r)).collect();
+                    if ls.len() != s.len() {
+                        continue;
+                    }
+                    add(ls.iter().map(|d| d.delta_angle).collect());
+                    if ls.iter().all(|d| d.weight_angle.is_some()) {
+                        add(ls.iter().map(|d| d.weight_angle.unwrap()).collect());
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every "m (s)" of `text` (whitespace-flattened), with some words before it.
+fn quoted_pairs(text: &str) -> Vec<(String, String)> {
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let b = flat.as_bytes();
+    let number = |i: usize| -> Option<usize> {
+        // digits, a point, digits: the end index
+        let mut j = i;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j == i || j >= b.len() || b[j] != b'.' {
+            return None;
+        }
+        let k = j + 1;
+        let mut e = k;
+        while e < b.len() && b[e].is_ascii_digit() {
+            e += 1;
+        }
+        (e > k).then_some(e)
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let starts =
+            b[i].is_ascii_digit() && (i == 0 || !(b[i - 1].is_ascii_digit() || b[i - 1] == b'.'));
+        if starts && let Some(e) = number(i) {
+            if flat[e..].starts_with(" (")
+                && let Some(e2) = number(e + 2)
+                && flat[e2..].starts_with(')')
+            {
+                let mut from = i.saturating_sub(100);
+                while !flat.is_char_boundary(from) {
+                    from -= 1;
+                }
+                out.push((flat[i..=e2].to_string(), flat[from..i].to_string()));
+                i = e2 + 1;
+                continue;
+            }
+            i = e;
+            continue;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The epochs a document quotes: 1, 10, 100 and a run's last, and every N it names as `epoch N`,
+/// `epochs N`, `epochs M–N` or as the first cell of a table row (`| 30 |`).
+fn epochs_named(text: &str) -> HashSet<usize> {
+    let mut out: HashSet<usize> = [LAST, 1, 10, 100].into();
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let number = |s: &str| -> Option<usize> {
+        let d: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+        d.parse().ok()
+    };
+    for (i, _) in flat.match_indices("epoch") {
+        let rest = flat[i + 5..].trim_start_matches('s').trim_start();
+        if let Some(n) = number(rest) {
+            out.insert(n);
+            // a range: epochs 10–50
+            let after = &rest[n.to_string().len()..];
+            if let Some(m) = after.strip_prefix('–').and_then(number) {
+                out.insert(m);
+            }
+        }
+    }
+    for line in text.lines() {
+        if let Some(n) = line.strip_prefix("| ").and_then(number)
+            && line[2 + n.to_string().len()..].starts_with(" |")
+        {
+            out.insert(n);
+        }
+    }
+    out
+}
+
+#[test]
+fn every_mean_and_sd_in_the_docs_comes_from_the_committed_runs() {
+    let known = derivable();
+    let superseded: HashSet<String> = quoted_pairs(
+        &std::fs::read_to_string(root().join("docs/results/superseded-table.md")).unwrap(),
+    )
+    .into_iter()
+    .map(|(q, _)| q)
+    .collect();
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("docs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    files.push(root().join("README.md"));
+    files.sort();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        let epochs = epochs_named(&text);
+        for (q, before) in quoted_pairs(&text) {
+            checked += 1;
+            let given = known
+                .get(&q)
+                .is_some_and(|at| at.iter().any(|e| epochs.contains(e)));
+            if !(given || superseded.contains(&q)) {
+                wrong.push(format!(
+                    "{}: `{q}` (…{before}) is no cell's mean (sd) in the committed runs",
+                    f.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+    }
+    assert!(
+        checked > 300,
+        "only {checked} quotes found: the scanner is broken"
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} of {checked}:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_scanner_finds_quotes_and_a_changed_digit_fails() {
+    let pairs = quoted_pairs("RBP 88.02\n(0.16) and 52.9 (1.4) / 3 (4) but 1.2.3 (4.5)");
+    let q: Vec<&str> = pairs.iter().map(|(q, _)| q.as_str()).collect();
+    assert_eq!(q, ["88.02 (0.16)", "52.9 (1.4)"]);
+    let known = derivable();
+    assert!(
+        known["88.02 (0.16)"].contains(&100),
+        "RBP's final accuracy (basic)"
+    );
+    // a last digit changed is no final accuracy
+    assert!(
+        known
+            .get("88.02 (0.17)")
+            .is_none_or(|at| !at.contains(&100) && !at.contains(&LAST))
+    );
+    let epochs = epochs_named("at epoch 30 and epochs 10–50\n| 80 | 88.1 (0.2) |\n| BP | 3 |");
+    let want: HashSet<usize> = [LAST, 1, 10, 100, 30, 50, 80].into();
+    assert_eq!(epochs, want);
+}
+
+/// The runs of one cell: experiment, row and column as the table names them, and the seeds
+/// (all where empty).
+fn cell<'a>(exp: &str, row: &str, column: &str, seeds: &[u64]) -> Vec<&'a results::Record> {
+    let (_, records) = runs();
+    let v: Vec<&results::Record> = records
+        .iter()
+        .filter(|r| r.experiment == exp && r.run.row == row && r.run.column == column)
+        .filter(|r| seeds.is_empty() || seeds.contains(&r.run.seed))
+        .collect();
+    assert!(!v.is_empty(), "no runs of {exp} / {row} / {column}");
+    v
+}
+
+/// Final test accuracies (%) of `runs`.
+fn finals(runs: &[&results::Record]) -> Vec<f64> {
+    runs.iter()
+        .map(|r| 100.0 * r.metrics.last().unwrap().test_acc)
+        .collect()
+}
+
+/// Per hidden layer, the mean over `runs` of `f` of the layer's diagnostics at `epoch` (1-based;
+/// 0: the last).
+fn layer_means(
+    runs: &[&results::Record],
+    epoch: usize,
+    f: impl Fn(&rbprop::channel::diagnostics::LayerDiagnostics) -> f64,
+) -> Vec<f64> {
+    let at = |r: &results::Record| {
+        let e = if epoch == 0 { r.metrics.len() } else { epoch };
+        r.metrics[e - 1].layers.clone().unwrap()
+    };
+    let n = at(runs[0]).len();
+    (0..n)
+        .map(|l| runs.iter().map(|r| f(&at(r)[l])).sum::<f64>() / runs.len() as f64)
+        .collect()
+}
+
+/// `docs/reproducing.md`, whitespace-flattened (quotes may break across lines).
+fn reproducing() -> String {
+    let text = std::fs::read_to_string(root().join("docs/reproducing.md")).unwrap();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// "m (s)" at two decimals.
+fn ms(v: &[f64]) -> String {
+    let (m, s) = mean_sd(v);
+    format!("{m:.2} ({s:.2})")
+}
+
+/// A range of values as the docs write it: `lo–hi` at `d` decimals (one number where equal).
+fn range(v: &[f64], d: usize) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (a, b) = (format!("{lo:.d$}"), format!("{hi:.d$}"));
+    if a == b { a } else { format!("{a}–{b}") }
+}
+
+/// Claims that are differences, ratios to an sd, clip fractions and angles of single layers,
+/// each recomputed from the committed runs; the docs must quote what the runs give. The "k sds"
+/// convention is the docs': a difference over the larger sample sd of the two cells.
+#[test]
+fn derived_claims_are_recomputed_from_the_committed_runs() {
+    let doc = reproducing();
+    let mut missing = Vec::new();
+    let mut want = |q: String| {
+        if !doc.contains(&q) {
+            missing.push(q);
+        }
+    };
+    // sparsity: the all-ones matrix and its signed control
+    let ones = finals(&cell("sparsity-sweep", "sparsity n=100", "SRBP", &[]));
+    let signed = finals(&cell(
+        "sparsity-sweep",
+        "signed sparsity n=100",
+        "SRBP",
+        &[],
+    ));
+    let gap = mean_sd(&signed).0 - mean_sd(&ones).0;
+    let larger = mean_sd(&signed).1.max(mean_sd(&ones).1);
+    want(format!(
+        "learns ({}, {gap:.2} points above, {:.0} times the larger sd)",
+        ms(&signed),
+        gap / larger
+    ));
+    // sparsity: which n end within one sd of dense SRBP (its seeds 1–3)
+    let dense = finals(&cell("basic", "baseline", "SRBP", &[1, 2, 3]));
+    let sweep = |pre: &str, n: u32| {
+        finals(&cell(
+            "sparsity-sweep",
+            &format!("{pre} n={n}"),
+            "SRBP",
+            &[],
+        ))
+    };
+    let within = |v: &[f64]| {
+        let (m, s) = mean_sd(v);
+        (m - mean_sd(&dense).0).abs() <= s.max(mean_sd(&dense).1)
+    };
+    let zero_one: Vec<Vec<f64>> = [8, 16, 32].iter().map(|&n| sweep("sparsity", n)).collect();
+    assert!(
+        zero_one.iter().all(|v| within(v)),
+        "a 0/1 cell from n = 8 on is off dense SRBP"
+    );
+    let signed_on: Vec<Vec<f64>> = [16, 32]
+        .iter()
+        .map(|&n| sweep("signed sparsity", n))
+        .collect();
+    assert!(signed_on.iter().all(|v| within(v)));
+    let s8 = sweep("signed sparsity", 8);
+    assert!(
+        !within(&s8),
+        "signed n = 8 is within one sd of dense SRBP: say so"
+    );
+    let means = |vs: &[Vec<f64>]| vs.iter().map(|v| mean_sd(v).0).collect::<Vec<_>>();
+    want(format!(
+        "From n = 8 on the 0/1 cells are within one sd of dense SRBP ({} against {}, seeds 1–3), the signed ones from n = 16 on ({}); signed n = 8 ends {:.2} below ({:.1} times the larger sd, {:.2}).",
+        range(&means(&zero_one), 2),
+        ms(&dense),
+        range(&means(&signed_on), 2),
+        mean_sd(&dense).0 - mean_sd(&s8).0,
+        (mean_sd(&dense).0 - mean_sd(&s8).0) / mean_sd(&s8).1.max(mean_sd(&dense).1),
+        mean_sd(&s8).1.max(mean_sd(&dense).1),
+    ));
+    // the quantized-error control with α = 0.01: what it clips, at the end and at its most
+    let control: Vec<&results::Record> = ["2", "3", "4"]
+        .iter()
+        .flat_map(|b| {
+            cell(
+                "quantized-error-control",
+                &format!("quantize-signal b={b}, α=0.01"),
+                "RBP",
+                &[],
+            )
+        })
+        .collect();
+    let clipped = |r: &results::Record, e: usize, l: usize| {
+        100.0
+            * r.metrics[e].layers.as_ref().unwrap()[l]
+                .signal_clipped
+                .unwrap()
+    };
+    let top = 3;
+    let end_top: Vec<f64> = ["2", "3", "4"]
+        .iter()
+        .map(|b| {
+            let runs = cell(
+                "quantized-error-control",
+                &format!("quantize-signal b={b}, α=0.01"),
+                "RBP",
+                &[],
+            );
+            100.0 * layer_means(&runs, 0, |d| d.signal_clipped.unwrap())[top]
+        })
+        .collect();
+    let end_lower = ["2", "3", "4"]
+        .iter()
+        .map(|b| {
+            let runs = cell(
+                "quantized-error-control",
+                &format!("quantize-signal b={b}, α=0.01"),
+                "RBP",
+                &[],
+            );
+            100.0
+                * layer_means(&runs, 0, |d| d.signal_clipped.unwrap())[..top]
+                    .iter()
+                    .copied()
+                    .fold(0.0, f64::max)
+        })
+        .fold(0.0, f64::max);
+    let most = |l: usize| {
+        control
+            .iter()
+            .flat_map(|r| (0..r.metrics.len()).map(move |e| clipped(r, e, l)))
+            .fold(0.0, f64::max)
+    };
+    want(format!(
+        "while α = 0.01 clips {} % of the top hidden layer's entries at epoch 100 (mean of the seeds; up to {:.0} % in a run's first epochs) and at most {:.1} % of the lower layers' (up to {:.0} % early in training",
+        range(&end_top, 0),
+        most(top),
+        end_lower,
+        (0..top).map(most).fold(0.0, f64::max),
+    ));
+    // quantized updates at 8 bits, nearest rounding: the δ angles against float updates
+    let angles = |exp: &str, row: &str, col: &str| {
+        layer_means(&cell(exp, row, col, &[]), 0, |d| d.delta_angle)
+    };
+    let float = |col: &str| {
+        angles(
+            "quantized-update-control",
+            "float updates, constant lr",
+            col,
+        )
+    };
+    let b8 = |col: &str| angles("quantized-update", "quantize-update b=8", col);
+    let diff = |col: &str| {
+        b8(col)
+            .iter()
+            .zip(float(col))
+            .map(|(a, b)| a - b)
+            .collect::<Vec<_>>()
+    };
+    let degrees = |v: &[f64]| {
+        v.iter()
+            .map(|a| format!("{a:.0}°"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let (rd, sd) = (diff("RBP"), diff("SRBP"));
+    want(format!(
+        "at 8 bits nearest {}° further from BP's for RBP ({}) and {}° for SRBP in layers 1–3, but {:.1}° in its layer 4 ({:.0}° against {:.0}°)",
+        range(&rd, 1),
+        degrees(&b8("RBP")),
+        range(&sd[..3], 1),
+        sd[3],
+        b8("SRBP")[3],
+        float("SRBP")[3],
+    ));
+    // the conv control: the δ angles of the conv layers apart from the fc layer
+    let conv = |col: &str| angles("conv-quantized-control", "quantize-signal b=2, α=0.05", col);
+    let (cb, cr, cs) = (conv("BP"), conv("RBP"), conv("SRBP"));
+    want(format!(
+        "The δ that reaches the three conv layers is {}° from BP's for BP, {}° for RBP and {}° for SRBP at the last epoch; at the 64-unit fc layer {:.0}°, {:.0}° and {:.0}°",
+        range(&cb[..3], 0),
+        range(&cr[..3], 0),
+        range(&cs[..3], 0),
+        cb[3],
+        cr[3],
+        cs[3],
+    ));
+    // the verdict table's differences and their sizes in sds
+    let at = |exp: &str, row: &str, col: &str, epoch: usize| -> Vec<f64> {
+        cell(exp, row, col, &[])
+            .iter()
+            .map(|r| 100.0 * r.metrics[epoch - 1].test_acc)
+            .collect()
+    };
+    // a - b and its size in sds, at `d` decimals
+    let gap = |a: &[f64], b: &[f64]| {
+        let (ma, sa) = mean_sd(a);
+        let (mb, sb) = mean_sd(b);
+        (ma - mb, (ma - mb) / sa.max(sb))
+    };
+    let (s10, r10) = (
+        at("basic", "baseline", "SRBP", 10),
+        at("basic", "baseline", "RBP", 10),
+    );
+    want(format!(
+        "ahead at epoch 10, {} vs {}, {:.1} sds",
+        ms(&s10),
+        ms(&r10),
+        gap(&s10, &r10).1
+    ));
+    let b10 = at("basic", "baseline", "BP", 10);
+    let ((dr, kr), (ds, ks)) = (gap(&b10, &r10), gap(&b10, &s10));
+    want(format!(
+        "after ten epochs {dr:.2} and {ds:.2} points below BP, {kr:.1} and {ks:.1} times the largest sd"
+    ));
+    let (bp, sbp) = (
+        finals(&cell("basic", "baseline", "BP", &[])),
+        finals(&cell("basic", "skipped BP (SBP)", "BP", &[])),
+    );
+    let (d, k) = gap(&bp, &sbp);
+    want(format!("SBP {}, {d:.2} below BP ({k:.1} sds)", ms(&sbp)));
+    let (rbp, r05) = (
+        finals(&cell("basic", "baseline", "RBP", &[])),
+        finals(&cell("dropout", "channel-dropout r=0.5", "RBP", &[])),
+    );
+    let (d, k) = gap(&rbp, &r05);
+    want(format!(
+        "RBP r = 0.5 {}, {d:.2} below (≈ {k:.0} sds)",
+        ms(&r05)
+    ));
+    let r8 = finals(&cell("quantized-error", "quantize-signal b=8", "RBP", &[]));
+    let (d, k) = gap(&rbp, &r8);
+    want(format!("RBP {}, {d:.2} below ({k:.1} sds)", ms(&r8)));
+    let leads: Vec<(f64, f64)> = [10, 30, 50]
+        .iter()
+        .map(|&e| {
+            gap(
+                &at("adaptive", "adaptive", "RBP", e),
+                &at("basic", "baseline", "RBP", e),
+            )
+        })
+        .collect();
+    let (ds, ks): (Vec<f64>, Vec<f64>) = leads.into_iter().unzip();
+    want(format!(
+        "ARBP's lead at epochs 10–50 is {}, at most {:.1} sds",
+        range(&ds, 2),
+        ks.iter().copied().fold(0.0, f64::max)
+    ));
+    want(format!(
+        "From epoch 10 to 50 ARBP is {} points above RBP, {} times the larger of the two sds",
+        range(&ds, 2),
+        range(&ks, 1).replace('–', " to ")
+    ));
+    assert!(
+        missing.is_empty(),
+        "docs/reproducing.md does not quote what the runs give:\n{}",
+        missing.join("\n")
+    );
+}
