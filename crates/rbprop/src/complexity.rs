@@ -266,6 +266,7 @@ pub fn report(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::channel::MixSignal;
 
     fn kind(name: &str) -> &'static ChannelKind {
         CHANNELS.iter().find(|k| k.name == name).unwrap()
@@ -309,7 +310,10 @@ mod tests {
 
     #[test]
     fn mix_alternates_from_srbp_and_kp_gets_a_weight_decay() {
-        assert_eq!(kind("mix").example_options(3).mix, ["srbp", "bp", "srbp"]);
+        assert_eq!(
+            kind("mix").example_options(3).mix,
+            [MixSignal::Srbp, MixSignal::Bp, MixSignal::Srbp]
+        );
         assert_eq!(kind("kp").example_options(3).weight_decay, 1e-4);
         let plain = kind("rbp").example_options(3);
         assert!(plain.mix.is_empty() && plain.weight_decay == 0.0);

@@ -10,7 +10,7 @@
 //! file still spells the old way, for the warnings of user-facing input.
 
 use crate::channel::quantize::QuantizerTable;
-use crate::channel::{ChannelOptions, ChannelSpec, FeedbackInit, Quantizer};
+use crate::channel::{ChannelOptions, ChannelSpec, FeedbackInit, MixSignal, Quantizer};
 use crate::error::{Error, Result};
 use crate::kernels::Activation;
 use serde::{Deserialize, Serialize};
@@ -408,7 +408,7 @@ struct Settings {
     channel_dropout: Option<f64>,
     quantize_signal: Option<Quantizer>,
     quantize_update: Option<Quantizer>,
-    mix: Option<Vec<String>>,
+    mix: Option<Vec<MixSignal>>,
     hidden: Option<Vec<usize>>,
     arch: Option<String>,
     activation: Option<Activation>,
@@ -440,7 +440,7 @@ struct LegacyChannelOptions {
     dropout: Option<f64>,
     quantize_signal: Option<Quantizer>,
     quantize_update: Option<Quantizer>,
-    mix: Option<Vec<String>>,
+    mix: Option<Vec<MixSignal>>,
 }
 
 /// A setting given under its name (`new`) and its old name (`old`): the same value is no
@@ -563,7 +563,7 @@ impl<'de> Deserialize<'de> for TrainConfig {
     }
 }
 
-fn is_empty(v: &&[String]) -> bool {
+fn is_empty<T>(v: &&[T]) -> bool {
     v.is_empty()
 }
 
@@ -583,7 +583,7 @@ struct Flat<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     quantize_update: Option<Quantizer>,
     #[serde(skip_serializing_if = "is_empty")]
-    mix: &'a [String],
+    mix: &'a [MixSignal],
     hidden: &'a [usize],
     #[serde(skip_serializing_if = "Option::is_none")]
     arch: Option<&'a str>,
@@ -681,7 +681,7 @@ struct CanonicalOptions<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     quantize_update: Option<QuantizerTable>,
     #[serde(skip_serializing_if = "is_empty")]
-    mix: &'a [String],
+    mix: &'a [MixSignal],
 }
 
 impl<'a> Canonical<'a> {

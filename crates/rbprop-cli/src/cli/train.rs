@@ -5,7 +5,7 @@ use super::sayln;
 use clap::Args;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use indicatif::{ProgressBar, ProgressStyle};
-use rbprop::channel::{CHANNELS, FeedbackInit, Quantizer};
+use rbprop::channel::{CHANNELS, FeedbackInit, MixSignal, Quantizer};
 use rbprop::config::{Device, TrainConfig};
 use rbprop::data::{self, Split};
 use rbprop::kernels::Activation;
@@ -244,10 +244,7 @@ fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Res
         o.quantize_update = Some(Quantizer::parse(q, "quantize-update")?);
     }
     if let Some(m) = args.mix.as_deref() {
-        o.mix = m
-            .split(',')
-            .map(|x| x.trim().to_ascii_lowercase())
-            .collect();
+        o.mix = MixSignal::parse_list(m)?;
     }
     Ok(c)
 }

@@ -726,7 +726,7 @@ fn impossible_combinations_say_why() {
         build(
             "mix",
             ChannelOptions {
-                mix: vec!["bp".into()],
+                mix: vec![rbprop::channel::MixSignal::Bp],
                 ..ChannelOptions::default()
             }
         )

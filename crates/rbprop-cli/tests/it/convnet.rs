@@ -521,7 +521,10 @@ fn every_registered_channel_runs_on_a_conv_net_or_says_why_not() {
             ..Default::default()
         };
         match kind.name {
-            "mix" => cfg.channel_options.mix = vec!["srbp".into(), "bp".into(), "srbp".into()],
+            "mix" => {
+                cfg.channel_options.mix =
+                    rbprop::channel::MixSignal::parse_list("srbp,bp,srbp").unwrap()
+            }
             "kp" => cfg.weight_decay = 1e-4,
             _ => {}
         }

@@ -276,7 +276,7 @@ fn every_variant_that_should_learn_learns_on_real_data() {
         match kind.name {
             "mix" => {
                 cfg.channel_options.mix =
-                    vec!["srbp".into(), "srbp".into(), "bp".into(), "bp".into()]
+                    rbprop::channel::MixSignal::parse_list("srbp,srbp,bp,bp").unwrap()
             }
             "kp" => cfg.weight_decay = 1e-4,
             _ => {}

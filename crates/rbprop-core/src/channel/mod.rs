@@ -40,7 +40,7 @@ use crate::model::Net;
 use crate::rng::Rng;
 
 pub use feedback::FeedbackInit;
-pub use options::ChannelOptions;
+pub use options::{ChannelOptions, MixSignal};
 pub use quantize::Quantizer;
 pub use registry::{Build, CHANNELS, ChannelKind, ChannelSpec};
 

@@ -6,6 +6,68 @@ use super::quantize::{Form, Rounding};
 use super::registry::{CHANNELS, ChannelKind};
 use super::{FeedbackInit, Quantizer};
 use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// The signal a hidden layer of the `mix` channel receives (`--mix`, one per hidden layer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum MixSignal {
+    /// BP's signal from the layer above, `W_{h+1}ᵀ δ_{h+1}`.
+    Bp,
+    /// The skipped random signal from the output, `C_h δ_L`.
+    Srbp,
+}
+
+impl MixSignal {
+    /// Parses `bp` or `srbp` (any case).
+    pub fn parse(text: &str) -> Result<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "bp" => Ok(MixSignal::Bp),
+            "srbp" => Ok(MixSignal::Srbp),
+            _ => Err(Error::config(
+                "mix",
+                format!(
+                    "each entry must be bp or srbp, got `{}`",
+                    crate::error::bounded(text.trim())
+                ),
+            )),
+        }
+    }
+
+    /// Parses a comma-separated list, one entry per hidden layer (`bp,srbp,srbp`).
+    pub fn parse_list(text: &str) -> Result<Vec<Self>> {
+        text.split(',').map(MixSignal::parse).collect()
+    }
+}
+
+impl std::str::FromStr for MixSignal {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        MixSignal::parse(s)
+    }
+}
+
+impl std::fmt::Display for MixSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MixSignal::Bp => "bp",
+            MixSignal::Srbp => "srbp",
+        })
+    }
+}
+
+impl TryFrom<String> for MixSignal {
+    type Error = Error;
+    fn try_from(s: String) -> Result<Self> {
+        MixSignal::parse(&s)
+    }
+}
+
+impl From<MixSignal> for String {
+    fn from(m: MixSignal) -> String {
+        m.to_string()
+    }
+}
 
 /// Most random matrices averaged per term (`--average`).
 pub const MAX_AVERAGE: usize = 1000;
@@ -30,8 +92,8 @@ pub struct ChannelOptions {
     pub quantize_signal: Option<Quantizer>,
     /// Quantizer of each example's weight update (`--quantize-update`).
     pub quantize_update: Option<Quantizer>,
-    /// Per hidden layer (bottom to top), `bp` or `srbp`: the signal of the `mix` channel (`--mix`).
-    pub mix: Vec<String>,
+    /// Per hidden layer (bottom to top), the signal of the `mix` channel (`--mix`).
+    pub mix: Vec<MixSignal>,
     /// Weight decay λ of the training run, copied from the run's settings (Kolen-Pollack applies
     /// it to its feedback matrices too).
     pub weight_decay: f64,
@@ -149,16 +211,6 @@ impl ChannelOptions {
                     format!(
                         "the `{name}` channel needs --mix with bp or srbp for every hidden layer, e.g. --mix srbp,srbp,bp,bp"
                     ),
-                ));
-            }
-            if let Some(bad) = self
-                .mix
-                .iter()
-                .find(|m| !matches!(m.as_str(), "bp" | "srbp"))
-            {
-                return Err(Error::config(
-                    "mix",
-                    format!("each entry must be bp or srbp, got `{bad}`"),
                 ));
             }
         } else if !self.mix.is_empty() {

@@ -4,6 +4,7 @@
 //! benchmarks, the complexity counts and the conformance tests all read [`CHANNELS`]; adding a
 //! variant means adding one entry here (and its expectation in the tests).
 
+use super::options::MixSignal;
 use super::{
     Adapt, Carrier, ChannelOptions, Feedback, FeedbackInit, Input, Route, SignScale, Term,
 };
@@ -71,7 +72,13 @@ impl ChannelKind {
         ChannelOptions {
             mix: if self.per_layer_mix {
                 (0..hidden)
-                    .map(|i| if i % 2 == 0 { "srbp" } else { "bp" }.to_string())
+                    .map(|i| {
+                        if i % 2 == 0 {
+                            MixSignal::Srbp
+                        } else {
+                            MixSignal::Bp
+                        }
+                    })
                     .collect()
             } else {
                 Vec::new()
@@ -232,7 +239,7 @@ pub const CHANNELS: &[ChannelKind] = &[
                 ));
             }
             b.hidden(|b, i| {
-                Ok(vec![if b.options.mix[i] == "bp" {
+                Ok(vec![if b.options.mix[i] == MixSignal::Bp {
                     term(i + 1, Input::Delta, Carrier::ForwardTranspose)
                 } else {
                     term(top, Input::Delta, b.random(i, top, None)?)

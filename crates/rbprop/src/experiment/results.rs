@@ -187,7 +187,7 @@ pub fn setting_names() -> Vec<String> {
     };
     let o = &mut full.channel_options;
     (o.adapt_factor, o.quantize_signal, o.quantize_update) = (Some(0.1), Some(q), Some(q));
-    o.mix = vec!["bp".into()];
+    o.mix = vec![crate::channel::MixSignal::Bp];
     flatten(&full).into_iter().map(|(k, _)| k).collect()
 }
 
