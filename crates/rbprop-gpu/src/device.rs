@@ -107,6 +107,7 @@ impl ProductForm {
             (ProductForm::Direct, "gemm") => ("gemm_direct", 32),
             (ProductForm::Direct, "gemm_bias_act") => ("gemm_bias_act_direct", 32),
             (ProductForm::Direct, "gemm_weight_grad") => ("gemm_weight_grad_direct", 32),
+            (ProductForm::Direct, "gemm_signal_delta") => ("gemm_signal_delta_direct", 32),
             (ProductForm::Direct, "conv_forward") => ("conv_forward_direct", 32),
             (ProductForm::Direct, "conv_backward_data") => ("conv_backward_data_direct", 32),
             (ProductForm::Direct, "conv_weight_grad") => ("conv_weight_grad_direct", 32),

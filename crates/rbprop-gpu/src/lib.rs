@@ -398,6 +398,36 @@ impl Backend for Gpu {
         );
     }
 
+    fn signal_and_delta(
+        a: Mat<'_, Gpu>,
+        b_: Mat<'_, Gpu>,
+        f: Option<Activation>,
+        o: &GpuBuf,
+        g: &mut GpuBuf,
+        d: &mut GpuBuf,
+    ) {
+        let (m, k, n) = (a.op_rows(), a.op_cols(), b_.op_cols());
+        assert_eq!(k, b_.op_rows(), "inner dimensions of a product");
+        assert!(
+            m * n <= g.len && m * n <= d.len && m * n <= o.len,
+            "a signal past the end of a buffer"
+        );
+        let flags = usize::from(a.trans) | (usize::from(b_.trans) << 1);
+        let code = f.map_or(act_code(Activation::Linear), act_code);
+        let ctx = g.ctx();
+        let (kernel, groups) = ctx.product("gemm_signal_delta", m, n);
+        ctx.dispatch(
+            kernel,
+            geom_params(
+                &[flags, code as usize],
+                [m as u32, n as u32, k as u32, 0],
+                [1.0, 0.0, 0.0, 0.0],
+            ),
+            &[b(a.buf), b(b_.buf), b(o), b(g), b(d)],
+            groups,
+        );
+    }
+
     fn delta_from_signal(f: Option<Activation>, o: &GpuBuf, g: &GpuBuf, d: &mut GpuBuf, n: usize) {
         assert!(
             n <= o.len && n <= g.len && n <= d.len,

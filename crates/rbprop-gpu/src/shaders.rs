@@ -56,6 +56,23 @@ fn st(i: u32, j: u32, v: f32, z: u32) {
 }
 "#;
 
+/// A hidden layer's signal and δ in one product: `G = op(A) · op(B)` and `Dl = G ⊙ f'(S)` from
+/// the layer's output `O = f(S)` (`p.g0.y` the activation's code, 3 for none: `Dl = G`) — what
+/// `gemm` (α = 1, β = 0) and `delta_from_signal` compute, to the same bits.
+const GEMM_SIGNAL_DELTA: &str = r#"
+@group(0) @binding(1) var<storage, read> A: array<f32>;
+@group(0) @binding(2) var<storage, read> B: array<f32>;
+@group(0) @binding(3) var<storage, read> O: array<f32>;
+@group(0) @binding(4) var<storage, read_write> G: array<f32>;
+@group(0) @binding(5) var<storage, read_write> Dl: array<f32>;
+fn st(i: u32, j: u32, v: f32, z: u32) {
+    let o = i * p.b + j;
+    let g = p.e * v;
+    G[o] = g;
+    if (p.g0.y != 3u) { Dl[o] = g * dact(p.g0.y, O[o]); } else { Dl[o] = g; }
+}
+"#;
+
 /// A dense layer's weight and bias gradient in one product: `W ← p.e · δᵀ · X + p.f · W` and
 /// `bias ← p.e · Σ_rows δ + p.f · bias` as the `n_in + 1` columns of `δᵀ · [X | 1]` (`p.a =
 /// n_out`, `p.b = n_in + 1`, `p.c` rows, `p.g0.y = n_in`).
@@ -81,7 +98,7 @@ fn st(i: u32, j: u32, v: f32, z: u32) {
 }
 "#;
 
-/// The operands of [`GEMM`] and [`GEMM_BIAS_ACT`]: `p.g0.x` bit 0 transposes `A`, bit 1 `B`.
+/// The operands of [`GEMM`], [`GEMM_BIAS_ACT`] and [`GEMM_SIGNAL_DELTA`]: `p.g0.x` bit 0 transposes `A`, bit 1 `B`.
 const GEMM_OPERANDS: &str = r#"
 fn a_along_k() -> bool { return (p.g0.x & 1u) == 0u; }
 fn b_along_k() -> bool { return (p.g0.x & 2u) != 0u; }
@@ -977,6 +994,20 @@ pub fn all() -> Vec<(&'static str, String)> {
             "gemm_bias_act_direct",
             product(
                 &format!("{ACTIVATIONS}{GEMM_BIAS_ACT}{GEMM_OPERANDS}"),
+                DIRECT,
+            ),
+        ),
+        (
+            "gemm_signal_delta",
+            product(
+                &format!("{ACTIVATIONS}{GEMM_SIGNAL_DELTA}{GEMM_OPERANDS}"),
+                TILED,
+            ),
+        ),
+        (
+            "gemm_signal_delta_direct",
+            product(
+                &format!("{ACTIVATIONS}{GEMM_SIGNAL_DELTA}{GEMM_OPERANDS}"),
                 DIRECT,
             ),
         ),

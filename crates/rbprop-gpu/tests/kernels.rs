@@ -305,6 +305,52 @@ fn fused_dense_forward_and_delta_agree_with_their_sequences() {
             &want_d,
         );
     }
+    // a signal and its δ in one product: the sequence's bits on the GPU, one dispatch
+    let src = normal(rows * n_in, 18);
+    for f in acts {
+        let o: Vec<f32> = normal(rows * n_out, 19).iter().map(|v| v.tanh()).collect();
+        let (gs, gw, go) = (on_gpu(&src), on_gpu(&w), on_gpu(&o));
+        let (mut g, mut d) = (
+            on_gpu(&vec![3.0; rows * n_out]),
+            on_gpu(&vec![4.0; rows * n_out]),
+        );
+        let before = Gpu::dispatches();
+        Gpu::signal_and_delta(
+            Mat::new(&gs, rows, n_in),
+            Mat::t(&gw, n_out, n_in),
+            f,
+            &go,
+            &mut g,
+            &mut d,
+        );
+        assert_eq!(
+            Gpu::dispatches() - before,
+            1,
+            "{f:?}: signal and δ in one dispatch"
+        );
+        let (mut g2, mut d2) = (
+            on_gpu(&vec![3.0; rows * n_out]),
+            on_gpu(&vec![4.0; rows * n_out]),
+        );
+        Gpu::gemm(
+            1.0,
+            Mat::new(&gs, rows, n_in),
+            Mat::t(&gw, n_out, n_in),
+            0.0,
+            &mut g2,
+        );
+        Gpu::delta_from_signal(f, &go, &g2, &mut d2, rows * n_out);
+        for (what, fused, seq) in [("g", &g, &g2), ("d", &d, &d2)] {
+            let (fused, seq) = (Gpu::download(fused), Gpu::download(seq));
+            assert!(
+                fused
+                    .iter()
+                    .zip(&seq)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{f:?} {what}: fused and sequence differ"
+            );
+        }
+    }
     // the weight and bias gradient in one product, fresh and accumulated
     let delta = normal(rows * n_out, 15);
     for (alpha, beta) in [(-0.05f32, 0.0f32), (-0.05, 1.0), (0.3, 0.9)] {
@@ -365,13 +411,14 @@ fn a_dense_step_costs_a_fixed_number_of_dispatches() {
     let labels: Vec<u8> = (0..16).map(|i| (i % 10) as u8).collect();
     let mut counts = Vec::new();
     // 34 before the layers' operations were fused (forward: product, bias and activation in
-    // one kernel; δ: copy and f' in one; a dense layer's weight and bias gradient in one)
+    // one kernel; δ: copy and f' in one; a dense layer's weight and bias gradient in one), 20
+    // before a dense route's signal and δ came from one product
     for (channel, arch, shape, want) in [
-        ("bp", "paper-mnist", (784, 1, 1), 20),
-        ("rbp", "paper-mnist", (784, 1, 1), 20),
-        ("srbp", "paper-mnist", (784, 1, 1), 20),
-        ("srbp", "conv8k5-pool2-fc32", (1, 28, 28), 16),
-        ("rbp", "paper-cifar10", (3, 32, 32), 35),
+        ("bp", "paper-mnist", (784, 1, 1), 16),
+        ("rbp", "paper-mnist", (784, 1, 1), 16),
+        ("srbp", "paper-mnist", (784, 1, 1), 16),
+        ("srbp", "conv8k5-pool2-fc32", (1, 28, 28), 15),
+        ("rbp", "paper-cifar10", (3, 32, 32), 34),
     ] {
         let config = TrainConfig {
             channel: channel.into(),

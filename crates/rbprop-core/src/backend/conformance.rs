@@ -32,6 +32,7 @@ pub fn all<B: Backend>() -> Vec<(&'static str, Verdict)> {
         ("dense_forward", dense_forward::<B>()),
         ("dense_weight_grad", dense_weight_grad::<B>()),
         ("delta_from_signal", delta_from_signal::<B>()),
+        ("signal_and_delta", signal_and_delta::<B>()),
         ("elementwise", elementwise::<B>()),
         ("activations", activations::<B>()),
         ("softmax_cross_entropy", softmax_cross_entropy::<B>()),
@@ -269,6 +270,52 @@ fn delta_from_signal<B: Backend>() -> Verdict {
             &want,
             1,
         )?;
+    }
+    Ok(())
+}
+
+fn signal_and_delta<B: Backend>() -> Verdict {
+    let (m, n, k) = (11, 6, 17);
+    for (ta, tb) in [(false, false), (false, true), (true, false)] {
+        for f in ACTIVATIONS.map(Some).into_iter().chain([None]) {
+            let (a, b) = (values(m * k, 21), values(k * n, 22));
+            let o: Vec<f32> = values(m * n + 4, 23)
+                .iter()
+                .map(|s| f.map_or(*s, |f| act(f, *s as f64) as f32))
+                .collect();
+            let (g0, d0) = (values(m * n + 4, 24), values(m * n + 4, 25));
+            let (a_rows, a_cols) = if ta { (k, m) } else { (m, k) };
+            let (b_rows, b_cols) = if tb { (n, k) } else { (k, n) };
+            let (ga, gb) = (B::upload(&a), B::upload(&b));
+            let (mut g, mut d) = (B::upload(&g0), B::upload(&d0));
+            let op = |buf, rows, cols, trans| Mat {
+                buf,
+                rows,
+                cols,
+                trans,
+            };
+            B::signal_and_delta(
+                op(&ga, a_rows, a_cols, ta),
+                op(&gb, b_rows, b_cols, tb),
+                f,
+                &B::upload(&o),
+                &mut g,
+                &mut d,
+            );
+            let (mut want_g, mut want_d) = (wide(&g0), wide(&d0));
+            for i in 0..m {
+                for j in 0..n {
+                    let s: f64 = (0..k)
+                        .map(|kk| at(&a, a_cols, ta, i, kk) * at(&b, b_cols, tb, kk, j))
+                        .sum();
+                    want_g[i * n + j] = s;
+                    want_d[i * n + j] = s * f.map_or(1.0, |f| dact(f, o[i * n + j] as f64));
+                }
+            }
+            let what = format!("signal_and_delta ta={ta} tb={tb} {f:?}");
+            compare(&format!("{what}: g"), &B::download(&g), &want_g, k)?;
+            compare(&format!("{what}: d"), &B::download(&d), &want_d, k)?;
+        }
     }
     Ok(())
 }

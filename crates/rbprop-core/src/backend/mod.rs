@@ -216,6 +216,23 @@ pub trait Backend: Clone + Copy + Debug + Default + PartialEq + Send + Sync + 's
             Self::mul_derivative(f, o, d, n);
         }
     }
+    /// A hidden layer's signal and δ from one dense product: `g ← op(a) · op(b)` (`m × n`),
+    /// then `d[..m·n] = g ⊙ f'(S)` from the layer's output `o = f(S)` (a copy of `g` with
+    /// `f = None`). By default [`Backend::gemm`] then [`Backend::delta_from_signal`] (the CPU's,
+    /// so its bits are those of the sequence); a backend may do both in one operation (the GPU
+    /// does: the product's epilogue writes `g` and `d`).
+    fn signal_and_delta(
+        a: Mat<'_, Self>,
+        b: Mat<'_, Self>,
+        f: Option<Activation>,
+        o: &Self::Buf,
+        g: &mut Self::Buf,
+        d: &mut Self::Buf,
+    ) {
+        let n = a.op_rows() * b.op_cols();
+        Self::gemm(1.0, a, b, 0.0, g);
+        Self::delta_from_signal(f, o, g, d, n);
+    }
     /// `x ← s · x` (the whole buffer).
     fn scale(x: &mut Self::Buf, s: f32);
     /// `x ← x + y` (the whole buffers, of equal length).

@@ -4,7 +4,7 @@
 
 use super::{Carrier, Feedback, SignScale};
 use crate::backend::{Backend, Mat};
-use crate::model::{Activations, Net};
+use crate::model::{Activations, Kind, Net};
 use crate::rng::{self, Rng};
 use std::borrow::Cow;
 
@@ -82,6 +82,41 @@ impl<B: Backend> Carrier<B> {
         } else {
             next.backward_data(&through, src, g, batch, beta);
         }
+    }
+
+    /// The operands `(x, M)` of this carrier's signal when it is one dense product `g = x · M`
+    /// from `src` (the sending layer's error, `batch` rows) onto layer `i` without pooling: a
+    /// feedback matrix (`x · Cᵀ`), or `W_{i+1}` or random weights in its place when layer `i+1`
+    /// is dense (`x · W`); `None` where the signal takes more (pooling, a convolution, a sign
+    /// carrier). The operands are those [`Carrier::send`] multiplies, so a fused product
+    /// ([`Backend::signal_and_delta`]) gives the same signal.
+    pub fn dense_product<'a>(
+        &'a self,
+        net: &'a Net<B>,
+        i: usize,
+        from: usize,
+        src: &'a B::Buf,
+        batch: usize,
+    ) -> Option<(Mat<'a, B>, Mat<'a, B>)> {
+        let (n_i, n_k) = (net.layers[i].n_out, net.layers[from].n_out);
+        if net.layers[i].pool.is_some() {
+            return None;
+        }
+        let through = match self {
+            Carrier::Feedback(f) => {
+                return Some((Mat::new(src, batch, n_k), Mat::t(&f.c, n_i, n_k)));
+            }
+            Carrier::ForwardTranspose => &net.layers[from].w,
+            Carrier::Kernel(f) => &f.c,
+            Carrier::SignOfForward(_) => return None,
+        };
+        let next = &net.layers[from];
+        (next.kind == Kind::Dense).then(|| {
+            (
+                Mat::new(src, batch, next.n_out),
+                Mat::new(through, next.n_out, next.n_in),
+            )
+        })
     }
 
     /// After the step's backward pass, an adaptive carrier learns at rate `rate`:

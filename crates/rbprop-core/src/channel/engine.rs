@@ -44,6 +44,22 @@ impl<B: Backend> Channel<B> {
             let (sig_lo, sig_hi) = signals.split_at_mut(i + 1);
             let (del_lo, del_hi) = deltas.split_at_mut(i + 1);
             let g = &mut sig_lo[i];
+            let f = derivative.then_some(net.activation);
+            // one dense product and nothing between it and f': signal and δ in one operation
+            if let [t] = route.terms.as_slice()
+                && *dropout == 0.0
+                && quantize_signal.is_none()
+                && matches!(t.input, Input::Delta | Input::Signal)
+            {
+                let src = match t.input {
+                    Input::Signal if t.from != top => &sig_hi[t.from - i - 1],
+                    _ => &del_hi[t.from - i - 1],
+                };
+                if let Some((x, m)) = t.carrier.dense_product(net, i, t.from, src, batch) {
+                    B::signal_and_delta(x, m, f, &acts.out[i + 1], g, &mut del_lo[i]);
+                    continue;
+                }
+            }
             for (t_idx, t) in route.terms.iter().enumerate() {
                 let src: &B::Buf = match t.input {
                     Input::Delta => &del_hi[t.from - i - 1],
@@ -90,7 +106,6 @@ impl<B: Backend> Channel<B> {
                     }
                 }
             }
-            let f = derivative.then_some(net.activation);
             B::delta_from_signal(f, &acts.out[i + 1], g, &mut del_lo[i], n);
         }
     }

@@ -30,6 +30,7 @@ pub mod describe;
 pub mod diagnostics;
 pub mod engine;
 pub mod feedback;
+pub mod mix;
 pub mod options;
 pub use crate::quantize;
 pub mod registry;
@@ -40,7 +41,8 @@ use crate::model::Net;
 use crate::rng::Rng;
 
 pub use feedback::FeedbackInit;
-pub use options::{ChannelOptions, MixSignal};
+pub use mix::MixSignal;
+pub use options::ChannelOptions;
 pub use quantize::Quantizer;
 pub use registry::{Build, CHANNELS, ChannelKind, ChannelSpec};
 

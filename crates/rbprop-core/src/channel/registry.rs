@@ -4,7 +4,7 @@
 //! benchmarks, the complexity counts and the conformance tests all read [`CHANNELS`]; adding a
 //! variant means adding one entry here (and its expectation in the tests).
 
-use super::options::MixSignal;
+use super::mix::MixSignal;
 use super::{
     Adapt, Carrier, ChannelOptions, Feedback, FeedbackInit, Input, Route, SignScale, Term,
 };
