@@ -517,23 +517,17 @@ impl Backend for Gpu {
         let rows = labels.len();
         assert!(rows * classes <= logits.len, "labels beyond the logits");
         let lab = labels_buffer(ctx, labels);
-        let stats = ctx.buffer(rows as u64 * 8);
         let has_delta = u32::from(delta.is_some());
         let d = match &delta {
             Some(d) => &d.buf,
             None => &ctx.dummy,
         };
-        ctx.each(
-            "softmax",
-            params([0, classes as u32, has_delta, 0], [0.0; 4]),
-            rows,
-            &[Bind::Buf(&lab), b(logits), Bind::Buf(d), Bind::Buf(&stats)],
-        );
+        // softmax, δ and the batch's totals in one workgroup (one dispatch)
         let totals = ctx.buffer(8);
         ctx.dispatch(
-            "loss_total",
-            params([rows as u32, 0, 0, 0], [0.0; 4]),
-            &[Bind::Buf(&stats), Bind::Buf(&totals)],
+            "softmax_loss",
+            params([rows as u32, classes as u32, has_delta, 0], [0.0; 4]),
+            &[Bind::Buf(&lab), b(logits), Bind::Buf(d), Bind::Buf(&totals)],
             (1, 1),
         );
         GpuLoss { totals }

@@ -206,24 +206,26 @@ fn body(i: u32) {
 }
 "#;
 
-/// Softmax and cross-entropy of `p.a` rows of `p.b` classes, one invocation per row; `p.c = 1`
-/// writes `O_L − T` into `delta`. `stats[2r]` receives the row's loss, `stats[2r + 1]` 1 if its
-/// first largest logit is at the label.
-const SOFTMAX: &str = r#"
+/// Softmax and cross-entropy of `p.a` rows of `p.b` classes and the batch's totals, in one
+/// workgroup: each invocation takes the rows `lid, lid + 256, …` (softmax in place; `p.c = 1`
+/// writes `O_L − T` into `delta`) and sums their losses and correct counts in that order, then
+/// the workgroup sums those in a fixed tree: `out[0]` the loss, `out[1]` the count of rows whose
+/// first largest logit is at the label. A row with a non-finite logit becomes NaN (its loss
+/// NaN, so the batch's).
+const SOFTMAX_LOSS: &str = r#"
 @group(0) @binding(1) var<storage, read> labels: array<u32>;
 @group(0) @binding(2) var<storage, read_write> x: array<f32>;
 @group(0) @binding(3) var<storage, read_write> delta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
-fn body(r: u32) {
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+fn row(r: u32) -> vec2<f32> {
     let k = p.b;
     let base = r * k;
     let label = labels[r];
     var ok = true;
+    var stat = vec2<f32>(bitcast<f32>(0x7fc00000u), 0.0);
     for (var j = 0u; j < k; j++) { ok = ok && finite(x[base + j]); }
     if (!ok) {
         for (var j = 0u; j < k; j++) { x[base + j] = bitcast<f32>(0x7fc00000u); }
-        stats[2u * r] = bitcast<f32>(0x7fc00000u);
-        stats[2u * r + 1u] = 0.0;
     } else {
         var arg = 0u;
         var mx = x[base];
@@ -239,29 +241,23 @@ fn body(r: u32) {
         }
         let inv = 1.0 / sum;
         for (var j = 0u; j < k; j++) { x[base + j] = x[base + j] * inv; }
-        stats[2u * r] = log(sum) - zy;
-        stats[2u * r + 1u] = select(0.0, 1.0, arg == label);
+        stat = vec2<f32>(log(sum) - zy, select(0.0, 1.0, arg == label));
     }
     if (p.c == 1u) {
         for (var j = 0u; j < k; j++) {
             delta[base + j] = x[base + j] - select(0.0, 1.0, j == label);
         }
     }
+    return stat;
 }
-"#;
-
-/// The totals of `p.a` rows of `stats` in one workgroup: `out[0]` the loss, `out[1]` the count
-/// of correct rows, each summed per invocation in a fixed stride, then in a fixed tree.
-const LOSS_TOTAL: &str = r#"
-@group(0) @binding(1) var<storage, read> stats: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @compute @workgroup_size(256)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>) {
     var l = 0.0;
     var c = 0.0;
     for (var r = lid.x; r < p.a; r += 256u) {
-        l += stats[2u * r];
-        c += stats[2u * r + 1u];
+        let s = row(r);
+        l += s.x;
+        c += s.y;
     }
     let t = pair_sum(lid.x, l, c);
     if (lid.x == 0u) {
@@ -1021,10 +1017,12 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("activate", act(ACTIVATE)),
         ("mul_derivative", act(MUL_DERIVATIVE)),
         ("delta_from_signal", act(DELTA_FROM_SIGNAL)),
-        ("softmax", each(SOFTMAX)),
         (
-            "loss_total",
-            whole(&format!("{}{LOSS_TOTAL}", PAIR_SUM.replace("ELEM", "f32"))),
+            "softmax_loss",
+            whole(&format!(
+                "{}{SOFTMAX_LOSS}",
+                PAIR_SUM.replace("ELEM", "f32")
+            )),
         ),
         ("neg_one_hot", each(NEG_ONE_HOT)),
         ("sign", each(SIGN)),
