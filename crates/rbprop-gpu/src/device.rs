@@ -108,6 +108,13 @@ impl ProductForm {
             (ProductForm::Direct, "gemm_bias_act") => ("gemm_bias_act_direct", 32),
             (ProductForm::Direct, "gemm_weight_grad") => ("gemm_weight_grad_direct", 32),
             (ProductForm::Direct, "gemm_signal_delta") => ("gemm_signal_delta_direct", 32),
+            (ProductForm::Direct, grouped)
+                if let Some([_, direct]) = shaders::GROUPED_KERNELS
+                    .iter()
+                    .find(|k| k[0] == grouped && !grouped.is_empty()) =>
+            {
+                (direct, 32)
+            }
             (ProductForm::Direct, "conv_forward") => ("conv_forward_direct", 32),
             (ProductForm::Direct, "conv_backward_data") => ("conv_backward_data_direct", 32),
             (ProductForm::Direct, "conv_weight_grad") => ("conv_weight_grad_direct", 32),
@@ -427,8 +434,12 @@ fn open_context(name: Option<&str>) -> Result<Context, InitError> {
         ..Default::default()
     }))
     .map_err(|e| InitError::Device(e.to_string()))?;
+    // a kernel that binds more storage buffers than the adapter offers is left out (its
+    // operations then run as several dispatches)
+    let most = device.limits().max_storage_buffers_per_shader_stage;
     let pipelines = shaders::all()
         .into_iter()
+        .filter(|(name, _)| shaders::storage_buffers(name) <= most)
         .map(|(name, source)| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(name),
@@ -654,6 +665,11 @@ impl Context {
         let form = PRODUCT.with(|p| p.get()).unwrap_or(self.product);
         let (kernel, side) = form.kernel(name);
         (kernel, (n.div_ceil(side) as u32, m.div_ceil(side) as u32))
+    }
+
+    /// Whether the kernel `name` was built for this adapter (see [`shaders::storage_buffers`]).
+    pub fn has_kernel(&self, name: &str) -> bool {
+        self.pipelines.contains_key(name)
     }
 
     /// Records an elementwise kernel over `n` values.

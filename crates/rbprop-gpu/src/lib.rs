@@ -29,7 +29,7 @@ pub use wgpu::{AdapterInfo, DeviceType};
 
 use device::{Bind, Context, Params, Pooled, context};
 use rand::Rng as _;
-use rbprop_core::backend::{Backend, Mat, UpdateShape};
+use rbprop_core::backend::{Backend, DenseGrad, Mat, UpdateShape};
 use rbprop_core::channel::Channel;
 use rbprop_core::kernels::Activation;
 use rbprop_core::kernels::conv::ConvGeom;
@@ -396,6 +396,59 @@ impl Backend for Gpu {
             &[b(delta), b(x), b(dw), b(db)],
             groups,
         );
+    }
+
+    fn dense_weight_grads(layers: &mut [DenseGrad<'_, Gpu>], alpha: f32, beta: f32) {
+        let Some(first) = layers.first() else {
+            return;
+        };
+        let ctx = first.delta.ctx();
+        // the most layers one dispatch takes on this adapter
+        let most = (2..=shaders::MAX_GROUPED)
+            .rev()
+            .find(|&g| ctx.has_kernel(shaders::GROUPED_KERNELS[g][0]))
+            .unwrap_or(1);
+        let rows = first.rows;
+        let mut rest: &mut [DenseGrad<'_, Gpu>] = layers;
+        while !rest.is_empty() {
+            let take = rest.len().min(most);
+            let (chunk, tail) = std::mem::take(&mut rest).split_at_mut(take);
+            rest = tail;
+            if let [l] = chunk {
+                Self::dense_weight_grad(
+                    l.delta, l.x, l.rows, l.n_in, l.n_out, alpha, beta, l.dw, l.db,
+                );
+                continue;
+            }
+            let mut geom = [0usize; 12];
+            for (z, l) in chunk.iter().enumerate() {
+                assert_eq!(l.rows, rows, "grouped layers share their rows");
+                assert!(
+                    l.n_out * l.n_in <= l.dw.len && l.n_out <= l.db.len,
+                    "a gradient past its buffers"
+                );
+                assert!(
+                    rows * l.n_out <= l.delta.len && rows * l.n_in <= l.x.len,
+                    "signals past their buffers"
+                );
+                (geom[z], geom[4 + z]) = (l.n_out, l.n_in);
+            }
+            let (mut m, mut n) = (0, 0);
+            for l in chunk.iter() {
+                (m, n) = (m.max(l.n_out), n.max(l.n_in + 1));
+            }
+            let (kernel, (gx, gy)) = ctx.product(shaders::GROUPED_KERNELS[take][0], m, n);
+            let binds: Vec<Bind<'_>> = chunk
+                .iter()
+                .flat_map(|l| [b(l.delta), b(l.x), b(&*l.dw), b(&*l.db)])
+                .collect();
+            ctx.dispatch3(
+                kernel,
+                geom_params(&geom, [0, 0, rows as u32, 0], [alpha, beta, 0.0, 0.0]),
+                &binds,
+                (gx, gy, take as u32),
+            );
+        }
     }
 
     fn signal_and_delta(

@@ -98,6 +98,78 @@ fn st(i: u32, j: u32, v: f32, z: u32) {
 }
 "#;
 
+/// The weight and bias gradients of `g` dense layers in one dispatch, layer `z` in workgroup
+/// layer `z`: for each, what [`GEMM_WEIGHT_GRAD`] computes, to the same bits (`p.c` rows, `p.e`,
+/// `p.f` shared; `p.g0[z] = n_out`, `p.g1[z] = n_in`). Bindings `4z + 1 … 4z + 4`: δ, X (read),
+/// W, bias (written).
+fn grouped_weight_grads(g: usize) -> String {
+    let mut s = String::from("var<private> layer: u32;\n");
+    for l in 0..g {
+        let b = 4 * l + 1;
+        s += &format!(
+            "@group(0) @binding({b}) var<storage, read> D{l}: array<f32>;\n\
+             @group(0) @binding({}) var<storage, read> X{l}: array<f32>;\n\
+             @group(0) @binding({}) var<storage, read_write> W{l}: array<f32>;\n\
+             @group(0) @binding({}) var<storage, read_write> Bias{l}: array<f32>;\n",
+            b + 1,
+            b + 2,
+            b + 3
+        );
+    }
+    let cases = |body: &dyn Fn(usize) -> String| -> String {
+        (0..g)
+            .map(|l| format!("        case {l}u: {{ {} }}\n", body(l)))
+            .collect()
+    };
+    s += &format!(
+        r#"
+fn k_range(z: u32) -> vec2<u32> {{ layer = z; return vec2<u32>(0u, p.c); }}
+fn dim_m(z: u32) -> u32 {{ return p.g0[z]; }}
+fn dim_n(z: u32) -> u32 {{ return p.g1[z] + 1u; }}
+fn a_along_k() -> bool {{ return false; }}
+fn b_along_k() -> bool {{ return false; }}
+fn la(i: u32, kk: u32) -> f32 {{
+    let m = p.g0[layer];
+    switch layer {{
+{}        default: {{ return 0.0; }}
+    }}
+}}
+fn lb(kk: u32, j: u32) -> f32 {{
+    let nin = p.g1[layer];
+    if (j >= nin) {{ return 1.0; }}
+    switch layer {{
+{}        default: {{ return 0.0; }}
+    }}
+}}
+fn st(i: u32, j: u32, v: f32, z: u32) {{
+    let nin = p.g1[layer];
+    let o = i * nin + j;
+    if (j < nin) {{
+        switch layer {{
+{}            default: {{}}
+        }}
+    }} else {{
+        switch layer {{
+{}            default: {{}}
+        }}
+    }}
+}}
+"#,
+        cases(&|l| format!("return D{l}[kk * m + i];")),
+        cases(&|l| format!("return X{l}[kk * nin + j];")),
+        cases(&|l| format!(
+            "if (p.f == 0.0) {{ W{l}[o] = p.e * v; }} else {{ W{l}[o] = p.e * v + p.f * W{l}[o]; }}"
+        )),
+        cases(&|l| format!(
+            "if (p.f == 0.0) {{ Bias{l}[i] = p.e * v; }} else {{ Bias{l}[i] = p.e * v + p.f * Bias{l}[i]; }}"
+        )),
+    );
+    s
+}
+
+/// Most dense layers whose gradients one dispatch computes (4 buffers each).
+pub const MAX_GROUPED: usize = 4;
+
 /// The operands of [`GEMM`], [`GEMM_BIAS_ACT`] and [`GEMM_SIGNAL_DELTA`]: `p.g0.x` bit 0 transposes `A`, bit 1 `B`.
 const GEMM_OPERANDS: &str = r#"
 fn a_along_k() -> bool { return (p.g0.x & 1u) == 0u; }
@@ -429,13 +501,15 @@ var<workgroup> Bs: array<f32, 1024>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let m = p.a;
-    let n = p.b;
     let kr = k_range(wid.z);
+    let m = dim_m(wid.z);
+    let n = dim_n(wid.z);
     let kb = kr.x;
     let ke = kr.y;
     let row0 = wid.y * TS;
     let col0 = wid.x * TS;
+    // a grouped product's workgroup beyond its own product's tiles (the whole workgroup alike)
+    if (row0 >= m || col0 >= n) { return; }
     let tid = lid.y * 16u + lid.x;
     // the 4 × 4 results in four vectors, not an array: an array indexed in a loop may live in
     // memory instead of registers
@@ -496,9 +570,9 @@ const TS: u32 = 32u;
 
 @compute @workgroup_size(8, 8)
 fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>) {
-    let m = p.a;
-    let n = p.b;
     let kr = k_range(wid.z);
+    let m = dim_m(wid.z);
+    let n = dim_n(wid.z);
     let kb = kr.x;
     let ke = kr.y;
     let i0 = wid.y * TS + lid.y * 4u;
@@ -527,14 +601,20 @@ fn main(@builtin(local_invocation_id) lid: vec3<u32>, @builtin(workgroup_id) wid
 }
 "#;
 
-/// What [`TILED`] and [`DIRECT`] share: the range of `k` workgroup layer `z` sums (all of it,
-/// or with `p.d > 0` the part `[z·p.d, (z + 1)·p.d)`), and the stores, a row of 4 results through
-/// the instance's `st`.
+/// What [`TILED`] and [`DIRECT`] share for one product: its size `p.a × p.b`, the range of `k`
+/// workgroup layer `z` sums (all of it, or with `p.d > 0` the part `[z·p.d, (z + 1)·p.d)`); then
+/// [`STORE_ROW`].
 const PRODUCT_COMMON: &str = r#"
 fn k_range(z: u32) -> vec2<u32> {
     if (p.d == 0u) { return vec2<u32>(0u, p.c); }
     return vec2<u32>(z * p.d, min(p.c, z * p.d + p.d));
 }
+fn dim_m(z: u32) -> u32 { return p.a; }
+fn dim_n(z: u32) -> u32 { return p.b; }
+"#;
+
+/// The stores of [`TILED`] and [`DIRECT`]: a row of 4 results through the instance's `st`.
+const STORE_ROW: &str = r#"
 
 fn store_row(gi: u32, gj0: u32, v: vec4<f32>, m: u32, n: u32, z: u32) {
     for (var c = 0u; c < 4u; c++) {
@@ -969,9 +1049,14 @@ pub fn all() -> Vec<(&'static str, String)> {
     let act = |body: &str| format!("{PRELUDE}{ACTIVATIONS}{body}{EACH}");
     let whole = |body: &str| format!("{PRELUDE}{body}");
     // a product: its operands' instance, then the tiled or direct form
-    let product = |instance: &str, form: &str| format!("{PRELUDE}{instance}{form}{PRODUCT_COMMON}");
+    let product = |instance: &str, form: &str| {
+        format!("{PRELUDE}{instance}{form}{PRODUCT_COMMON}{STORE_ROW}")
+    };
+    // a grouped product brings its own sizes and ranges
+    let grouped =
+        |g: usize, form: &str| format!("{PRELUDE}{}{form}{STORE_ROW}", grouped_weight_grads(g));
     let conv = |instance: &str, form: &str| product(&format!("{CONV_GEOM}{instance}"), form);
-    vec![
+    let mut all = vec![
         ("gemm", product(&format!("{GEMM}{GEMM_OPERANDS}"), TILED)),
         (
             "gemm_direct",
@@ -1060,5 +1145,29 @@ pub fn all() -> Vec<(&'static str, String)> {
             "qu_conv",
             each(&format!("{QUANTIZE_RULES}{CONV_GEOM}{QU_CONV}")),
         ),
-    ]
+    ];
+    for (g, [tiled, direct]) in GROUPED_KERNELS.iter().enumerate().skip(2) {
+        all.push((tiled, grouped(g, TILED)));
+        all.push((direct, grouped(g, DIRECT)));
+    }
+    all
+}
+
+/// The kernels of [`grouped_weight_grads`] by the number of layers (tiled, direct): 2 to
+/// [`MAX_GROUPED`].
+pub const GROUPED_KERNELS: [[&str; 2]; MAX_GROUPED + 1] = [
+    ["", ""],
+    ["", ""],
+    ["gemm_weight_grads2", "gemm_weight_grads2_direct"],
+    ["gemm_weight_grads3", "gemm_weight_grads3_direct"],
+    ["gemm_weight_grads4", "gemm_weight_grads4_direct"],
+];
+
+/// The storage buffers a kernel binds, where more than the 8 every adapter offers: the grouped
+/// weight gradients' four per layer.
+pub fn storage_buffers(name: &str) -> u32 {
+    GROUPED_KERNELS
+        .iter()
+        .position(|k| k.contains(&name) && !name.is_empty())
+        .map_or(0, |g| 4 * g as u32)
 }

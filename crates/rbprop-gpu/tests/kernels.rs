@@ -12,7 +12,7 @@
 //! skipped with a note when there is none, and fail instead when `RBP_GPU=1` (CI sets it).
 
 use rbprop::backend::UpdateShape;
-use rbprop::backend::{Backend, Cpu, Mat};
+use rbprop::backend::{Backend, Cpu, DenseGrad, Mat};
 use rbprop::channel::{CHANNELS, Channel, ChannelOptions, ChannelSpec, Quantizer};
 use rbprop::config::TrainConfig;
 use rbprop::kernels::Activation;
@@ -23,7 +23,7 @@ use rbprop::quantize::{Alpha, Form, Levels};
 use rbprop::rng::{self, Rng};
 use rbprop::run::{self};
 use rbprop::train::{Sgd, Trainer};
-use rbprop_gpu::{Gpu, ProductForm, supports};
+use rbprop_gpu::{Gpu, GpuBuf, ProductForm, supports};
 
 /// Whether a GPU adapter is open for the tests ([`rbprop_gpu::testing::available`]).
 pub fn available() -> bool {
@@ -351,6 +351,65 @@ fn fused_dense_forward_and_delta_agree_with_their_sequences() {
             );
         }
     }
+    // several layers' gradients grouped (2 to 5 layers of different sizes, fresh and
+    // accumulated): the bits of one dispatch per layer
+    let sizes = [(29, 19), (19, 33), (33, 7), (7, 64), (64, 10)];
+    for count in 2..=sizes.len() {
+        for (alpha, beta) in [(-0.05f32, 1.0f32), (0.3, 0.0)] {
+            let layers: Vec<_> = sizes[..count]
+                .iter()
+                .enumerate()
+                .map(|(z, &(n_in, n_out))| {
+                    let s = 40 + 10 * z as u64;
+                    (
+                        on_gpu(&normal(rows * n_out, s)),
+                        on_gpu(&normal(rows * n_in, s + 1)),
+                        normal(n_out * n_in, s + 2),
+                        normal(n_out, s + 3),
+                        n_in,
+                        n_out,
+                    )
+                })
+                .collect();
+            let mut grouped: Vec<(GpuBuf, GpuBuf)> = layers
+                .iter()
+                .map(|l| (on_gpu(&l.2), on_gpu(&l.3)))
+                .collect();
+            let mut one_by_one = grouped.clone();
+            let before = Gpu::dispatches();
+            let mut group: Vec<DenseGrad<'_, Gpu>> = layers
+                .iter()
+                .zip(grouped.iter_mut())
+                .map(|(l, (w, b))| DenseGrad {
+                    delta: &l.0,
+                    x: &l.1,
+                    rows,
+                    n_in: l.4,
+                    n_out: l.5,
+                    dw: w,
+                    db: b,
+                })
+                .collect();
+            Gpu::dense_weight_grads(&mut group, alpha, beta);
+            assert_eq!(
+                Gpu::dispatches() - before,
+                count.div_ceil(4) as u64,
+                "{count} layers: four to a dispatch"
+            );
+            for (l, (w, b)) in layers.iter().zip(one_by_one.iter_mut()) {
+                Gpu::dense_weight_grad(&l.0, &l.1, rows, l.4, l.5, alpha, beta, w, b);
+            }
+            for (z, ((w, b), (w1, b1))) in grouped.iter().zip(&one_by_one).enumerate() {
+                for (what, g, o) in [("dw", w, w1), ("db", b, b1)] {
+                    let (g, o) = (Gpu::download(g), Gpu::download(o));
+                    assert!(
+                        g.iter().zip(&o).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        "{count} layers, layer {z} {what}, α {alpha} β {beta}: grouped and alone differ"
+                    );
+                }
+            }
+        }
+    }
     // the weight and bias gradient in one product, fresh and accumulated
     let delta = normal(rows * n_out, 15);
     for (alpha, beta) in [(-0.05f32, 0.0f32), (-0.05, 1.0), (0.3, 0.9)] {
@@ -413,13 +472,14 @@ fn a_dense_step_costs_a_fixed_number_of_dispatches() {
     // 34 before the layers' operations were fused (forward: product, bias and activation in
     // one kernel; δ: copy and f' in one; a dense layer's weight and bias gradient in one), 20
     // before a dense route's signal and δ came from one product, 16 before the softmax and the
-    // batch's loss totals came from one kernel
+    // batch's loss totals came from one kernel, 15 before the dense layers' updates were
+    // grouped (four to a dispatch)
     for (channel, arch, shape, want) in [
-        ("bp", "paper-mnist", (784, 1, 1), 15),
-        ("rbp", "paper-mnist", (784, 1, 1), 15),
-        ("srbp", "paper-mnist", (784, 1, 1), 15),
-        ("srbp", "conv8k5-pool2-fc32", (1, 28, 28), 14),
-        ("rbp", "paper-cifar10", (3, 32, 32), 33),
+        ("bp", "paper-mnist", (784, 1, 1), 12),
+        ("rbp", "paper-mnist", (784, 1, 1), 12),
+        ("srbp", "paper-mnist", (784, 1, 1), 12),
+        ("srbp", "conv8k5-pool2-fc32", (1, 28, 28), 13),
+        ("rbp", "paper-cifar10", (3, 32, 32), 32),
     ] {
         let config = TrainConfig {
             channel: channel.into(),

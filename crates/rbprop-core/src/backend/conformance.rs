@@ -16,7 +16,7 @@
 //! random operations (dropout, the quantizers, the quantized update) are checked against the CPU
 //! backend by the GPU's own tests, since their definition is the CPU's random streams.
 
-use super::{Backend, Mat};
+use super::{Backend, DenseGrad, Mat};
 use crate::kernels::Activation;
 use crate::kernels::conv::ConvGeom;
 use crate::kernels::pool::PoolGeom;
@@ -31,6 +31,7 @@ pub fn all<B: Backend>() -> Vec<(&'static str, Verdict)> {
         ("gemm", gemm::<B>()),
         ("dense_forward", dense_forward::<B>()),
         ("dense_weight_grad", dense_weight_grad::<B>()),
+        ("dense_weight_grads", dense_weight_grads::<B>()),
         ("delta_from_signal", delta_from_signal::<B>()),
         ("signal_and_delta", signal_and_delta::<B>()),
         ("elementwise", elementwise::<B>()),
@@ -240,6 +241,78 @@ fn dense_weight_grad<B: Backend>() -> Verdict {
         compare(
             &format!("dense_weight_grad b {case}"),
             &B::download(&b),
+            &want_b,
+            rows,
+        )?;
+    }
+    Ok(())
+}
+
+/// Five layers of different sizes at once (more than one group of the GPU's four).
+fn dense_weight_grads<B: Backend>() -> Verdict {
+    let rows = 13;
+    let sizes = [(10, 6), (6, 9), (9, 3), (3, 12), (12, 5)];
+    let (alpha, beta) = (-0.2f32, 1.0f32);
+    let data: Vec<_> = sizes
+        .iter()
+        .enumerate()
+        .map(|(z, &(n_in, n_out))| {
+            let s = 30 + 4 * z as u64;
+            (
+                values(rows * n_out, s),
+                values(rows * n_in, s + 1),
+                values(n_out * n_in, s + 2),
+                values(n_out, s + 3),
+            )
+        })
+        .collect();
+    let inputs: Vec<_> = data
+        .iter()
+        .map(|(d, x, _, _)| (B::upload(d), B::upload(x)))
+        .collect();
+    let mut params: Vec<_> = data
+        .iter()
+        .map(|(_, _, w, b)| (B::upload(w), B::upload(b)))
+        .collect();
+    let mut layers: Vec<DenseGrad<'_, B>> = inputs
+        .iter()
+        .zip(params.iter_mut())
+        .zip(sizes)
+        .map(|(((d, x), (w, b)), (n_in, n_out))| DenseGrad {
+            delta: d,
+            x,
+            rows,
+            n_in,
+            n_out,
+            dw: w,
+            db: b,
+        })
+        .collect();
+    B::dense_weight_grads(&mut layers, alpha, beta);
+    for (z, (((d, x, w0, b0), (w, b)), (n_in, n_out))) in
+        data.iter().zip(&params).zip(sizes).enumerate()
+    {
+        let mut want_w = vec![0.0; n_out * n_in];
+        let mut want_b = vec![0.0; n_out];
+        for o in 0..n_out {
+            for i in 0..n_in {
+                let s: f64 = (0..rows)
+                    .map(|r| d[r * n_out + o] as f64 * x[r * n_in + i] as f64)
+                    .sum();
+                want_w[o * n_in + i] = alpha as f64 * s + beta as f64 * w0[o * n_in + i] as f64;
+            }
+            let s: f64 = (0..rows).map(|r| d[r * n_out + o] as f64).sum();
+            want_b[o] = alpha as f64 * s + beta as f64 * b0[o] as f64;
+        }
+        compare(
+            &format!("dense_weight_grads w, layer {z}"),
+            &B::download(w),
+            &want_w,
+            rows,
+        )?;
+        compare(
+            &format!("dense_weight_grads b, layer {z}"),
+            &B::download(b),
             &want_b,
             rows,
         )?;

@@ -34,6 +34,18 @@ use crate::quantize::{Levels, Quantizer};
 use crate::rng::Rng;
 use std::fmt::Debug;
 
+/// One dense layer's operands for [`Backend::dense_weight_grads`]: `dw ← alpha · δᵀ · x + beta ·
+/// dw`, `db ← alpha · Σ_rows δ + beta · db` (`δ`: `rows × n_out`, `x`: `rows × n_in`).
+pub struct DenseGrad<'a, B: Backend> {
+    pub delta: &'a B::Buf,
+    pub x: &'a B::Buf,
+    pub rows: usize,
+    pub n_in: usize,
+    pub n_out: usize,
+    pub dw: &'a mut B::Buf,
+    pub db: &'a mut B::Buf,
+}
+
 /// A read-only matrix operand of [`Backend::gemm`]: the first `rows × cols` values of `buf`,
 /// row-major, used as-is or transposed (then it acts as `cols × rows`).
 pub struct Mat<'a, B: Backend> {
@@ -199,6 +211,17 @@ pub trait Backend: Clone + Copy + Debug + Default + PartialEq + Send + Sync + 's
             dw,
         );
         Self::bias_grad(delta, rows, alpha, beta, db);
+    }
+    /// Several dense layers' gradients, scaled and accumulated with one `alpha` and `beta`: what
+    /// [`Backend::dense_weight_grad`] does for each (the layers' buffers are distinct). By default
+    /// one after another (the CPU's); a backend may do them in fewer operations (the GPU does:
+    /// up to four layers per dispatch where the adapter binds their buffers).
+    fn dense_weight_grads(layers: &mut [DenseGrad<'_, Self>], alpha: f32, beta: f32) {
+        for l in layers {
+            Self::dense_weight_grad(
+                l.delta, l.x, l.rows, l.n_in, l.n_out, alpha, beta, l.dw, l.db,
+            );
+        }
     }
     /// A hidden layer's δ from the signal its channel delivered: `d[..n] = g[..n] ⊙ f'(S)`
     /// from the layer's output `o = f(S)`, or a copy of `g` with `f = None` (the channels

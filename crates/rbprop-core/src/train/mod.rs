@@ -7,7 +7,7 @@
 //! Weight decay λ adds `−η_t·λ·W`. With quantized updates each example's update is quantized
 //! before the average: `W ← W + 1/B · Σ_e Q(−η_t · δ_e O_eᵀ)`.
 
-use crate::backend::{Backend, Cpu};
+use crate::backend::{Backend, Cpu, DenseGrad};
 use crate::channel::Channel;
 use crate::data::Dataset;
 use crate::data::augment::Augment;
@@ -199,8 +199,47 @@ impl<B: Backend> Trainer<B> {
         let scale = (-rate / batch as f64) as f32;
         let momentum = self.sgd.momentum as f32;
         let deferred = (defer_first && self.first_update_is_product()).then_some((rate, scale));
+        // plain SGD (no momentum, weight decay or quantizer): every dense layer's update in one
+        // operation (W += −η/B · Σ δ ⊛ input), the other layers below
+        let grouped = self.velocity.is_empty()
+            && self.sgd.weight_decay == 0.0
+            && self.channel.quantize_update.is_none();
+        let learns: Vec<bool> = (0..=top)
+            .map(|i| self.channel.learns(i) && !(i == 0 && deferred.is_some()))
+            .collect();
+        let in_group = |i: usize, layer: &crate::model::Layer<B>| {
+            grouped && learns[i] && layer.kind == crate::model::Kind::Dense
+        };
+        if grouped {
+            let pooled: Vec<bool> = self.net.layers.iter().map(|l| l.pool.is_some()).collect();
+            let (acts, deltas) = (&self.acts, &self.deltas);
+            let mut group: Vec<DenseGrad<'_, B>> = self
+                .net
+                .layers
+                .iter_mut()
+                .enumerate()
+                .filter(|(i, layer)| in_group(*i, layer))
+                .map(|(i, layer)| {
+                    let x = if i > 0 && pooled[i - 1] {
+                        &acts.pooled[i - 1]
+                    } else {
+                        &acts.out[i]
+                    };
+                    DenseGrad {
+                        delta: &deltas[i],
+                        x,
+                        rows: batch,
+                        n_in: layer.n_in,
+                        n_out: layer.n_out,
+                        dw: &mut layer.w,
+                        db: &mut layer.b,
+                    }
+                })
+                .collect();
+            B::dense_weight_grads(&mut group, scale, 1.0);
+        }
         for i in 0..=top {
-            if !self.channel.learns(i) || (i == 0 && deferred.is_some()) {
+            if !learns[i] || in_group(i, &self.net.layers[i]) {
                 continue;
             }
             let input = self.acts.input_of(&self.net, i);
