@@ -527,6 +527,67 @@ fn derived_claims_are_recomputed_from_the_committed_runs() {
         range(&ds, 2),
         range(&ks, 1).replace('–', " to ")
     ));
+    // the paper's fixed-α protocol for the error signal against the calibrated rows (seeds 1–3)
+    let fixed = |col: &str, b: u32| -> Vec<f64> {
+        let row = format!("quantize-signal b={b}, α=0.1");
+        let exp = match (col, b) {
+            ("RBP", 2..=4) => "quantized-error-control",
+            ("SRBP", 2) => "quantized-error",
+            _ => "quantized-error-fixed",
+        };
+        finals(&cell(exp, &row, col, &[1, 2, 3]))
+    };
+    let calibrated = |col: &str, b: u32| {
+        finals(&cell(
+            "quantized-error",
+            &format!("quantize-signal b={b}"),
+            col,
+            &[1, 2, 3],
+        ))
+    };
+    let widths = [1, 2, 3, 4, 8];
+    let plateau: Vec<f64> = widths[..4]
+        .iter()
+        .map(|&b| mean_sd(&fixed("RBP", b)).0)
+        .collect();
+    want(format!(
+        "RBP holds {} from 1 to 4 bits and jumps to {:.2} at 8",
+        range(&plateau, 2),
+        mean_sd(&fixed("RBP", 8)).0
+    ));
+    let bp_cost: Vec<f64> = widths
+        .iter()
+        .map(|&b| mean_sd(&calibrated("BP", b)).0 - mean_sd(&fixed("BP", b)).0)
+        .collect();
+    let bp8 = cell(
+        "quantized-error-fixed",
+        "quantize-signal b=8, α=0.1",
+        "BP",
+        &[],
+    );
+    let clip: Vec<f64> = layer_means(&bp8, 0, |d| d.signal_clipped.unwrap())
+        .iter()
+        .map(|v| 100.0 * v)
+        .collect();
+    want(format!(
+        "{} below the calibrated rows at every width, 8 bits included, where α = 0.1 clips {} % of each hidden layer's signal entries",
+        range(&bp_cost, 2),
+        range(&clip, 1)
+    ));
+    let srbp_gain: Vec<f64> = [2, 3, 4]
+        .iter()
+        .map(|&b| mean_sd(&fixed("SRBP", b)).0 - mean_sd(&calibrated("SRBP", b)).0)
+        .collect();
+    want(format!(
+        "SRBP's fixed-α rows are {} above its calibrated ones from 2 to 4 bits and {:.2} below at 1 bit",
+        range(&srbp_gain, 2),
+        mean_sd(&calibrated("SRBP", 1)).0 - mean_sd(&fixed("SRBP", 1)).0
+    ));
+    // BP and SRBP rise step by step with the width under the fixed α
+    for col in ["BP", "SRBP"] {
+        let m: Vec<f64> = widths.iter().map(|&b| mean_sd(&fixed(col, b)).0).collect();
+        assert!(m.windows(2).all(|w| w[0] < w[1]), "{col} fixed α: {m:?}");
+    }
     assert!(
         missing.is_empty(),
         "docs/reproducing.md does not quote what the runs give:\n{}",
