@@ -583,6 +583,73 @@ fn derived_claims_are_recomputed_from_the_committed_runs() {
         range(&srbp_gain, 2),
         mean_sd(&calibrated("SRBP", 1)).0 - mean_sd(&fixed("SRBP", 1)).0
     ));
+    // the paper's fixed-α protocol for the updates: the cost against float updates
+    let float_upd = |col: &str| {
+        finals(&cell(
+            "quantized-update-control",
+            "float updates, constant lr",
+            col,
+            &[],
+        ))
+    };
+    let fixed_upd = |col: &str, b: u32| {
+        let (exp, row) = match (col, b) {
+            ("RBP", 4) => (
+                "quantized-update-scale-control",
+                "quantize-update b=4, α=0.01",
+            ),
+            _ => ("quantized-update-fixed", ""),
+        };
+        let row = if row.is_empty() {
+            format!("quantize-update b={b}, α=0.01")
+        } else {
+            row.to_string()
+        };
+        finals(&cell(exp, &row, col, &[]))
+    };
+    let cost = |col: &str, b: u32| mean_sd(&float_upd(col)).0 - mean_sd(&fixed_upd(col, b)).0;
+    want(format!(
+        "at 8 bits BP ends {:.2}, SRBP {:.2} and RBP {:.2} points below float updates",
+        cost("BP", 8),
+        cost("SRBP", 8),
+        cost("RBP", 8)
+    ));
+    want(format!(
+        "(BP {:.2}, SRBP {:.2}, RBP {:.2} below float)",
+        cost("BP", 4),
+        cost("SRBP", 4),
+        cost("RBP", 4)
+    ));
+    let zero8: Vec<f64> = ["BP", "RBP", "SRBP"]
+        .iter()
+        .flat_map(|col| {
+            let runs = cell(
+                "quantized-update-fixed",
+                "quantize-update b=8, α=0.01",
+                col,
+                &[],
+            );
+            layer_means(&runs, 0, |d| d.update_zero.unwrap())
+        })
+        .map(|v| 100.0 * v)
+        .collect();
+    let clipped8 = ["BP", "RBP", "SRBP"]
+        .iter()
+        .flat_map(|col| {
+            let runs = cell(
+                "quantized-update-fixed",
+                "quantize-update b=8, α=0.01",
+                col,
+                &[],
+            );
+            layer_means(&runs, 0, |d| d.update_clipped.unwrap())
+        })
+        .fold(0.0, f64::max);
+    want(format!(
+        "round to zero ({} % at 8 bits, epoch 100), and at most {:.1} % are clipped",
+        range(&zero8, 1),
+        100.0 * clipped8
+    ));
     // BP and SRBP rise step by step with the width under the fixed α
     for col in ["BP", "SRBP"] {
         let m: Vec<f64> = widths.iter().map(|&b| mean_sd(&fixed(col, b)).0).collect();
