@@ -238,8 +238,8 @@ impl<B: Backend> Trainer<B> {
                 .collect();
             B::dense_weight_grads(&mut group, scale, 1.0);
         }
-        for i in 0..=top {
-            if !learns[i] || in_group(i, &self.net.layers[i]) {
+        for (i, &learns_i) in learns.iter().enumerate() {
+            if !learns_i || in_group(i, &self.net.layers[i]) {
                 continue;
             }
             let input = self.acts.input_of(&self.net, i);
