@@ -218,19 +218,7 @@ fn dense_weight_grad<B: Backend>() -> Verdict {
             &mut w,
             &mut b,
         );
-        let (alpha, beta) = (alpha as f64, beta as f64);
-        let mut want_w = vec![0.0; n_out * n_in];
-        let mut want_b = vec![0.0; n_out];
-        for o in 0..n_out {
-            for i in 0..n_in {
-                let s: f64 = (0..rows)
-                    .map(|r| d[r * n_out + o] as f64 * x[r * n_in + i] as f64)
-                    .sum();
-                want_w[o * n_in + i] = alpha * s + beta * w0[o * n_in + i] as f64;
-            }
-            let s: f64 = (0..rows).map(|r| d[r * n_out + o] as f64).sum();
-            want_b[o] = alpha * s + beta * b0[o] as f64;
-        }
+        let (want_w, want_b) = weight_grad_reference(&d, &x, &w0, &b0, rows, alpha, beta);
         let case = format!("alpha={alpha} beta={beta}");
         compare(
             &format!("dense_weight_grad w {case}"),
@@ -246,6 +234,34 @@ fn dense_weight_grad<B: Backend>() -> Verdict {
         )?;
     }
     Ok(())
+}
+
+/// A dense layer's gradient in f64: `alpha · δᵀ · x + beta · w0` and `alpha · Σ_rows δ + beta ·
+/// b0` (sizes from the buffers: `δ` is `rows × n_out`, `x` `rows × n_in`).
+fn weight_grad_reference(
+    d: &[f32],
+    x: &[f32],
+    w0: &[f32],
+    b0: &[f32],
+    rows: usize,
+    alpha: f32,
+    beta: f32,
+) -> (Vec<f64>, Vec<f64>) {
+    let (n_out, n_in) = (d.len() / rows, x.len() / rows);
+    let (alpha, beta) = (alpha as f64, beta as f64);
+    let mut want_w = vec![0.0; n_out * n_in];
+    let mut want_b = vec![0.0; n_out];
+    for o in 0..n_out {
+        for i in 0..n_in {
+            let s: f64 = (0..rows)
+                .map(|r| d[r * n_out + o] as f64 * x[r * n_in + i] as f64)
+                .sum();
+            want_w[o * n_in + i] = alpha * s + beta * w0[o * n_in + i] as f64;
+        }
+        let s: f64 = (0..rows).map(|r| d[r * n_out + o] as f64).sum();
+        want_b[o] = alpha * s + beta * b0[o] as f64;
+    }
+    (want_w, want_b)
 }
 
 /// Five layers of different sizes at once (more than one group of the GPU's four).
@@ -289,21 +305,8 @@ fn dense_weight_grads<B: Backend>() -> Verdict {
         })
         .collect();
     B::dense_weight_grads(&mut layers, alpha, beta);
-    for (z, (((d, x, w0, b0), (w, b)), (n_in, n_out))) in
-        data.iter().zip(&params).zip(sizes).enumerate()
-    {
-        let mut want_w = vec![0.0; n_out * n_in];
-        let mut want_b = vec![0.0; n_out];
-        for o in 0..n_out {
-            for i in 0..n_in {
-                let s: f64 = (0..rows)
-                    .map(|r| d[r * n_out + o] as f64 * x[r * n_in + i] as f64)
-                    .sum();
-                want_w[o * n_in + i] = alpha as f64 * s + beta as f64 * w0[o * n_in + i] as f64;
-            }
-            let s: f64 = (0..rows).map(|r| d[r * n_out + o] as f64).sum();
-            want_b[o] = alpha as f64 * s + beta as f64 * b0[o] as f64;
-        }
+    for (z, ((d, x, w0, b0), (w, b))) in data.iter().zip(&params).enumerate() {
+        let (want_w, want_b) = weight_grad_reference(d, x, w0, b0, rows, alpha, beta);
         compare(
             &format!("dense_weight_grads w, layer {z}"),
             &B::download(w),
