@@ -660,3 +660,75 @@ fn completions_for_bash_zsh_and_fish() {
     let o = rbp(&["completions", "tcsh"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// Every setting of a run (every key its config.toml can hold: `results::setting_names`) has a
+/// flag of `rbp train` that sets it and the key of the same name in a `--config` file; a setting
+/// added without its flag, or a flag that sets nothing, fails here. Each row: the key, the
+/// arguments a non-default value needs beside it, the flag's value.
+#[test]
+fn every_setting_has_a_flag_and_a_file_key_that_set_it() {
+    let rows: &[(&str, &[&str], &str)] = &[
+        ("activation", &[], "relu"),
+        ("adapt_factor", &["--channel", "arbp"], "0.5"),
+        ("adapter", &["--device", "gpu"], "lavapipe"),
+        ("arch", &[], "paper-mnist"),
+        ("average", &["--channel", "rbp"], "3"),
+        ("batch", &[], "17"),
+        ("channel", &[], "srbp"),
+        ("channel_dropout", &["--channel", "rbp"], "0.25"),
+        ("data", &[], "/tmp/some-mnist"),
+        ("decay", &[], "0.001"),
+        ("device", &[], "gpu"),
+        ("diagnostics", &[], "true"),
+        ("epochs", &[], "7"),
+        ("feedback", &["--channel", "rbp"], "uniform"),
+        ("flip", &[], "true"),
+        ("hidden", &[], "30,20"),
+        ("lr", &[], "0.05"),
+        ("mix", &["--channel", "mix", "--hidden", "30,20"], "bp,srbp"),
+        ("momentum", &[], "0.5"),
+        ("quantize_signal", &[], "4"),
+        ("quantize_update", &["--decay", "0"], "8"),
+        ("seed", &[], "9"),
+        ("threads", &[], "2"),
+        ("train_limit", &[], "500"),
+        ("translate", &[], "2"),
+        ("weight_decay", &[], "0.0001"),
+    ];
+    // the same list of names, sorted: no setting without a row, no row without a setting
+    let mut keys: Vec<String> = rbprop::experiment::results::setting_names()
+        .into_iter()
+        // a quantizer's parts are one setting, set by one flag
+        .map(|k| {
+            ["quantize_signal", "quantize_update"]
+                .into_iter()
+                .find(|q| k.starts_with(q))
+                .map_or(k, str::to_string)
+        })
+        .collect();
+    keys.dedup();
+    let named: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    assert_eq!(keys, named, "settings and their rows differ");
+    let dir = tempfile::tempdir().unwrap();
+    let value_of = |text: &str, key: &str| -> Option<toml::Value> {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        t.get(key).cloned()
+    };
+    // the built-in defaults: what each flag must change
+    let (_, base, _) = resolved(&[]);
+    for (key, extra, value) in rows {
+        let flag = format!("--{}", key.replace('_', "-"));
+        let mut args = extra.to_vec();
+        args.extend([flag.as_str(), value]);
+        let (_, set, _) = resolved(&args);
+        let got = value_of(&set, key);
+        assert!(
+            got.is_some() && got != value_of(&base, key),
+            "{flag} {value} does not set `{key}`:\n{set}"
+        );
+        // the same value through a settings file, under the key of the same name
+        let file = write(dir.path(), "c.toml", &set);
+        let (_, from_file, _) = resolved(&[&["--config", file.to_str().unwrap()], *extra].concat());
+        assert_eq!(value_of(&from_file, key), got, "`{key}` in a --config file");
+    }
+}

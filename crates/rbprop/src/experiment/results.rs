@@ -182,6 +182,7 @@ pub fn setting_names() -> Vec<String> {
     };
     let mut full = TrainConfig {
         arch: Some(String::new()),
+        adapter: Some(String::new()),
         train_limit: Some(1),
         ..TrainConfig::default()
     };
