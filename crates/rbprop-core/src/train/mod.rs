@@ -211,29 +211,25 @@ impl<B: Backend> Trainer<B> {
             grouped && learns[i] && layer.kind == crate::model::Kind::Dense
         };
         if grouped {
-            let pooled: Vec<bool> = self.net.layers.iter().map(|l| l.pool.is_some()).collect();
-            let (acts, deltas) = (&self.acts, &self.deltas);
+            // each layer's input (borrowing the activations only), then the layers to update
+            let inputs: Vec<&B::Buf> = (0..=top)
+                .map(|i| self.acts.input_of(&self.net, i))
+                .collect();
+            let deltas = &self.deltas;
             let mut group: Vec<DenseGrad<'_, B>> = self
                 .net
                 .layers
                 .iter_mut()
                 .enumerate()
                 .filter(|(i, layer)| in_group(*i, layer))
-                .map(|(i, layer)| {
-                    let x = if i > 0 && pooled[i - 1] {
-                        &acts.pooled[i - 1]
-                    } else {
-                        &acts.out[i]
-                    };
-                    DenseGrad {
-                        delta: &deltas[i],
-                        x,
-                        rows: batch,
-                        n_in: layer.n_in,
-                        n_out: layer.n_out,
-                        dw: &mut layer.w,
-                        db: &mut layer.b,
-                    }
+                .map(|(i, layer)| DenseGrad {
+                    delta: &deltas[i],
+                    x: inputs[i],
+                    rows: batch,
+                    n_in: layer.n_in,
+                    n_out: layer.n_out,
+                    dw: &mut layer.w,
+                    db: &mut layer.b,
                 })
                 .collect();
             B::dense_weight_grads(&mut group, scale, 1.0);
