@@ -162,7 +162,7 @@ fn conv(filter: &[String]) {
             continue;
         }
         let cfg = TrainConfig {
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             arch: Some("paper-cifar10".into()),
             batch: CIFAR_BATCH,
             lr: 0.01,
@@ -241,7 +241,7 @@ fn main() {
             continue;
         }
         let cfg = TrainConfig {
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             ..TrainConfig::default()
         };
         let host = build_trainer(&cfg, (1, 28, 28), 10).unwrap();

@@ -18,7 +18,7 @@ fn inputs() -> (Vec<f32>, Vec<u8>) {
 /// Three steps of an RBP net on `device`; its weights afterwards.
 fn train_on(device: Device) -> Vec<Vec<f32>> {
     let config = TrainConfig {
-        channel: "rbp".into(),
+        channel: "rbp".parse().unwrap(),
         hidden: vec![32, 32],
         batch: 16,
         ..TrainConfig::default()

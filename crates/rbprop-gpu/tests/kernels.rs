@@ -482,7 +482,7 @@ fn a_dense_step_costs_a_fixed_number_of_dispatches() {
         ("rbp", "paper-cifar10", (3, 32, 32), 32),
     ] {
         let config = TrainConfig {
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             arch: Some(arch.into()),
             batch: 16,
             ..TrainConfig::default()

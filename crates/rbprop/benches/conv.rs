@@ -45,7 +45,7 @@ fn main() {
             continue;
         }
         let cfg = TrainConfig {
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             arch: Some("paper-cifar10".into()),
             lr: 0.01,
             momentum: 0.9,

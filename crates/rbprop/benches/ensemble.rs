@@ -36,7 +36,7 @@ fn members(seed: u64) -> Vec<Trainer> {
         .iter()
         .map(|c| {
             let cfg = TrainConfig {
-                channel: c.to_string(),
+                channel: c.parse().unwrap(),
                 seed,
                 ..TrainConfig::default()
             };

@@ -107,7 +107,7 @@ fn cases() -> Vec<(String, TrainConfig)> {
     let base = |channel: &str| {
         let spec = ChannelSpec::parse(channel, false).expect("registered");
         let c = TrainConfig {
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             ..TrainConfig::default()
         };
         let options = spec.kind.example_options(c.hidden.len());

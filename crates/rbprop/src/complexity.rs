@@ -6,7 +6,7 @@
 //! that of SRBP N_L·Σ_{h=1..L−1} N_h; the forward pass and the weight updates cost
 //! Σ_{h=1..L} N_(h−1)·N_h each, for every channel.
 
-use crate::channel::{CHANNELS, ChannelKind};
+use crate::channel::{CHANNELS, ChannelKind, ChannelSpec};
 use crate::config::TrainConfig;
 use crate::error::Result;
 use crate::report::{ReportError, ReportResult, ensure, outln};
@@ -82,7 +82,7 @@ pub fn build(kind: &ChannelKind, sizes: &[usize]) -> Result<Trainer> {
     let hidden = sizes[1..sizes.len() - 1].to_vec();
     let options = kind.example_options(hidden.len());
     let config = TrainConfig {
-        channel: kind.name.into(),
+        channel: ChannelSpec::parse(kind.name, false)?,
         hidden,
         weight_decay: options.weight_decay,
         channel_options: options,

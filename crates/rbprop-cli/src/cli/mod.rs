@@ -8,7 +8,6 @@ mod experiment;
 mod ls;
 mod train;
 
-use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Train neural networks with random backpropagation and the other learning channels of
@@ -129,11 +128,7 @@ pub fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Train(args) => {
-            let sub = matches.subcommand_matches("train").expect("train matches");
-            let given = |id: &str| sub.value_source(id) == Some(ValueSource::CommandLine);
-            train::train(*args, &given)
-        }
+        Command::Train(args) => train::train(*args),
         Command::Dynamics(cmd) => dynamics::run(cmd),
         Command::Complexity(args) => complexity::run(args),
         Command::Data(cmd) => data::run(cmd),

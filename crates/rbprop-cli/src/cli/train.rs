@@ -2,13 +2,12 @@
 
 use super::sayln;
 
-use clap::Args;
-use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::builder::PossibleValuesParser;
+use clap::{Arg, ArgAction, ArgMatches, Args};
 use indicatif::{ProgressBar, ProgressStyle};
-use rbprop::channel::{CHANNELS, FeedbackInit, MixSignal, Quantizer};
-use rbprop::config::{Device, TrainConfig};
+use rbprop::channel::CHANNELS;
+use rbprop::config::{Device, SETTINGS, Setting, TrainConfig};
 use rbprop::data::{self, Split};
-use rbprop::kernels::Activation;
 use rbprop::run::{self, EpochMetrics, Observer, RunDir};
 use std::path::PathBuf;
 
@@ -23,117 +22,15 @@ pub struct TrainArgs {
     /// without training.
     #[arg(long)]
     pub print_config: bool,
-    /// Data directory: the four MNIST-format files (train-images-idx3-ubyte[.gz], …; MNIST,
-    /// Fashion-MNIST, KMNIST) or CIFAR-10's binary version (data_batch_1.bin …, directly or in
-    /// cifar-10-batches-bin/; `rbp data fetch cifar10 DIR`). Default: the embedded Fashion-MNIST
-    /// subset (10,000 train / 2,000 test).
-    #[arg(long, value_name = "DIR")]
-    pub data: Option<PathBuf>,
-    // the help lists the channel registry, so that it cannot go stale
-    #[arg(long, default_value = "bp", value_name = "NAME", help = channel_help())]
-    pub channel: String,
-    /// Use the no-derivative version of the channel (no f' in hidden layers), as the -nof suffix
-    /// does; `--no-derivative false` leaves the channel as named.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-    pub no_derivative: Option<bool>,
-    /// Hidden layer sizes, comma-separated ("" for none).
-    #[arg(long, default_value = "100,100,100,100", value_name = "N,N,…")]
-    pub hidden: String,
-    /// Architecture of a dense or convolutional net: layers like
-    /// conv32k5-pool3s2-conv64k5-pool3s2-fc64 (conv{C}k{K}[s{S}][p{P}], pool{K}[s{S}][p{P}],
-    /// fc{N}; the output layer is implied), or a preset name (paper-cifar10: the paper's CIFAR-10
-    /// conv net; paper-mnist); overrides --hidden.
-    #[arg(long, value_name = "SPEC")]
-    pub arch: Option<String>,
     /// Training preset of paper §2: paper-cifar10 (its conv net, lr 0.01, momentum 0.9, decay
     /// 1e-5, batch 128, translation 3 px, flips, 100 epochs) or paper-mnist (the defaults, 100
     /// epochs). --config FILE and the flags given override it.
     #[arg(long, value_name = "NAME")]
     pub preset: Option<String>,
-    /// Augment training images: random translation up to N pixels.
-    #[arg(long, default_value_t = 0, value_name = "N")]
-    pub translate: usize,
-    /// Augment training images: horizontal flip with probability 1/2 (`--flip false` or
-    /// `--no-flip`: off, e.g. under --preset paper-cifar10).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", overrides_with = "no_flip")]
-    pub flip: Option<bool>,
-    /// No horizontal flips: `--flip false`.
-    #[arg(long, overrides_with = "flip")]
-    pub no_flip: bool,
-    /// Hidden activation.
-    #[arg(long, default_value = "tanh", value_parser = PossibleValuesParser::new(Activation::NAMES).map(|s| s.parse::<Activation>().unwrap()))]
-    pub activation: Activation,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 10)]
-    pub epochs: usize,
-    /// Minibatch size.
-    #[arg(long, default_value_t = 100)]
-    pub batch: usize,
-    /// Initial learning rate η_0.
-    #[arg(long, default_value_t = 0.1)]
-    pub lr: f64,
-    /// Learning-rate decay per update: η_t = η_0 / (1 + decay·t).
-    #[arg(long, default_value_t = 1e-6)]
-    pub decay: f64,
-    /// Momentum (0 = plain SGD).
-    #[arg(long, default_value_t = 0.0)]
-    pub momentum: f64,
-    /// Weight decay λ (every update also subtracts η_t·λ·W; Kolen-Pollack needs it > 0).
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f64,
-    /// Distribution of random feedback matrices: normal, uniform, shifted[:MEAN] (mean in units of
-    /// the standard deviation, default 1), sparse:N (0/1 entries, expected fan-out N), congruent.
-    #[arg(long, default_value = "normal", value_name = "DIST")]
-    pub feedback: String,
-    /// Average K independent random feedback matrices.
-    #[arg(long, default_value_t = 1, value_name = "K")]
-    pub average: usize,
-    /// Learning-rate factor of adaptive channels (arbp, asrbp): η_c = factor·η_t [default: 0.1].
-    #[arg(long, value_name = "F")]
-    pub adapt_factor: Option<f64>,
-    /// Dropout rate of the signal arriving at hidden neurons (mask per example, scaled by 1/(1−r)).
-    #[arg(long, default_value_t = 0.0, value_name = "R")]
-    pub channel_dropout: f64,
-    /// Quantize the signal arriving at hidden neurons to BITS bits: mid-rise levels (no zero
-    /// level; 1 bit is the sign) or mid-tread; scale α fixed or auto (calibrated per layer from
-    /// the first minibatch's max |signal|, then fixed) [default: mid-rise, auto].
-    #[arg(long, value_name = "BITS[:ALPHA|auto][:mid-rise|mid-tread]")]
-    pub quantize_signal: Option<String>,
-    /// Quantize each example's weight update to BITS ≥ 2 bits, mid-tread levels, scale α fixed or
-    /// auto (max |per-example update| of the first minibatch), nearest or stochastic rounding
-    /// [default: auto, nearest]; needs --decay 0 and no momentum.
-    #[arg(long, value_name = "BITS[:ALPHA|auto][:nearest|stochastic]")]
-    pub quantize_update: Option<String>,
-    /// For `--channel mix`: per hidden layer, bottom to top, `bp` or `srbp` (e.g. srbp,srbp,bp,bp).
-    #[arg(long, value_name = "LIST")]
-    pub mix: Option<String>,
-    /// Seed of every random stream (weights, feedback matrices, data order).
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Threads for large matrix products (results are identical for a given thread count).
-    #[arg(long, default_value_t = 1)]
-    pub threads: usize,
-    /// Where the training steps and the evaluation run: cpu, or gpu (Vulkan, Metal or DX12,
-    /// through wgpu: dense and conv nets, every channel and variant). Results agree with the
-    /// CPU's to f32 rounding, not to the bit, so the device is not part of a run's identity (a
-    /// run may be continued on the other).
-    #[arg(long, default_value = "cpu", value_parser = PossibleValuesParser::new(["cpu", "gpu"]).map(|s| if s == "gpu" { Device::Gpu } else { Device::Cpu }))]
-    pub device: Device,
-    /// With --device gpu: the adapter whose name contains NAME (case-insensitive), instead of the
-    /// best one.
-    #[arg(long, value_name = "NAME")]
-    pub adapter: Option<String>,
-    /// Log per-layer alignment with BP each epoch (angle of δ, angle and norm ratio of C vs Wᵀ,
-    /// fraction of updates in the gradient's orthant) on a fixed probe batch (`--diagnostics
-    /// false` or `--no-diagnostics`: off).
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", overrides_with = "no_diagnostics")]
-    pub diagnostics: Option<bool>,
-    /// No alignment diagnostics: `--diagnostics false`.
-    #[arg(long, overrides_with = "diagnostics")]
-    pub no_diagnostics: bool,
-    /// Train on the first N training examples only.
-    #[arg(long, value_name = "N")]
-    pub train_limit: Option<usize>,
+    /// A flag for every setting of a run (`--channel`, `--lr`, `--channel-dropout`, …), made
+    /// from the settings' one declaration.
+    #[command(flatten)]
+    pub settings: SettingFlags,
     /// Directory for config.toml, metrics.jsonl and summary.json (not written if absent).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
@@ -160,13 +57,118 @@ fn channel_help() -> String {
     )
 }
 
+/// The flags of a run's settings, one per entry of [`SETTINGS`] (its key in kebab-case, its
+/// help, value name and default; an on/off setting also has its `--no-…` form), and
+/// `--no-derivative` beside `--channel`. Holds the texts given on the command line, in the
+/// settings' order, each checked by its setting's parser.
+#[derive(Debug, Default)]
+pub struct SettingFlags {
+    pub given: Vec<(&'static str, String)>,
+    pub no_derivative: Option<bool>,
+}
+
+/// The id of an on/off setting's off form.
+fn off_id(s: &Setting) -> String {
+    format!("no_{}", s.key)
+}
+
+impl clap::FromArgMatches for SettingFlags {
+    fn from_arg_matches(m: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut flags = SettingFlags {
+            no_derivative: m.get_one::<bool>("no_derivative").copied(),
+            ..SettingFlags::default()
+        };
+        for s in SETTINGS {
+            // of an on/off pair the one given last is kept (each overrides the other)
+            if s.switch && m.get_flag(&off_id(s)) {
+                flags.given.push((s.key, "false".into()));
+            } else if let Some(text) = m.get_one::<String>(s.key) {
+                flags.given.push((s.key, text.clone()));
+            }
+        }
+        Ok(flags)
+    }
+
+    fn update_from_arg_matches(&mut self, m: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(m)?;
+        Ok(())
+    }
+}
+
+impl clap::Args for SettingFlags {
+    fn augment_args(mut cmd: clap::Command) -> clap::Command {
+        let defaults = TrainConfig::default();
+        for s in SETTINGS {
+            let mut help = match s.key {
+                // the registry's names, so that the help cannot go stale
+                "channel" => channel_help(),
+                _ => s.help_text(),
+            };
+            if let Some(d) = defaults
+                .flag_text(s.key)
+                .filter(|_| !help.contains("[default"))
+            {
+                help += &format!(" [default: {}]", if d.is_empty() { "\"\"" } else { &d });
+            }
+            let check = s.check;
+            let parser = move |text: &str| -> Result<String, String> {
+                check(text).map(|_| text.to_string()).map_err(|e| match e {
+                    rbprop::error::Error::Config { problem, .. } => problem,
+                    e => e.to_string(),
+                })
+            };
+            let mut arg = Arg::new(s.key)
+                .long(s.flag())
+                .value_name(s.value_name)
+                .help(help)
+                .action(ArgAction::Set)
+                .value_parser(parser);
+            if let Some(choices) = s.choices {
+                arg = arg.value_parser(PossibleValuesParser::new(choices.iter().copied()));
+            }
+            if s.switch {
+                let off = off_id(s);
+                arg = arg
+                    .num_args(0..=1)
+                    .default_missing_value("true")
+                    .overrides_with(off.clone());
+                cmd = cmd.arg(arg).arg(
+                    Arg::new(off)
+                        .long(format!("no-{}", s.flag()))
+                        .help(format!("Off: `--{} false`.", s.flag()))
+                        .action(ArgAction::SetTrue)
+                        .overrides_with(s.key),
+                );
+            } else {
+                cmd = cmd.arg(arg);
+            }
+            if s.key == "channel" {
+                cmd = cmd.arg(
+                    Arg::new("no_derivative")
+                        .long("no-derivative")
+                        .value_name("BOOL")
+                        .help("Use the no-derivative version of the channel (no f' in hidden layers), as the -nof suffix does; `--no-derivative false` leaves the channel as named.")
+                        .num_args(0..=1)
+                        .default_missing_value("true")
+                        .value_parser(clap::value_parser!(bool)),
+                );
+            }
+        }
+        cmd
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
 /// The order in which a run's settings are resolved, for `rbp train --help`.
 pub const PRECEDENCE: &str = "Settings are resolved in this order, each level overriding the one before: built-in defaults < --preset < --config FILE < flags given on the command line. --print-config prints the result. Every on/off option takes a value (--flip true, --flip false) and has an off form (--no-flip).";
 
 /// The run's configuration: the built-in defaults, overridden by `--preset`, overridden by
-/// `--config FILE`, overridden by every flag given on the command line (`given`). Warns on
+/// `--config FILE`, overridden by every flag given on the command line. Warns on
 /// stderr of each deprecated key of the config file.
-fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<TrainConfig> {
+fn resolve_config(args: &TrainArgs) -> anyhow::Result<TrainConfig> {
     let mut c = TrainConfig::default();
     if let Some(name) = &args.preset {
         apply_preset(&mut c, name)?;
@@ -176,75 +178,11 @@ fn resolve_config(args: &TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Res
         super::warn_deprecated(path, deprecated);
         c = file;
     }
-    if let Some(dir) = &args.data {
-        c.data = dir.display().to_string();
+    for (key, text) in &args.settings.given {
+        c.set_flag(key, text)?;
     }
-    if given("channel") {
-        c.channel = args.channel.clone();
-    }
-    c.channel = rbprop::channel::ChannelSpec::parse(&c.channel, args.no_derivative == Some(true))?
-        .canonical_name();
-    macro_rules! take {
-        ($($field:ident),*) => { $( if given(stringify!($field)) { c.$field = args.$field.clone(); } )* };
-    }
-    take!(
-        activation,
-        epochs,
-        batch,
-        lr,
-        decay,
-        momentum,
-        weight_decay,
-        seed,
-        threads,
-        device,
-        translate
-    );
-    if let Some(flip) = args.flip {
-        c.flip = flip;
-    }
-    if args.no_flip {
-        c.flip = false;
-    }
-    if let Some(diagnostics) = args.diagnostics {
-        c.diagnostics = diagnostics;
-    }
-    if args.no_diagnostics {
-        c.diagnostics = false;
-    }
-    if args.arch.is_some() {
-        c.arch = args.arch.clone();
-    }
-    if given("hidden") {
-        c.hidden = TrainConfig::parse_hidden(&args.hidden)?;
-    }
-    if args.train_limit.is_some() {
-        c.train_limit = args.train_limit;
-    }
-    if args.adapter.is_some() {
-        c.adapter = args.adapter.clone();
-    }
-    let o = &mut c.channel_options;
-    if given("feedback") {
-        o.feedback = FeedbackInit::parse(&args.feedback)?;
-    }
-    if given("average") {
-        o.average = args.average;
-    }
-    if args.adapt_factor.is_some() {
-        o.adapt_factor = args.adapt_factor;
-    }
-    if given("channel_dropout") {
-        o.dropout = args.channel_dropout;
-    }
-    if let Some(q) = args.quantize_signal.as_deref() {
-        o.quantize_signal = Some(Quantizer::parse(q, "quantize-signal")?);
-    }
-    if let Some(q) = args.quantize_update.as_deref() {
-        o.quantize_update = Some(Quantizer::parse(q, "quantize-update")?);
-    }
-    if let Some(m) = args.mix.as_deref() {
-        o.mix = MixSignal::parse_list(m)?;
+    if args.settings.no_derivative == Some(true) {
+        c.channel = c.channel.without_derivative()?;
     }
     Ok(c)
 }
@@ -270,8 +208,8 @@ fn apply_preset(c: &mut TrainConfig, name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn train(args: TrainArgs, given: &dyn Fn(&str) -> bool) -> anyhow::Result<()> {
-    let config = resolve_config(&args, given)?;
+pub fn train(args: TrainArgs) -> anyhow::Result<()> {
+    let config = resolve_config(&args)?;
     if args.print_config {
         config.validate()?;
         super::say(&toml::to_string_pretty(&config).expect("config serializes"));
@@ -476,14 +414,45 @@ mod tests {
 
     #[test]
     fn the_defaults_shown_by_the_flags_are_the_built_in_ones() {
-        // every flag taken as given, at the default its --help shows
-        let m = Cli::command().get_matches_from(["rbp", "train"]);
-        let Command::Train(args) = Cli::from_arg_matches(&m).unwrap().command else {
-            unreachable!()
+        let resolve = |argv: &[&str]| {
+            let m = Cli::command().get_matches_from([&["rbp", "train"], argv].concat());
+            let Command::Train(args) = Cli::from_arg_matches(&m).unwrap().command else {
+                unreachable!()
+            };
+            resolve_config(&args).unwrap()
         };
-        assert_eq!(
-            resolve_config(&args, &|_| true).unwrap(),
-            TrainConfig::default()
-        );
+        assert_eq!(resolve(&[]), TrainConfig::default());
+        // every flag given the default its --help shows leaves the built-in configuration
+        let help = Cli::command()
+            .find_subcommand_mut("train")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let defaults = TrainConfig::default();
+        let mut shown = 0;
+        for s in SETTINGS {
+            let Some(text) = defaults.flag_text(s.key) else {
+                continue;
+            };
+            let flag = format!("--{}", s.flag());
+            let part = [format!("{flag} <"), format!("{flag} [<")]
+                .iter()
+                .find_map(|f| help.split(f.as_str()).nth(1))
+                .unwrap_or_else(|| panic!("{flag} missing"));
+            let part = part.split(" --").next().unwrap();
+            let shown_text = if text.is_empty() {
+                "\"\"".into()
+            } else {
+                text.clone()
+            };
+            assert!(
+                part.contains(&format!("[default: {shown_text}]")),
+                "{flag}: {part}"
+            );
+            assert_eq!(resolve(&[&flag, &text]), defaults, "{flag} {text}");
+            shown += 1;
+        }
+        assert!(shown >= 18, "{shown}");
     }
 }

@@ -182,7 +182,7 @@ fn conv_nets_learn_cifar_format_data_with_bp_rbp_and_srbp() {
     let split = rbprop::data::load_dir(dir.path()).unwrap();
     for channel in ["bp", "rbp", "srbp"] {
         let cfg = TrainConfig {
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             arch: Some("conv8k5-pool3s2-conv8k5-pool3s2-fc32".into()),
             epochs: 10,
             batch: 32,

@@ -513,7 +513,7 @@ fn every_registered_channel_runs_on_a_conv_net_or_says_why_not() {
     let split = rbprop::data::embedded();
     for kind in CHANNELS {
         let mut cfg = rbprop::config::TrainConfig {
-            channel: kind.name.into(),
+            channel: kind.name.parse().unwrap(),
             arch: Some("conv4k3-pool2-conv4k3-fc8".into()),
             epochs: 1,
             train_limit: Some(200),
@@ -534,7 +534,7 @@ fn every_registered_channel_runs_on_a_conv_net_or_says_why_not() {
     }
     // variants on conv layers: distributions, averaging, noise and precision
     let base = rbprop::config::TrainConfig {
-        channel: "arbp".into(),
+        channel: "arbp".parse().unwrap(),
         arch: Some("conv4k3-pool2-fc8".into()),
         epochs: 1,
         train_limit: Some(200),
@@ -558,7 +558,7 @@ fn every_registered_channel_runs_on_a_conv_net_or_says_why_not() {
         .to_string();
     assert!(e.contains("dense nets without pooling"), "{e}");
     let big = rbprop::config::TrainConfig {
-        channel: "cascade".into(),
+        channel: "cascade".parse().unwrap(),
         arch: Some("conv64k3-conv64k3-fc8".into()),
         ..base
     };

@@ -19,7 +19,7 @@ use std::path::Path;
 fn base(channel: &str) -> TrainConfig {
     let spec = ChannelSpec::parse(channel, false).expect("registered");
     let c = TrainConfig {
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
         hidden: vec![20, 12],
         epochs: 2,
         train_limit: Some(300),
@@ -169,7 +169,7 @@ fn the_paper_net_shares_layer_0_and_keeps_every_bit() {
     let configs: Vec<TrainConfig> = ["bp", "rbp", "srbp", "sbp-nof", "top"]
         .iter()
         .map(|ch| TrainConfig {
-            channel: ch.to_string(),
+            channel: ch.parse().unwrap(),
             momentum: if *ch == "rbp" { 0.9 } else { 0.0 },
             ..TrainConfig::default()
         })

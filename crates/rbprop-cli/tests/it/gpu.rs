@@ -43,7 +43,7 @@ const BASIC: &str = concat!(
 
 fn small(channel: &str, seed: u64) -> TrainConfig {
     TrainConfig {
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
         hidden: vec![64, 32],
         epochs: 3,
         train_limit: Some(2000),
@@ -186,7 +186,7 @@ fn conv_nets_and_the_quantizers_train_like_the_cpu_and_repeat_exactly() {
     let mut split = data::embedded();
     split.test.truncate(300);
     let conv = |channel: &str| TrainConfig {
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
         arch: Some("conv4k5p2-pool3s2-conv6k3p1-pool2s2-fc16".into()),
         epochs: 2,
         batch: 50,

@@ -111,7 +111,7 @@ fn the_feedback_section_quotes_the_committed_runs() {
                         })
                         .collect();
                     let feedback = c.channel_options.feedback.to_string();
-                    acc.entry((e.to_string(), c.channel.clone(), feedback))
+                    acc.entry((e.to_string(), c.channel.to_string(), feedback))
                         .or_default()
                         .insert(seed, series);
                 }

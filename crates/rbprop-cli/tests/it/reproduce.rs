@@ -422,7 +422,7 @@ fn ls_lists_every_run_and_results_under_legacy_ids_are_found() {
         assert_eq!(&l[at..at + 8], "finished", "aligned: {text}");
         let acc = final_acc(&root.join(&run.id));
         assert_eq!(cells[4], format!("{:.2}%", 100.0 * acc), "{l}");
-        assert_eq!(cells[5], run.config.channel, "{l}");
+        assert_eq!(cells[5], run.config.channel.to_string(), "{l}");
         assert_eq!(cells[8], run.seed.to_string(), "{l}");
     }
     let line = |id: &str| lines.iter().find(|l| l.contains(id)).unwrap().to_string();

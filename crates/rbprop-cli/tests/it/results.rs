@@ -294,7 +294,7 @@ fn export_writes_one_row_per_run_and_epoch_with_its_settings() {
         }
         let config: rbprop::config::TrainConfig =
             toml::from_str(&std::fs::read_to_string(dir.join("config.toml")).unwrap()).unwrap();
-        assert_eq!(r[col("channel")], config.channel);
+        assert_eq!(r[col("channel")], config.channel.to_string());
         assert_eq!(r[col("seed")], config.seed.to_string());
         assert_eq!(r[col("lr")].parse::<f64>().unwrap(), config.lr);
         assert_eq!(&r[col("hidden")], "8");

@@ -65,7 +65,7 @@ fn precedence_preset_over_defaults() {
         (128, 100, 3, true)
     );
     // what the preset leaves alone keeps its default
-    assert_eq!((c.seed, c.channel.as_str()), (1, "bp"));
+    assert_eq!((c.seed, c.channel.to_string().as_str()), (1, "bp"));
 }
 
 #[test]
@@ -79,7 +79,10 @@ fn precedence_config_over_preset() {
     );
     let (c, _, err) = resolved(&["--preset", "paper-cifar10", "--config", f.to_str().unwrap()]);
     assert!(err.is_empty(), "{err}");
-    assert_eq!((c.lr, c.flip, c.channel.as_str()), (0.05, false, "rbp"));
+    assert_eq!(
+        (c.lr, c.flip, c.channel.to_string().as_str()),
+        (0.05, false, "rbp")
+    );
     assert_eq!(c.channel_options.dropout, 0.1);
     assert_eq!(
         c.channel_options.quantize_signal.unwrap().to_string(),
@@ -102,7 +105,10 @@ fn precedence_flags_over_config() {
     );
     let path = f.to_str().unwrap();
     let (c, _, _) = resolved(&["--config", path, "--lr", "0.2", "--channel-dropout", "0.3"]);
-    assert_eq!((c.lr, c.epochs, c.channel.as_str()), (0.2, 7, "rbp"));
+    assert_eq!(
+        (c.lr, c.epochs, c.channel.to_string().as_str()),
+        (0.2, 7, "rbp")
+    );
     assert_eq!(c.channel_options.dropout, 0.3);
     assert_eq!(c.channel_options.feedback.to_string(), "uniform");
     // a flag given with its default value still overrides the file
@@ -118,7 +124,10 @@ fn precedence_flags_over_config() {
         "--channel-dropout",
         "0",
     ]);
-    assert_eq!((c.lr, c.channel.as_str(), c.epochs), (0.1, "bp", 7));
+    assert_eq!(
+        (c.lr, c.channel.to_string().as_str(), c.epochs),
+        (0.1, "bp", 7)
+    );
     assert_eq!(c.channel_options, TrainConfig::default().channel_options);
     // all four levels at once
     let (c, _, _) = resolved(&[
@@ -153,7 +162,7 @@ fn every_boolean_option_has_an_explicit_off_form() {
     assert!(diagnostics(&["--config", on]));
     assert!(!diagnostics(&["--config", on, "--diagnostics", "false"]));
     assert!(!diagnostics(&["--config", on, "--no-diagnostics"]));
-    let channel = |args: &[&str]| resolved(args).0.channel;
+    let channel = |args: &[&str]| resolved(args).0.channel.to_string();
     assert_eq!(channel(&["--channel", "rbp", "--no-derivative"]), "rbp-nof");
     assert_eq!(
         channel(&["--channel", "rbp", "--no-derivative", "true"]),

@@ -1,12 +1,13 @@
 //! Whole runs through the library: determinism, divergence handling, the saved files.
 
+use rbprop::channel::ChannelSpec;
 use rbprop::config::TrainConfig;
 use rbprop::data;
 use rbprop::run::{self, Silent};
 
 fn small(channel: &str) -> TrainConfig {
     TrainConfig {
-        channel: channel.into(),
+        channel: channel.parse().unwrap(),
         epochs: 2,
         train_limit: Some(2000),
         ..TrainConfig::default()
@@ -215,26 +216,25 @@ fn invalid_configs_name_the_key_and_value() {
             "`hidden`",
             "[100, 0]",
         ),
-        (
-            TrainConfig {
-                channel: "magic".into(),
-                ..TrainConfig::default()
-            },
-            "`channel`",
-            "magic",
-        ),
-        (
-            TrainConfig {
-                channel: "top-nof".into(),
-                ..TrainConfig::default()
-            },
-            "`channel`",
-            "no-derivative",
-        ),
     ];
     for (cfg, key, value) in bad {
         let msg = cfg.validate().unwrap_err().to_string();
         assert!(msg.contains(key) && msg.contains(value), "{msg}");
+    }
+    // a channel is checked where its name is read: no configuration holds an unknown one
+    for (name, value) in [("magic", "magic"), ("top-nof", "no-derivative")] {
+        let msg = name.parse::<ChannelSpec>().unwrap_err().to_string();
+        assert!(msg.contains("`channel`") && msg.contains(value), "{msg}");
+        let mut c = TrainConfig::default();
+        let msg = c.set_flag("channel", name).unwrap_err().to_string();
+        assert!(msg.contains("`channel`") && msg.contains(value), "{msg}");
+        let text = toml::to_string(&c)
+            .unwrap()
+            .replace("channel = \"bp\"", &format!("channel = \"{name}\""));
+        let msg = toml::from_str::<TrainConfig>(&text)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("channel") && msg.contains(value), "{msg}");
     }
     assert!(
         TrainConfig::parse_hidden("100,x")
@@ -263,14 +263,14 @@ fn every_variant_that_should_learn_learns_on_real_data() {
     };
     let top = final_acc(
         &TrainConfig {
-            channel: "top".into(),
+            channel: "top".parse().unwrap(),
             ..base.clone()
         },
         &split,
     );
     for kind in CHANNELS {
         let mut cfg = TrainConfig {
-            channel: kind.name.into(),
+            channel: kind.name.parse().unwrap(),
             ..base.clone()
         };
         match kind.name {
@@ -305,7 +305,7 @@ fn sparse_extremes_behave_like_top_only() {
     };
     let top = final_acc(
         &TrainConfig {
-            channel: "top".into(),
+            channel: "top".parse().unwrap(),
             ..base.clone()
         },
         &split,
@@ -315,7 +315,7 @@ fn sparse_extremes_behave_like_top_only() {
     assert!(e.contains("top-only"), "{e}");
     // n = N_h under SRBP sends Σ_k (O_k − T_k) = 0 exactly: top-only learning
     let mut cfg = TrainConfig {
-        channel: "srbp".into(),
+        channel: "srbp".parse().unwrap(),
         ..base.clone()
     };
     cfg.channel_options.feedback = FeedbackInit::Sparse(100.0);
@@ -326,7 +326,7 @@ fn sparse_extremes_behave_like_top_only() {
     );
     for channel in ["rbp", "srbp"] {
         let mut cfg = TrainConfig {
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             ..base.clone()
         };
         cfg.channel_options.feedback = FeedbackInit::Sparse(8.0);
@@ -342,7 +342,7 @@ fn sparse_extremes_behave_like_top_only() {
 fn diagnostics_show_alignment() {
     let split = data::embedded();
     let cfg = TrainConfig {
-        channel: "srbp".into(),
+        channel: "srbp".parse().unwrap(),
         epochs: 2,
         train_limit: Some(3000),
         diagnostics: true,
@@ -364,7 +364,7 @@ fn diagnostics_show_alignment() {
     // only the top hidden layer's C stands in the place of a Wᵀ of the same shape
     assert!(layers[3].weight_angle.is_some() && layers[0].weight_angle.is_none());
     let bp = TrainConfig {
-        channel: "bp".into(),
+        channel: "bp".parse().unwrap(),
         ..cfg.clone()
     };
     let ms = run::run(&bp, &split, None, &mut Silent).unwrap();
@@ -379,7 +379,7 @@ fn diagnostics_show_alignment() {
     }
     // rbp with factor-1 adaptation: C − Wᵀ constant means the angle between C and Wᵀ shrinks
     let arbp = TrainConfig {
-        channel: "arbp".into(),
+        channel: "arbp".parse().unwrap(),
         ..cfg
     };
     let mut a = arbp.clone();
@@ -417,14 +417,14 @@ fn no_derivative_versions_are_clearly_worse_on_fashion_mnist() {
     let split = data::load_mnist_dir(std::path::Path::new(&dir)).unwrap();
     for channel in ["bp", "rbp", "srbp"] {
         let cfg = TrainConfig {
-            channel: channel.into(),
+            channel: channel.parse().unwrap(),
             epochs: 3,
             ..TrainConfig::default()
         };
         let with = final_acc(&cfg, &split);
         let without = final_acc(
             &TrainConfig {
-                channel: format!("{channel}-nof"),
+                channel: format!("{channel}-nof").parse().unwrap(),
                 ..cfg
             },
             &split,

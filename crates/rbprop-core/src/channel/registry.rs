@@ -556,4 +556,47 @@ impl ChannelSpec {
             format!("{}{NOF_SUFFIX}", self.kind.name)
         }
     }
+
+    /// The no-derivative version of this channel (an error for a channel without one).
+    pub fn without_derivative(self) -> Result<Self> {
+        ChannelSpec::parse(self.kind.name, true)
+    }
+}
+
+/// Two specs are equal when they name the same algorithm and version.
+impl PartialEq for ChannelSpec {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind.name == other.kind.name && self.derivative == other.derivative
+    }
+}
+
+impl std::str::FromStr for ChannelSpec {
+    type Err = Error;
+    /// [`ChannelSpec::parse`] as named (`rbp-nof`, any alias).
+    fn from_str(s: &str) -> Result<Self> {
+        ChannelSpec::parse(s, false)
+    }
+}
+
+/// The canonical name ([`ChannelSpec::canonical_name`]).
+impl std::fmt::Display for ChannelSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.canonical_name())
+    }
+}
+
+impl serde::Serialize for ChannelSpec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ChannelSpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        ChannelSpec::parse(&text, false).map_err(|e| match e {
+            Error::Config { problem, .. } => serde::de::Error::custom(problem),
+            e => serde::de::Error::custom(e),
+        })
+    }
 }

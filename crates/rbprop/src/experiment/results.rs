@@ -171,25 +171,15 @@ pub fn flatten(config: &TrainConfig) -> Vec<(String, Value)> {
     out
 }
 
-/// Every column [`flatten`] can give, sorted: the keys of a configuration with every option set.
+/// Every column [`flatten`] can give, sorted: the keys of the settings
+/// ([`crate::config::SETTINGS`]).
 pub fn setting_names() -> Vec<String> {
-    // every optional key present (the rounding shows only when not the default)
-    let q = crate::channel::Quantizer {
-        bits: 8,
-        alpha: crate::channel::quantize::Alpha::Fixed(1.0),
-        form: Some(crate::channel::quantize::Form::MidRise),
-        rounding: crate::channel::quantize::Rounding::Stochastic,
-    };
-    let mut full = TrainConfig {
-        arch: Some(String::new()),
-        adapter: Some(String::new()),
-        train_limit: Some(1),
-        ..TrainConfig::default()
-    };
-    let o = &mut full.channel_options;
-    (o.adapt_factor, o.quantize_signal, o.quantize_update) = (Some(0.1), Some(q), Some(q));
-    o.mix = vec![crate::channel::MixSignal::Bp];
-    flatten(&full).into_iter().map(|(k, _)| k).collect()
+    let mut keys: Vec<String> = crate::config::SETTINGS
+        .iter()
+        .map(|s| s.key.to_string())
+        .collect();
+    keys.sort();
+    keys
 }
 
 /// The settings that make two runs comparable: every key but the seed and the thread count

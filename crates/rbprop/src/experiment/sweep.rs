@@ -504,8 +504,7 @@ fn id_part(path: &[String], v: &Value) -> String {
 /// The id of a run, before the seed: the channel's canonical name, then a part per setting the
 /// cell writes (swept or not; key order), e.g. `rbp/sparse-8` or `srbp/signal-alpha-0.1/signal-bits-2`.
 pub fn id_stem(settings: &Table, config: &TrainConfig) -> String {
-    let channel = ChannelSpec::parse(&config.channel, false)
-        .map_or_else(|_| slug(&config.channel), |s| s.canonical_name());
+    let channel = config.channel.canonical_name();
     let mut parts = vec![channel];
     for (path, v) in leaves(&vocabulary(settings)) {
         if path != ["channel"] {

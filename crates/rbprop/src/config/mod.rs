@@ -14,7 +14,12 @@ use crate::channel::{ChannelOptions, ChannelSpec, FeedbackInit, MixSignal, Quant
 use crate::error::{Error, Result};
 use crate::kernels::Activation;
 use serde::{Deserialize, Serialize};
+use settings::Settings;
 use std::path::Path;
+
+mod settings;
+
+pub use settings::{FlagValue, SETTINGS, Setting, places};
 
 /// Largest number of epochs of a run.
 pub const MAX_EPOCHS: usize = 1_000_000;
@@ -39,12 +44,22 @@ pub enum Device {
 impl<'de> Deserialize<'de> for Device {
     /// `"cpu"` or `"gpu"`; anything else is an error naming the key.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        match String::deserialize(d)?.as_str() {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::str::FromStr for Device {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
             "cpu" => Ok(Device::Cpu),
             "gpu" => Ok(Device::Gpu),
-            other => Err(serde::de::Error::custom(format!(
-                "device must be \"cpu\" or \"gpu\", got \"{other}\""
-            ))),
+            other => Err(format!(
+                "device must be \"cpu\" or \"gpu\", got \"{}\"",
+                crate::error::bounded(other)
+            )),
         }
     }
 }
@@ -65,8 +80,8 @@ impl Device {
 pub struct TrainConfig {
     /// Data directory, or `embedded:fashion-mnist-subset`.
     pub data: String,
-    /// Learning channel, canonical name (`bp`, `rbp`, `srbp-nof`, …).
-    pub channel: String,
+    /// Learning channel (written by its canonical name: `bp`, `rbp`, `srbp-nof`, …).
+    pub channel: ChannelSpec,
     /// Hidden layer sizes of a dense net, input to output (ignored when `arch` is set).
     pub hidden: Vec<usize>,
     /// Architecture spec (conv/pool/fc tokens or a preset name); overrides `hidden`.
@@ -113,7 +128,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         TrainConfig {
             data: crate::data::EMBEDDED_NAME.into(),
-            channel: "bp".into(),
+            channel: ChannelSpec::parse("bp", false).expect("bp is registered"),
             hidden: vec![100; 4],
             arch: None,
             activation: Activation::Tanh,
@@ -139,7 +154,7 @@ impl Default for TrainConfig {
 impl TrainConfig {
     /// Checks every value; the error names the key and the offending value.
     pub fn validate(&self) -> Result<ChannelSpec> {
-        let spec = ChannelSpec::parse(&self.channel, false)?;
+        let spec = self.channel;
         if self.hidden.contains(&0) {
             return Err(Error::config(
                 "hidden",
@@ -395,166 +410,24 @@ pub fn deprecations(table: &toml::Table) -> Vec<Deprecation> {
     out
 }
 
-/// A set of run settings as a file holds them: any of the keys, each named after its flag, and
-/// the `[channel_options]` table of earlier versions.
-#[derive(Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Settings {
-    data: Option<String>,
-    channel: Option<String>,
-    feedback: Option<FeedbackInit>,
-    average: Option<usize>,
-    adapt_factor: Option<f64>,
-    channel_dropout: Option<f64>,
-    quantize_signal: Option<Quantizer>,
-    quantize_update: Option<Quantizer>,
-    mix: Option<Vec<MixSignal>>,
-    hidden: Option<Vec<usize>>,
-    arch: Option<String>,
-    activation: Option<Activation>,
-    epochs: Option<usize>,
-    batch: Option<usize>,
-    lr: Option<f64>,
-    decay: Option<f64>,
-    momentum: Option<f64>,
-    weight_decay: Option<f64>,
-    seed: Option<u64>,
-    threads: Option<usize>,
-    device: Option<Device>,
-    adapter: Option<String>,
-    translate: Option<usize>,
-    flip: Option<bool>,
-    diagnostics: Option<bool>,
-    train_limit: Option<usize>,
-    /// Deprecated: the channel options of earlier versions.
-    channel_options: Option<LegacyChannelOptions>,
-}
-
 /// The `[channel_options]` table of earlier versions (`dropout` is now `channel_dropout`).
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LegacyChannelOptions {
-    feedback: Option<FeedbackInit>,
-    average: Option<usize>,
-    adapt_factor: Option<f64>,
-    dropout: Option<f64>,
-    quantize_signal: Option<Quantizer>,
-    quantize_update: Option<Quantizer>,
-    mix: Option<Vec<MixSignal>>,
-}
-
-/// A setting given under its name (`new`) and its old name (`old`): the same value is no
-/// conflict; a new name holding only the built-in default yields to the old one (what an
-/// experiment's defaults merged with an old-style `[train]` look like); otherwise an error.
-fn pick<T: PartialEq>(
-    new: Option<T>,
-    old: Option<T>,
-    default: T,
-    new_key: &str,
-    old_key: &str,
-) -> std::result::Result<Option<T>, String> {
-    match (new, old) {
-        (Some(n), Some(o)) if n != o => {
-            if n == default {
-                Ok(Some(o))
-            } else {
-                Err(format!(
-                    "`{new_key}` and `channel_options.{old_key}` (its deprecated name) are both set, to different values; keep `{new_key}` only"
-                ))
-            }
-        }
-        (n, o) => Ok(n.or(o)),
-    }
-}
-
-impl Settings {
-    /// Sets every key given in `c`.
-    fn apply(self, c: &mut TrainConfig) -> std::result::Result<(), String> {
-        let Settings {
-            data,
-            channel,
-            feedback,
-            average,
-            adapt_factor,
-            channel_dropout,
-            quantize_signal,
-            quantize_update,
-            mix,
-            hidden,
-            arch,
-            activation,
-            epochs,
-            batch,
-            lr,
-            decay,
-            momentum,
-            weight_decay,
-            seed,
-            threads,
-            device,
-            adapter,
-            translate,
-            flip,
-            diagnostics,
-            train_limit,
-            channel_options,
-        } = self;
-        let old = channel_options.unwrap_or_default();
-        let d = ChannelOptions::default();
-        let o = &mut c.channel_options;
-        macro_rules! set {
-            ($($place:expr => $value:expr),* $(,)?) => { $( if let Some(v) = $value { $place = v; } )* };
-        }
-        set!(
-            o.feedback => pick(feedback, old.feedback, d.feedback, "feedback", "feedback")?,
-            o.average => pick(average, old.average, d.average, "average", "average")?,
-            o.adapt_factor => pick(adapt_factor.map(Some), old.adapt_factor.map(Some), None, "adapt_factor", "adapt_factor")?,
-            o.dropout => pick(channel_dropout, old.dropout, d.dropout, "channel_dropout", "dropout")?,
-            o.quantize_signal => pick(quantize_signal.map(Some), old.quantize_signal.map(Some), None, "quantize_signal", "quantize_signal")?,
-            o.quantize_update => pick(quantize_update.map(Some), old.quantize_update.map(Some), None, "quantize_update", "quantize_update")?,
-            o.mix => pick(mix, old.mix, d.mix, "mix", "mix")?,
-            c.data => data,
-            c.channel => channel,
-            c.hidden => hidden,
-            c.arch => arch.map(Some),
-            c.activation => activation,
-            c.epochs => epochs,
-            c.batch => batch,
-            c.lr => lr,
-            c.decay => decay,
-            c.momentum => momentum,
-            c.weight_decay => weight_decay,
-            c.seed => seed,
-            c.threads => threads,
-            c.device => device,
-            c.adapter => adapter.map(Some),
-            c.translate => translate,
-            c.flip => flip,
-            c.diagnostics => diagnostics,
-            c.train_limit => train_limit.map(Some),
-        );
-        Ok(())
-    }
+pub(crate) struct LegacyChannelOptions {
+    pub(crate) feedback: Option<FeedbackInit>,
+    pub(crate) average: Option<usize>,
+    pub(crate) adapt_factor: Option<f64>,
+    pub(crate) dropout: Option<f64>,
+    pub(crate) quantize_signal: Option<Quantizer>,
+    pub(crate) quantize_update: Option<Quantizer>,
+    pub(crate) mix: Option<Vec<MixSignal>>,
 }
 
 impl<'de> Deserialize<'de> for TrainConfig {
     /// A complete configuration: the keys a run's `config.toml` always holds are required.
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = Settings::deserialize(d)?;
-        let required = [
-            ("data", s.data.is_some()),
-            ("channel", s.channel.is_some()),
-            ("hidden", s.hidden.is_some()),
-            ("activation", s.activation.is_some()),
-            ("epochs", s.epochs.is_some()),
-            ("batch", s.batch.is_some()),
-            ("lr", s.lr.is_some()),
-            ("decay", s.decay.is_some()),
-            ("momentum", s.momentum.is_some()),
-            ("seed", s.seed.is_some()),
-            ("threads", s.threads.is_some()),
-        ];
-        if let Some((key, _)) = required.iter().find(|(_, given)| !given) {
+        if let Some(key) = s.missing() {
             return Err(serde::de::Error::missing_field(key));
         }
         let mut c = TrainConfig::default();
@@ -567,87 +440,13 @@ fn is_empty<T>(v: &&[T]) -> bool {
     v.is_empty()
 }
 
-/// A configuration as files hold it: flat, each key named after its flag, the channel's keys
-/// after `channel`.
-#[derive(Serialize)]
-struct Flat<'a> {
-    data: &'a str,
-    channel: &'a str,
-    feedback: &'a FeedbackInit,
-    average: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    adapt_factor: Option<f64>,
-    channel_dropout: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    quantize_signal: Option<Quantizer>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    quantize_update: Option<Quantizer>,
-    #[serde(skip_serializing_if = "is_empty")]
-    mix: &'a [MixSignal],
-    hidden: &'a [usize],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    arch: Option<&'a str>,
-    activation: Activation,
-    epochs: usize,
-    batch: usize,
-    lr: f64,
-    decay: f64,
-    momentum: f64,
-    weight_decay: f64,
-    seed: u64,
-    threads: usize,
-    device: Device,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    adapter: Option<&'a str>,
-    translate: usize,
-    flip: bool,
-    diagnostics: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    train_limit: Option<usize>,
-}
-
-impl Serialize for TrainConfig {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        let o = &self.channel_options;
-        Flat {
-            data: &self.data,
-            channel: &self.channel,
-            feedback: &o.feedback,
-            average: o.average,
-            adapt_factor: o.adapt_factor,
-            channel_dropout: o.dropout,
-            quantize_signal: o.quantize_signal,
-            quantize_update: o.quantize_update,
-            mix: &o.mix,
-            hidden: &self.hidden,
-            arch: self.arch.as_deref(),
-            activation: self.activation,
-            epochs: self.epochs,
-            batch: self.batch,
-            lr: self.lr,
-            decay: self.decay,
-            momentum: self.momentum,
-            weight_decay: self.weight_decay,
-            seed: self.seed,
-            threads: self.threads,
-            device: self.device,
-            adapter: self.adapter.as_deref(),
-            translate: self.translate,
-            flip: self.flip,
-            diagnostics: self.diagnostics,
-            train_limit: self.train_limit,
-        }
-        .serialize(s)
-    }
-}
-
 /// The canonical layout of [`TrainConfig::identity_text`]: config.toml as it was before the keys
 /// were flattened, field for field. Frozen: a new setting is added here only with a
 /// `skip_serializing_if` that leaves the text of every earlier configuration unchanged.
 #[derive(Serialize)]
 struct Canonical<'a> {
     data: &'a str,
-    channel: &'a str,
+    channel: String,
     hidden: &'a [usize],
     #[serde(skip_serializing_if = "Option::is_none")]
     arch: Option<&'a str>,
@@ -723,7 +522,7 @@ impl<'a> Canonical<'a> {
         } = channel_options;
         Canonical {
             data,
-            channel,
+            channel: channel.canonical_name(),
             hidden,
             arch: arch.as_deref(),
             activation: *activation,
