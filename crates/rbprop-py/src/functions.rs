@@ -11,7 +11,7 @@ use pyo3::types::{PyDict, PyList};
 use rbprop::channel::registry::CHANNELS;
 use rbprop::config::{Device, TrainConfig};
 use rbprop::data::{Dataset, Split};
-use rbprop::dynamics::input::Moments;
+use rbprop::dynamics::input::{Moments, Numbers};
 use rbprop::dynamics::report;
 use rbprop::dynamics::solve::Integration;
 use rbprop::dynamics::systems::Algo;
@@ -301,11 +301,8 @@ fn algo(name: &str) -> PyResult<Algo> {
         .map_err(|e: String| PyValueError::new_err(format!("algo: {e}")))
 }
 
-fn numbers(v: &[f64]) -> String {
-    v.iter()
-        .map(|x| format!("{x:e}"))
-        .collect::<Vec<_>>()
-        .join(",")
+fn numbers(v: &[f64]) -> Numbers {
+    Numbers(v.to_vec())
 }
 
 fn moments(alpha: f64, beta: f64) -> Moments {
@@ -316,19 +313,21 @@ fn moments(alpha: f64, beta: f64) -> Moments {
     }
 }
 
-fn integration(t_end: f64, method: String, step: f64, rtol: f64) -> Integration {
-    Integration {
+fn integration(t_end: f64, method: &str, step: f64, rtol: f64) -> PyResult<Integration> {
+    Ok(Integration {
         t_end,
-        method,
+        method: method
+            .parse()
+            .map_err(|e: String| PyValueError::new_err(format!("method: {e}")))?,
         step,
         rtol,
-    }
+    })
 }
 
 /// The linear chain A[1,…,1] of paper §3 (see `rbp dynamics chain`).
 #[pyfunction]
 #[pyo3(signature = (start, algo="rbp", c=None, mu=1.0, signed_power=false, adaptive=false,
-    alpha=1.0, beta=1.0, t_end=1000.0, method="auto".to_string(), step=1e-3, rtol=1e-10))]
+    alpha=1.0, beta=1.0, t_end=1000.0, method="auto", step=1e-3, rtol=1e-10))]
 #[allow(clippy::too_many_arguments)]
 fn dynamics_chain<'py>(
     py: Python<'py>,
@@ -341,7 +340,7 @@ fn dynamics_chain<'py>(
     alpha: f64,
     beta: f64,
     t_end: f64,
-    method: String,
+    method: &str,
     step: f64,
     rtol: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -350,11 +349,11 @@ fn dynamics_chain<'py>(
         algo: self::algo(algo)?,
         c: c.as_deref().map(numbers),
         from: numbers(&start),
-        mu: format!("{mu:e}"),
+        mu,
         signed_power,
         adaptive,
         moments: moments(alpha, beta),
-        integration: integration(t_end, method, step, rtol),
+        integration: integration(t_end, method, step, rtol)?,
     };
     let mut text = Vec::new();
     let r = py
@@ -382,7 +381,7 @@ fn dynamics_chain<'py>(
 /// A[1,N,1] (see `rbp dynamics wide`).
 #[pyfunction]
 #[pyo3(signature = (n, algo="rbp", c=None, start=None, seed=1, alpha=1.0, beta=1.0,
-    t_end=1000.0, method="auto".to_string(), step=1e-3, rtol=1e-10))]
+    t_end=1000.0, method="auto", step=1e-3, rtol=1e-10))]
 #[allow(clippy::too_many_arguments)]
 fn dynamics_wide<'py>(
     py: Python<'py>,
@@ -394,7 +393,7 @@ fn dynamics_wide<'py>(
     alpha: f64,
     beta: f64,
     t_end: f64,
-    method: String,
+    method: &str,
     step: f64,
     rtol: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
@@ -405,7 +404,7 @@ fn dynamics_wide<'py>(
         from: start.as_deref().map(numbers),
         seed,
         moments: moments(alpha, beta),
-        integration: integration(t_end, method, step, rtol),
+        integration: integration(t_end, method, step, rtol)?,
     };
     let mut text = Vec::new();
     let r = py
@@ -507,7 +506,7 @@ fn dynamics_general<'py>(
     t_end: f64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let o = report::GeneralOptions {
-        sizes: format!("{},{},{}", sizes.0, sizes.1, sizes.2),
+        sizes: numbers(&[sizes.0 as f64, sizes.1 as f64, sizes.2 as f64]),
         algo: self::algo(algo)?,
         stats: None,
         seed,

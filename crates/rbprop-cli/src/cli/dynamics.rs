@@ -4,9 +4,9 @@
 use super::Out;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Subcommand};
-use rbprop::dynamics::input::Moments;
+use rbprop::dynamics::input::{Moments, Number, Numbers};
 use rbprop::dynamics::report::{self, *};
-use rbprop::dynamics::solve::Integration;
+use rbprop::dynamics::solve::{Integration, Method};
 use rbprop::dynamics::systems::Algo;
 use std::path::PathBuf;
 
@@ -56,7 +56,7 @@ pub struct Common {
     /// stiff), dopri (Dormand-Prince only), rosenbrock (the implicit Rosenbrock 2(3) of ode23s)
     /// or rk4 (fixed step --step).
     #[arg(long, default_value = "auto")]
-    pub method: String,
+    pub method: Method,
     /// Step of rk4 (at most 1e7 steps to --t-end).
     #[arg(long, default_value_t = 1e-3)]
     pub step: f64,
@@ -75,14 +75,14 @@ pub struct ChainArgs {
     pub algo: Algo,
     /// Channel weights: RBP c_2..c_L, SRBP c_1..c_(L−1) (one value is repeated) [default: 1].
     #[arg(long, value_name = "C,…", allow_hyphen_values = true)]
-    pub c: Option<String>,
+    pub c: Option<Numbers>,
     /// Starting weights a_1,…,a_L.
     #[arg(long, value_name = "A1,A2,…", allow_hyphen_values = true)]
-    pub from: String,
+    pub from: Numbers,
     /// Hidden non-linearity f(x) = x^μ (A[1,1,1] only; fractions like 1/3 allowed): the plain
     /// power for integer μ (x² is even), the real odd root for μ = 1/k with k odd.
     #[arg(long, default_value = "1")]
-    pub mu: String,
+    pub mu: Number,
     /// Read x^μ as sign(x)|x|^μ instead (odd for every μ; any μ > 0).
     #[arg(long)]
     pub signed_power: bool,
@@ -110,7 +110,7 @@ pub struct FieldArgs {
     pub grid: usize,
     /// Starting points of drawn trajectories, `a1,a2` (repeatable) [default: six starts].
     #[arg(long = "start", value_name = "A1,A2", allow_hyphen_values = true)]
-    pub starts: Vec<String>,
+    pub starts: Vec<Numbers>,
     /// Output file (.svg or .png).
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
@@ -125,10 +125,10 @@ pub struct WideArgs {
     pub algo: Algo,
     /// Channel weights c_1..c_N [default: seeded N(0,1)].
     #[arg(long, value_name = "C,…", allow_hyphen_values = true)]
-    pub c: Option<String>,
+    pub c: Option<Numbers>,
     /// Start a_1..a_N,b_1..b_N [default: seeded N(0, 0.25)].
     #[arg(long, value_name = "…", allow_hyphen_values = true)]
-    pub from: Option<String>,
+    pub from: Option<Numbers>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     #[command(flatten)]
@@ -144,10 +144,10 @@ pub struct AutoencoderArgs {
     pub algo: Algo,
     /// Channel vector c [default: seeded N(0,1)].
     #[arg(long, value_name = "C,…", allow_hyphen_values = true)]
-    pub c: Option<String>,
+    pub c: Option<Numbers>,
     /// Start a (N values) then b (N values) [default: seeded N(0, 0.25)].
     #[arg(long, value_name = "…", allow_hyphen_values = true)]
-    pub from: Option<String>,
+    pub from: Option<Numbers>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     #[arg(long, default_value_t = 1000.0)]
@@ -158,7 +158,7 @@ pub struct AutoencoderArgs {
 pub struct GeneralArgs {
     /// N0,N1,N2.
     #[arg(long, default_value = "4,2,3")]
-    pub sizes: String,
+    pub sizes: Numbers,
     #[arg(long, default_value = "rbp", value_parser = algo())]
     pub algo: Algo,
     /// CSV of samples: N0 input columns then N2 target columns; Σ_II and Σ_TI are estimated
@@ -186,7 +186,7 @@ pub struct SgdArgs {
     pub noise: f64,
     /// Start a1,a2.
     #[arg(long, default_value = "0.5,0.5", allow_hyphen_values = true)]
-    pub from: String,
+    pub from: Numbers,
     /// Learning rate η (ODE time t = η·examples).
     #[arg(long, default_value_t = 1e-3)]
     pub eta: f64,
@@ -210,8 +210,9 @@ pub fn run(cmd: DynamicsCommand) -> anyhow::Result<()> {
     match cmd {
         DynamicsCommand::Chain(a) => {
             let (moments, integration) = a.common.split();
-            let o = options!(a => ChainOptions { length, algo, c, from, mu, signed_power, adaptive }
-                moments, integration);
+            let mu = a.mu.0;
+            let o = options!(a => ChainOptions { length, algo, c, from, signed_power, adaptive }
+                mu, moments, integration);
             report::chain(&o, out).map(drop)
         }
         DynamicsCommand::Field(a) => {

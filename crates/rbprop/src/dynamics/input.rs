@@ -39,15 +39,62 @@ pub fn parse_number(s: &str) -> Result<f64, String> {
     s.parse().map_err(|e| format!("{e}"))
 }
 
-/// Parses `1,2.5,-3` (fractions like 1/3 allowed; every value finite); errors name `what`.
-pub fn parse_numbers(text: &str, what: &str) -> ReportResult<Vec<f64>> {
-    text.split(',')
-        .map(|s| {
-            let v = parse_number(s.trim())
-                .map_err(|e| ReportError::Invalid(format!("{what}: `{s}` is not a number: {e}")))?;
-            Ok(finite(what, v)?)
-        })
-        .collect()
+/// A list of numbers as typed: `1,2.5,-3`, fractions like `1/3` allowed. Parsed once, where it
+/// is read (a flag, a Python argument); a report checks that every value is finite and names
+/// its option if not ([`Numbers::finite`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Numbers(pub Vec<f64>);
+
+impl Numbers {
+    /// The values, each finite, else an error naming `flag`.
+    pub fn finite(&self, flag: &str) -> Result<Vec<f64>, Error> {
+        self.0.iter().map(|&v| finite(flag, v)).collect()
+    }
+}
+
+impl std::str::FromStr for Numbers {
+    type Err = String;
+    /// The error is the reason alone: `` `x` is not a number: invalid float literal``.
+    fn from_str(text: &str) -> Result<Self, String> {
+        text.split(',')
+            .map(|s| {
+                parse_number(s.trim())
+                    .map_err(|e| format!("`{}` is not a number: {e}", crate::error::bounded(s)))
+            })
+            .collect::<Result<_, _>>()
+            .map(Numbers)
+    }
+}
+
+/// Comma-separated, each value as Rust writes it (read back to the same bits).
+impl std::fmt::Display for Numbers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|v| format!("{v:?}")).collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl From<Vec<f64>> for Numbers {
+    fn from(v: Vec<f64>) -> Self {
+        Numbers(v)
+    }
+}
+
+/// One number as typed: a float or a fraction `a/b` (`--mu 1/3`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Number(pub f64);
+
+impl std::str::FromStr for Number {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        parse_number(text.trim()).map(Number)
+    }
+}
+
+impl std::fmt::Display for Number {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
 }
 
 /// `v` if it is finite, else an error naming `flag`.
@@ -214,22 +261,17 @@ mod tests {
 
     #[test]
     fn numbers_take_fractions_and_errors_name_the_option() {
-        assert_eq!(
-            parse_numbers("1, 2/4,-3", "--from").unwrap(),
-            [1.0, 0.5, -3.0]
-        );
         assert_eq!(parse_number("1/3").unwrap(), 1.0 / 3.0);
-        let e = |t: &str| parse_numbers(t, "--from").unwrap_err().to_string();
+        let n: Numbers = "1, 2/4,-3,1e-300".parse().unwrap();
+        assert_eq!(n.0, [1.0, 0.5, -3.0, 1e-300]);
+        assert_eq!(n.to_string().parse::<Numbers>().unwrap(), n);
+        let e = |t: &str| t.parse::<Numbers>().unwrap_err();
+        assert_eq!(e("1,x"), "`x` is not a number: invalid float literal");
+        assert_eq!(e("1,1/0"), "`1/0` is not a number: division by zero");
+        assert_eq!("1/3".parse::<Number>().unwrap().0, 1.0 / 3.0);
+        let inf: Numbers = "1,inf".parse().unwrap();
         assert_eq!(
-            e("1,x"),
-            "--from: `x` is not a number: invalid float literal"
-        );
-        assert_eq!(
-            e("1,1/0"),
-            "--from: `1/0` is not a number: division by zero"
-        );
-        assert_eq!(
-            e("1,inf"),
+            inf.finite("--from").unwrap_err().to_string(),
             "invalid value for `--from`: must be a finite number, got inf"
         );
         assert_eq!(

@@ -3,22 +3,22 @@
 //! result as text to a `&mut dyn Write`, line by line, so that what was found before a failure
 //! is shown before the error. Each report also returns its numbers.
 //!
-//! Lists of numbers in the options (`from`, `c`, …) are text as typed on a command line:
-//! comma-separated, fractions like `1/3` allowed ([`super::input::parse_numbers`]); they are
-//! parsed and checked in a fixed order, so that the first invalid option is the one reported.
+//! Options are typed values, parsed where they are read (lists of numbers are
+//! [`super::input::Numbers`], a method is a [`super::solve::Method`]); a report checks them in a
+//! fixed order, so that the first invalid option is the one reported.
 
 use super::field::{self, FieldSpec};
 use super::input::{
-    MAX_GRID, MAX_LENGTH, MAX_SGD_STEPS, MAX_SIZE, MAX_STEPS, MAX_UNITS, Moments, at_most,
-    end_time, finite, parse_number, parse_numbers, positive, read_samples, second_moments,
+    MAX_GRID, MAX_LENGTH, MAX_SGD_STEPS, MAX_SIZE, MAX_STEPS, MAX_UNITS, Moments, Numbers, at_most,
+    end_time, finite, positive, read_samples, second_moments,
 };
 use super::integrate::{Limits, System, solve};
 use super::predict::{Prediction, chain_c, predict_chain, stability_on_hyperbola};
 use super::sgd::simulate_a111;
-use super::solve::{Integration, describe, finished, max_diff, solve_to};
+use super::solve::{Integration, Method, describe, finished, max_diff, solve_to};
 use super::systems::{Algo, Autoencoder, Chain, General, Wide, power_kind};
 use crate::error::Error;
-use crate::report::{ReportError, ReportResult, ensure, outln};
+use crate::report::{ReportResult, ensure, outln};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -30,11 +30,11 @@ pub struct ChainOptions {
     /// Learning channel.
     pub algo: Algo,
     /// Channel weights: RBP c_2..c_L, SRBP c_1..c_(L−1); one value is repeated; default 1.
-    pub c: Option<String>,
+    pub c: Option<Numbers>,
     /// Starting weights a_1,…,a_L.
-    pub from: String,
-    /// Hidden non-linearity f(x) = x^μ (A\[1,1,1\] only; a number or a fraction).
-    pub mu: String,
+    pub from: Numbers,
+    /// Hidden non-linearity f(x) = x^μ (A\[1,1,1\] only).
+    pub mu: f64,
     /// Read x^μ as sign(x)|x|^μ.
     pub signed_power: bool,
     /// Adaptive channel (RBP only): c learns like the forward weight it stands for.
@@ -87,15 +87,14 @@ pub fn chain(o: &ChainOptions, out: &mut dyn Write) -> ReportResult<ChainReport>
         format!("--length must be ≥ 2 (A[1,1,1] has length 2), got {l}")
     })?;
     at_most("--length", l, MAX_LENGTH)?;
-    let mu = parse_number(&o.mu).map_err(|e| ReportError::Invalid(format!("--mu: {e}")))?;
-    let mu = finite("--mu", mu)?;
+    let mu = finite("--mu", o.mu)?;
     ensure(mu == 1.0 || l == 2, || {
         "--mu is defined for A[1,1,1] (--length 2)".into()
     })?;
     if mu != 1.0 {
         power_kind(mu, o.signed_power).map_err(|e| Error::config("--mu", e))?;
     }
-    let from = parse_numbers(&o.from, "--from")?;
+    let from = o.from.finite("--from")?;
     ensure(from.len() == l, || {
         format!("--from needs {l} values a_1..a_{l}, got {}", from.len())
     })?;
@@ -108,7 +107,7 @@ pub fn chain(o: &ChainOptions, out: &mut dyn Write) -> ReportResult<ChainReport>
     }
     let (alpha, beta) = o.moments.resolve(mu, o.signed_power)?;
     let given = match &o.c {
-        Some(s) => parse_numbers(s, "--c")?,
+        Some(c) => c.finite("--c")?,
         None => vec![1.0],
     };
     ensure(given.len() == 1 || given.len() == l - 1, || {
@@ -160,7 +159,7 @@ pub fn chain(o: &ChainOptions, out: &mut dyn Write) -> ReportResult<ChainReport>
         describe(traj.outcome),
         traj.times.len() - 1
     )?;
-    finished(&traj, &o.integration.method)?;
+    finished(&traj, o.integration.method)?;
     outln!(
         out,
         "           P = {:.12}   α/β = {:.12}",
@@ -237,7 +236,7 @@ pub struct FieldOptions {
     /// Arrows per axis, at most [`MAX_GRID`].
     pub grid: usize,
     /// Starting points of drawn trajectories, each `a1,a2`; none: six starts scaled to the range.
-    pub starts: Vec<String>,
+    pub starts: Vec<Numbers>,
     /// Output file (.svg or .png).
     pub out: PathBuf,
 }
@@ -273,7 +272,7 @@ pub fn field(o: &FieldOptions, out: &mut dyn Write) -> ReportResult<()> {
         o.starts
             .iter()
             .map(|s| {
-                let v = parse_numbers(s, "--start")?;
+                let v = s.finite("--start")?;
                 ensure(v.len() == 2, || "--start takes a1,a2".into())?;
                 Ok((v[0], v[1]))
             })
@@ -303,19 +302,19 @@ pub fn seeded(n: usize, sd: f64, seed: u64, name: &str) -> Vec<f64> {
 /// default seeded N(0, 0.25)) of the A\[1,N,1\] and autoencoder systems.
 fn channel_and_start(
     n: usize,
-    c: Option<&str>,
-    from: Option<&str>,
+    c: Option<&Numbers>,
+    from: Option<&Numbers>,
     seed: u64,
 ) -> ReportResult<(Vec<f64>, Vec<f64>)> {
     ensure(n >= 1, || "--n must be ≥ 1".into())?;
     at_most("--n", n, MAX_UNITS)?;
     let c = match c {
-        Some(s) => parse_numbers(s, "--c")?,
+        Some(c) => c.finite("--c")?,
         None => seeded(n, 1.0, seed, "dynamics/c"),
     };
     ensure(c.len() == n, || format!("--c needs {n} values"))?;
     let y0 = match from {
-        Some(s) => parse_numbers(s, "--from")?,
+        Some(f) => f.finite("--from")?,
         None => seeded(2 * n, 0.5, seed, "dynamics/start"),
     };
     ensure(y0.len() == 2 * n, || {
@@ -331,9 +330,9 @@ pub struct WideOptions {
     pub n: usize,
     pub algo: Algo,
     /// Channel weights c_1..c_N; default seeded N(0, 1).
-    pub c: Option<String>,
+    pub c: Option<Numbers>,
     /// Start a_1..a_N, b_1..b_N; default seeded N(0, 0.25).
-    pub from: Option<String>,
+    pub from: Option<Numbers>,
     pub seed: u64,
     pub moments: Moments,
     pub integration: Integration,
@@ -354,7 +353,7 @@ pub struct WideReport {
 pub fn wide(o: &WideOptions, out: &mut dyn Write) -> ReportResult<WideReport> {
     let n = o.n;
     let (alpha, beta) = o.moments.resolve(1.0, false)?;
-    let (c, y0) = channel_and_start(n, o.c.as_deref(), o.from.as_deref(), o.seed)?;
+    let (c, y0) = channel_and_start(n, o.c.as_ref(), o.from.as_ref(), o.seed)?;
     let sys = Wide {
         alpha,
         beta,
@@ -362,7 +361,7 @@ pub fn wide(o: &WideOptions, out: &mut dyn Write) -> ReportResult<WideReport> {
         c,
     };
     let traj = o.integration.integrate(&sys, &y0)?;
-    finished(&traj, &o.integration.method)?;
+    finished(&traj, o.integration.method)?;
     let (a, b) = traj.end().split_at(n);
     let sum: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
     outln!(
@@ -399,9 +398,9 @@ pub struct AutoencoderOptions {
     pub n: usize,
     pub algo: Algo,
     /// Channel vector c; default seeded N(0, 1).
-    pub c: Option<String>,
+    pub c: Option<Numbers>,
     /// Start a (N values) then b (N values); default seeded N(0, 0.25).
-    pub from: Option<String>,
+    pub from: Option<Numbers>,
     pub seed: u64,
     /// End time (automatic method, tolerance 1e-10).
     pub t_end: f64,
@@ -418,13 +417,13 @@ pub fn cosine(x: &[f64], y: &[f64]) -> f64 {
 pub fn autoencoder(o: &AutoencoderOptions, out: &mut dyn Write) -> ReportResult<f64> {
     let n = o.n;
     let t_end = end_time("--t-end", o.t_end)?;
-    let (c, y0) = channel_and_start(n, o.c.as_deref(), o.from.as_deref(), o.seed)?;
+    let (c, y0) = channel_and_start(n, o.c.as_ref(), o.from.as_ref(), o.seed)?;
     let sys = Autoencoder {
         algo: o.algo,
         c: c.clone(),
     };
     let traj = solve_to(&sys, &y0, t_end, 1e-10, 1e-12);
-    finished(&traj, "auto")?;
+    finished(&traj, Method::Auto)?;
     let (av, bv) = traj.end().split_at(n);
     outln!(
         out,
@@ -453,7 +452,7 @@ pub fn autoencoder(o: &AutoencoderOptions, out: &mut dyn Write) -> ReportResult<
 #[derive(Clone, Debug)]
 pub struct GeneralOptions {
     /// `N0,N1,N2`, each in 1..=[`MAX_SIZE`].
-    pub sizes: String,
+    pub sizes: Numbers,
     pub algo: Algo,
     /// CSV of samples (N0 input then N2 target columns) to estimate Σ_II and Σ_TI from;
     /// default synthetic: Σ_II = Id, Σ_TI = a seeded N(0, 1) matrix M (T = M·I + noise).
@@ -476,7 +475,7 @@ pub struct GeneralReport {
 /// Integrates A\[N0,N1,N2\] from a seeded start and prints the product B·A at the start and the
 /// end, and the speed left at the end.
 pub fn general(o: &GeneralOptions, out: &mut dyn Write) -> ReportResult<GeneralReport> {
-    let s = parse_numbers(&o.sizes, "--sizes")?;
+    let s = o.sizes.finite("--sizes")?;
     ensure(
         s.len() == 3 && s.iter().all(|v| *v >= 1.0 && v.fract() == 0.0),
         || "--sizes takes N0,N1,N2".into(),
@@ -509,7 +508,7 @@ pub fn general(o: &GeneralOptions, out: &mut dyn Write) -> ReportResult<GeneralR
     };
     let y0 = seeded(n1 * n0 + n2 * n1, 0.3, o.seed, "dynamics/start");
     let traj = solve_to(&sys, &y0, t_end, 1e-9, 1e-11);
-    finished(&traj, "auto")?;
+    finished(&traj, Method::Auto)?;
     let report = GeneralReport {
         start: sys.product(&y0),
         end: sys.product(traj.end()),
@@ -551,7 +550,7 @@ pub struct SgdOptions {
     /// Standard deviation of the target noise, ≥ 0.
     pub noise: f64,
     /// Start `a1,a2`.
-    pub from: String,
+    pub from: Numbers,
     /// Learning rate η > 0 (ODE time t = η·examples).
     pub eta: f64,
     /// ODE time to simulate (at most [`MAX_SGD_STEPS`] examples).
@@ -570,7 +569,7 @@ pub struct SgdRow {
 /// Runs the per-example rule and prints it every 1/20 of the time next to the ODE's solution,
 /// then the largest deviation. Returns the rows.
 pub fn sgd(o: &SgdOptions, out: &mut dyn Write) -> ReportResult<Vec<SgdRow>> {
-    let from = parse_numbers(&o.from, "--from")?;
+    let from = o.from.finite("--from")?;
     ensure(from.len() == 2, || "--from takes a1,a2".into())?;
     finite("--alpha", o.alpha)?;
     positive("--beta", o.beta)?;
@@ -649,7 +648,7 @@ pub fn sgd(o: &SgdOptions, out: &mut dyn Write) -> ReportResult<Vec<SgdRow>> {
             ..Limits::default()
         };
         let ode = solve(&sys, &from, 1e-10, 1e-12, &limits);
-        finished(&ode, "auto")?;
+        finished(&ode, Method::Auto)?;
         let e = ode.end();
         worst = worst.max(max_diff(&[a1, a2], &e[..2]));
         outln!(
@@ -682,8 +681,8 @@ mod tests {
             length: 2,
             algo: Algo::Rbp,
             c: None,
-            from: from.into(),
-            mu: "1".into(),
+            from: from.parse().unwrap(),
+            mu: 1.0,
             signed_power: false,
             adaptive: false,
             moments: Moments::default(),
@@ -734,7 +733,7 @@ mod tests {
         assert_eq!(
             e(ChainOptions {
                 length: 1,
-                ..chain_from("x")
+                ..chain_from("1")
             }),
             "--length must be ≥ 2 (A[1,1,1] has length 2), got 1"
         );
@@ -744,15 +743,15 @@ mod tests {
         );
         assert_eq!(
             e(ChainOptions {
-                mu: "1/0".into(),
-                ..chain_from("x")
+                mu: f64::NAN,
+                ..chain_from("1,1")
             }),
-            "--mu: division by zero"
+            "invalid value for `--mu`: must be a finite number, got NaN"
         );
         let mut out = Vec::new();
         let blow_up = ChainOptions {
             integration: Integration {
-                method: "rk4".into(),
+                method: Method::Rk4,
                 step: 1.0,
                 ..Integration::default()
             },
@@ -811,7 +810,7 @@ mod tests {
     fn general_bp_with_a_wide_hidden_layer_learns_the_target_map() {
         // Σ_II = Id and N1 = N0: the least-squares fixed point of BP is B·A = Σ_TI = M
         let o = GeneralOptions {
-            sizes: "3,3,2".into(),
+            sizes: "3,3,2".parse().unwrap(),
             algo: Algo::Bp,
             stats: None,
             seed: 5,
@@ -823,7 +822,7 @@ mod tests {
         assert!(r.speed < 1e-8, "{}", r.speed);
         let e = general(
             &GeneralOptions {
-                sizes: "3,2".into(),
+                sizes: "3,2".parse().unwrap(),
                 ..o
             },
             &mut Vec::new(),
@@ -839,7 +838,7 @@ mod tests {
             beta: 1.0,
             c: 1.0,
             noise: 0.5,
-            from: "0.5,0.5".into(),
+            from: "0.5,0.5".parse().unwrap(),
             eta: 1e-3,
             time: 10.0,
             seed: 1,
@@ -878,7 +877,7 @@ mod tests {
             c: -0.8,
             range: 3.0,
             grid: 5,
-            starts: vec!["0.5,-0.5".into()],
+            starts: vec!["0.5,-0.5".parse().unwrap()],
             out: path.clone(),
         };
         let mut out = Vec::new();
@@ -886,7 +885,7 @@ mod tests {
         assert_eq!(text(out), format!("wrote {}\n", path.display()));
         assert!(std::fs::read_to_string(&path).unwrap().contains("</svg>"));
         let bad = FieldOptions {
-            starts: vec!["1".into()],
+            starts: vec!["1".parse().unwrap()],
             ..o
         };
         let e = field(&bad, &mut Vec::new()).unwrap_err().to_string();

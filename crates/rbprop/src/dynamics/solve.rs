@@ -12,22 +12,68 @@ pub struct Integration {
     /// Integrate up to this time (at most [`super::input::MAX_T_END`]) unless the system
     /// converges first.
     pub t_end: f64,
-    /// `auto` (Dormand-Prince 5(4), handing over to Rosenbrock when the system turns stiff),
-    /// `dopri` (Dormand-Prince only), `rosenbrock` (the implicit Rosenbrock 2(3) of ode23s) or
-    /// `rk4` (fixed step [`Integration::step`]). Checked by [`Integration::limits`], after the
-    /// end time and the tolerance.
-    pub method: String,
+    /// The integrator.
+    pub method: Method,
     /// Step of rk4 (at most [`MAX_STEPS`] steps to the end time).
     pub step: f64,
     /// Relative tolerance of the adaptive methods, in [1e-14, 0.1]; the absolute one is 1% of it.
     pub rtol: f64,
 }
 
+/// An integrator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Method {
+    /// Dormand-Prince 5(4), handing over to Rosenbrock when the system turns stiff.
+    #[default]
+    Auto,
+    /// Dormand-Prince 5(4) only.
+    Dopri,
+    /// The implicit Rosenbrock 2(3) of ode23s.
+    Rosenbrock,
+    /// Classical Runge-Kutta with the fixed step [`Integration::step`].
+    Rk4,
+}
+
+impl Method {
+    pub const ALL: [Method; 4] = [Method::Auto, Method::Dopri, Method::Rosenbrock, Method::Rk4];
+
+    /// The name a flag takes: `auto`, `dopri`, `rosenbrock`, `rk4`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Auto => "auto",
+            Method::Dopri => "dopri",
+            Method::Rosenbrock => "rosenbrock",
+            Method::Rk4 => "rk4",
+        }
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "must be auto, dopri, rosenbrock or rk4, got `{}`",
+                    crate::error::bounded(s)
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 impl Default for Integration {
     fn default() -> Self {
         Integration {
             t_end: 1000.0,
-            method: "auto".into(),
+            method: Method::Auto,
             step: 1e-3,
             rtol: 1e-10,
         }
@@ -36,7 +82,7 @@ impl Default for Integration {
 
 impl Integration {
     /// The integration limits, every setting checked (errors name `--t-end`, `--rtol`,
-    /// `--method`, `--step`).
+    /// `--step`).
     pub fn limits(&self) -> Result<Limits, Error> {
         let t_end = end_time("--t-end", self.t_end)?;
         let rtol = finite("--rtol", self.rtol)?;
@@ -48,25 +94,16 @@ impl Integration {
                 ),
             ));
         }
-        match self.method.as_str() {
-            "auto" | "dopri" | "rosenbrock" => {}
-            "rk4" => {
-                let h = positive("--step", self.step)?;
-                let steps = t_end / h;
-                if steps > MAX_STEPS as f64 {
-                    return Err(Error::config(
-                        "--step",
-                        format!(
-                            "--t-end / --step = {steps:.3e} steps exceed the limit of {MAX_STEPS}; \
-                             take a larger --step or a smaller --t-end"
-                        ),
-                    ));
-                }
-            }
-            m => {
+        if self.method == Method::Rk4 {
+            let h = positive("--step", self.step)?;
+            let steps = t_end / h;
+            if steps > MAX_STEPS as f64 {
                 return Err(Error::config(
-                    "--method",
-                    format!("must be auto, dopri, rosenbrock or rk4, got `{m}`"),
+                    "--step",
+                    format!(
+                        "--t-end / --step = {steps:.3e} steps exceed the limit of {MAX_STEPS}; \
+                         take a larger --step or a smaller --t-end"
+                    ),
                 ));
             }
         }
@@ -82,11 +119,11 @@ impl Integration {
     pub fn integrate(&self, sys: &impl System, y0: &[f64]) -> Result<Trajectory, Error> {
         let limits = self.limits()?;
         let (rtol, atol) = (self.rtol, self.rtol * 1e-2);
-        Ok(match self.method.as_str() {
-            "dopri" => dopri5(sys, y0, rtol, atol, &limits),
-            "rosenbrock" => rosenbrock(sys, y0, rtol, atol, &limits),
-            "rk4" => rk4(sys, y0, self.step, &limits, 100),
-            _ => solve(sys, y0, rtol, atol, &limits),
+        Ok(match self.method {
+            Method::Dopri => dopri5(sys, y0, rtol, atol, &limits),
+            Method::Rosenbrock => rosenbrock(sys, y0, rtol, atol, &limits),
+            Method::Rk4 => rk4(sys, y0, self.step, &limits, 100),
+            Method::Auto => solve(sys, y0, rtol, atol, &limits),
         })
     }
 }
@@ -105,7 +142,7 @@ pub fn solve_to(sys: &impl System, y0: &[f64], t_end: f64, rtol: f64, atol: f64)
 /// `Ok` if the trajectory converged or reached its end time; otherwise an
 /// [`Error::Integration`] saying what stopped it, with a hint for `method` (the method's
 /// name as in [`Integration::method`]).
-pub fn finished(traj: &Trajectory, method: &str) -> Result<(), Error> {
+pub fn finished(traj: &Trajectory, method: Method) -> Result<(), Error> {
     let t = traj.t_end();
     let steps = traj.times.len() - 1;
     let (problem, hint) = match traj.outcome {
@@ -115,7 +152,7 @@ pub fn finished(traj: &Trajectory, method: &str) -> Result<(), Error> {
                 "the trajectory blew up at t = {t:.6e} after {steps} steps (a weight exceeded \
                  1e12 in magnitude or became NaN/infinite); nothing to compare with a prediction"
             ),
-            if method == "rk4" {
+            if method == Method::Rk4 {
                 "a fixed step beyond the stability limit of a stiff system blows up: take a \
                  smaller --step or --method auto"
             } else {
@@ -193,9 +230,9 @@ mod tests {
 
     #[test]
     fn every_method_ends_on_the_hyperbola_a1_a2_equals_alpha_over_beta() {
-        for method in ["auto", "dopri", "rosenbrock", "rk4"] {
+        for method in Method::ALL {
             let settings = Integration {
-                method: method.into(),
+                method,
                 step: 1e-2,
                 t_end: 200.0,
                 ..Integration::default()
@@ -211,12 +248,12 @@ mod tests {
     fn bad_settings_and_a_blow_up_are_errors_naming_the_flag() {
         let e = |s: Integration| s.limits().unwrap_err().to_string();
         assert_eq!(
-            e(Integration {
-                method: "euler".into(),
-                ..Integration::default()
-            }),
-            "invalid value for `--method`: must be auto, dopri, rosenbrock or rk4, got `euler`"
+            "euler".parse::<Method>().unwrap_err(),
+            "must be auto, dopri, rosenbrock or rk4, got `euler`"
         );
+        for m in Method::ALL {
+            assert_eq!(m.to_string().parse::<Method>(), Ok(m));
+        }
         assert!(
             e(Integration {
                 rtol: 1.0,
@@ -224,23 +261,24 @@ mod tests {
             })
             .starts_with("invalid value for `--rtol`: must lie in [1e-14, 0.1]")
         );
-        // the t_end check comes before the method's
+        // the t_end check comes before the step's
         assert_eq!(
             e(Integration {
                 t_end: 0.0,
-                method: "euler".into(),
+                method: Method::Rk4,
+                step: 0.0,
                 ..Integration::default()
             }),
             "invalid value for `--t-end`: must be > 0, got 0"
         );
         let rk4 = Integration {
-            method: "rk4".into(),
+            method: Method::Rk4,
             step: 1.0,
             ..Integration::default()
         };
         let traj = rk4.integrate(&a111(1.0), &[3.0, 3.0]).unwrap();
         assert_eq!(describe(traj.outcome), "blew up");
-        let e = finished(&traj, "rk4").unwrap_err().to_string();
+        let e = finished(&traj, Method::Rk4).unwrap_err().to_string();
         assert!(e.contains("take a smaller --step or --method auto"), "{e}");
         assert!(max_diff(&[1.0, f64::NAN], &[1.0, 2.0]).is_nan());
         assert_eq!(max_diff(&[1.0, 5.0], &[1.5, 3.0]), 2.0);
