@@ -233,16 +233,11 @@ fn reproduce(
         ));
     }
     let exp = Experiment::load(&config).map_err(py_err)?;
-    let device = match device.as_deref() {
-        None => None,
-        Some("cpu") => Some(Device::Cpu),
-        Some("gpu") => Some(Device::Gpu),
-        Some(other) => {
-            return Err(PyValueError::new_err(format!(
-                "device must be \"cpu\" or \"gpu\", got \"{other}\""
-            )));
-        }
-    };
+    let device = device
+        .as_deref()
+        .map(str::parse::<Device>)
+        .transpose()
+        .map_err(PyValueError::new_err)?;
     if adapter.is_some() && device != Some(Device::Gpu) {
         return Err(PyValueError::new_err(
             "adapter chooses a GPU adapter: it needs device=\"gpu\"",

@@ -348,3 +348,97 @@ fn the_loop_check_finds_a_planted_loop_of_every_path_form() {
         ]
     );
 }
+
+/// Every `.rs` file under `dir`, with its text.
+fn sources(dir: &Path) -> Vec<(std::path::PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push((p.clone(), std::fs::read_to_string(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+/// Adding a backend, step 2 of docs/architecture.md: every type that implements the backend
+/// trait in a crate's sources runs the conformance suite in that crate's tests.
+#[test]
+fn every_backend_runs_the_conformance_suite() {
+    let mut backends = Vec::new();
+    for krate in crates() {
+        let dir = Path::new(ROOT).join("crates").join(&krate);
+        for (path, text) in sources(&dir.join("src")) {
+            for part in text.split("impl Backend for ").skip(1) {
+                let name: String = part
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect();
+                let tests = sources(&dir.join("tests"));
+                assert!(
+                    tests
+                        .iter()
+                        .any(|(_, t)| t.contains(&format!("conformance::all::<{name}>()"))),
+                    "{}: backend {name} does not run `conformance::all::<{name}>()` in {krate}/tests",
+                    path.display()
+                );
+                backends.push(name);
+            }
+        }
+    }
+    backends.sort();
+    assert_eq!(backends, ["Cpu", "Gpu"]);
+}
+
+/// The lists of places to touch in docs/architecture.md stay true: every file they name exists
+/// and every guard they name is a test of the workspace.
+#[test]
+fn the_places_to_touch_name_files_and_tests_that_exist() {
+    let doc = std::fs::read_to_string(format!("{ROOT}/docs/architecture.md")).unwrap();
+    let section = doc
+        .split("## Adding a setting, a backend or a channel")
+        .nth(1)
+        .expect("the places-to-touch section")
+        .split("\n## ")
+        .next()
+        .unwrap();
+    let all: Vec<String> = crates()
+        .iter()
+        .flat_map(|k| sources(&Path::new(ROOT).join("crates").join(k)))
+        .map(|(_, t)| t)
+        .collect();
+    let quoted: Vec<&str> = section.split('`').skip(1).step_by(2).collect();
+    let mut guards = 0;
+    for (i, q) in quoted.iter().enumerate() {
+        if q.starts_with("crates/") {
+            // `crates/x/src/{a,b}.rs` names a.rs and b.rs
+            let paths: Vec<String> = match (q.find('{'), q.find('}')) {
+                (Some(a), Some(b)) => q[a + 1..b]
+                    .split(',')
+                    .map(|m| format!("{}{m}{}", &q[..a], &q[b + 1..]))
+                    .collect(),
+                _ => vec![q.split(' ').next().unwrap().to_string()],
+            };
+            for p in paths {
+                let p = p.split("::").next().unwrap();
+                assert!(Path::new(ROOT).join(p).exists(), "{p} does not exist");
+            }
+        }
+        // a guard is quoted right after "guard:"
+        let before = section.split('`').nth(2 * i).unwrap_or("");
+        if before.trim_end().ends_with("guard:") {
+            let f = format!("fn {q}(");
+            assert!(all.iter().any(|t| t.contains(&f)), "no test `{q}`");
+            guards += 1;
+        }
+    }
+    assert!(guards >= 8, "{guards} guards found");
+}

@@ -53,24 +53,32 @@ impl<'de> Deserialize<'de> for Device {
 impl std::str::FromStr for Device {
     type Err = String;
     fn from_str(s: &str) -> std::result::Result<Self, String> {
-        match s {
-            "cpu" => Ok(Device::Cpu),
-            "gpu" => Ok(Device::Gpu),
-            other => Err(format!(
-                "device must be \"cpu\" or \"gpu\", got \"{}\"",
-                crate::error::bounded(other)
-            )),
-        }
+        Device::ALL
+            .into_iter()
+            .find(|d| d.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<String> = Device::NAMES.iter().map(|n| format!("\"{n}\"")).collect();
+                format!(
+                    "device must be {}, got \"{}\"",
+                    names.join(" or "),
+                    crate::error::bounded(s)
+                )
+            })
     }
 }
 
 impl Device {
+    /// Every device, in the order of [`Device::NAMES`].
+    pub const ALL: [Device; 2] = [Device::Cpu, Device::Gpu];
+    /// Their names on the command line and in files.
+    pub const NAMES: [&'static str; 2] = ["cpu", "gpu"];
+
     /// The name used on the command line and in files.
     pub fn name(self) -> &'static str {
-        match self {
-            Device::Cpu => "cpu",
-            Device::Gpu => "gpu",
-        }
+        Device::NAMES[match self {
+            Device::Cpu => 0,
+            Device::Gpu => 1,
+        }]
     }
 }
 
@@ -590,6 +598,18 @@ mod tests {
             "80d2d0117e11b07902c37feb008c801f7967e92408c447070d7c65e69dd237c1",
         ),
     ];
+
+    /// Every device reads back from its name (flags, files and Python parse names through
+    /// `Device::from_str`), and every name is a device's.
+    #[test]
+    fn device_names_read_back() {
+        assert_eq!(Device::ALL.len(), Device::NAMES.len());
+        for (d, n) in Device::ALL.into_iter().zip(Device::NAMES) {
+            assert_eq!((d.name(), n.parse::<Device>()), (n, Ok(d)));
+        }
+        let e = "tpu".parse::<Device>().unwrap_err();
+        assert_eq!(e, "device must be \"cpu\" or \"gpu\", got \"tpu\"");
+    }
 
     #[test]
     fn old_files_read_and_hash_as_before_and_write_flat() {

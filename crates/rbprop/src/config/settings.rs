@@ -162,7 +162,7 @@ impl FlagValue for Activation {
 }
 
 impl FlagValue for Device {
-    const CHOICES: Option<&'static [&'static str]> = Some(&["cpu", "gpu"]);
+    const CHOICES: Option<&'static [&'static str]> = Some(&Device::NAMES);
     fn parse_flag(text: &str, key: &str) -> Result<Self> {
         text.parse().map_err(|e: String| Error::config(key, e))
     }
