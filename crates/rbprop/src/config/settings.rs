@@ -87,32 +87,21 @@ impl FlagValue for String {
     }
 }
 
-impl FlagValue for usize {
-    fn parse_flag(text: &str, key: &str) -> Result<Self> {
-        number(text, key, "a whole number ≥ 0")
-    }
-    fn flag_text(&self) -> String {
-        self.to_string()
-    }
+/// Numbers: parsed by `FromStr`, written by `Display`.
+macro_rules! number_flags {
+    ($($ty:ty: $what:literal),*) => {$(
+        impl FlagValue for $ty {
+            fn parse_flag(text: &str, key: &str) -> Result<Self> {
+                number(text, key, $what)
+            }
+            fn flag_text(&self) -> String {
+                self.to_string()
+            }
+        }
+    )*};
 }
 
-impl FlagValue for u64 {
-    fn parse_flag(text: &str, key: &str) -> Result<Self> {
-        number(text, key, "a whole number ≥ 0")
-    }
-    fn flag_text(&self) -> String {
-        self.to_string()
-    }
-}
-
-impl FlagValue for f64 {
-    fn parse_flag(text: &str, key: &str) -> Result<Self> {
-        number(text, key, "a number")
-    }
-    fn flag_text(&self) -> String {
-        self.to_string()
-    }
-}
+number_flags!(usize: "a whole number ≥ 0", u64: "a whole number ≥ 0", f64: "a number");
 
 impl FlagValue for bool {
     const SWITCH: bool = true;
