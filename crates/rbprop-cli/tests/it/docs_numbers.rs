@@ -656,3 +656,247 @@ fn derived_claims_are_recomputed_from_the_committed_runs() {
         missing.join("\n")
     );
 }
+
+/// Per hidden layer, the values of `f` over `runs` at `epoch` (1-based; 0: the last).
+fn layer_values(
+    runs: &[&results::Record],
+    epoch: usize,
+    f: impl Fn(&rbprop::channel::diagnostics::LayerDiagnostics) -> f64,
+) -> Vec<Vec<f64>> {
+    let at = |r: &results::Record| {
+        let e = if epoch == 0 { r.metrics.len() } else { epoch };
+        r.metrics[e - 1].layers.clone().unwrap()
+    };
+    let n = at(runs[0]).len();
+    (0..n)
+        .map(|l| runs.iter().map(|r| f(&at(r)[l])).collect())
+        .collect()
+}
+
+/// Angles as the prose lists them: `58°, 60°, 56°, 41°`.
+fn degrees(v: &[f64]) -> String {
+    v.iter()
+        .map(|a| format!("{a:.0}°"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The alignment angles the prose of docs/reproducing.md quotes (δ to BP's δ, C to Wᵀ, per
+/// hidden layer, bottom first), each recomputed from the committed runs' diagnostics.
+#[test]
+fn angle_claims_are_recomputed_from_the_committed_runs() {
+    let doc = reproducing();
+    let mut missing = Vec::new();
+    let mut want = |q: String| {
+        if !doc.contains(&q) {
+            missing.push(q);
+        }
+    };
+    let delta = |exp: &str, row: &str, col: &str, seeds: &[u64], epoch: usize| {
+        layer_means(&cell(exp, row, col, seeds), epoch, |d| d.delta_angle)
+    };
+    // the quantized error signal at epoch 100: RBP by width, its fixed-α controls, SRBP, BP
+    let qe = |b: u32, col: &str| {
+        delta(
+            "quantized-error",
+            &format!("quantize-signal b={b}"),
+            col,
+            &[],
+            0,
+        )
+    };
+    want(format!(
+        "RBP 8 bits {}; RBP 4 bits {}; 2 bits {}",
+        degrees(&qe(8, "RBP")),
+        degrees(&qe(4, "RBP")),
+        degrees(&qe(2, "RBP"))
+    ));
+    let controls: Vec<f64> = [2, 3, 4]
+        .iter()
+        .flat_map(|b| {
+            ["0.01", "0.1"].map(|a| {
+                delta(
+                    "quantized-error-control",
+                    &format!("quantize-signal b={b}, α={a}"),
+                    "RBP",
+                    &[],
+                    0,
+                )
+            })
+        })
+        .flat_map(|l| l[..3].to_vec())
+        .collect();
+    want(format!(
+        "the fixed-α controls stay at {}° there",
+        range(&controls, 0)
+    ));
+    let acc = |b: u32, col: &str| {
+        mean_sd(&finals(&cell(
+            "quantized-error",
+            &format!("quantize-signal b={b}"),
+            col,
+            &[],
+        )))
+        .0
+    };
+    want(format!(
+        "keeps {}° at 4 bits ({:.2}) and {}° at 2 bits ({:.2}); BP, which chains like RBP but through Wᵀ, keeps {}° at 4 bits",
+        range(&qe(4, "SRBP"), 0),
+        acc(4, "SRBP"),
+        range(&qe(2, "SRBP"), 0),
+        acc(2, "SRBP"),
+        range(&qe(4, "BP"), 0)
+    ));
+    // quantized updates: float updates at a constant rate, 4-bit nearest, 4-bit stochastic
+    let float = |col: &str, epoch: usize| {
+        delta(
+            "quantized-update-control",
+            "float updates, constant lr",
+            col,
+            &[],
+            epoch,
+        )
+    };
+    let qu = |row: &str, col: &str, epoch: usize| delta("quantized-update", row, col, &[], epoch);
+    want(format!(
+        "RBP's δ aligns, from {}° at epoch 1 to {} at epoch 100 (hidden layers 1–4, bottom first; SRBP {}° → {}°)",
+        range(&float("RBP", 1), 0),
+        degrees(&float("RBP", 0)),
+        range(&float("SRBP", 1), 0),
+        range(&float("SRBP", 0), 0)
+    ));
+    let b4 = "quantize-update b=4";
+    want(format!(
+        "RBP {}° → {}; SRBP {}° → {}°",
+        range(&qu(b4, "RBP", 1), 0),
+        degrees(&qu(b4, "RBP", 0)),
+        range(&qu(b4, "SRBP", 1), 0),
+        range(&qu(b4, "SRBP", 0), 0)
+    ));
+    let st = "quantize-update b=4, stochastic";
+    want(format!(
+        "(RBP {}; SRBP {}°)",
+        degrees(&qu(st, "RBP", 0)),
+        range(&qu(st, "SRBP", 0), 0)
+    ));
+    // "within a degree" of the float angles
+    for col in ["RBP", "SRBP"] {
+        let gap = qu(st, col, 0)
+            .iter()
+            .zip(float(col, 0))
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(gap < 1.0, "{col}: stochastic 4-bit δ {gap:.2}° from float");
+    }
+    // the scale control: its first hidden layer at epoch 100
+    let first = |a: &str, f: fn(&rbprop::channel::diagnostics::LayerDiagnostics) -> f64| {
+        let runs = cell(
+            "quantized-update-scale-control",
+            &format!("quantize-update b=4, α={a}"),
+            "RBP",
+            &[],
+        );
+        layer_means(&runs, 0, f)[0]
+    };
+    want(format!(
+        "its first hidden layer still rounds {:.1} % and {:.1} % of the per-example entries to zero and its δ stays {}° from BP's there",
+        100.0 * first("0.01", |d| d.update_zero.unwrap()),
+        100.0 * first("0.003", |d| d.update_zero.unwrap()),
+        range(
+            &[
+                first("0.01", |d| d.delta_angle),
+                first("0.003", |d| d.delta_angle)
+            ],
+            0
+        )
+    ));
+    // the alignment runs: where the angles start and end
+    let align = |row: &str, col: &str| cell("alignment", row, col, &[]);
+    let random = [
+        ("alignment", "RBP"),
+        ("alignment adaptive", "RBP"),
+        ("alignment", "SRBP"),
+        ("alignment adaptive", "SRBP"),
+    ];
+    let starts: Vec<f64> = random
+        .iter()
+        .flat_map(|(row, col)| layer_means(&align(row, col), 1, |d| d.delta_angle))
+        .collect();
+    want(format!(
+        "all δ angles start at {}° and fall",
+        range(&starts, 0)
+    ));
+    let rbp = align("alignment", "RBP");
+    let rd = layer_means(&rbp, 0, |d| d.delta_angle);
+    let rc = layer_means(&rbp, 0, |d| d.weight_angle.unwrap());
+    want(format!("({:.0}° for δ, {:.0}° for C)", rd[3], rc[3]));
+    want(format!(
+        "C stays at {}° from Wᵀ while δ comes to {}° from BP's",
+        range(&rc[..3], 0),
+        range(&rd[..3], 0)
+    ));
+    // the adaptive channels: per layer, how much nearer, in degrees and in sds
+    let nearer = |plain: &[&results::Record],
+                  adaptive: &[&results::Record],
+                  f: fn(&rbprop::channel::diagnostics::LayerDiagnostics) -> f64| {
+        layer_values(plain, 0, f)
+            .iter()
+            .zip(layer_values(adaptive, 0, f))
+            .map(|(p, a)| {
+                let ((mp, sp), (ma, sa)) = (mean_sd(p), mean_sd(&a));
+                (mp - ma, (mp - ma) / sp.max(sa))
+            })
+            .collect::<Vec<_>>()
+    };
+    let list = |v: &[f64]| {
+        let t: Vec<String> = v.iter().map(|x| format!("{x:.1}")).collect();
+        format!("{} and {}", t[..t.len() - 1].join(", "), t[t.len() - 1])
+    };
+    let arbp = align("alignment adaptive", "RBP");
+    let dd = nearer(&rbp, &arbp, |d| d.delta_angle);
+    let cc = nearer(&rbp, &arbp, |d| d.weight_angle.unwrap());
+    let (d_deg, d_k): (Vec<f64>, Vec<f64>) = dd.into_iter().unzip();
+    let (c_deg, c_k): (Vec<f64>, Vec<f64>) = cc.into_iter().unzip();
+    want(format!(
+        "ARBP's δ is {}° nearer BP's than RBP's (layers 1–4; {} times the larger sd) and its C {}° nearer Wᵀ ({} sds)",
+        list(&d_deg),
+        list(&d_k),
+        range(&c_deg, 1),
+        range(&c_k, 0).replace('–', " to ")
+    ));
+    let srbp = align("alignment", "SRBP");
+    let asrbp = align("alignment adaptive", "SRBP");
+    let (s_deg, s_k): (Vec<f64>, Vec<f64>) =
+        nearer(&srbp, &asrbp, |d| d.delta_angle).into_iter().unzip();
+    want(format!(
+        "ASRBP's δ is {:.1} and {:.1}° nearer than SRBP's in layers 3 and 4 ({:.1} and {:.1} sds), while in layers 1 and 2 the gaps ({:.1}°, {:.1}°) are within 1.5 sds",
+        s_deg[2], s_deg[3], s_k[2], s_k[3], s_deg[0], s_deg[1]
+    ));
+    assert!(s_k[..2].iter().all(|k| k.abs() < 1.5), "{s_k:?}");
+    // float updates at a constant rate against the alignment runs of the same seeds
+    let slash = |v: &[f64]| {
+        v.iter()
+            .map(|a| format!("{a:.1}"))
+            .collect::<Vec<_>>()
+            .join(" / ")
+    };
+    let seeds = [1, 2, 3];
+    let mut worst: f64 = 0.0;
+    let mut quote = Vec::new();
+    for col in ["RBP", "SRBP"] {
+        let c = float(col, 0);
+        let a = delta("alignment", "alignment", col, &seeds, 0);
+        worst = c
+            .iter()
+            .zip(&a)
+            .map(|(x, y)| (x - y).abs())
+            .fold(worst, f64::max);
+        quote.push(format!("{col} {}° against {}°", slash(&c), slash(&a)));
+    }
+    want(format!("within {worst:.1}° ({})", quote.join("; ")));
+    assert!(
+        missing.is_empty(),
+        "docs/reproducing.md does not quote what the runs give:\n{}",
+        missing.join("\n")
+    );
+}
