@@ -900,3 +900,124 @@ fn angle_claims_are_recomputed_from_the_committed_runs() {
         missing.join("\n")
     );
 }
+
+/// The census claims the prose quotes (the share of entries a quantizer rounds to zero or
+/// clips), each recomputed from the committed runs' diagnostics.
+#[test]
+fn census_claims_are_recomputed_from_the_committed_runs() {
+    use rbprop::channel::diagnostics::LayerDiagnostics;
+    let doc = reproducing();
+    let mut missing = Vec::new();
+    let mut want = |q: String| {
+        if !doc.contains(&q) {
+            missing.push(q);
+        }
+    };
+    // per hidden layer, the mean over the seeds, in %, at `epoch` (0: the last)
+    let pct =
+        |exp: &str, row: &str, col: &str, epoch: usize, f: fn(&LayerDiagnostics) -> Option<f64>| {
+            layer_means(&cell(exp, row, col, &[]), epoch, |d| f(d).unwrap())
+                .iter()
+                .map(|v| 100.0 * v)
+                .collect::<Vec<f64>>()
+        };
+    // quantized updates: the share rounded to zero, over the nearest and stochastic cells of a width
+    let zero = |b: u32, cols: &[&str], epoch: usize| -> Vec<f64> {
+        ["", ", stochastic"]
+            .iter()
+            .flat_map(|r| {
+                cols.iter().flat_map(move |c| {
+                    pct(
+                        "quantized-update",
+                        &format!("quantize-update b={b}{r}"),
+                        c,
+                        epoch,
+                        |d| d.update_zero,
+                    )
+                })
+            })
+            .collect()
+    };
+    let rbp_first = pct("quantized-update", "quantize-update b=4", "RBP", 0, |d| {
+        d.update_zero
+    })[0];
+    want(format!(
+        "at epoch 100 BP {} %, SRBP {} %, RBP {} % (its first hidden layer {rbp_first:.1} %)",
+        range(&zero(4, &["BP"], 0), 0),
+        range(&zero(4, &["SRBP"], 0), 0),
+        range(&zero(4, &["RBP"], 0), 0),
+    ));
+    let all = ["BP", "RBP", "SRBP"];
+    want(format!(
+        "nor do {} % at 8 bits and {} % at 16 bits cost anything",
+        range(&zero(8, &all, 0), 0),
+        range(&zero(16, &all, 0), 0)
+    ));
+    let first16: Vec<f64> = ["BP", "RBP", "SRBP"]
+        .iter()
+        .map(|c| {
+            pct("quantized-update", "quantize-update b=16", c, 1, |d| {
+                d.update_zero
+            })[0]
+        })
+        .collect();
+    want(format!(
+        "about {} % of its entries, as the 16-bit rows show at epoch 1",
+        range(&first16, 0)
+    ));
+    // the α ablation: what α = 0.1 clips, every run, layer and epoch
+    let clipped: Vec<f64> = cell("quantized-error", "quantize-signal b=2, α=0.1", "SRBP", &[])
+        .iter()
+        .flat_map(|r| &r.metrics)
+        .flat_map(|m| m.layers.as_ref().unwrap())
+        .map(|l| 100.0 * l.signal_clipped.unwrap())
+        .collect();
+    want(format!(
+        "although it clips {} % of the entries (logged, per layer and epoch)",
+        range(&clipped, 1)
+    ));
+    // the conv control at its last epoch: zeros of the pooled layers, clipping, the fc layer
+    let conv = |col: &str, f: fn(&LayerDiagnostics) -> Option<f64>| {
+        pct(
+            "conv-quantized-control",
+            "quantize-signal b=2, α=0.05",
+            col,
+            0,
+            f,
+        )
+    };
+    let pooled_zero: Vec<f64> = ["BP", "RBP"]
+        .iter()
+        .flat_map(|c| conv(c, |d| d.signal_zero)[..3].to_vec())
+        .collect();
+    let pooled_clip: Vec<f64> = ["BP", "RBP"]
+        .iter()
+        .flat_map(|c| conv(c, |d| d.signal_clipped)[..3].to_vec())
+        .collect();
+    let fc_clip: Vec<f64> = all
+        .iter()
+        .map(|c| conv(c, |d| d.signal_clipped)[3])
+        .collect();
+    let srbp_zero = conv("SRBP", |d| d.signal_zero);
+    assert!(
+        srbp_zero.iter().all(|&z| z == 0.0),
+        "SRBP's conv zeros {srbp_zero:?}"
+    );
+    want(format!(
+        "in BP and RBP {} % of each pooled layer's signal entries are exactly zero",
+        range(&pooled_zero, 0)
+    ));
+    want(format!(
+        "at most {:.2} % are clipped",
+        pooled_clip.iter().copied().fold(0.0, f64::max)
+    ));
+    want(format!(
+        "the 64-unit fc layer clips {} %",
+        range(&fc_clip, 0)
+    ));
+    assert!(
+        missing.is_empty(),
+        "docs/reproducing.md does not quote what the runs give:\n{}",
+        missing.join("\n")
+    );
+}
