@@ -1021,3 +1021,110 @@ fn census_claims_are_recomputed_from_the_committed_runs() {
         missing.join("\n")
     );
 }
+
+/// The calibrated scales of a run (its checkpoint's `quantize.{which}.alpha`, one per layer that
+/// quantizes), recomputed: the published tarballs leave the checkpoints out, and a scale is fixed
+/// at the first step, so one epoch of the run's own settings on the full data (`dir`) gives it.
+fn calibrated_scales(r: &results::Record, dir: &str, which: &str) -> Vec<f32> {
+    let mut config = r.config.clone().expect("a run's settings");
+    config.data = dir.to_string();
+    config.epochs = 1;
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("config.toml");
+    std::fs::write(&file, toml::to_string(&config).unwrap()).unwrap();
+    let out = tmp.path().join("run");
+    let o = super::cli::rbp(&[
+        "train",
+        "--config",
+        file.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bytes = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor(&format!("quantize.{which}.alpha")).unwrap();
+    t.data()
+        .chunks(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// The calibrated scales the prose quotes, recomputed (opt-in: RBP_FASHION_MNIST, the full
+/// Fashion-MNIST the runs trained on; CI sets it).
+#[test]
+fn calibrated_scales_in_the_docs_are_recomputed() {
+    let Ok(dir) = std::env::var("RBP_FASHION_MNIST") else {
+        eprintln!("skipped: RBP_FASHION_MNIST is not set");
+        return;
+    };
+    let doc = reproducing();
+    let mut missing = Vec::new();
+    let mut want = |q: String| {
+        if !doc.contains(&q) {
+            missing.push(q);
+        }
+    };
+    let span = |v: &[f64], d: usize| range(v, d);
+    // the error signal's scales, RBP seed 1, b = 2–8: every hidden layer
+    let signal: Vec<f64> = [2, 3, 4, 8]
+        .iter()
+        .flat_map(|b| {
+            let r = cell(
+                "quantized-error",
+                &format!("quantize-signal b={b}"),
+                "RBP",
+                &[1],
+            )[0];
+            calibrated_scales(r, &dir, "signal")
+        })
+        .map(f64::from)
+        .collect();
+    want(format!(
+        "instead of the calibrated scales ({} per layer at b = 2–8, seed 1",
+        span(&signal, 2)
+    ));
+    // the updates' scales, b = 4, seeds 1–3, the three channels: hidden layers and the output
+    let (mut hidden, mut output) = (Vec::new(), Vec::new());
+    for col in ["BP", "RBP", "SRBP"] {
+        for r in cell("quantized-update", "quantize-update b=4", col, &[1, 2, 3]) {
+            let a = calibrated_scales(r, &dir, "update");
+            let (h, o) = a.split_at(a.len() - 1);
+            hidden.extend(h.iter().map(|&v| f64::from(v)));
+            output.push(f64::from(o[0]));
+        }
+    }
+    want(format!(
+        "The calibrated scales (from the runs' checkpoints, seeds 1–3): {} in the four hidden layers, {} in the output layer",
+        span(&hidden, 3),
+        span(&output, 3)
+    ));
+    // the conv net's error-signal scales, RBP seed 1 (two threads: the same numbers, sooner)
+    let mut conv = cell("conv-fashion-mnist", "quantize-signal b=2", "RBP", &[1])[0].clone();
+    if let Some(c) = conv.config.as_mut() {
+        c.threads = 2;
+    }
+    let conv_scales: Vec<f64> = calibrated_scales(&conv, &dir, "signal")
+        .into_iter()
+        .map(f64::from)
+        .collect();
+    want(format!(
+        "A control fixes α = 0.05, {} times below the calibrated scales ({} per layer for RBP seed 1, from its checkpoint)",
+        span(&conv_scales.iter().map(|a| a / 0.05).collect::<Vec<_>>(), 1).replace('–', " to "),
+        span(&conv_scales, 2)
+    ));
+    let fixed = 1.0 / 16.0;
+    let lo = hidden.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = hidden.iter().copied().fold(0.0, f64::max);
+    want(format!(
+        "(α = 2⁻⁴ fixed, {:.1}–{:.1} times the calibrated hidden-layer scales",
+        fixed / hi,
+        fixed / lo
+    ));
+    assert!(
+        missing.is_empty(),
+        "docs/reproducing.md does not quote what the runs give:\n{}",
+        missing.join("\n")
+    );
+}
