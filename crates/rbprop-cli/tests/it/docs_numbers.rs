@@ -1128,3 +1128,91 @@ fn calibrated_scales_in_the_docs_are_recomputed() {
         missing.join("\n")
     );
 }
+
+/// The differences the basic section's prose quotes, recomputed (differences of unrounded means,
+/// "k sds" over the larger or largest sample sd, as the docs say once).
+#[test]
+fn basic_section_claims_are_recomputed_from_the_committed_runs() {
+    let doc = reproducing();
+    let mut missing = Vec::new();
+    let mut want = |q: String| {
+        if !doc.contains(&q) {
+            missing.push(q);
+        }
+    };
+    let basic = |row: &str, col: &str, seeds: &[u64]| finals(&cell("basic", row, col, seeds));
+    let m = |v: &[f64]| mean_sd(v).0;
+    let (bp, rbp, srbp) = (
+        basic("baseline", "BP", &[]),
+        basic("baseline", "RBP", &[]),
+        basic("baseline", "SRBP", &[]),
+    );
+    want(format!(
+        "{:.2} and {:.2} points below, within one sd",
+        m(&bp) - m(&rbp),
+        m(&bp) - m(&srbp)
+    ));
+    for v in [&rbp, &srbp] {
+        assert!(m(&bp) - m(v) <= mean_sd(v).1.max(mean_sd(&bp).1));
+    }
+    let s3 = [1, 2, 3];
+    let (bp3, rbp3, srbp3) = (
+        basic("baseline", "BP", &s3),
+        basic("baseline", "RBP", &s3),
+        basic("baseline", "SRBP", &s3),
+    );
+    want(format!(
+        "(Seeds 1–3 alone put them {:.2} and {:.2} below",
+        m(&bp3) - m(&rbp3),
+        m(&bp3) - m(&srbp3)
+    ));
+    want(format!(
+        "RBP and SRBP are {:.2} apart",
+        (m(&rbp) - m(&srbp)).abs()
+    ));
+    // the training set at epoch 100
+    let train = |col: &str| {
+        let v: Vec<f64> = cell("basic", "baseline", col, &[])
+            .iter()
+            .map(|r| 100.0 * r.metrics.last().unwrap().train_acc)
+            .collect();
+        m(&v)
+    };
+    want(format!(
+        "({:.1} and {:.1} % against BP's {:.1} %)",
+        train("RBP"),
+        train("SRBP"),
+        train("BP")
+    ));
+    // without f'
+    let nof: Vec<f64> = ["BP", "RBP", "SRBP"]
+        .iter()
+        .map(|c| m(&basic("no-f'", c, &[])))
+        .collect();
+    let with: Vec<f64> = [&bp, &rbp, &srbp].iter().map(|v| m(v)).collect();
+    let top = m(&basic("top-only", "BP", &[]));
+    let below: Vec<f64> = with.iter().zip(&nof).map(|(w, n)| w - n).collect();
+    let under_top: Vec<f64> = nof.iter().map(|n| top - n).collect();
+    want(format!(
+        "end at {:.2}, {:.2} and {:.2} %, {} points below their channels and {} points below top-only's",
+        nof[0],
+        nof[1],
+        nof[2],
+        range(&below, 0).replace('–', " to "),
+        range(&under_top, 0).replace('–', " to ")
+    ));
+    // SBP: the epoch-10 lead over its final accuracy
+    let sbp10: Vec<f64> = cell("basic", "skipped BP (SBP)", "BP", &[])
+        .iter()
+        .map(|r| 100.0 * r.metrics[9].test_acc)
+        .collect();
+    let sbp = basic("skipped BP (SBP)", "BP", &[]);
+    let lead = m(&sbp10) - m(&sbp);
+    want(format!("is {lead:.2} above its final one (under two sds"));
+    assert!(lead < 2.0 * mean_sd(&sbp10).1.max(mean_sd(&sbp).1));
+    assert!(
+        missing.is_empty(),
+        "docs/reproducing.md does not quote what the runs give:\n{}",
+        missing.join("\n")
+    );
+}
