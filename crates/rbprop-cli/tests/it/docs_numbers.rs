@@ -1216,3 +1216,138 @@ fn basic_section_claims_are_recomputed_from_the_committed_runs() {
         missing.join("\n")
     );
 }
+
+/// The differences the sparse, feedback-distribution and channel-dropout sections' prose quotes,
+/// recomputed from the runs.
+#[test]
+fn sparse_feedback_and_dropout_claims_are_recomputed_from_the_committed_runs() {
+    let doc = reproducing();
+    let mut missing = Vec::new();
+    let mut want = |q: String| {
+        if !doc.contains(&q) {
+            missing.push(q);
+        }
+    };
+    let m = |v: &[f64]| mean_sd(v).0;
+    let sd = |v: &[f64]| mean_sd(v).1;
+    let dense = |col: &str, seeds: &[u64]| finals(&cell("basic", "baseline", col, seeds));
+    let top = finals(&cell("basic", "top-only", "BP", &[]));
+    // sparse 0/1 matrices
+    let sparse = |n: u32, col: &str| finals(&cell("sparse", &format!("sparse n={n}"), col, &[]));
+    let (r1, s1) = (sparse(1, "RBP"), sparse(1, "SRBP"));
+    want(format!(
+        "n = 1 ends {:.1} (RBP) and {:.1} (SRBP) points above top-only, and {:.1} / {:.1} points below the dense channel",
+        m(&r1) - m(&top),
+        m(&s1) - m(&top),
+        m(&dense("RBP", &[])) - m(&r1),
+        m(&dense("SRBP", &[])) - m(&s1)
+    ));
+    let (s2, s8) = (sparse(2, "SRBP"), sparse(8, "SRBP"));
+    want(format!(
+        "each step from n = 1 to 2 to 8 is larger than the seeds' sd ({:.2} and {:.2} points)",
+        m(&s2) - m(&s1),
+        m(&s8) - m(&s2)
+    ));
+    assert!(m(&s2) - m(&s1) > sd(&s1).max(sd(&s2)) && m(&s8) - m(&s2) > sd(&s2).max(sd(&s8)));
+    let (r2, r8, rd) = (sparse(2, "RBP"), sparse(8, "RBP"), dense("RBP", &[]));
+    let below = [m(&rd) - m(&r2), m(&rd) - m(&r8)];
+    want(format!(
+        "both {} points below dense RBP ({:.2} and {:.2}; {:.1} and {:.1} times the sparser cells' sds)",
+        range(&below, 1),
+        below[0],
+        below[1],
+        below[0] / sd(&r2),
+        below[1] / sd(&r8)
+    ));
+    // feedback distributions: uniform, shifted, and the control's smaller means
+    let fb = |row: &str, col: &str| finals(&cell("feedback", row, col, &[]));
+    let (ur, us) = (
+        fb("feedback uniform", "RBP"),
+        fb("feedback uniform", "SRBP"),
+    );
+    want(format!(
+        "RBP {:.2} below and SRBP {:.2} above their normal-feedback runs, each within one sd",
+        m(&dense("RBP", &[])) - m(&ur),
+        m(&us) - m(&dense("SRBP", &[]))
+    ));
+    let shifted = cell("feedback", "feedback shifted", "RBP", &[]);
+    let learned: Vec<f64> = finals(&shifted).into_iter().filter(|&a| a > 20.0).collect();
+    assert_eq!(learned.len(), 4, "four of five shifted RBP seeds learn");
+    want(format!(
+        "the four others end at {}, {:.1} points below normal feedback",
+        ms(&learned),
+        m(&dense("RBP", &[])) - m(&learned)
+    ));
+    let three = dense("RBP", &[1, 2, 3]);
+    let ctl = |mu: &str| {
+        finals(&cell(
+            "feedback-control",
+            &format!("feedback shifted:{mu}"),
+            "RBP",
+            &[],
+        ))
+    };
+    want(format!(
+        "RBP ends at {} and {}, {:.2} and {:.2} above normal feedback's same seeds",
+        ms(&ctl("0.1")),
+        ms(&ctl("0.3")),
+        m(&ctl("0.1")) - m(&three),
+        m(&ctl("0.3")) - m(&three)
+    ));
+    // SRBP ignores a shift of its matrices: seed by seed to the second decimal
+    let (ss, sn) = (
+        finals(&cell("feedback", "feedback shifted", "SRBP", &[])),
+        dense("SRBP", &[]),
+    );
+    assert_eq!(ss.len(), sn.len());
+    for (a, b) in ss.iter().zip(&sn) {
+        assert_eq!(
+            format!("{a:.2}"),
+            format!("{b:.2}"),
+            "shifted SRBP seed by seed"
+        );
+    }
+    // channel dropout
+    let drop = |r: &str, col: &str| {
+        finals(&cell(
+            "dropout",
+            &format!("channel-dropout r={r}"),
+            col,
+            &[],
+        ))
+    };
+    let sr = ["0.1", "0.25", "0.5"].map(|r| m(&drop(r, "SRBP")) - m(&dense("SRBP", &[])));
+    let sds: Vec<f64> = ["0.1", "0.25", "0.5"]
+        .iter()
+        .map(|r| sd(&drop(r, "SRBP")))
+        .chain([sd(&dense("SRBP", &[]))])
+        .collect();
+    let signed = |v: f64| {
+        let t = format!("{v:+.2}");
+        t.replace('-', "−")
+    };
+    want(format!(
+        "({}, {}, {} points against sds of {})",
+        signed(sr[0]),
+        signed(sr[1]),
+        signed(sr[2]),
+        range(&sds, 2)
+    ));
+    let rr: Vec<(f64, f64)> = ["0.1", "0.25"]
+        .iter()
+        .map(|r| {
+            let v = drop(r, "RBP");
+            let d = m(&rd) - m(&v);
+            (d, d / sd(&v).max(sd(&rd)))
+        })
+        .collect();
+    want(format!(
+        "At r = 0.1 and 0.25 RBP ends {:.2} and {:.2} points below dense, {:.1} and {:.1} sds",
+        rr[0].0, rr[1].0, rr[0].1, rr[1].1
+    ));
+    assert!(
+        missing.is_empty(),
+        "docs/reproducing.md does not quote what the runs give:\n{}",
+        missing.join("\n")
+    );
+}
