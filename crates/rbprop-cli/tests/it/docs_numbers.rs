@@ -1541,7 +1541,7 @@ fn quantized_error_claims_are_recomputed_from_the_committed_runs() {
     }
     let (b4, b8) = (q(4, "BP", &[]), q(8, "BP", &[]));
     want(format!(
-        "except BP 4 → 8 bits ({:.2} apart, sd {})",
+        "except BP 4 → 8 bits ({:.2} apart, sd {}: no effect)",
         m(&b8) - m(&b4),
         range(&[sd(&b4), sd(&b8)], 2)
     ));
