@@ -1085,6 +1085,10 @@ fn calibrated_scales_in_the_docs_are_recomputed() {
         "instead of the calibrated scales ({} per layer at b = 2–8, seed 1",
         span(&signal, 2)
     ));
+    want(format!(
+        "α = 0.1 for every hidden layer ({} times below the calibrated scales)",
+        span(&signal.iter().map(|a| a / 0.1).collect::<Vec<_>>(), 0).replace('–', " to ")
+    ));
     // the updates' scales, b = 4, seeds 1–3, the three channels: hidden layers and the output
     let (mut hidden, mut output) = (Vec::new(), Vec::new());
     for col in ["BP", "RBP", "SRBP"] {
@@ -1113,6 +1117,11 @@ fn calibrated_scales_in_the_docs_are_recomputed() {
         "A control fixes α = 0.05, {} times below the calibrated scales ({} per layer for RBP seed 1, from its checkpoint)",
         span(&conv_scales.iter().map(|a| a / 0.05).collect::<Vec<_>>(), 1).replace('–', " to "),
         span(&conv_scales, 2)
+    ));
+    // a 4-bit mid-tread step is α/7
+    want(format!(
+        "so a 4-bit step (α/7) is ≈ {} in the hidden layers",
+        span(&hidden.iter().map(|a| a / 7.0).collect::<Vec<_>>(), 3)
     ));
     let fixed = 1.0 / 16.0;
     let lo = hidden.iter().copied().fold(f64::INFINITY, f64::min);
@@ -1600,6 +1609,124 @@ fn quantized_error_claims_are_recomputed_from_the_committed_runs() {
         same[1],
         same[2],
         m(&q(8, "RBP", &[]))
+    ));
+    assert!(
+        missing.is_empty(),
+        "docs/reproducing.md does not quote what the runs give:\n{}",
+        missing.join("\n")
+    );
+}
+
+/// The quantized-update sections' prose (the constant-rate control, stochastic and nearest
+/// rounding against it, the fixed-α protocol at 8 bits), recomputed from the runs.
+#[test]
+fn quantized_update_claims_are_recomputed_from_the_committed_runs() {
+    let doc = reproducing();
+    let mut missing = Vec::new();
+    let mut want = |q: String| {
+        if !doc.contains(&q) {
+            missing.push(q);
+        }
+    };
+    let m = |v: &[f64]| mean_sd(v).0;
+    let sd = |v: &[f64]| mean_sd(v).1;
+    let cols = ["BP", "RBP", "SRBP"];
+    let control = |col: &str| {
+        finals(&cell(
+            "quantized-update-control",
+            "float updates, constant lr",
+            col,
+            &[],
+        ))
+    };
+    let decayed = |col: &str| finals(&cell("basic", "baseline", col, &[1, 2, 3]));
+    let rate: Vec<f64> = cols
+        .iter()
+        .map(|c| (m(&control(c)) - m(&decayed(c))).abs())
+        .collect();
+    want(format!(
+        "within {:.2} points of the basic grid's decayed rate for every channel",
+        rate.iter().copied().fold(0.0, f64::max)
+    ));
+    let qu = |row: &str, col: &str| finals(&cell("quantized-update", row, col, &[]));
+    // stochastic rounding: every width within one sd of the control, despite the zeros
+    for row in [
+        "quantize-update b=4, stochastic",
+        "quantize-update b=8, stochastic",
+        "quantize-update b=16, stochastic",
+    ] {
+        for c in cols {
+            let (q, f) = (qu(row, c), control(c));
+            assert!(
+                (m(&q) - m(&f)).abs() <= sd(&q).max(sd(&f)),
+                "{row} {c} is not within one sd of float"
+            );
+        }
+    }
+    let zeros: Vec<f64> = cols
+        .iter()
+        .flat_map(|c| {
+            layer_means(
+                &cell(
+                    "quantized-update",
+                    "quantize-update b=4, stochastic",
+                    c,
+                    &[],
+                ),
+                0,
+                |d| d.update_zero.unwrap(),
+            )
+        })
+        .map(|v| 100.0 * v)
+        .collect();
+    let (lo, hi) = (
+        zeros.iter().copied().fold(f64::INFINITY, f64::min),
+        zeros.iter().copied().fold(0.0, f64::max),
+    );
+    want(format!(
+        "although {lo:.0}–{hi:.1} % of the hidden layers' per-example update entries round to zero at epoch 100"
+    ));
+    // nearest rounding at 4 bits against the control
+    let b4 = |c: &str| qu("quantize-update b=4", c);
+    let below = |c: &str| m(&control(c)) - m(&b4(c));
+    let bp_k = below("BP") / sd(&b4("BP")).max(sd(&control("BP")));
+    let top = finals(&cell("basic", "top-only", "BP", &[1, 2, 3]));
+    want(format!(
+        "here BP ends at {}, {:.2} below its control ({bp_k:.1} times the larger sd: too small to claim), SRBP at {}, {:.2} below (ten times the control's sd), and RBP at {}, {:.2} below — under top-only ({}, seeds 1–3)",
+        ms(&b4("BP")),
+        below("BP"),
+        ms(&b4("SRBP")),
+        below("SRBP"),
+        ms(&b4("RBP")),
+        below("RBP"),
+        ms(&top)
+    ));
+    assert_eq!(
+        format!("{:.0}", below("SRBP") / sd(&control("SRBP"))),
+        "10",
+        "SRBP's cost in the control's sds"
+    );
+    // the paper's fixed α: the hidden layers' census at 8 bits
+    let fixed8 = |c: &str| {
+        cell(
+            "quantized-update-fixed",
+            "quantize-update b=8, α=0.01",
+            c,
+            &[],
+        )
+    };
+    let census = |f: fn(&rbprop::channel::diagnostics::LayerDiagnostics) -> f64| -> Vec<f64> {
+        cols.iter()
+            .flat_map(|c| layer_means(&fixed8(c), 0, f))
+            .map(|v| 100.0 * v)
+            .collect()
+    };
+    let zero8 = census(|d| d.update_zero.unwrap());
+    let clip8 = census(|d| d.update_clipped.unwrap());
+    want(format!(
+        "to zero ({} % at 8 bits, epoch 100), and at most {:.1} % are clipped",
+        range(&zero8, 1),
+        clip8.iter().copied().fold(0.0, f64::max)
     ));
     assert!(
         missing.is_empty(),
