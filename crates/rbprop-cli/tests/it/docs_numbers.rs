@@ -1734,3 +1734,138 @@ fn quantized_update_claims_are_recomputed_from_the_committed_runs() {
         missing.join("\n")
     );
 }
+
+/// docs/theory.md: every `cargo run --release -- dynamics …` block followed by an output block is
+/// what the command prints; the numbers of the stiff example and the SGD comparison are what
+/// their commands print; the complexity table's counts and channels are `rbp complexity`'s, and
+/// the ratios the text draws from its measured columns are the table's.
+#[test]
+fn theory_outputs_are_what_the_commands_print() {
+    let text = std::fs::read_to_string(root().join("docs/theory.md")).unwrap();
+    let run = |args: &str| {
+        let argv: Vec<&str> = args.split_whitespace().collect();
+        let o = super::cli::rbp(&argv);
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let mut pairs = 0;
+    for block in text.split("```sh\ncargo run --release -- ").skip(1) {
+        let (cmd, rest) = block.split_once("\n```\n").unwrap();
+        let Some(out) = rest.strip_prefix("```\n") else {
+            continue;
+        };
+        let want = out.split("```").next().unwrap();
+        if cmd.starts_with("dynamics ") {
+            assert_eq!(
+                run(cmd),
+                want,
+                "`rbp {cmd}` prints otherwise than docs/theory.md says"
+            );
+            pairs += 1;
+        }
+    }
+    assert_eq!(pairs, 3, "dynamics examples with their output");
+    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    // the stiff example
+    let dopri = run("dynamics chain --from 1e6,1e6 --method dopri");
+    let steps = |out: &str, after: &str| -> String {
+        let i = out.find(after).unwrap() + after.len();
+        out[i..]
+            .split(" steps")
+            .next()
+            .unwrap()
+            .rsplit(' ')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let t: f64 = dopri
+        .split("stiff: at t = ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let auto = run("dynamics chain --from 1e6,1e6");
+    let point = |line: &str| -> Vec<f64> {
+        let l = auto.lines().find(|l| l.starts_with(line)).unwrap();
+        let inner = l.split('(').nth(1).unwrap().split(')').next().unwrap();
+        inner.split(", ").map(|v| v.parse().unwrap()).collect()
+    };
+    let (end, predicted) = (point("end "), point("predicted "));
+    let gap: f64 = auto
+        .split("|end − predicted| = ")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let quote = format!(
+        "`--method dopri` stops there after {} steps at t ≈ {t:.1e} and says so; `auto` hands over at that point and ends at t = 1000 after {} steps in all, at ({:.9}, {:.3e}), {gap:.1e} from the predicted ({:.9}, {:.3e}).",
+        steps(&dopri, "stopped: stiff, "),
+        steps(&auto, "reached the end time, "),
+        end[0],
+        end[1],
+        predicted[0],
+        predicted[1]
+    );
+    assert!(flat.contains(&quote), "docs/theory.md should say: {quote}");
+    // the per-example rule against the ODE
+    let deviation = |eta: &str| {
+        run(&format!("dynamics sgd --eta {eta} --time 5"))
+            .split("largest deviation ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let quote = format!(
+        "η = 1e-4: {}; η = 1e-2: {}.",
+        deviation("1e-4"),
+        deviation("1e-2")
+    );
+    assert!(flat.contains(&quote), "docs/theory.md should say: {quote}");
+    // the complexity table: counts and channels as `rbp complexity` prints them
+    let counts = run("complexity");
+    let table = text
+        .split("```\nnet 784-100-100-100-100-10")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let table = &format!("net 784-100-100-100-100-10{table}");
+    let rows = |t: &str| -> Vec<Vec<String>> {
+        t.lines()
+            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .filter(|w| w.len() >= 4 && w[1].chars().all(|c| c.is_ascii_digit()))
+            .collect()
+    };
+    let (doc_rows, cli_rows) = (rows(table), rows(&counts));
+    assert_eq!(
+        doc_rows.iter().map(|r| r[..4].to_vec()).collect::<Vec<_>>(),
+        cli_rows.iter().map(|r| r[..4].to_vec()).collect::<Vec<_>>(),
+        "the complexity table's channels and counts"
+    );
+    for l in counts.lines().take(4) {
+        assert!(table.contains(l.trim_end()), "the table's header: {l}");
+    }
+    let col = |name: &str, i: usize| -> f64 {
+        doc_rows.iter().find(|r| r[0] == name).unwrap()[i]
+            .parse()
+            .unwrap()
+    };
+    let quote = format!(
+        "the measured ratio is about {:.1},",
+        col("srbp", 4) / col("bp", 4)
+    );
+    assert!(flat.contains(&quote), "docs/theory.md should say: {quote}");
+    let quote = format!(
+        "For the whole step the prediction is 0.892 and the measured ratio about {:.1}",
+        col("srbp", 5) / col("bp", 5)
+    );
+    assert!(flat.contains(&quote), "docs/theory.md should say: {quote}");
+}
