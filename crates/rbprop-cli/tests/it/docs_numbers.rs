@@ -1869,3 +1869,98 @@ fn theory_outputs_are_what_the_commands_print() {
     );
     assert!(flat.contains(&quote), "docs/theory.md should say: {quote}");
 }
+
+/// docs/channels.md: the measured claims of its quantizer and sparsity notes, recomputed from
+/// the committed runs, and its embedded-data example of `--diagnostics` from a run of it.
+#[test]
+fn channels_doc_claims_are_recomputed() {
+    let doc = std::fs::read_to_string(root().join("docs/channels.md")).unwrap();
+    let doc = doc.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut missing = Vec::new();
+    let mut want = |q: String| {
+        if !doc.contains(&q) {
+            missing.push(q);
+        }
+    };
+    let m = |v: &[f64]| mean_sd(v).0;
+    let sd = |v: &[f64]| mean_sd(v).1;
+    let control = |col: &str| {
+        finals(&cell(
+            "quantized-update-control",
+            "float updates, constant lr",
+            col,
+            &[],
+        ))
+    };
+    let b4 = |col: &str| finals(&cell("quantized-update", "quantize-update b=4", col, &[]));
+    let cost = |col: &str| m(&control(col)) - m(&b4(col));
+    let angles = |exp: &str, row: &str| {
+        layer_means(&cell(exp, row, "RBP", &[]), 0, |d| d.delta_angle)[..3].to_vec()
+    };
+    want(format!(
+        "costs BP {:.1} points ({:.1} times the larger sd: too small to claim), SRBP {:.1} and RBP {:.1} (below top-only) — the random channels' δ stops aligning with BP's (RBP's lower layers end {}° from it, against {}° with float updates)",
+        cost("BP"),
+        cost("BP") / sd(&b4("BP")).max(sd(&control("BP"))),
+        cost("SRBP"),
+        cost("RBP"),
+        range(&angles("quantized-update", "quantize-update b=4"), 0),
+        range(
+            &angles("quantized-update-control", "float updates, constant lr"),
+            0
+        ),
+    ));
+    // the sparsity note: N = 1 against top-only, both kinds (seeds 1–3)
+    let top = finals(&cell("basic", "top-only", "BP", &[1, 2, 3]));
+    let n1: Vec<f64> = ["sparsity n=1", "signed sparsity n=1"]
+        .iter()
+        .map(|r| m(&finals(&cell("sparsity-sweep", r, "SRBP", &[]))) - m(&top))
+        .collect();
+    want(format!(
+        "N = 1 keeping {} points above top-only",
+        range(&n1, 1)
+    ));
+    // the embedded-data example: 2 epochs of SRBP, mid-tread α = 1 against mid-rise auto
+    let census = |q: &str| -> (Vec<f64>, Vec<f64>) {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("run");
+        let o = super::cli::rbp(&[
+            "train",
+            "--channel",
+            "srbp",
+            "--epochs",
+            "2",
+            "--diagnostics",
+            "--quantize-signal",
+            q,
+            "-q",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let metrics = rbprop::run::RunDir::new(&out).read_metrics().unwrap();
+        let layers = metrics.last().unwrap().layers.clone().unwrap();
+        (
+            layers
+                .iter()
+                .map(|d| 100.0 * d.signal_zero.unwrap())
+                .collect(),
+            layers
+                .iter()
+                .map(|d| 100.0 * d.signal_clipped.unwrap())
+                .collect(),
+        )
+    };
+    let (old_zero, _) = census("2:1:mid-tread");
+    let (zero, clipped) = census("2");
+    want(format!(
+        "sends {} % of every hidden layer's signal to zero; `--quantize-signal 2` (mid-rise, auto) {} %, with {} % clipped",
+        range(&old_zero, 0),
+        range(&zero, 0),
+        range(&clipped, 1)
+    ));
+    assert!(
+        missing.is_empty(),
+        "docs/channels.md does not quote what the runs give:\n{}",
+        missing.join("\n")
+    );
+}
