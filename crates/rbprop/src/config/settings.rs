@@ -26,7 +26,8 @@ pub struct Setting {
     pub help: &'static [&'static str],
     /// What the flag's value is called in the help.
     pub value_name: &'static str,
-    /// A `--config` file (a complete run configuration) must hold it.
+    /// A complete configuration (a run's `config.toml`) must hold it; a `--config` file or a
+    /// table of settings may leave it out.
     pub required: bool,
     /// An on/off setting: the flag's value may be left out (`--flip` is `--flip true`) and it has
     /// an off form (`--no-flip`).
@@ -50,11 +51,6 @@ impl Setting {
             .map(|l| l.trim())
             .collect::<Vec<_>>()
             .join(" ")
-    }
-
-    /// The setting called `key`.
-    pub fn named(key: &str) -> Option<&'static Setting> {
-        SETTINGS.iter().find(|s| s.key == key)
     }
 }
 
