@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(channels, m)?)?;
+    m.add_function(wrap_pyfunction!(settings, m)?)?;
     m.add_function(wrap_pyfunction!(load, m)?)?;
     m.add_function(wrap_pyfunction!(train, m)?)?;
     m.add_function(wrap_pyfunction!(load_data, m)?)?;
@@ -56,6 +57,28 @@ fn channels(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
         d.set_item("equation", k.equation)?;
         d.set_item("source", k.source)?;
         d.set_item("has_nof", k.has_nof)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// settings() -> list[dict]
+///
+/// Every setting of a run, from its one declaration (the keys `rbp train --print-config` writes,
+/// `Net(**settings)`, `train` and experiment files accept): `key`, `flag` (the `rbp train` flag),
+/// `default` (the built-in value, None where unset), `help`, and `required` (whether a complete
+/// run configuration must hold it).
+#[pyfunction]
+fn settings(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let defaults = convert::to_py(py, &TrainConfig::default())?;
+    let out = PyList::empty(py);
+    for s in rbprop::config::SETTINGS {
+        let d = PyDict::new(py);
+        d.set_item("key", s.key)?;
+        d.set_item("flag", format!("--{}", s.flag()))?;
+        d.set_item("default", defaults.call_method1("get", (s.key,))?)?;
+        d.set_item("help", s.help_text())?;
+        d.set_item("required", s.required)?;
         out.append(d)?;
     }
     Ok(out)

@@ -302,3 +302,25 @@ def test_the_examples_run_from_any_folder(tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "quickstart.png").is_file()
+
+
+def test_settings_are_the_declaration_and_net_takes_every_key():
+    """`rbprop.settings()` lists every key of a run's configuration, with the CLI's defaults,
+    and `Net` takes each key as a keyword argument."""
+    settings = {s["key"]: s for s in rbprop.settings()}
+    net = rbprop.Net([4, 3, 2])
+    written = net.config
+    # every key a configuration writes is a setting, with the built-in default
+    for key, value in written.items():
+        assert key in settings, key
+        if key not in ("data", "hidden"):
+            assert settings[key]["default"] == value, (key, settings[key]["default"], value)
+    assert settings["channel_dropout"]["flag"] == "--channel-dropout"
+    assert settings["lr"]["default"] == 0.1 and settings["lr"]["required"]
+    assert settings["adapt_factor"]["default"] is None
+    assert all(s["help"] for s in settings.values())
+    # a key from the list is a keyword of Net; one not in it is refused by name
+    net = rbprop.Net([4, 3, 2], channel_dropout=0.25, channel="rbp")
+    assert net.config["channel_dropout"] == 0.25
+    with pytest.raises(ValueError, match="chanel_dropout"):
+        rbprop.Net([4, 3, 2], chanel_dropout=0.25)

@@ -36,6 +36,7 @@ from ._rbprop import (
     fit_together,
     load,
     load_data,
+    settings,
     train,
 )
 from ._rbprop import reproduce as _reproduce
@@ -57,6 +58,7 @@ __all__ = [
     "load_data",
     "reproduce",
     "results",
+    "settings",
     "table",
     "train",
 ]
