@@ -1964,3 +1964,217 @@ fn channels_doc_claims_are_recomputed() {
         missing.join("\n")
     );
 }
+
+/// The alignment table of docs/reproducing.md, row by row: epoch 1's means and epoch 100's mean
+/// (sd) per hidden layer, for δ and for C, from the alignment runs.
+#[test]
+fn the_alignment_table_is_the_runs() {
+    use rbprop::channel::diagnostics::LayerDiagnostics;
+    let text = std::fs::read_to_string(root().join("docs/reproducing.md")).unwrap();
+    let side = |runs: &[&results::Record],
+                f: fn(&LayerDiagnostics) -> f64,
+                layers: std::ops::Range<usize>| {
+        let first = layer_means(runs, 1, f);
+        let last = layer_values(runs, 0, f);
+        let a: Vec<String> = layers.clone().map(|l| format!("{:.1}", first[l])).collect();
+        let b: Vec<String> = layers
+            .map(|l| {
+                let (m, s) = mean_sd(&last[l]);
+                format!("{m:.1} ({s:.1})")
+            })
+            .collect();
+        format!("{} → {}", a.join(" / "), b.join(" / "))
+    };
+    let delta: fn(&LayerDiagnostics) -> f64 = |d| d.delta_angle;
+    let c: fn(&LayerDiagnostics) -> f64 = |d| d.weight_angle.unwrap_or(f64::NAN);
+    for (name, row, col) in [
+        ("RBP", "alignment", "RBP"),
+        ("ARBP", "alignment adaptive", "RBP"),
+        ("SRBP", "alignment", "SRBP"),
+        ("ASRBP", "alignment adaptive", "SRBP"),
+    ] {
+        let runs = cell("alignment", row, col, &[]);
+        let cs = if col == "RBP" {
+            side(&runs, c, 0..4)
+        } else {
+            format!("layer 4 only: {}", side(&runs, c, 3..4))
+        };
+        let line = format!("| {name} | {} | {cs} |", side(&runs, delta, 0..4));
+        assert!(
+            text.contains(&line),
+            "docs/reproducing.md's alignment table should have:\n{line}"
+        );
+    }
+}
+
+/// The result tables of docs/reproducing.md, cell by cell: each row as the runs give it (the
+/// generic check above accepts a mean (sd) that any cell gives; this one ties each to its cell).
+#[test]
+fn the_result_tables_are_the_runs() {
+    let text = std::fs::read_to_string(root().join("docs/reproducing.md")).unwrap();
+    // "m (s)" of a cell's test (or train) accuracy at an epoch (0: the last)
+    let q = |exp: &str, row: &str, col: &str, seeds: &[u64], epoch: usize, train: bool| {
+        let v: Vec<f64> = cell(exp, row, col, seeds)
+            .iter()
+            .map(|r| {
+                let m = if epoch == 0 {
+                    r.metrics.last().unwrap()
+                } else {
+                    &r.metrics[epoch - 1]
+                };
+                100.0 * if train { m.train_acc } else { m.test_acc }
+            })
+            .collect();
+        ms(&v)
+    };
+    let mut missing = Vec::new();
+    let mut row = |label: &str, cells: Vec<String>| {
+        let mut line = format!("| {label} | {} |", cells.join(" | "));
+        while line.contains("|  |") {
+            line = line.replace("|  |", "| |");
+        }
+        if !text.contains(&line) {
+            missing.push(line);
+        }
+    };
+    let none = String::new;
+    // the nine basic algorithms
+    for (label, r, c) in [
+        ("BP", "baseline", "BP"),
+        ("RBP", "baseline", "RBP"),
+        ("SRBP", "baseline", "SRBP"),
+        ("skipped BP (SBP)", "skipped BP (SBP)", "BP"),
+        ("BP no-f' (= SBP no-f')", "no-f'", "BP"),
+        ("RBP no-f'", "no-f'", "RBP"),
+        ("SRBP no-f'", "no-f'", "SRBP"),
+        ("top-only", "top-only", "BP"),
+    ] {
+        row(
+            label,
+            vec![
+                q("basic", r, c, &[], 1, false),
+                q("basic", r, c, &[], 10, false),
+                q("basic", r, c, &[], 100, false),
+                q("basic", r, c, &[], 100, true),
+            ],
+        );
+    }
+    let three = |exp: &str, r: &str| -> Vec<String> {
+        ["BP", "RBP", "SRBP"]
+            .iter()
+            .map(|c| q(exp, r, c, &[], 0, false))
+            .collect()
+    };
+    // the quantized error signal
+    row("baseline (float signal)", three("basic", "baseline"));
+    for b in [1, 2, 3, 4, 8] {
+        let r = format!("quantize-signal b={b}");
+        row(&r, three("quantized-error", &r));
+    }
+    for (label, r) in [
+        (
+            "quantize-signal b=2, α=0.1 (fixed)",
+            "quantize-signal b=2, α=0.1",
+        ),
+        (
+            "quantize-signal b=2, α=1 (fixed)",
+            "quantize-signal b=2, α=1",
+        ),
+        (
+            "quantize-signal b=2, mid-tread α=1 (the old default)",
+            "quantize-signal b=2, mid-tread α=1",
+        ),
+    ] {
+        row(
+            label,
+            vec![
+                none(),
+                none(),
+                q("quantized-error", r, "SRBP", &[], 0, false),
+            ],
+        );
+    }
+    // the quantized updates
+    let s3: Vec<String> = ["BP", "RBP", "SRBP"]
+        .iter()
+        .map(|c| q("basic", "baseline", c, &[1, 2, 3], 0, false))
+        .collect();
+    row("float, lr decayed (basic, seeds 1–3)", s3);
+    row(
+        "float, constant lr (control)",
+        three("quantized-update-control", "float updates, constant lr"),
+    );
+    for b in [4, 8, 16] {
+        row(
+            &format!("b = {b}, nearest"),
+            three("quantized-update", &format!("quantize-update b={b}")),
+        );
+        row(
+            &format!("b = {b}, stochastic"),
+            three(
+                "quantized-update",
+                &format!("quantize-update b={b}, stochastic"),
+            ),
+        );
+    }
+    for a in ["0.01", "0.003"] {
+        row(
+            &format!("b = 4, nearest, α = {a} fixed (scale control)"),
+            vec![
+                none(),
+                q(
+                    "quantized-update-scale-control",
+                    &format!("quantize-update b=4, α={a}"),
+                    "RBP",
+                    &[],
+                    0,
+                    false,
+                ),
+                none(),
+            ],
+        );
+    }
+    // the adaptive channels by epoch
+    for e in [10, 30, 50, 100] {
+        let label = if e == 100 {
+            "100 (final)".to_string()
+        } else {
+            e.to_string()
+        };
+        row(
+            &label,
+            vec![
+                q("basic", "baseline", "RBP", &[], e, false),
+                q("adaptive", "adaptive", "RBP", &[], e, false),
+                q("basic", "baseline", "SRBP", &[], e, false),
+                q("adaptive", "adaptive", "SRBP", &[], e, false),
+            ],
+        );
+    }
+    // sparse 0/1 matrices and channel dropout
+    for n in [1, 2, 8] {
+        let r = format!("sparse n={n}");
+        row(
+            &n.to_string(),
+            vec![
+                q("sparse", &r, "RBP", &[], 0, false),
+                q("sparse", &r, "SRBP", &[], 0, false),
+            ],
+        );
+    }
+    for rate in ["0.1", "0.25", "0.5"] {
+        let r = format!("channel-dropout r={rate}");
+        row(
+            rate,
+            vec![
+                q("dropout", &r, "RBP", &[], 0, false),
+                q("dropout", &r, "SRBP", &[], 0, false),
+            ],
+        );
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/reproducing.md's tables should have these rows:\n{}",
+        missing.join("\n")
+    );
+}
