@@ -2172,6 +2172,107 @@ fn the_result_tables_are_the_runs() {
             ],
         );
     }
+    // the paper's fixed α for the error signal, beside the calibrated rows (seeds 1–3)
+    let s3 = [1, 2, 3];
+    row(
+        "float",
+        ["BP", "RBP", "SRBP"]
+            .iter()
+            .flat_map(|c| [q("basic", "baseline", c, &s3, 0, false), none()])
+            .collect(),
+    );
+    for b in [1, 2, 3, 4, 8] {
+        let fixed_row = format!("quantize-signal b={b}, α=0.1");
+        let calibrated = format!("quantize-signal b={b}");
+        let cells: Vec<String> = ["BP", "RBP", "SRBP"]
+            .iter()
+            .flat_map(|&c| {
+                let exp = match (c, b) {
+                    ("RBP", 2..=4) => "quantized-error-control",
+                    ("SRBP", 2) => "quantized-error",
+                    _ => "quantized-error-fixed",
+                };
+                [
+                    q(exp, &fixed_row, c, &s3, 0, false),
+                    q("quantized-error", &calibrated, c, &s3, 0, false),
+                ]
+            })
+            .collect();
+        row(&b.to_string(), cells);
+    }
+    // the paper's fixed α for the updates
+    row(
+        "float updates, constant lr",
+        three("quantized-update-control", "float updates, constant lr"),
+    );
+    for b in [8, 4] {
+        let fixed: Vec<String> = ["BP", "RBP", "SRBP"]
+            .iter()
+            .map(|&c| {
+                let (exp, r) = if (c, b) == ("RBP", 4) {
+                    (
+                        "quantized-update-scale-control",
+                        "quantize-update b=4, α=0.01".to_string(),
+                    )
+                } else {
+                    (
+                        "quantized-update-fixed",
+                        format!("quantize-update b={b}, α=0.01"),
+                    )
+                };
+                q(exp, &r, c, &[], 0, false)
+            })
+            .collect();
+        row(&format!("b = {b}, fixed α = 0.01"), fixed);
+        row(
+            &format!("b = {b}, calibrated"),
+            three("quantized-update", &format!("quantize-update b={b}")),
+        );
+    }
+    // the feedback distributions, epochs 1 and 100
+    let fb = |exp: &str, r: &str, cols: &[&str], seeds: &[u64]| -> Vec<String> {
+        cols.iter()
+            .flat_map(|c| {
+                [
+                    q(exp, r, c, seeds, 1, false),
+                    q(exp, r, c, seeds, 100, false),
+                ]
+            })
+            .collect()
+    };
+    row(
+        "normal (basic)",
+        fb("basic", "baseline", &["RBP", "SRBP"], &[]),
+    );
+    row(
+        "uniform",
+        fb("feedback", "feedback uniform", &["RBP", "SRBP"], &[]),
+    );
+    row(
+        "shifted, μ = σ",
+        fb("feedback", "feedback shifted", &["RBP", "SRBP"], &[]),
+    );
+    for mu in ["0.3", "0.1"] {
+        let mut cells = fb(
+            "feedback-control",
+            &format!("feedback shifted:{mu}"),
+            &["RBP"],
+            &[],
+        );
+        cells.extend([none(), none()]);
+        row(&format!("shifted, μ = {mu}σ (seeds 1–3)"), cells);
+    }
+    // the sparsity sweep
+    for n in [1, 2, 4, 8, 16, 32, 100] {
+        let cells: Vec<String> = ["RBP", "SRBP"]
+            .iter()
+            .flat_map(|c| {
+                ["sparsity", "signed sparsity"]
+                    .map(|pre| q("sparsity-sweep", &format!("{pre} n={n}"), c, &[], 0, false))
+            })
+            .collect();
+        row(&n.to_string(), cells);
+    }
     assert!(
         missing.is_empty(),
         "docs/reproducing.md's tables should have these rows:\n{}",
