@@ -280,10 +280,38 @@ fn layer_means(
         .collect()
 }
 
-/// `docs/reproducing.md`, whitespace-flattened (quotes may break across lines).
-fn reproducing() -> String {
-    let text = std::fs::read_to_string(root().join("docs/reproducing.md")).unwrap();
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// The quotes a test expects in a document (whitespace-flattened: a quote may break across
+/// lines); [`Quotes::check`] fails listing every one the document does not hold.
+struct Quotes {
+    name: &'static str,
+    text: String,
+    missing: Vec<String>,
+}
+
+impl Quotes {
+    fn of(name: &'static str) -> Self {
+        let text = std::fs::read_to_string(root().join(name)).unwrap();
+        Quotes {
+            name,
+            text: text.split_whitespace().collect::<Vec<_>>().join(" "),
+            missing: Vec::new(),
+        }
+    }
+
+    fn want(&mut self, q: String) {
+        if !self.text.contains(&q) {
+            self.missing.push(q);
+        }
+    }
+
+    fn check(self) {
+        assert!(
+            self.missing.is_empty(),
+            "{} does not quote what the runs give:\n{}",
+            self.name,
+            self.missing.join("\n")
+        );
+    }
 }
 
 /// "m (s)" at two decimals.
@@ -305,13 +333,8 @@ fn range(v: &[f64], d: usize) -> String {
 /// convention is the docs': a difference over the larger sample sd of the two cells.
 #[test]
 fn derived_claims_are_recomputed_from_the_committed_runs() {
-    let doc = reproducing();
-    let mut missing = Vec::new();
-    let mut want = |q: String| {
-        if !doc.contains(&q) {
-            missing.push(q);
-        }
-    };
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
     // sparsity: the all-ones matrix and its signed control
     let ones = finals(&cell("sparsity-sweep", "sparsity n=100", "SRBP", &[]));
     let signed = finals(&cell(
@@ -650,11 +673,7 @@ fn derived_claims_are_recomputed_from_the_committed_runs() {
         let m: Vec<f64> = widths.iter().map(|&b| mean_sd(&fixed(col, b)).0).collect();
         assert!(m.windows(2).all(|w| w[0] < w[1]), "{col} fixed α: {m:?}");
     }
-    assert!(
-        missing.is_empty(),
-        "docs/reproducing.md does not quote what the runs give:\n{}",
-        missing.join("\n")
-    );
+    quotes.check();
 }
 
 /// Per hidden layer, the values of `f` over `runs` at `epoch` (1-based; 0: the last).
@@ -685,13 +704,8 @@ fn degrees(v: &[f64]) -> String {
 /// hidden layer, bottom first), each recomputed from the committed runs' diagnostics.
 #[test]
 fn angle_claims_are_recomputed_from_the_committed_runs() {
-    let doc = reproducing();
-    let mut missing = Vec::new();
-    let mut want = |q: String| {
-        if !doc.contains(&q) {
-            missing.push(q);
-        }
-    };
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
     let delta = |exp: &str, row: &str, col: &str, seeds: &[u64], epoch: usize| {
         layer_means(&cell(exp, row, col, seeds), epoch, |d| d.delta_angle)
     };
@@ -894,11 +908,7 @@ fn angle_claims_are_recomputed_from_the_committed_runs() {
         quote.push(format!("{col} {}° against {}°", slash(&c), slash(&a)));
     }
     want(format!("within {worst:.1}° ({})", quote.join("; ")));
-    assert!(
-        missing.is_empty(),
-        "docs/reproducing.md does not quote what the runs give:\n{}",
-        missing.join("\n")
-    );
+    quotes.check();
 }
 
 /// The census claims the prose quotes (the share of entries a quantizer rounds to zero or
@@ -906,13 +916,8 @@ fn angle_claims_are_recomputed_from_the_committed_runs() {
 #[test]
 fn census_claims_are_recomputed_from_the_committed_runs() {
     use rbprop::channel::diagnostics::LayerDiagnostics;
-    let doc = reproducing();
-    let mut missing = Vec::new();
-    let mut want = |q: String| {
-        if !doc.contains(&q) {
-            missing.push(q);
-        }
-    };
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
     // per hidden layer, the mean over the seeds, in %, at `epoch` (0: the last)
     let pct =
         |exp: &str, row: &str, col: &str, epoch: usize, f: fn(&LayerDiagnostics) -> Option<f64>| {
@@ -1015,11 +1020,7 @@ fn census_claims_are_recomputed_from_the_committed_runs() {
         "the 64-unit fc layer clips {} %",
         range(&fc_clip, 0)
     ));
-    assert!(
-        missing.is_empty(),
-        "docs/reproducing.md does not quote what the runs give:\n{}",
-        missing.join("\n")
-    );
+    quotes.check();
 }
 
 /// The calibrated scales of a run (its checkpoint's `quantize.{which}.alpha`, one per layer that
@@ -1059,13 +1060,8 @@ fn calibrated_scales_in_the_docs_are_recomputed() {
         eprintln!("skipped: RBP_FASHION_MNIST is not set");
         return;
     };
-    let doc = reproducing();
-    let mut missing = Vec::new();
-    let mut want = |q: String| {
-        if !doc.contains(&q) {
-            missing.push(q);
-        }
-    };
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
     let span = |v: &[f64], d: usize| range(v, d);
     // the error signal's scales, RBP seed 1, b = 2–8: every hidden layer
     let signal: Vec<f64> = [2, 3, 4, 8]
@@ -1131,24 +1127,15 @@ fn calibrated_scales_in_the_docs_are_recomputed() {
         fixed / hi,
         fixed / lo
     ));
-    assert!(
-        missing.is_empty(),
-        "docs/reproducing.md does not quote what the runs give:\n{}",
-        missing.join("\n")
-    );
+    quotes.check();
 }
 
 /// The differences the basic section's prose quotes, recomputed (differences of unrounded means,
 /// "k sds" over the larger or largest sample sd, as the docs say once).
 #[test]
 fn basic_section_claims_are_recomputed_from_the_committed_runs() {
-    let doc = reproducing();
-    let mut missing = Vec::new();
-    let mut want = |q: String| {
-        if !doc.contains(&q) {
-            missing.push(q);
-        }
-    };
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
     let basic = |row: &str, col: &str, seeds: &[u64]| finals(&cell("basic", row, col, seeds));
     let m = |v: &[f64]| mean_sd(v).0;
     let (bp, rbp, srbp) = (
@@ -1219,24 +1206,15 @@ fn basic_section_claims_are_recomputed_from_the_committed_runs() {
     let lead = m(&sbp10) - m(&sbp);
     want(format!("is {lead:.2} above its final one (under two sds"));
     assert!(lead < 2.0 * mean_sd(&sbp10).1.max(mean_sd(&sbp).1));
-    assert!(
-        missing.is_empty(),
-        "docs/reproducing.md does not quote what the runs give:\n{}",
-        missing.join("\n")
-    );
+    quotes.check();
 }
 
 /// The differences the sparse, feedback-distribution and channel-dropout sections' prose quotes,
 /// recomputed from the runs.
 #[test]
 fn sparse_feedback_and_dropout_claims_are_recomputed_from_the_committed_runs() {
-    let doc = reproducing();
-    let mut missing = Vec::new();
-    let mut want = |q: String| {
-        if !doc.contains(&q) {
-            missing.push(q);
-        }
-    };
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
     let m = |v: &[f64]| mean_sd(v).0;
     let sd = |v: &[f64]| mean_sd(v).1;
     let dense = |col: &str, seeds: &[u64]| finals(&cell("basic", "baseline", col, seeds));
@@ -1354,23 +1332,14 @@ fn sparse_feedback_and_dropout_claims_are_recomputed_from_the_committed_runs() {
         "At r = 0.1 and 0.25 RBP ends {:.2} and {:.2} points below dense, {:.1} and {:.1} sds",
         rr[0].0, rr[1].0, rr[0].1, rr[1].1
     ));
-    assert!(
-        missing.is_empty(),
-        "docs/reproducing.md does not quote what the runs give:\n{}",
-        missing.join("\n")
-    );
+    quotes.check();
 }
 
 /// The differences the adaptive and sparsity-sweep sections' prose quotes, recomputed.
 #[test]
 fn adaptive_and_sweep_claims_are_recomputed_from_the_committed_runs() {
-    let doc = reproducing();
-    let mut missing = Vec::new();
-    let mut want = |q: String| {
-        if !doc.contains(&q) {
-            missing.push(q);
-        }
-    };
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
     let m = |v: &[f64]| mean_sd(v).0;
     let sd = |v: &[f64]| mean_sd(v).1;
     let at = |exp: &str, row: &str, col: &str, seeds: &[u64], epoch: usize| -> Vec<f64> {
@@ -1445,24 +1414,15 @@ fn adaptive_and_sweep_claims_are_recomputed_from_the_committed_runs() {
         m(&s4) - m(&sweep("signed sparsity", 100, "RBP")),
         ms(&s4)
     ));
-    assert!(
-        missing.is_empty(),
-        "docs/reproducing.md does not quote what the runs give:\n{}",
-        missing.join("\n")
-    );
+    quotes.check();
 }
 
 /// The quantized-error section's prose (calibrated rows, the old-default control, the steps
 /// between widths), recomputed from the runs.
 #[test]
 fn quantized_error_claims_are_recomputed_from_the_committed_runs() {
-    let doc = reproducing();
-    let mut missing = Vec::new();
-    let mut want = |q: String| {
-        if !doc.contains(&q) {
-            missing.push(q);
-        }
-    };
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
     let m = |v: &[f64]| mean_sd(v).0;
     let sd = |v: &[f64]| mean_sd(v).1;
     let row = |b: u32| format!("quantize-signal b={b}");
@@ -1610,24 +1570,15 @@ fn quantized_error_claims_are_recomputed_from_the_committed_runs() {
         same[2],
         m(&q(8, "RBP", &[]))
     ));
-    assert!(
-        missing.is_empty(),
-        "docs/reproducing.md does not quote what the runs give:\n{}",
-        missing.join("\n")
-    );
+    quotes.check();
 }
 
 /// The quantized-update sections' prose (the constant-rate control, stochastic and nearest
 /// rounding against it, the fixed-α protocol at 8 bits), recomputed from the runs.
 #[test]
 fn quantized_update_claims_are_recomputed_from_the_committed_runs() {
-    let doc = reproducing();
-    let mut missing = Vec::new();
-    let mut want = |q: String| {
-        if !doc.contains(&q) {
-            missing.push(q);
-        }
-    };
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
     let m = |v: &[f64]| mean_sd(v).0;
     let sd = |v: &[f64]| mean_sd(v).1;
     let cols = ["BP", "RBP", "SRBP"];
@@ -1728,11 +1679,7 @@ fn quantized_update_claims_are_recomputed_from_the_committed_runs() {
         range(&zero8, 1),
         clip8.iter().copied().fold(0.0, f64::max)
     ));
-    assert!(
-        missing.is_empty(),
-        "docs/reproducing.md does not quote what the runs give:\n{}",
-        missing.join("\n")
-    );
+    quotes.check();
 }
 
 /// docs/theory.md: every `cargo run --release -- dynamics …` block followed by an output block is
@@ -1874,14 +1821,8 @@ fn theory_outputs_are_what_the_commands_print() {
 /// the committed runs, and its embedded-data example of `--diagnostics` from a run of it.
 #[test]
 fn channels_doc_claims_are_recomputed() {
-    let doc = std::fs::read_to_string(root().join("docs/channels.md")).unwrap();
-    let doc = doc.split_whitespace().collect::<Vec<_>>().join(" ");
-    let mut missing = Vec::new();
-    let mut want = |q: String| {
-        if !doc.contains(&q) {
-            missing.push(q);
-        }
-    };
+    let mut quotes = Quotes::of("docs/channels.md");
+    let mut want = |q: String| quotes.want(q);
     let m = |v: &[f64]| mean_sd(v).0;
     let sd = |v: &[f64]| mean_sd(v).1;
     let control = |col: &str| {
@@ -1958,11 +1899,7 @@ fn channels_doc_claims_are_recomputed() {
         range(&zero, 0),
         range(&clipped, 1)
     ));
-    assert!(
-        missing.is_empty(),
-        "docs/channels.md does not quote what the runs give:\n{}",
-        missing.join("\n")
-    );
+    quotes.check();
 }
 
 /// The alignment table of docs/reproducing.md, row by row: epoch 1's means and epoch 100's mean
