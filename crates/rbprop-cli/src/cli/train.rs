@@ -117,15 +117,19 @@ impl clap::Args for SettingFlags {
                     e => e.to_string(),
                 })
             };
-            let mut arg = Arg::new(s.key)
+            let arg = Arg::new(s.key)
                 .long(s.flag())
                 .value_name(s.value_name)
                 .help(help)
-                .action(ArgAction::Set)
-                .value_parser(parser);
-            if let Some(choices) = s.choices {
-                arg = arg.value_parser(PossibleValuesParser::new(choices.iter().copied()));
-            }
+                .action(ArgAction::Set);
+            // a fixed list of values is offered as such (help, completions); any other text is
+            // checked by the setting's parser
+            let mut arg = match s.choices {
+                Some(choices) => {
+                    arg.value_parser(PossibleValuesParser::new(choices.iter().copied()))
+                }
+                None => arg.value_parser(parser),
+            };
             if s.switch {
                 let off = off_id(s);
                 arg = arg

@@ -65,7 +65,8 @@ pub trait FlagValue: Sized {
     fn flag_text(&self) -> String;
 }
 
-fn number<T: std::str::FromStr>(text: &str, key: &str, what: &str) -> Result<T> {
+/// `text` parsed by `FromStr`; the error names `key` and says what was `expected`.
+fn parsed<T: std::str::FromStr>(text: &str, key: &str, what: &str) -> Result<T> {
     text.trim().parse().map_err(|_| {
         Error::config(
             key,
@@ -88,7 +89,7 @@ macro_rules! number_flags {
     ($($ty:ty: $what:literal),*) => {$(
         impl FlagValue for $ty {
             fn parse_flag(text: &str, key: &str) -> Result<Self> {
-                number(text, key, $what)
+                parsed(text, key, $what)
             }
             fn flag_text(&self) -> String {
                 self.to_string()
@@ -103,7 +104,7 @@ impl FlagValue for bool {
     const SWITCH: bool = true;
     const CHOICES: Option<&'static [&'static str]> = Some(&["true", "false"]);
     fn parse_flag(text: &str, key: &str) -> Result<Self> {
-        number(text, key, "true or false")
+        parsed(text, key, "true or false")
     }
     fn flag_text(&self) -> String {
         self.to_string()
