@@ -27,14 +27,18 @@ const POOL_BYTES: u64 = 1 << 30;
 /// Invocations per workgroup of the elementwise kernels.
 pub const WORKGROUP: usize = 256;
 
-/// The parameters of a kernel (`P` in the WGSL): four integers, four floats, and twelve
-/// integers of geometry (a convolution's or a pooling's).
+/// The parameters of a kernel (`P` in the WGSL): four integers, four floats, twelve integers
+/// of geometry (a convolution's or a pooling's), then what [`Context::dispatch3`] fills in for
+/// stacked members: the kernel's own workgroup layers and the members, and each binding's
+/// values per member (0: one buffer all members read).
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct Params {
     pub u: [u32; 4],
     pub f: [f32; 4],
     pub geom: [u32; 12],
+    pub layers: [u32; 4],
+    pub strides: [u32; 16],
 }
 
 pub struct Context {
@@ -519,7 +523,23 @@ fn matches(adapter: &str, wanted: &str) -> bool {
 
 /// What a dispatch binds after its parameters.
 pub enum Bind<'a> {
+    /// One buffer, read or written as a whole (every member of a stacked dispatch reads it).
     Buf(&'a wgpu::Buffer),
+    /// A buffer of `members` stacked segments of `stride` values: member `m`'s values start at
+    /// `m · stride`.
+    Stacked {
+        buf: &'a wgpu::Buffer,
+        members: u32,
+        stride: u32,
+    },
+}
+
+impl Bind<'_> {
+    fn buffer(&self) -> &wgpu::Buffer {
+        match self {
+            Bind::Buf(b) | Bind::Stacked { buf: b, .. } => b,
+        }
+    }
 }
 
 impl Context {
@@ -601,6 +621,26 @@ impl Context {
         if groups.0 == 0 || groups.1 == 0 || groups.2 == 0 {
             return;
         }
+        // stacked members: one more factor of the third dimension, each member's bindings at
+        // its offsets (every kernel reads them: see `shaders::stacked`)
+        let mut params = params;
+        let mut members = 1;
+        for (i, b) in bufs.iter().enumerate() {
+            if let Bind::Stacked {
+                members: k, stride, ..
+            } = *b
+                && k > 1
+            {
+                assert!(
+                    members == 1 || members == k,
+                    "a dispatch over stacks of {members} and of {k} members"
+                );
+                members = k;
+                params.strides[i] = stride;
+            }
+        }
+        params.layers = [groups.2, members, 0, 0];
+        let groups = (groups.0, groups.1, groups.2 * members);
         DISPATCHES.with(|d| d.set(d.get() + 1));
         let (pipeline, layout) = &self.pipelines[name];
         let mut p = self.pending();
@@ -615,12 +655,9 @@ impl Context {
                 size: wgpu::BufferSize::new(std::mem::size_of::<Params>() as u64),
             }),
         }];
-        entries.extend(bufs.iter().enumerate().map(|(i, b)| {
-            let Bind::Buf(b) = b;
-            wgpu::BindGroupEntry {
-                binding: i as u32 + 1,
-                resource: b.as_entire_binding(),
-            }
+        entries.extend(bufs.iter().enumerate().map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32 + 1,
+            resource: b.buffer().as_entire_binding(),
         }));
         let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
@@ -732,10 +769,10 @@ impl Context {
         b
     }
 
-    /// Writes `bytes` at the start of `dst`, after the operations recorded before.
-    pub fn write(&self, dst: &wgpu::Buffer, bytes: &[u8]) {
+    /// Writes `bytes` at byte `offset` of `dst`, after the operations recorded before.
+    pub fn write(&self, dst: &wgpu::Buffer, offset: u64, bytes: &[u8]) {
         self.flush();
-        self.queue.write_buffer(dst, 0, bytes);
+        self.queue.write_buffer(dst, offset, bytes);
     }
 
     /// The first `bytes` of `src`, on the host: submits what was recorded and waits.

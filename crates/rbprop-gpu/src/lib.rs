@@ -59,6 +59,98 @@ impl Gpu {
         device::adapters()
     }
 
+    /// Runs `f` with buffers that [`Backend::zeros`] makes stacked `members` deep: the scratch
+    /// of a trainer whose buffers are stacks ([`Gpu::stack`]) steps in it.
+    pub fn stacked<T>(members: usize, f: impl FnOnce() -> T) -> T {
+        struct Restore(usize);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                MEMBERS.with(|m| m.set(self.0));
+            }
+        }
+        let _restore = Restore(MEMBERS.with(|m| m.replace(members.max(1))));
+        f()
+    }
+
+    /// One buffer holding `parts` (of equal lengths) as stacked members, copied on the device.
+    pub fn stack(parts: &[&GpuBuf]) -> GpuBuf {
+        let first = parts.first().expect("a stack of at least one buffer");
+        let len = first.len;
+        let ctx = first.ctx();
+        let out = ctx.scratch((parts.len() * len) as u64 * 4);
+        ctx.record(|_, enc| {
+            for (m, p) in parts.iter().enumerate() {
+                assert!(
+                    p.len == len && p.members == 1,
+                    "members of one shape, unstacked"
+                );
+                if len > 0 {
+                    enc.copy_buffer_to_buffer(
+                        &p.buf,
+                        0,
+                        &out,
+                        (m * len) as u64 * 4,
+                        len as u64 * 4,
+                    );
+                }
+            }
+        });
+        GpuBuf {
+            buf: out,
+            len,
+            members: parts.len(),
+        }
+    }
+
+    /// Member `m` of a stacked buffer, copied into a buffer of its own on the device.
+    pub fn member(buf: &GpuBuf, m: usize) -> GpuBuf {
+        assert!(m < buf.members, "member {m} of a stack of {}", buf.members);
+        let ctx = buf.ctx();
+        let out = ctx.scratch(buf.len as u64 * 4);
+        if buf.len > 0 {
+            ctx.record(|_, enc| {
+                enc.copy_buffer_to_buffer(
+                    &buf.buf,
+                    (m * buf.len) as u64 * 4,
+                    &out,
+                    0,
+                    buf.len as u64 * 4,
+                )
+            });
+        }
+        GpuBuf {
+            buf: out,
+            len: buf.len,
+            members: 1,
+        }
+    }
+
+    /// The loss totals of every member of each stacked batch, in one trip to the host.
+    pub fn read_member_losses(losses: &[GpuLoss]) -> Vec<Vec<BatchLoss>> {
+        let Some(first) = losses.first() else {
+            return Vec::new();
+        };
+        let parts: Vec<_> = losses
+            .iter()
+            .map(|l| (&*l.totals, 8 * l.members as u64))
+            .collect();
+        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&first.totals.ctx().read_many(&parts));
+        let mut at = 0;
+        losses
+            .iter()
+            .map(|l| {
+                let t = &v[at..at + 2 * l.members];
+                at += 2 * l.members;
+                t.chunks(2)
+                    .map(|t| BatchLoss {
+                        loss_sum: t[0] as f64,
+                        correct: t[1] as usize,
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
     /// Compute dispatches this thread has recorded so far (every operation but buffer copies
     /// is one or more): what a step costs in launches, the GPU's fixed cost per operation.
     pub fn dispatches() -> u64 {
@@ -95,19 +187,38 @@ pub mod testing {
     }
 }
 
-/// An f32 buffer on the device. Cloning copies it on the device; equality compares contents
+/// An f32 buffer on the device: `len` values, or a stack of `members` segments of `len` values
+/// each, one per member of an ensemble ([`Gpu::stack`]); every operation then runs on every
+/// member in the same dispatch. Cloning copies it on the device; equality compares contents
 /// (reads both back).
 pub struct GpuBuf {
     buf: Pooled,
     len: usize,
+    members: usize,
+}
+
+thread_local! {
+    /// The members that [`Backend::zeros`] and [`Backend::index_zeros`] stack ([`Gpu::stacked`]).
+    static MEMBERS: std::cell::Cell<usize> = const { std::cell::Cell::new(1) };
+}
+
+fn members_now() -> usize {
+    MEMBERS.with(std::cell::Cell::get)
 }
 
 impl GpuBuf {
     fn new(len: usize) -> Self {
+        let members = members_now();
         GpuBuf {
-            buf: context().buffer(len as u64 * 4),
+            buf: context().buffer((members * len) as u64 * 4),
             len,
+            members,
         }
+    }
+
+    /// Members stacked in the buffer (1: a plain buffer).
+    pub fn members(&self) -> usize {
+        self.members
     }
 }
 
@@ -121,8 +232,11 @@ impl GpuBuf {
 impl Clone for GpuBuf {
     fn clone(&self) -> Self {
         GpuBuf {
-            buf: self.ctx().copy_of(&self.buf, self.len as u64 * 4),
+            buf: self
+                .ctx()
+                .copy_of(&self.buf, (self.members * self.len) as u64 * 4),
             len: self.len,
+            members: self.members,
         }
     }
 }
@@ -135,7 +249,9 @@ impl std::fmt::Debug for GpuBuf {
 
 impl PartialEq for GpuBuf {
     fn eq(&self, other: &Self) -> bool {
-        self.len == other.len && Gpu::download(self) == Gpu::download(other)
+        self.len == other.len
+            && self.members == other.members
+            && Gpu::download(self) == Gpu::download(other)
     }
 }
 
@@ -144,20 +260,39 @@ impl PartialEq for GpuBuf {
 pub struct GpuIndex {
     buf: Option<Pooled>,
     len: usize,
+    members: usize,
 }
 
 impl GpuIndex {
     /// Bound beside buffers of `ctx` (a placeholder there when it holds none).
     fn bind(&self, ctx: &'static Context) -> Bind<'_> {
-        Bind::Buf(self.buf.as_deref().unwrap_or(&ctx.dummy))
+        match &self.buf {
+            Some(b) => stacked_bind(b, self.len, self.members),
+            None => Bind::Buf(&ctx.dummy),
+        }
     }
 
-    /// The indices, on the host.
+    /// The indices (every member's, one after another), on the host.
     pub fn download(&self) -> Vec<u32> {
         match &self.buf {
-            Some(b) => bytemuck::pod_collect_to_vec(&b.ctx().read(b, self.len as u64 * 4)),
+            Some(b) => {
+                bytemuck::pod_collect_to_vec(&b.ctx().read(b, (self.members * self.len) as u64 * 4))
+            }
             None => Vec::new(),
         }
+    }
+}
+
+/// A buffer of `members` segments of `len` values, bound for a dispatch.
+fn stacked_bind(buf: &wgpu::Buffer, len: usize, members: usize) -> Bind<'_> {
+    if members > 1 {
+        Bind::Stacked {
+            buf,
+            members: members as u32,
+            stride: u32::try_from(len).expect("a member's buffer beyond 2³² values"),
+        }
+    } else {
+        Bind::Buf(buf)
     }
 }
 
@@ -167,8 +302,9 @@ impl Clone for GpuIndex {
             return GpuIndex::default();
         };
         GpuIndex {
-            buf: Some(src.ctx().copy_of(src, self.len as u64 * 4)),
+            buf: Some(src.ctx().copy_of(src, (self.members * self.len) as u64 * 4)),
             len: self.len,
+            members: self.members,
         }
     }
 }
@@ -180,21 +316,31 @@ impl std::fmt::Debug for GpuIndex {
 }
 
 /// A batch's loss totals, on the device until [`Backend::read_loss`]: the summed loss and the
-/// number of correct examples.
+/// number of correct examples (of each member, for a stacked trainer's batch:
+/// [`Gpu::read_member_losses`]).
 #[derive(Debug)]
 pub struct GpuLoss {
     totals: Pooled,
+    members: usize,
 }
 
 fn b(buf: &GpuBuf) -> Bind<'_> {
-    Bind::Buf(&buf.buf)
+    stacked_bind(&buf.buf, buf.len, buf.members)
+}
+
+/// Refuses an operation that reads a stacked buffer back to the host or draws for it there.
+fn solo(buf: &GpuBuf, what: &str) {
+    assert!(
+        buf.members == 1,
+        "{what} does not run on stacked members (a channel that stacks has none)"
+    );
 }
 
 fn params(u: [u32; 4], f: [f32; 4]) -> Params {
     Params {
         u,
         f,
-        geom: [0; 12],
+        ..Params::default()
     }
 }
 
@@ -279,6 +425,24 @@ impl Backend for Gpu {
 
     const NAME: &'static str = "gpu";
 
+    const STACKS: bool = true;
+
+    fn stack(parts: &[&GpuBuf]) -> GpuBuf {
+        Gpu::stack(parts)
+    }
+
+    fn member(buf: &GpuBuf, m: usize) -> GpuBuf {
+        Gpu::member(buf, m)
+    }
+
+    fn stacked<T>(members: usize, f: impl FnOnce() -> T) -> T {
+        Gpu::stacked(members, f)
+    }
+
+    fn read_member_losses(losses: &[GpuLoss]) -> Vec<Vec<BatchLoss>> {
+        Gpu::read_member_losses(losses)
+    }
+
     fn zeros(n: usize) -> GpuBuf {
         GpuBuf::new(n)
     }
@@ -287,20 +451,31 @@ impl Backend for Gpu {
         GpuBuf {
             buf: context().buffer_with(bytemuck::cast_slice(host)),
             len: host.len(),
+            members: 1,
         }
     }
 
+    /// Every member's values, one after another.
     fn download(buf: &GpuBuf) -> Vec<f32> {
-        let bytes = buf.ctx().read(&buf.buf, buf.len as u64 * 4);
+        let bytes = buf.ctx().read(&buf.buf, (buf.members * buf.len) as u64 * 4);
         bytemuck::pod_collect_to_vec(&bytes)
     }
 
+    /// Into a stack of members, `host` is their parts one after another (of equal lengths), each
+    /// written at the start of its member's segment.
     fn write(buf: &mut GpuBuf, host: &[f32]) {
-        assert!(host.len() <= buf.len, "write past the end of a buffer");
+        assert!(
+            host.len() % buf.members == 0 && host.len() / buf.members <= buf.len,
+            "write past the end of a buffer"
+        );
         if host.is_empty() {
             return;
         }
-        buf.ctx().write(&buf.buf, bytemuck::cast_slice(host));
+        let part = host.len() / buf.members;
+        for (m, values) in host.chunks(part).enumerate() {
+            let at = (m * buf.len) as u64 * 4;
+            buf.ctx().write(&buf.buf, at, bytemuck::cast_slice(values));
+        }
     }
 
     fn len(buf: &GpuBuf) -> usize {
@@ -308,9 +483,11 @@ impl Backend for Gpu {
     }
 
     fn index_zeros(n: usize) -> GpuIndex {
+        let members = members_now();
         GpuIndex {
-            buf: Some(context().buffer(n as u64 * 4)),
+            buf: Some(context().buffer((members * n) as u64 * 4)),
             len: n,
+            members,
         }
     }
 
@@ -530,9 +707,17 @@ impl Backend for Gpu {
             n <= src.len && n <= dst.len,
             "copy past the end of a buffer"
         );
+        assert_eq!(
+            src.members, dst.members,
+            "a copy between stacks of different depths"
+        );
         if n > 0 {
-            src.ctx()
-                .record(|_, enc| enc.copy_buffer_to_buffer(&src.buf, 0, &dst.buf, 0, n as u64 * 4));
+            src.ctx().record(|_, enc| {
+                for m in 0..src.members {
+                    let (from, to) = ((m * src.len) as u64 * 4, (m * dst.len) as u64 * 4);
+                    enc.copy_buffer_to_buffer(&src.buf, from, &dst.buf, to, n as u64 * 4);
+                }
+            });
         }
     }
 
@@ -567,23 +752,30 @@ impl Backend for Gpu {
         delta: Option<&mut GpuBuf>,
     ) -> GpuLoss {
         let ctx = logits.ctx();
-        let rows = labels.len();
+        // stacked members: each one's labels, one after another
+        let members = logits.members;
+        let rows = labels.len() / members;
         assert!(rows * classes <= logits.len, "labels beyond the logits");
         let lab = labels_buffer(ctx, labels);
         let has_delta = u32::from(delta.is_some());
         let d = match &delta {
-            Some(d) => &d.buf,
-            None => &ctx.dummy,
+            Some(d) => b(d),
+            None => Bind::Buf(&ctx.dummy),
         };
-        // softmax, δ and the batch's totals in one workgroup (one dispatch)
-        let totals = ctx.buffer(8);
+        // softmax, δ and the batch's totals in one workgroup per member (one dispatch)
+        let totals = ctx.buffer(8 * members as u64);
         ctx.dispatch(
             "softmax_loss",
             params([rows as u32, classes as u32, has_delta, 0], [0.0; 4]),
-            &[Bind::Buf(&lab), b(logits), Bind::Buf(d), Bind::Buf(&totals)],
+            &[
+                stacked_bind(&lab, rows, members),
+                b(logits),
+                d,
+                stacked_bind(&totals, 2, members),
+            ],
             (1, 1),
         );
-        GpuLoss { totals }
+        GpuLoss { totals, members }
     }
 
     fn read_loss(loss: &GpuLoss) -> BatchLoss {
@@ -594,6 +786,10 @@ impl Backend for Gpu {
         let Some(first) = losses.first() else {
             return Vec::new();
         };
+        assert!(
+            losses.iter().all(|l| l.members == 1),
+            "the losses of stacked members are read by Gpu::read_member_losses"
+        );
         let parts: Vec<_> = losses.iter().map(|l| (&*l.totals, 8)).collect();
         let v: Vec<f32> = bytemuck::pod_collect_to_vec(&first.totals.ctx().read_many(&parts));
         v.chunks(2)
@@ -662,19 +858,24 @@ impl Backend for Gpu {
         let chunk = split_len(k);
         let parts = k.div_ceil(chunk).max(1);
         // every entry is written by the product
-        let part = ctx.scratch((parts * m * n) as u64 * 4);
+        let members = dw.members;
+        let part = ctx.scratch((members * parts * m * n) as u64 * 4);
         let (kernel, (gx, gy)) = ctx.product("conv_weight_grad", m, n);
         ctx.dispatch3(
             kernel,
             conv_params(g, [m as u32, n as u32, k as u32, chunk as u32], [0.0; 4]),
-            &[b(delta), b(input), Bind::Buf(&part)],
+            &[
+                b(delta),
+                b(input),
+                stacked_bind(&part, parts * m * n, members),
+            ],
             (gx, gy, parts as u32),
         );
         ctx.each(
             "sum_parts",
             params([0, parts as u32, 0, 0], [alpha, beta, 0.0, 0.0]),
             m * n,
-            &[Bind::Buf(&part), b(dw)],
+            &[stacked_bind(&part, parts * m * n, members), b(dw)],
         );
         ctx.dispatch(
             "conv_bias_grad",
@@ -716,11 +917,12 @@ impl Backend for Gpu {
 
     fn neg_one_hot(labels: &[u8], classes: usize, out: &mut GpuBuf) {
         let lab = labels_buffer(out.ctx(), labels);
+        let rows = labels.len() / out.members;
         out.ctx().each(
             "neg_one_hot",
             params([0, classes as u32, 0, 0], [0.0; 4]),
-            labels.len() * classes,
-            &[Bind::Buf(&lab), b(out)],
+            rows * classes,
+            &[stacked_bind(&lab, rows, out.members), b(out)],
         );
     }
 
@@ -747,6 +949,7 @@ impl Backend for Gpu {
     }
 
     fn dropout(g: &mut GpuBuf, n: usize, rate: f32, rng: &mut Rng) {
+        solo(g, "channel dropout");
         // the mask is drawn on the host, from the same stream and in the same way as the CPU's
         let keep = 1.0 - rate as f64;
         let threshold = (keep * 4_294_967_296.0).min(u32::MAX as f64) as u32;
@@ -763,6 +966,7 @@ impl Backend for Gpu {
     }
 
     fn max_abs(x: &GpuBuf, n: usize) -> Option<f32> {
+        solo(x, "a quantizer's calibration");
         let ctx = x.ctx();
         let out = ctx.buffer(4);
         ctx.dispatch(
@@ -776,6 +980,7 @@ impl Backend for Gpu {
     }
 
     fn quantize(g: &mut GpuBuf, n: usize, levels: Levels, census: bool) -> Option<(usize, usize)> {
+        solo(g, "the signal quantizer");
         let ctx = g.ctx();
         let p = match levels.form {
             Form::MidRise => params([0, 0, 0, 0], [levels.alpha, levels.delta(), 0.0, 0.0]),
@@ -810,6 +1015,7 @@ impl Backend for Gpu {
         alpha: &mut f32,
         key: Option<u64>,
     ) {
+        solo(w, "a quantized update");
         let ctx = w.ctx();
         let (n_in, n_out) = (shape.n_in, shape.n_out);
         let (nw, nb) = (w.len, bias.len);

@@ -12,6 +12,10 @@ struct P {
     e: f32, f: f32, g: f32, h: f32,
     // a convolution's or a pooling's geometry
     g0: vec4<u32>, g1: vec4<u32>, g2: vec4<u32>,
+    // stacked members (see `stacked`): x the kernel's own workgroup layers, y the members
+    layers: vec4<u32>,
+    // values per member of binding i + 1 (0: all members read the same buffer)
+    strides: array<vec4<u32>, 4>,
 }
 @group(0) @binding(0) var<uniform> p: P;
 
@@ -1043,8 +1047,92 @@ const PROBE_COPY: &str = r#"
 fn body(i: u32) { dst[i] = src[i]; }
 "#;
 
+/// Gives kernel `src` its stacked members: the dispatch's third dimension is the kernel's own
+/// (`p.layers.x` layers) times the members (`p.layers.y`), and each storage binding `N` at
+/// binding `j` is read at member `m`'s offset `m · p.strides[j − 1]` — every `N[i]` becomes
+/// `N[MO_j + i]`, `wid.z` the kernel's own layer. With one member every offset is 0 and the
+/// kernel computes what it did before, to the bit.
+pub fn stacked(src: &str) -> String {
+    let mut bindings: Vec<(usize, String)> = Vec::new();
+    for line in src.lines() {
+        let Some(rest) = line.trim().strip_prefix("@group(0) @binding(") else {
+            continue;
+        };
+        let (num, decl) = rest.split_once(')').expect("a binding's number");
+        let Some(decl) = decl.trim().strip_prefix("var<storage") else {
+            continue;
+        };
+        let name = decl
+            .split_once('>')
+            .and_then(|(_, n)| n.split_once(':'))
+            .map(|(n, _)| n.trim().to_string())
+            .expect("a storage binding's name");
+        bindings.push((num.parse().expect("a binding number"), name));
+    }
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.');
+    let replace_word = |text: &str, from: &str, to: &str| -> String {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find(from) {
+            out.push_str(&rest[..at]);
+            let whole = !word(out.chars().last());
+            out.push_str(if whole { to } else { from });
+            rest = &rest[at + from.len()..];
+        }
+        out.push_str(rest);
+        out
+    };
+    let mut body = replace_word(src, "wid.z", "(wid.z % p.layers.x)");
+    for (j, name) in &bindings {
+        body = replace_word(&body, &format!("{name}["), &format!("{name}[MO{j} + "));
+    }
+    let lanes = ["x", "y", "z", "w"];
+    let mut head = String::new();
+    let mut set = String::from("fn stacked_offsets(z: u32) {\n    let member = z / p.layers.x;\n");
+    for (j, _) in &bindings {
+        head += &format!("var<private> MO{j}: u32;\n");
+        set += &format!(
+            "    MO{j} = member * p.strides[{}].{};\n",
+            (j - 1) / 4,
+            lanes[(j - 1) % 4]
+        );
+    }
+    set += "}\n";
+    // the entry point learns its member first
+    let at = body.find("fn main(").expect("a kernel's entry point") + "fn main(".len();
+    let open = at + body[at..].find('{').expect("the entry point's body") + 1;
+    let signature = &body[at..open];
+    let (param, z) = if signature.contains("@builtin(workgroup_id) wid") {
+        ("", "wid.z")
+    } else if signature.trim_start().starts_with(')') {
+        (
+            "@builtin(workgroup_id) stacked_wid: vec3<u32>",
+            "stacked_wid.z",
+        )
+    } else {
+        (
+            "@builtin(workgroup_id) stacked_wid: vec3<u32>, ",
+            "stacked_wid.z",
+        )
+    };
+    format!(
+        "{head}{set}{}{param}{}\n    stacked_offsets({z});{}",
+        &body[..at],
+        &body[at..open],
+        &body[open..]
+    )
+}
+
 /// Every kernel: its name and WGSL source.
 pub fn all() -> Vec<(&'static str, String)> {
+    all_unstacked()
+        .into_iter()
+        .map(|(name, src)| (name, stacked(&src)))
+        .collect()
+}
+
+/// Every kernel as written, before [`stacked`].
+fn all_unstacked() -> Vec<(&'static str, String)> {
     let each = |body: &str| format!("{PRELUDE}{body}{EACH}");
     let act = |body: &str| format!("{PRELUDE}{ACTIVATIONS}{body}{EACH}");
     let whole = |body: &str| format!("{PRELUDE}{body}");

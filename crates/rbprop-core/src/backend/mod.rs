@@ -132,6 +132,42 @@ pub trait Backend: Clone + Copy + Debug + Default + PartialEq + Send + Sync + 's
         }
     }
 
+    // ---- stacked members (ensembles) ----
+
+    /// Whether the backend stacks several nets' buffers and steps them as one
+    /// ([`crate::train::Stack`]): every operation then runs on every member at once (the GPU's
+    /// does, one dispatch per operation for all members). The CPU's ensembles share their
+    /// products another way ([`crate::train::Ensemble`]).
+    const STACKS: bool = false;
+    /// One buffer holding `parts` (of equal lengths, unstacked) as stacked members. Only where
+    /// [`Backend::STACKS`].
+    fn stack(parts: &[&Self::Buf]) -> Self::Buf {
+        let _ = parts;
+        unimplemented!("the {} backend does not stack members", Self::NAME)
+    }
+    /// Member `m` of a stacked buffer, as a buffer of its own. Only where [`Backend::STACKS`].
+    fn member(buf: &Self::Buf, m: usize) -> Self::Buf {
+        let _ = (buf, m);
+        unimplemented!("the {} backend does not stack members", Self::NAME)
+    }
+    /// Runs `f` with the buffers [`Backend::zeros`] and [`Backend::index_zeros`] make stacked
+    /// `members` deep (the scratch of a stacked step).
+    fn stacked<T>(members: usize, f: impl FnOnce() -> T) -> T {
+        assert!(
+            members <= 1 || Self::STACKS,
+            "the {} backend does not stack members",
+            Self::NAME
+        );
+        f()
+    }
+    /// The loss totals of every member of each stacked batch, in one trip to the host.
+    fn read_member_losses(losses: &[Self::Loss]) -> Vec<Vec<BatchLoss>> {
+        Self::read_losses(losses)
+            .into_iter()
+            .map(|l| vec![l])
+            .collect()
+    }
+
     // ---- buffers ----
 
     /// `n` zeros.

@@ -21,7 +21,21 @@ impl<B: Backend> Channel<B> {
         deltas: &mut [B::Buf],
         signals: &mut [B::Buf],
     ) {
-        let batch = labels.len();
+        self.backward_rows(net, acts, labels, labels.len(), deltas, signals);
+    }
+
+    /// [`Channel::backward`] over `batch` examples per net: `labels` holds the labels of every
+    /// net whose buffers hold several (the members stacked in a backend's buffers, one after
+    /// another), `batch` those of one.
+    pub fn backward_rows(
+        &mut self,
+        net: &Net<B>,
+        acts: &Activations<B>,
+        labels: &[u8],
+        batch: usize,
+        deltas: &mut [B::Buf],
+        signals: &mut [B::Buf],
+    ) {
         let top = net.depth() - 1;
         let classes = net.layers[top].n_out;
         let Channel {

@@ -295,6 +295,23 @@ impl<B: Backend> Channel<B> {
         self.noise.next_u64()
     }
 
+    /// Whether the channel's step keeps to the backend: it draws nothing on the host and reads
+    /// nothing back (no dropout, signal or update quantizer, census, or magnitudes redrawn
+    /// every step), so several nets with copies of it can take their steps as one, their
+    /// buffers stacked ([`crate::train::Trainer::step_stacked`]).
+    pub fn stacks(&self) -> bool {
+        self.dropout == 0.0
+            && self.quantize_signal.is_none()
+            && self.quantize_update.is_none()
+            && self.census.is_none()
+            && self
+                .routes
+                .iter()
+                .flatten()
+                .flat_map(|r| &r.terms)
+                .all(|t| !matches!(t.carrier, Carrier::SignOfForward(SignScale::Redrawn)))
+    }
+
     /// Every tensor the channel owns and may change or draw (feedback matrices, random weights,
     /// sign magnitudes), with a stable name per route and term (`feedback.{i}.{j}` plus the
     /// carrier's suffix), for checkpoints. The quantizers' calibrated scales are

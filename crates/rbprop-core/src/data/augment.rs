@@ -5,8 +5,8 @@
 use crate::rng::Rng;
 use rand::Rng as _;
 
-/// Augmentation settings.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Augmentation settings (by default none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Augment {
     /// Largest shift in pixels (0: none).
     pub translate: usize,

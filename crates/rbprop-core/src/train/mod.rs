@@ -19,7 +19,9 @@ use rand::seq::SliceRandom;
 use std::ops::ControlFlow;
 
 mod ensemble;
+mod stack;
 pub use ensemble::{Ensemble, Epilogue};
+pub use stack::{Stack, refuses as stack_refuses};
 
 /// Stochastic gradient descent with per-update decay and optional momentum.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -132,11 +134,52 @@ impl<B: Backend> Trainer<B> {
     /// [`Trainer::step`], the loss totals left in the backend (read them with
     /// [`Backend::read_loss`] or [`Backend::read_losses`]).
     pub fn step_kept(&mut self, x: &[f32], labels: &[u8]) -> B::Loss {
-        let loss = self.forward_loss_kept(x, labels);
+        self.step_stacked(x, labels, 1)
+    }
+
+    /// [`Trainer::step_kept`] of a trainer whose buffers hold `members` nets stacked (a backend
+    /// that stacks them, e.g. the GPU's ensembles): `x` and `labels` are the members'
+    /// minibatches one after another, all of one size. Each member takes the step it would take
+    /// alone; the loss holds every member's totals.
+    pub fn step_stacked(&mut self, x: &[f32], labels: &[u8], members: usize) -> B::Loss {
+        assert!(
+            members > 0 && labels.len() % members == 0,
+            "every member's minibatch has the same size"
+        );
+        let batch = labels.len() / members;
+        let loss = self.forward_loss_rows(x, labels, batch);
         // the learning channel: δ_i of every hidden layer that learns
-        self.channel_backward(labels);
-        self.update(labels.len(), false);
+        self.channel.backward_rows(
+            &self.net,
+            &self.acts,
+            labels,
+            batch,
+            &mut self.deltas,
+            &mut self.signals,
+        );
+        self.update(batch, false);
         loss
+    }
+
+    /// Every buffer that lasts from step to step, in a fixed order: each layer's weights and
+    /// bias, the channel's tensors, the momentum buffers. (The scratch of a step is made again
+    /// by the next step.)
+    pub fn for_each_buffer(&mut self, f: &mut dyn FnMut(&mut B::Buf)) {
+        for l in &mut self.net.layers {
+            f(&mut l.w);
+            f(&mut l.b);
+        }
+        for (_, t) in self.channel.tensors_mut() {
+            f(t);
+        }
+        for (w, b) in &mut self.velocity {
+            f(w);
+            f(b);
+        }
+        // stacked or not, the scratch is sized anew
+        self.acts = Activations::default();
+        self.deltas = Vec::new();
+        self.signals = Vec::new();
     }
 
     /// Forward pass, loss and δ_L = O_L − T of a batch, kept in the trainer's buffers.
@@ -145,9 +188,14 @@ impl<B: Backend> Trainer<B> {
     }
 
     fn forward_loss_kept(&mut self, x: &[f32], labels: &[u8]) -> B::Loss {
-        let batch = labels.len();
+        self.forward_loss_rows(x, labels, labels.len())
+    }
+
+    /// [`Trainer::forward_loss_kept`] with `batch` examples per member (see
+    /// [`Trainer::step_stacked`]).
+    fn forward_loss_rows(&mut self, x: &[f32], labels: &[u8], batch: usize) -> B::Loss {
         let sizes = self.net.sizes();
-        assert_eq!(x.len(), batch * sizes[0], "input batch shape");
+        assert_eq!(x.len(), labels.len() * sizes[0], "input batch shape");
         self.reserve(batch);
         B::write(&mut self.acts.out[0], x);
         self.net.forward(&mut self.acts, batch);
