@@ -465,7 +465,7 @@ impl Backend for Gpu {
     /// written at the start of its member's segment.
     fn write(buf: &mut GpuBuf, host: &[f32]) {
         assert!(
-            host.len() % buf.members == 0 && host.len() / buf.members <= buf.len,
+            host.len().is_multiple_of(buf.members) && host.len() / buf.members <= buf.len,
             "write past the end of a buffer"
         );
         if host.is_empty() {

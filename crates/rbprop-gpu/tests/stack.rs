@@ -90,7 +90,11 @@ fn stacked_steps_are_solo_steps(config: &TrainConfig, shape: (usize, usize, usiz
         .iter()
         .map(|&s| Minibatches::new(&train, config.batch, s, 1, Augment::default()))
         .collect();
-    for step in 0..steps {
+    // by step, then member
+    let solo_losses: Vec<Vec<_>> = (0..steps)
+        .map(|step| solo_losses.iter().map(|l| l[step]).collect())
+        .collect();
+    for (step, want) in solo_losses.iter().enumerate() {
         let (mut x, mut y) = (Vec::new(), Vec::new());
         for b in &mut batches {
             let (bx, by) = b.next_batch().unwrap();
@@ -100,7 +104,7 @@ fn stacked_steps_are_solo_steps(config: &TrainConfig, shape: (usize, usize, usiz
         let loss = stack.step_kept(&x, &y);
         let per_member = &Gpu::read_member_losses(std::slice::from_ref(&loss))[0];
         for (m, l) in per_member.iter().enumerate() {
-            let s = solo_losses[m][step];
+            let s = want[m];
             assert_eq!(
                 (l.loss_sum.to_bits(), l.correct),
                 (s.loss_sum.to_bits(), s.correct),

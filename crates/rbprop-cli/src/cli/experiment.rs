@@ -31,11 +31,13 @@ pub struct ReproduceArgs {
     /// thread per run].
     #[arg(long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// Train up to K runs that read the same minibatches (same seed, batch, subset and
-    /// augmentation) together, as one ensemble on the CPU: layer 0's products are shared, every
-    /// run still writes its own directory with the bits of its solo run. 1: every run alone.
-    #[arg(long, value_name = "K", default_value_t = runner::DEFAULT_ENSEMBLE)]
-    pub ensemble: usize,
+    /// Train up to K runs together as one ensemble; every run still writes its own directory
+    /// with the bits of its solo run on its device. On the CPU, runs that read the same
+    /// minibatches (same seed, batch, subset and augmentation) share layer 0's products; on the
+    /// GPU, runs that differ only in their seeds are stacked, one dispatch per operation for all
+    /// of them. 1: every run alone [default: 8 with --device gpu, else 1].
+    #[arg(long, value_name = "K")]
+    pub ensemble: Option<usize>,
     /// Shorten every run to N epochs (2 if no N); tables mark such runs.
     #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "2")]
     pub quick: Option<usize>,
@@ -139,7 +141,7 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     anyhow::ensure!(jobs >= 1, "--jobs must be ≥ 1");
     anyhow::ensure!(
-        a.ensemble >= 1,
+        a.ensemble != Some(0),
         "--ensemble must be ≥ 1 (1 trains every run alone)"
     );
     let (exps, opts) = load(&a, jobs)?;
@@ -148,8 +150,11 @@ pub fn reproduce(a: ReproduceArgs) -> anyhow::Result<()> {
     for exp in &exps {
         let runs = exp.runs()?;
         let root = a.results.join(&exp.name);
-        let at_a_time = if a.ensemble > 1 {
-            format!("ensembles of up to {} runs, {jobs} at a time", a.ensemble)
+        let at_a_time = if opts.ensemble > 1 {
+            format!(
+                "ensembles of up to {} runs, {jobs} at a time",
+                opts.ensemble
+            )
         } else {
             format!("{jobs} at a time")
         };
@@ -277,7 +282,11 @@ pub fn load(a: &ReproduceArgs, jobs: usize) -> anyhow::Result<(Vec<Experiment>, 
         data: a.data.clone(),
         device: a.device,
         adapter: a.adapter.clone(),
-        ensemble: a.ensemble,
+        ensemble: a.ensemble.unwrap_or(if a.device == Some(Device::Gpu) {
+            runner::DEFAULT_GPU_ENSEMBLE
+        } else {
+            runner::DEFAULT_ENSEMBLE
+        }),
     };
     Ok((exps, opts))
 }

@@ -551,3 +551,63 @@ fn no_adapter_names_the_drivers_it_saw() {
         );
     }
 }
+
+/// `rbp reproduce --device gpu --ensemble K`: runs that differ only in their seeds are stacked
+/// on the device and write, bit for bit, what their solo GPU runs write — a dense grid, one whose
+/// channel does not stack (dropout: its members train one after another) and a conv grid; the
+/// grid groups by everything but the seed.
+#[test]
+fn gpu_ensembles_write_their_solo_gpu_runs() {
+    use super::determinism::{results, tensors};
+    use rbprop::experiment::Experiment;
+    use rbprop::experiment::runner::{self, Options};
+    if !available() {
+        return;
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/smoke");
+    for name in ["basic.toml", "dropout.toml", "conv-fashion-mnist.toml"] {
+        let exp = Experiment::load(&dir.join(name)).unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = |root: &str, ensemble: usize| Options {
+            results: tmp.path().join(root),
+            jobs: 1,
+            quick: Some(1),
+            data: None,
+            device: Some(Device::Gpu),
+            adapter: None,
+            ensemble,
+        };
+        let runs: Vec<_> = exp
+            .runs()
+            .unwrap()
+            .into_iter()
+            .map(|mut r| {
+                opts("", 1).apply(&mut r.config);
+                r
+            })
+            .collect();
+        let units = runner::units(&runs, 8);
+        assert!(units.iter().any(|u| u.len() > 1), "{name}: {units:?}");
+        for u in &units {
+            let first = &runs[u[0]].config;
+            for &r in u {
+                let c = TrainConfig {
+                    seed: first.seed,
+                    ..runs[r].config.clone()
+                };
+                assert_eq!(&c, first, "{name}: members differ only in their seeds");
+            }
+        }
+        let solo = runner::reproduce(&exp, &opts("solo", 1), &runner::Quiet).unwrap();
+        let together = runner::reproduce(&exp, &opts("ens", 8), &runner::Quiet).unwrap();
+        assert_eq!(solo, together, "{name}");
+        for r in &runs {
+            let (ds, de) = (
+                r.dir(&tmp.path().join("solo").join(&exp.name)),
+                r.dir(&tmp.path().join("ens").join(&exp.name)),
+            );
+            assert_eq!(results(&ds), results(&de), "{name} {}", r.id);
+            assert!(tensors(&ds) == tensors(&de), "{name} {}", r.id);
+        }
+    }
+}

@@ -143,7 +143,7 @@ impl<B: Backend> Trainer<B> {
     /// alone; the loss holds every member's totals.
     pub fn step_stacked(&mut self, x: &[f32], labels: &[u8], members: usize) -> B::Loss {
         assert!(
-            members > 0 && labels.len() % members == 0,
+            members > 0 && labels.len().is_multiple_of(members),
             "every member's minibatch has the same size"
         );
         let batch = labels.len() / members;

@@ -38,8 +38,12 @@ pub struct Options {
     pub ensemble: usize,
 }
 
-/// The default ensemble size of `rbp reproduce` on the CPU.
+/// The default ensemble size of `rbp reproduce` on the CPU (where an ensemble is exact but not
+/// faster on two cores: BENCHMARKS.md).
 pub const DEFAULT_ENSEMBLE: usize = 1;
+
+/// The default ensemble size of `rbp reproduce --device gpu`: members stacked per dispatch.
+pub const DEFAULT_GPU_ENSEMBLE: usize = 8;
 
 impl Options {
     /// Applies `--quick`, `--device` and `--adapter` to a run's settings (none of them but the

@@ -1,22 +1,29 @@
-//! Ensembles: several runs that read the same minibatches (same seed, batch, training subset and
-//! augmentation) trained together on the CPU, one step of every member per minibatch
-//! ([`crate::train::Ensemble`]: layer 0's products shared, the rest member by member in
-//! parallel). It is a way of executing runs, not a kind of result: every member starts, resumes
-//! and ends each epoch through the solo run loop ([`super::training`]), into its own run
-//! directory under its own lock, and its files hold the bits of its solo run (but for the
-//! `seconds` of each epoch, the ensemble's wall time).
+//! Ensembles: several runs trained together, one step of every member at a time. It is a way of
+//! executing runs, not a kind of result: every member starts, resumes and ends each epoch
+//! through the solo run loop ([`super::training`]), into its own run directory under its own
+//! lock, and its files hold the bits of its solo run on the same device (but for the `seconds`
+//! of each epoch, the ensemble's wall time).
+//!
+//! - On the CPU, runs that read the same minibatches (same seed, batch, training subset and
+//!   augmentation) share layer 0's products ([`crate::train::Ensemble`]; the rest member by
+//!   member, in parallel).
+//! - On the GPU, runs whose settings differ only in their seeds are stacked
+//!   ([`crate::train::Stack`]): one dispatch per operation for all members, each on its own
+//!   minibatches. A channel whose step draws or reads back on the host (dropout, a quantizer,
+//!   redrawn magnitudes) does not stack: its members then train one after another.
 //!
 //! A member that diverges or fails ends with its own error, recorded as a solo run records it;
 //! the others go on. Members resumed at different epochs start apart: the ones behind train
 //! until they reach the others, then all train together.
 
+use super::device::{Accept, OnBackend, on_device};
 use super::dir::{EpochMetrics, RunLock};
-use super::training::{Observer, Started, epoch_metrics};
-use crate::backend::Cpu;
+use super::training::{Observer, Started, epoch_metrics, train_epoch as solo_epoch};
+use crate::backend::{Backend, Cpu};
 use crate::config::{Device, TrainConfig};
 use crate::data::Split;
 use crate::error::{Error, Result};
-use crate::train::{Ensemble, Trainer};
+use crate::train::{Ensemble, Stack, Trainer, stack_refuses};
 use rayon::prelude::*;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -29,12 +36,19 @@ pub struct Member<'a> {
     pub observer: &'a mut dyn Observer,
 }
 
-/// Why two runs cannot train as one ensemble, if they cannot: they must read the same
-/// minibatches (seed, batch, training subset, augmentation), run on the CPU, and share the
-/// thread count.
+/// Why two runs cannot train as one ensemble, if they cannot. On the CPU they must read the
+/// same minibatches (seed, batch, training subset, augmentation) and share the thread count; on
+/// the GPU their settings may differ only in the seed and the epochs, on one adapter.
 pub fn incompatible(a: &TrainConfig, b: &TrainConfig) -> Option<&'static str> {
-    if a.device != Device::Cpu || b.device != Device::Cpu {
-        Some("ensembles train on the CPU")
+    if a.device != b.device {
+        Some("the devices differ")
+    } else if a.device == Device::Gpu {
+        let same = TrainConfig {
+            seed: a.seed,
+            epochs: a.epochs,
+            ..b.clone()
+        };
+        (same != *a).then_some("on the GPU, members differ only in their seeds and epochs")
     } else if a.seed != b.seed {
         Some("the seeds differ (so do the minibatches)")
     } else if a.batch != b.batch {
@@ -88,33 +102,84 @@ pub fn run_together(members: Vec<Member<'_>>, split: &Split) -> Vec<Result<Vec<E
             return results.into_iter().map(|r| r.expect("set")).collect();
         }
     };
-    pool.install(|| train_members(slots, split, &mut results));
+    if first.device == Device::Gpu {
+        let work = OnGpu {
+            slots,
+            split,
+            results: &mut results,
+        };
+        if let Err(e) = on_device(first, work) {
+            // the device did not open: every member that has no outcome yet fails with it
+            for r in results.iter_mut().filter(|r| r.is_none()) {
+                *r = Some(Err(Error::config("device", e.to_string())));
+            }
+        }
+    } else {
+        let mut ensemble = Ensemble::new();
+        pool.install(|| {
+            train_members::<Cpu>(
+                slots,
+                split,
+                &mut results,
+                &|_| Ok(()),
+                &mut |now, split, epoch| shared_epoch(&mut ensemble, now, split, epoch),
+            )
+        });
+    }
     results
         .into_iter()
         .map(|r| r.expect("every member has an outcome"))
         .collect()
 }
 
-/// A member being trained.
-struct Live<'a, 's> {
-    index: usize,
-    member: Member<'a>,
-    run: Started<'s, Cpu>,
+/// The members of a GPU ensemble, trained on the device their settings name.
+struct OnGpu<'a, 's, 'r> {
+    slots: Vec<(usize, Member<'a>)>,
+    split: &'s Split,
+    results: &'r mut [Option<Result<Vec<EpochMetrics>>>],
 }
 
-fn train_members<'a, 's>(
+impl OnBackend for OnGpu<'_, '_, '_> {
+    type Output = ();
+    fn run<B: Backend>(self, accept: &Accept<'_>) -> Result<()> {
+        train_members::<B>(
+            self.slots,
+            self.split,
+            self.results,
+            accept,
+            &mut stacked_epoch,
+        );
+        Ok(())
+    }
+}
+
+/// A member being trained.
+struct Live<'a, 's, B: Backend> {
+    index: usize,
+    member: Member<'a>,
+    run: Started<'s, B>,
+}
+
+/// How an ensemble trains one epoch of the members `now` (all at the same epoch): their
+/// outcomes, in order.
+type EpochFn<'f, B> =
+    dyn for<'a, 's> FnMut(&mut [Live<'a, 's, B>], &'s Split, usize) -> Vec<Result<()>> + 'f;
+
+fn train_members<'a, 's, B: Backend>(
     slots: Vec<(usize, Member<'a>)>,
     split: &'s Split,
     results: &mut [Option<Result<Vec<EpochMetrics>>>],
+    accept: &Accept<'_>,
+    train_epoch: &mut EpochFn<'_, B>,
 ) {
-    let mut live: Vec<Live<'a, 's>> = Vec::new();
+    let mut live: Vec<Live<'a, 's, B>> = Vec::new();
     for (index, member) in slots {
-        let started = Started::<Cpu>::start(
+        let started = Started::<B>::start(
             member.config,
             split,
             member.out,
             &mut *member.observer,
-            &|_| Ok(()),
+            accept,
         );
         match started {
             Ok(run) => live.push(Live { index, member, run }),
@@ -122,13 +187,12 @@ fn train_members<'a, 's>(
         }
     }
     // members whose epochs are all done (a resumed, extended or shortened run)
-    let (finished, mut live): (Vec<Live>, Vec<Live>) = live
+    let (finished, mut live): (Vec<Live<B>>, Vec<Live<B>>) = live
         .into_iter()
         .partition(|l| l.run.metrics.len() >= l.member.config.epochs);
     for l in finished {
         results[l.index] = Some(Ok(l.run.metrics));
     }
-    let mut ensemble = Ensemble::new();
     while !live.is_empty() {
         // the members furthest behind train the next epoch; the others wait for them
         let epoch = live
@@ -137,10 +201,10 @@ fn train_members<'a, 's>(
             .min()
             .expect("some")
             + 1;
-        let (mut now, waiting): (Vec<Live>, Vec<Live>) = live
+        let (mut now, waiting): (Vec<Live<B>>, Vec<Live<B>>) = live
             .into_iter()
             .partition(|l| l.run.metrics.len() + 1 == epoch);
-        let outcomes = train_epoch(&mut ensemble, &mut now, split, epoch);
+        let outcomes = train_epoch(&mut now, split, epoch);
         live = waiting;
         for (l, outcome) in now.into_iter().zip(outcomes) {
             match outcome {
@@ -155,11 +219,12 @@ fn train_members<'a, 's>(
     }
 }
 
-/// Epoch `epoch` of members that have all finished the one before: trained together,
-/// evaluated together, then each ended (metrics, checkpoint, summary) by the solo run loop.
-fn train_epoch(
+/// Epoch `epoch` of members on the CPU that have all finished the one before: trained
+/// together, evaluated together, then each ended (metrics, checkpoint, summary) by the solo run
+/// loop.
+fn shared_epoch(
     ensemble: &mut Ensemble,
-    now: &mut [Live<'_, '_>],
+    now: &mut [Live<'_, '_, Cpu>],
     split: &Split,
     epoch: usize,
 ) -> Vec<Result<()>> {
@@ -218,6 +283,99 @@ fn train_epoch(
                 epoch,
                 stats,
                 Some(test),
+                seconds,
+            );
+            run.end_epoch(member.config, member.out, &mut *member.observer, done)
+                .map(|_| ())
+        })
+        .collect()
+}
+
+/// Epoch `epoch` of members on a backend that stacks (the GPU's) that have all finished the one
+/// before: stacked and trained together when their trainers stack, else one after another; then
+/// each evaluated on its own and ended (metrics, checkpoint, summary) by the solo run loop.
+fn stacked_epoch<B: Backend>(
+    now: &mut [Live<'_, '_, B>],
+    split: &Split,
+    epoch: usize,
+) -> Vec<Result<()>> {
+    let first = &now[0].run.trainer;
+    let stacks = now.len() > 1
+        && B::STACKS
+        && now
+            .iter()
+            .all(|l| stack_refuses(first, &l.run.trainer).is_none());
+    if !stacks {
+        return now
+            .iter_mut()
+            .map(|l| {
+                let Live { member, run, .. } = l;
+                let done = solo_epoch(
+                    &mut run.trainer,
+                    member.config,
+                    &run.train,
+                    run.augment,
+                    Some(&split.test),
+                    epoch,
+                    &mut *member.observer,
+                );
+                run.end_epoch(member.config, member.out, &mut *member.observer, done)
+                    .map(|_| ())
+            })
+            .collect();
+    }
+    let batch = now[0].member.config.batch;
+    let train = now[0].run.train.clone();
+    let augment = now[0].run.augment;
+    let seeds: Vec<u64> = now.iter().map(|l| l.member.config.seed).collect();
+    let mut trainers: Vec<&mut Trainer<B>> = Vec::new();
+    let mut observers: Vec<&mut dyn Observer> = Vec::new();
+    for Live { member, run, .. } in now.iter_mut() {
+        member.observer.start_epoch(epoch, train.len());
+        trainers.push(&mut run.trainer);
+        observers.push(&mut *member.observer);
+    }
+    let clock = Instant::now();
+    let mut stack = Stack::new(&mut trainers);
+    let stats = stack.epoch_until(&train, batch, &seeds, epoch, augment, |done| {
+        let mut stop = false;
+        for o in observers.iter_mut() {
+            o.batch(done);
+            stop |= o.stop();
+        }
+        if stop {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    stack.unstack_into(&mut trainers);
+    drop(stack);
+    drop(observers);
+    drop(trainers);
+    let seconds = clock.elapsed().as_secs_f64();
+    now.iter_mut()
+        .zip(stats)
+        .map(|(l, stats)| {
+            let Some(stats) = stats else {
+                return Err(Error::Interrupted {
+                    epoch,
+                    step: l.run.trainer.step,
+                });
+            };
+            let Live { member, run, .. } = l;
+            // a member that diverged is not tested (its solo run is not either)
+            let test = stats
+                .loss
+                .is_finite()
+                .then(|| run.trainer.evaluate(&split.test));
+            let done = epoch_metrics(
+                &run.trainer,
+                member.config,
+                &run.train,
+                epoch,
+                stats,
+                test,
                 seconds,
             );
             run.end_epoch(member.config, member.out, &mut *member.observer, done)
