@@ -11,14 +11,17 @@
 #   1. the adapter (and nvidia-smi where present);
 #   2. the device probes and the step benches: the paper's MNIST net (BP, RBP, SRBP) and its
 #      CIFAR-10 net, GPU against the CPU backend (`cargo bench -p rbprop-gpu --bench gpu_step`);
-#   3. the dense SRBP step's device time per kernel (RBP_GPU_PROFILE=1);
-#   4. the paper's basic grid (45 runs), 2 epochs each, on the GPU, then on the CPU (solo runs,
-#      one per core, and ensembles of 9): wall seconds and run-epochs per minute.
-# Ensembles on the GPU (one dispatch for all members) are not implemented yet; the report says
-# so rather than leave a blank.
+#   3. ensembles stacked on the device (one dispatch per operation for all members): the MNIST
+#      net's BP and SRBP steps and the CIFAR-10 net's RBP step for K = 1, 8, 32, 64 members,
+#      per member-step, against K = 1 and the CPU backend (`gpu_step --bench ensemble`);
+#   4. the dense SRBP step's device time per kernel (RBP_GPU_PROFILE=1);
+#   5. the paper's basic grid (45 runs), 2 epochs each: on the GPU in ensembles (the 5 seeds of
+#      each cell stacked), on the GPU run by run, and on the CPU (solo runs, one per core): wall
+#      seconds and run-epochs finished.
 #
-# RBP_REPORT_QUICK=1 shortens every step (the SRBP dense bench and the probes only, the smoke
-# grid instead of the basic one): a check that the script runs, on lavapipe for instance.
+# RBP_REPORT_QUICK=1 shortens every step (the probes, the SRBP dense bench, ensembles of 1 and 8
+# of the dense nets, the smoke grid instead of the basic one): a check that the script runs, on
+# lavapipe for instance.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bin=target/gpu-report
@@ -102,9 +105,6 @@ run() {
     echo
     echo "$(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$([ -n "$quick" ] && echo ', quick')."
     echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(nproc) cores."
-    echo
-    echo "Ensembles on the GPU (one dispatch per operation for all members) are not implemented"
-    echo "yet: the ensemble rows below are the CPU's."
   } >"$report"
   if command -v nvidia-smi >/dev/null 2>&1; then
     step "nvidia-smi" 30 nvidia-smi
@@ -112,9 +112,11 @@ run() {
   if [ -n "$quick" ]; then
     step "device probes" 120 "$bin/gpu_step" --bench probe
     step "dense step, SRBP" 180 "$bin/gpu_step" --bench srbp
+    step "ensembles stacked on the device" 180 "$bin/gpu_step" --bench ensemble
   else
-    step "device probes and step benches (dense and conv)" 200 "$bin/gpu_step" --bench
-    RBP_GPU_PROFILE=1 step "dense SRBP step, device time per kernel" 45 "$bin/gpu_step" --bench srbp
+    step "device probes and step benches (dense and conv)" 150 "$bin/gpu_step" --bench
+    step "ensembles stacked on the device" 120 "$bin/gpu_step" --bench ensemble
+    RBP_GPU_PROFILE=1 step "dense SRBP step, device time per kernel" 40 "$bin/gpu_step" --bench srbp
   fi
   data=$bin/fashion-mnist
   grid_config=configs/paper/basic.toml
@@ -124,9 +126,9 @@ run() {
     echo >>"$report"
     echo "The grid below is the smoke grid on the embedded subset (no full Fashion-MNIST here)." >>"$report"
   fi
-  grid "grid on the GPU, 2 epochs, solo runs" 100 --device gpu --jobs 1
-  grid "grid on the CPU, 2 epochs, solo runs, one per core" 60
-  grid "grid on the CPU, 2 epochs, ensembles of 9" 60 --ensemble 9
+  grid "grid on the GPU, 2 epochs, ensembles (every cell's seeds stacked)" 60 --device gpu --jobs 1 --ensemble 8
+  grid "grid on the GPU, 2 epochs, solo runs" 50 --device gpu --jobs 1 --ensemble 1
+  grid "grid on the CPU, 2 epochs, solo runs, one per core" 50
   echo "gpu-report: wrote $report" >&2
 }
 

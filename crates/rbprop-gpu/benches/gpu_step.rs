@@ -13,6 +13,14 @@
 //!     RBP_GPU_PROFILE=1 cargo bench -p rbprop-gpu --bench gpu_step  # + device time per kernel
 //!     cargo bench -p rbprop-gpu --bench gpu_step -- probe   # the device probes only
 //!     RBP_GPU_PRODUCT=direct cargo bench -p rbprop-gpu --bench gpu_step  # the direct products
+//!     cargo bench -p rbprop-gpu --bench gpu_step -- ensemble  # stacked ensembles (only then)
+//!     RBP_ENSEMBLES=1,8 cargo bench -p rbprop-gpu --bench gpu_step -- ensemble  # other sizes
+//!
+//! `ensemble`: steps of K members stacked on the device (`rbprop::train::Stack`, one dispatch
+//! per operation for all of them) for K = 1, 8, 32, 64 (1 and 8 on a CPU's Vulkan driver): the
+//! MNIST net's BP and SRBP steps and the CIFAR-10 net's RBP step, per stacked step and per
+//! member-step, against the CPU backend's solo step (one thread for the MNIST net, every core
+//! for the CIFAR-10 net).
 //!
 //! First (with no filter, or `probe`) the device probes of `rbprop_gpu::probe`: the cost of a
 //! dispatch, a submission and a round trip, the latency of a dependent load, a copy's bandwidth
@@ -24,7 +32,7 @@ use rbprop::backend::{Backend, Cpu};
 use rbprop::config::TrainConfig;
 use rbprop::data;
 use rbprop::run::build_trainer;
-use rbprop::train::Trainer;
+use rbprop::train::{Stack, Trainer};
 use rbprop_gpu::Gpu;
 use std::time::Instant;
 
@@ -48,22 +56,38 @@ fn time_rounds<B: Backend>(
     warmup: usize,
     rounds: usize,
 ) -> (f64, f64) {
+    time_steps::<B>(
+        |s| {
+            let (x, y) = &batches[s % batches.len()];
+            t.step_kept(x, y)
+        },
+        warmup,
+        rounds,
+    )
+}
+
+/// [`time_rounds`] of steps that `step(s)` takes (step `s` of a round), their losses read as
+/// an epoch reads them.
+fn time_steps<B: Backend>(
+    mut step_kept: impl FnMut(usize) -> B::Loss,
+    warmup: usize,
+    rounds: usize,
+) -> (f64, f64) {
     let mut kept = Vec::new();
     let mut host = 0.0;
-    let mut step = |t: &mut Trainer<B>, s: usize, kept: &mut Vec<B::Loss>| {
-        let (x, y) = &batches[s % batches.len()];
+    let mut step = |s: usize, kept: &mut Vec<B::Loss>| {
         let clock = Instant::now();
-        kept.push(t.step_kept(x, y));
+        kept.push(step_kept(s));
         host += clock.elapsed().as_secs_f64();
         if kept.len() >= B::LOSS_READ_INTERVAL {
-            B::read_losses(kept);
+            B::read_member_losses(kept);
             kept.clear();
         }
     };
     for s in 0..warmup {
-        step(t, s, &mut kept);
+        step(s, &mut kept);
     }
-    B::read_losses(&kept);
+    B::read_member_losses(&kept);
     kept.clear();
     let mut total_steps = 0;
     let mut times: Vec<f64> = (0..rounds)
@@ -71,10 +95,10 @@ fn time_rounds<B: Backend>(
             let clock = Instant::now();
             let mut steps = 0;
             while steps < MIN_STEPS || clock.elapsed().as_secs_f64() < ROUND_SECONDS {
-                step(t, steps, &mut kept);
+                step(steps, &mut kept);
                 steps += 1;
             }
-            B::read_losses(&kept);
+            B::read_member_losses(&kept);
             kept.clear();
             total_steps += steps;
             clock.elapsed().as_secs_f64() * 1e6 / steps as f64
@@ -188,6 +212,86 @@ fn conv(filter: &[String]) {
     }
 }
 
+/// Ensembles of K members stacked on the device against the CPU's solo step: the MNIST net's
+/// BP and SRBP (batch 100) and the CIFAR-10 net's RBP (batch 128).
+fn ensembles(small: bool) {
+    let sizes: Vec<usize> = match std::env::var("RBP_ENSEMBLES") {
+        Ok(v) => v.split(',').filter_map(|k| k.trim().parse().ok()).collect(),
+        Err(_) if small => vec![1, 8],
+        Err(_) => vec![1, 8, 32, 64],
+    };
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut rng = rbprop::rng::stream(1, "bench");
+    println!(
+        "\nensembles stacked on the device: {:<28} {:>4} {:>14} {:>16} {:>16} {:>10} {:>10}",
+        "net, channel", "K", "µs/step", "µs/member-step", "samples/s", "vs K = 1", "vs cpu"
+    );
+    let nets = [
+        ("paper-mnist", "bp", BATCH, (1, 28, 28), 0.0, 1),
+        ("paper-mnist", "srbp", BATCH, (1, 28, 28), 0.0, 1),
+        ("paper-cifar10", "rbp", 128, (3, 32, 32), 0.9, cores),
+    ];
+    // a CPU's Vulkan driver takes seconds per CIFAR-10 step: the dense nets only
+    let nets = if small { &nets[..2] } else { &nets[..] };
+    for &(arch, channel, batch, shape, momentum, cpu_threads) in nets {
+        let dim = shape.0 * shape.1 * shape.2;
+        let one: Vec<(Vec<f32>, Vec<u8>)> = (0..4)
+            .map(|b| {
+                let x = rbprop::rng::normal_vec(batch * dim, 1.0, &mut rng)
+                    .iter()
+                    .map(|v| v.abs().min(1.0))
+                    .collect();
+                let y = (0..batch).map(|i| ((i + b) % 10) as u8).collect();
+                (x, y)
+            })
+            .collect();
+        let config = |seed| TrainConfig {
+            channel: channel.parse().unwrap(),
+            arch: Some(arch.into()),
+            batch,
+            lr: 0.01,
+            momentum,
+            seed,
+            threads: cpu_threads,
+            ..TrainConfig::default()
+        };
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cpu_threads)
+            .build()
+            .unwrap();
+        let mut cpu: Trainer<Cpu> = build_trainer(&config(1), shape, 10).unwrap();
+        let (cpu_us, _) = pool.install(|| time_rounds(&mut cpu, &one, 1, 3));
+        let mut solo_us = None;
+        for &k in &sizes {
+            let mut members: Vec<Trainer<Gpu>> = (1..=k as u64)
+                .map(|seed| build_trainer(&config(seed), shape, 10).unwrap().to_backend())
+                .collect();
+            let mut refs: Vec<&mut Trainer<Gpu>> = members.iter_mut().collect();
+            let mut stack = Stack::new(&mut refs);
+            let batches: Vec<(Vec<f32>, Vec<u8>)> =
+                one.iter().map(|(x, y)| (x.repeat(k), y.repeat(k))).collect();
+            let (us, _) = time_steps::<Gpu>(
+                |s| {
+                    let (x, y) = &batches[s % batches.len()];
+                    stack.step_kept(x, y)
+                },
+                2,
+                3,
+            );
+            let per_member = us / k as f64;
+            let base = *solo_us.get_or_insert(per_member);
+            println!(
+                "{:<32} {:<28} {k:>4} {us:>14.0} {per_member:>16.1} {:>16.0} {:>9.2}× {:>9.2}×",
+                "",
+                format!("{arch}, {channel} (cpu×{cpu_threads})"),
+                (batch * k) as f64 * 1e6 / us,
+                base / per_member,
+                cpu_us / per_member
+            );
+        }
+    }
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -205,8 +309,12 @@ fn main() {
         "adapter: {} ({:?}, {:?}, driver {} {})",
         info.name, info.backend, info.device_type, info.driver, info.driver_info
     );
+    let small = info.device_type == rbprop_gpu::DeviceType::Cpu;
+    if filter.iter().any(|f| f == "ensemble") {
+        ensembles(small);
+        return;
+    }
     if filter.is_empty() || filter.iter().any(|f| f == "probe") {
-        let small = info.device_type == rbprop_gpu::DeviceType::Cpu;
         println!(
             "device probes{}:",
             if small { " (small sizes)" } else { "" }
