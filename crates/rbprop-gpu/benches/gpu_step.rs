@@ -264,12 +264,18 @@ fn ensembles(small: bool) {
         let mut solo_us = None;
         for &k in &sizes {
             let mut members: Vec<Trainer<Gpu>> = (1..=k as u64)
-                .map(|seed| build_trainer(&config(seed), shape, 10).unwrap().to_backend())
+                .map(|seed| {
+                    build_trainer(&config(seed), shape, 10)
+                        .unwrap()
+                        .to_backend()
+                })
                 .collect();
             let mut refs: Vec<&mut Trainer<Gpu>> = members.iter_mut().collect();
             let mut stack = Stack::new(&mut refs);
-            let batches: Vec<(Vec<f32>, Vec<u8>)> =
-                one.iter().map(|(x, y)| (x.repeat(k), y.repeat(k))).collect();
+            let batches: Vec<(Vec<f32>, Vec<u8>)> = one
+                .iter()
+                .map(|(x, y)| (x.repeat(k), y.repeat(k)))
+                .collect();
             let (us, _) = time_steps::<Gpu>(
                 |s| {
                     let (x, y) = &batches[s % batches.len()];

@@ -229,15 +229,16 @@ fn arrays_split(d: &Bound<'_, PyAny>) -> PyResult<Split> {
 }
 
 /// reproduce(config, results, jobs=1, quick=None, data=None, device=None, adapter=None,
-///     ensemble=1) -> list[tuple[str, str]]
+///     ensemble=None) -> list[tuple[str, str]]
 ///
 /// What `rbp reproduce` does: runs every run of experiment file `config` not yet finished into
 /// `results/<experiment>/` (resuming interrupted ones), `jobs` at a time, on `device` ("cpu" or
 /// "gpu", replacing the experiment's; `adapter` chooses a GPU adapter by name), up to
-/// `ensemble` runs that read the same minibatches trained together on the CPU; returns each
-/// run's id and how it ended.
+/// `ensemble` runs trained together (on the CPU runs that read the same minibatches, on the GPU
+/// runs that differ only in their seeds, stacked; by default 8 with device="gpu", else 1);
+/// returns each run's id and how it ended.
 #[pyfunction]
-#[pyo3(signature = (config, results, jobs=1, quick=None, data=None, device=None, adapter=None, ensemble=1))]
+#[pyo3(signature = (config, results, jobs=1, quick=None, data=None, device=None, adapter=None, ensemble=None))]
 #[allow(clippy::too_many_arguments)] // Python's keyword arguments
 fn reproduce(
     py: Python<'_>,
@@ -248,9 +249,9 @@ fn reproduce(
     data: Option<String>,
     device: Option<String>,
     adapter: Option<String>,
-    ensemble: usize,
+    ensemble: Option<usize>,
 ) -> PyResult<Vec<(String, String)>> {
-    if ensemble == 0 {
+    if ensemble == Some(0) {
         return Err(PyValueError::new_err(
             "ensemble must be ≥ 1 (1 trains every run alone)",
         ));
@@ -273,7 +274,7 @@ fn reproduce(
         data,
         device,
         adapter,
-        ensemble,
+        ensemble: ensemble.unwrap_or(runner::default_ensemble(device)),
     };
     let outcomes = interruptible(py, |stop| {
         runner::reproduce(&exp, &opts, &GridStopper(stop))

@@ -282,11 +282,7 @@ pub fn load(a: &ReproduceArgs, jobs: usize) -> anyhow::Result<(Vec<Experiment>, 
         data: a.data.clone(),
         device: a.device,
         adapter: a.adapter.clone(),
-        ensemble: a.ensemble.unwrap_or(if a.device == Some(Device::Gpu) {
-            runner::DEFAULT_GPU_ENSEMBLE
-        } else {
-            runner::DEFAULT_ENSEMBLE
-        }),
+        ensemble: a.ensemble.unwrap_or(runner::default_ensemble(a.device)),
     };
     Ok((exps, opts))
 }

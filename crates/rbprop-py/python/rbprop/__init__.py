@@ -115,15 +115,16 @@ def reproduce(
     data: Optional[str] = None,
     device: Optional[str] = None,
     adapter: Optional[str] = None,
-    ensemble: int = 1,
+    ensemble: Optional[int] = None,
 ) -> Any:
     """What ``rbp reproduce CONFIG --results RESULTS`` does: runs every run of the experiment
     file not finished yet (resuming interrupted ones), ``jobs`` at a time, ``quick`` capping the
     epochs, ``data`` replacing the experiment's data directory, ``device`` ("cpu" or "gpu",
     ``adapter`` choosing a GPU by name) replacing its device. With ``ensemble`` = K > 1, up to K
-    runs that read the same minibatches (same seed, batch, subset, augmentation) train together
-    on the CPU, sharing layer 0's products; each still writes its own run directory with the
-    bits of its solo run. Returns :func:`results` of the experiment's directory. Ctrl-C stops
+    runs train together: on the CPU runs that read the same minibatches (same seed, batch,
+    subset, augmentation), sharing layer 0's products; on the GPU runs that differ only in their
+    seeds, stacked (one dispatch per operation for all). Each still writes its own run directory
+    with the bits of its solo run on its device. By default 8 with ``device="gpu"``, else 1. Returns :func:`results` of the experiment's directory. Ctrl-C stops
     the runs after their current update; finished epochs are kept and the next call continues
     them."""
     _reproduce(str(config), str(results), jobs, quick, data, device, adapter, ensemble)

@@ -45,6 +45,16 @@ pub const DEFAULT_ENSEMBLE: usize = 1;
 /// The default ensemble size of `rbp reproduce --device gpu`: members stacked per dispatch.
 pub const DEFAULT_GPU_ENSEMBLE: usize = 8;
 
+/// The ensemble size of a grid whose runs all go to `device` (`None`: each where its
+/// experiment says) when none is asked for.
+pub fn default_ensemble(device: Option<Device>) -> usize {
+    if device == Some(Device::Gpu) {
+        DEFAULT_GPU_ENSEMBLE
+    } else {
+        DEFAULT_ENSEMBLE
+    }
+}
+
 impl Options {
     /// Applies `--quick`, `--device` and `--adapter` to a run's settings (none of them but the
     /// epochs is part of its identity).
