@@ -74,6 +74,30 @@ def test_train_and_reproduce_take_the_device(gpu, tmp_path):
         rbprop.reproduce(config, tmp_path / "grid", adapter="x")
 
 
+def test_gpu_grids_stack_their_seeds_and_keep_the_solo_results(gpu, tmp_path):
+    """On the GPU `reproduce` stacks each cell's seeds by default; every run's metrics are
+    those of its run alone on the GPU, to the bit (the epochs' seconds aside)."""
+    import json
+    import pathlib
+
+    repo = pathlib.Path(__file__).resolve().parents[3]
+    config = repo / "configs" / "smoke" / "basic.toml"
+    rbprop.reproduce(config, tmp_path / "ens", quick=1, device="gpu")
+    rbprop.reproduce(config, tmp_path / "solo", quick=1, device="gpu", ensemble=1)
+
+    def metrics(path):
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        for r in rows:
+            r.pop("seconds")
+        return rows
+
+    found = sorted((tmp_path / "ens").rglob("metrics.jsonl"))
+    assert len(found) >= 10
+    for m in found:
+        solo = tmp_path / "solo" / m.relative_to(tmp_path / "ens")
+        assert metrics(m) == metrics(solo), m
+
+
 @pytest.mark.parametrize("settings", [dict(channel="srbp"), dict(channel="rbp", momentum=0.9)])
 def test_steps_stay_on_the_device_and_reads_see_every_one(gpu, settings):
     x, y = data(120, 4)
