@@ -472,6 +472,11 @@ impl Backend for Gpu {
             return;
         }
         let part = host.len() / buf.members;
+        if part == buf.len {
+            // the segments are contiguous: one write
+            buf.ctx().write(&buf.buf, 0, bytemuck::cast_slice(host));
+            return;
+        }
         for (m, values) in host.chunks(part).enumerate() {
             let at = (m * buf.len) as u64 * 4;
             buf.ctx().write(&buf.buf, at, bytemuck::cast_slice(values));

@@ -23,7 +23,7 @@ use crate::backend::{Backend, Cpu};
 use crate::config::{Device, TrainConfig};
 use crate::data::Split;
 use crate::error::{Error, Result};
-use crate::train::{Ensemble, Stack, Trainer, stack_refuses};
+use crate::train::{Ensemble, EpochStats, Stack, Trainer, stack_refuses};
 use rayon::prelude::*;
 use std::ops::ControlFlow;
 use std::time::Instant;
@@ -231,13 +231,7 @@ fn shared_epoch(
     let (batch, seed) = (now[0].member.config.batch, now[0].member.config.seed);
     let train = now[0].run.train.clone();
     let augment = now[0].run.augment;
-    let mut trainers: Vec<&mut Trainer> = Vec::new();
-    let mut observers: Vec<&mut dyn Observer> = Vec::new();
-    for Live { member, run, .. } in now.iter_mut() {
-        member.observer.start_epoch(epoch, train.len());
-        trainers.push(&mut run.trainer);
-        observers.push(&mut *member.observer);
-    }
+    let (mut trainers, mut observers) = start_epoch(now, epoch, train.len());
     let clock = Instant::now();
     let stats = ensemble.epoch(
         &mut trainers,
@@ -247,16 +241,8 @@ fn shared_epoch(
         epoch,
         augment,
         |done, live| {
-            let mut stop = false;
-            for (o, _) in observers.iter_mut().zip(live).filter(|(_, l)| **l) {
-                o.batch(done);
-                stop |= o.stop();
-            }
-            if stop {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
+            let live = observers.iter_mut().zip(live).filter(|(_, l)| **l);
+            progress(live.map(|(o, _)| o), done)
         },
     );
     drop(observers);
@@ -268,27 +254,73 @@ fn shared_epoch(
     now.par_iter_mut()
         .zip(stats)
         .zip(tests)
-        .map(|((l, stats), test)| {
-            let Some(stats) = stats else {
-                return Err(Error::Interrupted {
-                    epoch,
-                    step: l.run.trainer.step,
-                });
-            };
-            let Live { member, run, .. } = l;
-            let done = epoch_metrics(
-                &run.trainer,
-                member.config,
-                &run.train,
-                epoch,
-                stats,
-                Some(test),
-                seconds,
-            );
-            run.end_epoch(member.config, member.out, &mut *member.observer, done)
-                .map(|_| ())
-        })
+        .map(|((l, stats), test)| l.end(epoch, stats, Some(test), seconds))
         .collect()
+}
+
+/// The trainers and observers of members `now`, each observer told that epoch `epoch` of
+/// `examples` starts.
+fn start_epoch<'m, B: Backend>(
+    now: &'m mut [Live<'_, '_, B>],
+    epoch: usize,
+    examples: usize,
+) -> (Vec<&'m mut Trainer<B>>, Vec<&'m mut dyn Observer>) {
+    let mut trainers = Vec::new();
+    let mut observers: Vec<&'m mut dyn Observer> = Vec::new();
+    for Live { member, run, .. } in now.iter_mut() {
+        member.observer.start_epoch(epoch, examples);
+        trainers.push(&mut run.trainer);
+        observers.push(&mut *member.observer);
+    }
+    (trainers, observers)
+}
+
+/// Tells `observers` the examples done so far; whether any of them asks to stop.
+fn progress<'o, 'b: 'o>(
+    observers: impl Iterator<Item = &'o mut &'b mut dyn Observer>,
+    done: usize,
+) -> ControlFlow<()> {
+    let mut stop = false;
+    for o in observers {
+        o.batch(done);
+        stop |= o.stop();
+    }
+    if stop {
+        ControlFlow::Break(())
+    } else {
+        ControlFlow::Continue(())
+    }
+}
+
+impl<B: Backend> Live<'_, '_, B> {
+    /// Ends epoch `epoch` as the solo run loop does: trained to `stats` in `seconds` (`None`:
+    /// stopped before its end), tested to `test`.
+    fn end(
+        &mut self,
+        epoch: usize,
+        stats: Option<EpochStats>,
+        test: Option<EpochStats>,
+        seconds: f64,
+    ) -> Result<()> {
+        let Some(stats) = stats else {
+            return Err(Error::Interrupted {
+                epoch,
+                step: self.run.trainer.step,
+            });
+        };
+        let Live { member, run, .. } = self;
+        let done = epoch_metrics(
+            &run.trainer,
+            member.config,
+            &run.train,
+            epoch,
+            stats,
+            test,
+            seconds,
+        );
+        run.end_epoch(member.config, member.out, &mut *member.observer, done)
+            .map(|_| ())
+    }
 }
 
 /// Epoch `epoch` of members on a backend that stacks (the GPU's) that have all finished the one
@@ -328,26 +360,11 @@ fn stacked_epoch<B: Backend>(
     let train = now[0].run.train.clone();
     let augment = now[0].run.augment;
     let seeds: Vec<u64> = now.iter().map(|l| l.member.config.seed).collect();
-    let mut trainers: Vec<&mut Trainer<B>> = Vec::new();
-    let mut observers: Vec<&mut dyn Observer> = Vec::new();
-    for Live { member, run, .. } in now.iter_mut() {
-        member.observer.start_epoch(epoch, train.len());
-        trainers.push(&mut run.trainer);
-        observers.push(&mut *member.observer);
-    }
+    let (mut trainers, mut observers) = start_epoch(now, epoch, train.len());
     let clock = Instant::now();
     let mut stack = Stack::new(&mut trainers);
     let stats = stack.epoch_until(&train, batch, &seeds, epoch, augment, |done| {
-        let mut stop = false;
-        for o in observers.iter_mut() {
-            o.batch(done);
-            stop |= o.stop();
-        }
-        if stop {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+        progress(observers.iter_mut(), done)
     });
     stack.unstack_into(&mut trainers);
     drop(stack);
@@ -357,29 +374,10 @@ fn stacked_epoch<B: Backend>(
     now.iter_mut()
         .zip(stats)
         .map(|(l, stats)| {
-            let Some(stats) = stats else {
-                return Err(Error::Interrupted {
-                    epoch,
-                    step: l.run.trainer.step,
-                });
-            };
-            let Live { member, run, .. } = l;
-            // a member that diverged is not tested (its solo run is not either)
-            let test = stats
-                .loss
-                .is_finite()
-                .then(|| run.trainer.evaluate(&split.test));
-            let done = epoch_metrics(
-                &run.trainer,
-                member.config,
-                &run.train,
-                epoch,
-                stats,
-                test,
-                seconds,
-            );
-            run.end_epoch(member.config, member.out, &mut *member.observer, done)
-                .map(|_| ())
+            // a member that diverged ends with the divergence, its test aside (as when alone)
+            let finite = stats.is_some_and(|s| s.loss.is_finite());
+            let test = finite.then(|| l.run.trainer.evaluate(&split.test));
+            l.end(epoch, stats, test, seconds)
         })
         .collect()
 }
