@@ -788,20 +788,13 @@ impl Backend for Gpu {
     }
 
     fn read_losses(losses: &[GpuLoss]) -> Vec<BatchLoss> {
-        let Some(first) = losses.first() else {
-            return Vec::new();
-        };
         assert!(
             losses.iter().all(|l| l.members == 1),
             "the losses of stacked members are read by Gpu::read_member_losses"
         );
-        let parts: Vec<_> = losses.iter().map(|l| (&*l.totals, 8)).collect();
-        let v: Vec<f32> = bytemuck::pod_collect_to_vec(&first.totals.ctx().read_many(&parts));
-        v.chunks(2)
-            .map(|t| BatchLoss {
-                loss_sum: t[0] as f64,
-                correct: t[1] as usize,
-            })
+        Gpu::read_member_losses(losses)
+            .into_iter()
+            .map(|one| one[0])
             .collect()
     }
 
