@@ -7,13 +7,16 @@
 //! runs are not kept) must be in that table. That scan does not know which cell a quote names:
 //! the tests below do, for every result table (cell by cell) and for the prose's claims
 //! (differences, "k sds", clip fractions and censuses, angles, calibrated scales), each
-//! recomputed from the runs; docs/theory.md's and docs/channels.md's numbers too.
+//! recomputed from the runs; docs/theory.md's and docs/channels.md's numbers too. The audit
+//! (`every_number_in_the_docs_is_checked`) closes the loop: every decimal and every number with
+//! a %, ° or "sds" in the docs must lie in a quote one of these checks found, in a "mean (sd)",
+//! in code, or be a setting or one of the few listed non-results (wall-clock times, defaults).
 
 use super::published::unpack;
 use rbprop::experiment::{results, table};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 fn root() -> PathBuf {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../..")).to_path_buf()
@@ -33,6 +36,24 @@ fn runs() -> &'static (tempfile::TempDir, Vec<results::Record>) {
         let records = results::load(tmp.path()).unwrap();
         (tmp, records)
     })
+}
+
+/// What the checks of this file found in the docs: (file, whitespace-flattened quote). The audit
+/// (`every_number_in_the_docs_is_checked`) needs each number of the docs to lie inside one.
+static FOUND: Mutex<Vec<(&'static str, String)>> = Mutex::new(Vec::new());
+
+fn flat(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Whether `text` says `quote` (both whitespace-flattened); recorded for the audit where it does.
+fn says(file: &'static str, text: &str, quote: &str) -> bool {
+    let q = flat(quote);
+    let ok = flat(text).contains(&q);
+    if ok {
+        FOUND.lock().unwrap().push((file, q));
+    }
+    ok
 }
 
 pub(super) fn mean_sd(v: &[f64]) -> (f64, f64) {
@@ -306,7 +327,9 @@ impl Quotes {
     }
 
     fn want(&mut self, q: String) {
-        if !self.text.contains(&q) {
+        if self.text.contains(&q) {
+            FOUND.lock().unwrap().push((self.name, q));
+        } else {
             self.missing.push(q);
         }
     }
@@ -1094,14 +1117,31 @@ fn calibrated_scales_in_the_docs_are_recomputed() {
     ));
     // the updates' scales, b = 4, seeds 1–3, the three channels: hidden layers and the output
     let (mut hidden, mut output) = (Vec::new(), Vec::new());
+    let (mut rbp_hidden, mut rbp_output) = (Vec::new(), Vec::new());
     for col in ["BP", "RBP", "SRBP"] {
         for r in cell("quantized-update", "quantize-update b=4", col, &[1, 2, 3]) {
             let a = calibrated_scales(r, &dir, "update");
             let (h, o) = a.split_at(a.len() - 1);
             hidden.extend(h.iter().map(|&v| f64::from(v)));
             output.push(f64::from(o[0]));
+            if col == "RBP" {
+                rbp_hidden.extend(h.iter().map(|&v| f64::from(v)));
+                rbp_output.push(f64::from(o[0]));
+            }
         }
     }
+    want(format!(
+        "(RBP, 4 bits, α fixed at 0.01 and 0.003 instead of the calibrated ≈ {:.2})",
+        mean_sd(&rbp_hidden).0
+    ));
+    want(format!(
+        "to the output layer, whose calibrated scale is {}, so at 0.003",
+        span(&rbp_output, 3)
+    ));
+    want(format!(
+        "(the calibrated hidden-layer scales are ≈ {:.2})",
+        mean_sd(&hidden).0
+    ));
     want(format!(
         "The calibrated scales (from the runs' checkpoints, seeds 1–3): {} in the four hidden layers, {} in the output layer",
         span(&hidden, 3),
@@ -1766,7 +1806,10 @@ fn theory_outputs_are_what_the_commands_print() {
         predicted[0],
         predicted[1]
     );
-    assert!(flat.contains(&quote), "docs/theory.md should say: {quote}");
+    assert!(
+        says("docs/theory.md", &flat, &quote),
+        "docs/theory.md should say: {quote}"
+    );
     // the per-example rule against the ODE
     let deviation = |eta: &str| {
         run(&format!("dynamics sgd --eta {eta} --time 5"))
@@ -1781,7 +1824,63 @@ fn theory_outputs_are_what_the_commands_print() {
         deviation("1e-4"),
         deviation("1e-2")
     );
-    assert!(flat.contains(&quote), "docs/theory.md should say: {quote}");
+    assert!(
+        says("docs/theory.md", &flat, &quote),
+        "docs/theory.md should say: {quote}"
+    );
+    // the examples of the fixed points' prose, from the commands' end and predicted points
+    let point = |args: &str, line: &str| -> Vec<f64> {
+        let out = run(args);
+        let l = out
+            .lines()
+            .find(|l| l.starts_with(line))
+            .unwrap_or_else(|| panic!("`rbp {args}` prints no {line}"));
+        let inner = l.split('(').nth(1).unwrap().split(')').next().unwrap();
+        inner.split(", ").map(|v| v.parse().unwrap()).collect()
+    };
+    // the docs' minus sign on a number's own sign (not an exponent's)
+    let minus = |s: String| {
+        s.replace("(-", "(−")
+            .replace(", -", ", −")
+            .replace("~ -", "~ −")
+    };
+    let distance = |args: &str| -> f64 {
+        run(args)
+            .split("|end − predicted| = ")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let tangent = point("dynamics chain --from=-2,0.5", "predicted ");
+    let leave = point("dynamics chain --from=-0.9,-1.095", "end ");
+    let quote = minus(format!(
+        "(from (-2, 0.5) a trajectory creeps up to ({}, {}), {:.1e} away at t = 1000; from (-0.9, -1.095) on the same parabola it leaves for ({}, {}))",
+        tangent[0],
+        tangent[1],
+        distance("dynamics chain --from=-2,0.5"),
+        leave[0],
+        leave[1]
+    ));
+    assert!(
+        says("docs/theory.md", &flat, &quote),
+        "docs/theory.md should say: {quote}"
+    );
+    let cube = "dynamics chain --mu 3 --from=-0.5,0.42";
+    let (line, end) = (point(cube, "predicted "), point(cube, "end "));
+    let beyond = point("dynamics chain --mu 3 --from=0.5,0.42", "end ");
+    let square = point("dynamics chain --mu 2 --from=-0.5,0.42", "end ");
+    let quote = minus(format!(
+        "For μ = 3 from (-0.5, 0.42) the prediction is ({}, {:.6}), not the solution ({:.2}, {:.2}) beyond the line; the trajectory is at ({:.1e}, {:.6}) at t = 1000 (it creeps, a_1 ~ -1/(3t)). Under x² the same start moves away from 0 to ({:.6}, {:.6}), the mirror of the solution for a_1 > 0.",
+        line[0], line[1], beyond[0], beyond[1], end[0], end[1], square[0], square[1]
+    ));
+    assert!(
+        says("docs/theory.md", &flat, &quote),
+        "docs/theory.md should say: {quote}"
+    );
     // the complexity table: counts and channels as `rbp complexity` prints them
     let counts = run("complexity");
     let table = text
@@ -1816,12 +1915,34 @@ fn theory_outputs_are_what_the_commands_print() {
         "the measured ratio is about {:.1},",
         col("srbp", 4) / col("bp", 4)
     );
-    assert!(flat.contains(&quote), "docs/theory.md should say: {quote}");
+    assert!(
+        says("docs/theory.md", &flat, &quote),
+        "docs/theory.md should say: {quote}"
+    );
+    let ratio = |after: &str| {
+        counts
+            .lines()
+            .filter(|l| !l.contains("SRBP/BP") || after.contains("SRBP/BP"))
+            .find_map(|l| l.split_once(after).map(|(_, r)| r.trim().to_string()))
+            .unwrap()
+    };
     let quote = format!(
-        "For the whole step the prediction is 0.892 and the measured ratio about {:.1}",
+        "The paper's ratio SRBP/BP for the backward signal is {};",
+        ratio("ratio SRBP/BP ")
+    );
+    assert!(
+        says("docs/theory.md", &flat, &quote),
+        "docs/theory.md should say: {quote}"
+    );
+    let quote = format!(
+        "For the whole step the prediction is {} and the measured ratio about {:.1}",
+        ratio("    ratio "),
         col("srbp", 5) / col("bp", 5)
     );
-    assert!(flat.contains(&quote), "docs/theory.md should say: {quote}");
+    assert!(
+        says("docs/theory.md", &flat, &quote),
+        "docs/theory.md should say: {quote}"
+    );
 }
 
 /// docs/channels.md: the measured claims of its quantizer and sparsity notes, recomputed from
@@ -1832,6 +1953,29 @@ fn channels_doc_claims_are_recomputed() {
     let mut want = |q: String| quotes.want(q);
     let m = |v: &[f64]| mean_sd(v).0;
     let sd = |v: &[f64]| mean_sd(v).1;
+    // the sparsity sweep: the 0/1 cells from N = 8 on against dense SRBP's seeds 1–3
+    let dense = finals(&cell("basic", "baseline", "SRBP", &[1, 2, 3]));
+    let zero_one: Vec<Vec<f64>> = [8, 16, 32]
+        .iter()
+        .map(|n| {
+            finals(&cell(
+                "sparsity-sweep",
+                &format!("sparsity n={n}"),
+                "SRBP",
+                &[],
+            ))
+        })
+        .collect();
+    assert!(
+        zero_one
+            .iter()
+            .all(|v| (m(v) - m(&dense)).abs() <= sd(v).max(sd(&dense)))
+    );
+    want(format!(
+        "0/1 cells within one sd of dense SRBP from N = 8 on ({} vs {}, the same seeds 1–3)",
+        range(&zero_one.iter().map(|v| m(v)).collect::<Vec<_>>(), 2),
+        ms(&dense)
+    ));
     let control = |col: &str| {
         finals(&cell(
             "quantized-update-control",
@@ -1945,7 +2089,7 @@ fn the_alignment_table_is_the_runs() {
         };
         let line = format!("| {name} | {} | {cs} |", side(&runs, delta, 0..4));
         assert!(
-            text.contains(&line),
+            says("docs/reproducing.md", &text, &line),
             "docs/reproducing.md's alignment table should have:\n{line}"
         );
     }
@@ -1977,7 +2121,7 @@ fn the_result_tables_are_the_runs() {
         while line.contains("|  |") {
             line = line.replace("|  |", "| |");
         }
-        if !text.contains(&line) {
+        if !says("docs/reproducing.md", &text, &line) {
             missing.push(line);
         }
     };
@@ -2222,4 +2366,817 @@ fn the_result_tables_are_the_runs() {
         "docs/reproducing.md's tables should have these rows:\n{}",
         missing.join("\n")
     );
+}
+
+/// Numbers of the docs that are no result of a run, each with enough words around it to be
+/// found once: settings, the paper's own figures, timings of a machine, counts of runs. Every
+/// other number must lie in a quote that a check of this file found (or be a "mean (sd)").
+const NOT_RESULTS: &[(&str, &str)] = &[
+    // wall-clock times of whole grids on one machine (no run records them)
+    ("docs/reproducing.md", "(seeds 4–5: 10.5 min)"),
+    ("docs/reproducing.md", "≈ 3.5 h on an AVX2-only CPU"),
+    ("docs/cluster.md", "1.5 s locally with 2 jobs"),
+    ("docs/cluster.md", "(≈ 3.0 GHz, AVX-512)"),
+    // runs of a quantizer bug, discarded and re-run with the fix (docs/channels.md says so)
+    ("docs/reproducing.md", "BP stayed at chance, 10.00 %)"),
+    (
+        "docs/channels.md",
+        "stayed at chance (10.00 % test accuracy",
+    ),
+    ("docs/channels.md", "train loss 2.314–2.320"),
+    // defaults, definitions and bounds of settings
+    ("docs/channels.md", "(our default 0.1,"),
+    ("docs/channels.md", "| η_c = F · η_t | 0.1 |"),
+    ("docs/channels.md", "a signal below 0.5 in magnitude"),
+    ("docs/channels.md", "below 90° means downhill"),
+    ("docs/theory.md", "Any other μ (0.5, 1.5, …)"),
+    ("docs/theory.md", "h·ρ > 3.25"),
+    ("docs/theory.md", "[1e-14, 0.1]"),
+    ("docs/python.md", "scikit-learn 1.9"),
+    // the tolerances and cases of tests, described (crates/rbprop-cli/tests/it/dynamics.rs and
+    // the conformance tests)
+    (
+        "docs/theory.md",
+        "is 5.4 × 10⁻⁶ off, which would move a_2 by 5.4 × 10⁻²",
+    ),
+    ("docs/theory.md", "ends > 0.1 away"),
+    ("docs/theory.md", "c ∈ {1, −1, 0.6}"),
+    ("docs/theory.md", "is below 0.02 at η = 1e-4"),
+    ("docs/architecture.md", "the test allows 1 % of the entries"),
+];
+
+/// The numbers of a flattened text that the audit asks about, as byte ranges: every decimal
+/// (`2.15`), and every number followed by `%`, `°` or `sds` (`36–43 %`, `4.7°`, `5 sds`).
+fn figures(text: &str) -> Vec<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_digit()
+            || (i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'.'))
+        {
+            i += 1;
+            continue;
+        }
+        let mut e = i;
+        while e < b.len() && b[e].is_ascii_digit() {
+            e += 1;
+        }
+        let mut decimal = false;
+        if e + 1 < b.len() && b[e] == b'.' && b[e + 1].is_ascii_digit() {
+            decimal = true;
+            e += 1;
+            while e < b.len() && b[e].is_ascii_digit() {
+                e += 1;
+            }
+        }
+        let has_unit = |rest: &str| {
+            let rest = rest.trim_start_matches(' ');
+            rest.starts_with('%') || rest.starts_with('°') || rest.starts_with("sds")
+        };
+        // a range's first number takes the unit of its second: `36–43 %`
+        let second = text[e..]
+            .strip_prefix('–')
+            .map(|r| r.trim_start_matches(|c: char| c.is_ascii_digit() || c == '.'));
+        let unit = has_unit(&text[e..]) || second.is_some_and(has_unit);
+        if decimal || unit {
+            out.push((i, e));
+        }
+        i = e;
+    }
+    out
+}
+
+/// Byte ranges of a flattened markdown text inside code (fenced blocks and `inline` spans).
+fn code_spans(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    let mut rest = 0;
+    while let Some(i) = text[rest..].find('`').map(|i| rest + i) {
+        let fence = text[i..].starts_with("```");
+        let close = if fence { "```" } else { "`" };
+        let from = i + close.len();
+        let Some(j) = text[from..].find(close).map(|j| from + j) else {
+            break;
+        };
+        out.push((i, j + close.len()));
+        rest = j + close.len();
+    }
+    out
+}
+
+/// A number the text gives as a setting: after `=`, `≤`, `≥`, `lr`, `momentum`, `decay`, `α at` or
+/// `fixed at`, alone or in a list of them (`r = 0.1, 0.25, 0.5`, `μ = 0.1σ and 0.3σ`).
+fn is_setting(text: &str, at: usize) -> bool {
+    let mut before = text[..at].trim_end_matches(' ');
+    loop {
+        if [
+            "=", "≤", "≥", "lr", "momentum", "decay", "§", "α at", "fixed at",
+        ]
+        .iter()
+        .any(|w| before.ends_with(w))
+        {
+            return true;
+        }
+        // step back over one earlier item of a list: "0.1, " or "0.1σ and "
+        let Some(rest) = before
+            .strip_suffix(',')
+            .or_else(|| before.strip_suffix(" and"))
+        else {
+            return false;
+        };
+        let item = rest.trim_end_matches('σ');
+        let start = item.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
+        if start.len() == item.len() {
+            return false;
+        }
+        before = start.trim_end_matches(' ');
+    }
+}
+
+/// Every number the docs quote is checked: it lies in a "mean (sd)" (checked against every
+/// cell), in a quote that one of the checks above recomputed from the runs or from a command's
+/// output, in code, or it is a setting or one of [`NOT_RESULTS`]. A new figure in the docs fails
+/// here until a check recomputes it.
+#[test]
+fn every_number_in_the_docs_is_checked() {
+    if std::env::var("RBP_FASHION_MNIST").is_err() {
+        eprintln!("skipped: RBP_FASHION_MNIST is not set (the calibrated scales need it)");
+        return;
+    }
+    // the checks that record their quotes, run here too so that all of them are in FOUND
+    derived_claims_are_recomputed_from_the_committed_runs();
+    angle_claims_are_recomputed_from_the_committed_runs();
+    census_claims_are_recomputed_from_the_committed_runs();
+    calibrated_scales_in_the_docs_are_recomputed();
+    basic_section_claims_are_recomputed_from_the_committed_runs();
+    sparse_feedback_and_dropout_claims_are_recomputed_from_the_committed_runs();
+    adaptive_and_sweep_claims_are_recomputed_from_the_committed_runs();
+    quantized_error_claims_are_recomputed_from_the_committed_runs();
+    quantized_update_claims_are_recomputed_from_the_committed_runs();
+    theory_outputs_are_what_the_commands_print();
+    channels_doc_claims_are_recomputed();
+    the_alignment_table_is_the_runs();
+    the_result_tables_are_the_runs();
+    prose_figures_are_recomputed_from_the_committed_runs();
+    conv_grid_claims_are_recomputed_from_the_committed_runs();
+    // docs/cluster.md quotes the conv benchmark: the figures BENCHMARKS.md records
+    let cluster = std::fs::read_to_string(root().join("docs/cluster.md")).unwrap();
+    let bench = flat(&std::fs::read_to_string(root().join("BENCHMARKS.md")).unwrap());
+    let timing = flat(&cluster)
+        .split("net takes ")
+        .nth(1)
+        .and_then(|r| r.split(" on 2 threads").next())
+        .unwrap()
+        .to_string();
+    let (bp, srbp) = timing.split_once(" with BP and ").unwrap();
+    assert!(
+        bench.contains(&format!("{bp} vs"))
+            && bench.contains(&format!("({}", srbp.trim_end_matches(" with SRBP"))),
+        "docs/cluster.md's conv timings ({timing}) are not BENCHMARKS.md's"
+    );
+    assert!(says("docs/cluster.md", &cluster, &timing));
+    let found = FOUND.lock().unwrap().clone();
+    let mut unchecked = Vec::new();
+    let mut counted = 0;
+    for name in [
+        "docs/reproducing.md",
+        "docs/channels.md",
+        "docs/theory.md",
+        "docs/architecture.md",
+        "docs/python.md",
+        "docs/cluster.md",
+        "README.md",
+    ] {
+        let text = flat(&std::fs::read_to_string(root().join(name)).unwrap());
+        let quotes: Vec<&str> = found
+            .iter()
+            .filter(|(f, _)| *f == name)
+            .map(|(_, q)| q.as_str())
+            .chain(
+                NOT_RESULTS
+                    .iter()
+                    .filter(|(f, _)| *f == name)
+                    .map(|(_, q)| *q),
+            )
+            .collect();
+        let (n, missed) = unchecked_figures(&text, &quotes);
+        counted += n;
+        unchecked.extend(missed.into_iter().map(|m| format!("{name}: {m}")));
+    }
+    assert!(
+        counted > 1000,
+        "only {counted} numbers found: the scanner is broken"
+    );
+    assert!(
+        unchecked.is_empty(),
+        "{} numbers in the docs that no check recomputes:\n{}",
+        unchecked.len(),
+        unchecked.join("\n")
+    );
+}
+
+/// The figures of a flattened text ([`figures`]) that lie neither in code, nor in a "mean (sd)",
+/// nor in one of `quotes`, and are no setting: how many figures, and each missed one in context.
+fn unchecked_figures(text: &str, quotes: &[&str]) -> (usize, Vec<String>) {
+    let mut covered = vec![false; text.len()];
+    let mut cover = |from: usize, to: usize| covered[from..to].iter_mut().for_each(|c| *c = true);
+    for (from, to) in code_spans(text) {
+        cover(from, to);
+    }
+    let pairs: Vec<String> = quoted_pairs(text).into_iter().map(|(q, _)| q).collect();
+    for q in quotes
+        .iter()
+        .copied()
+        .chain(pairs.iter().map(String::as_str))
+    {
+        for (i, _) in text.match_indices(q) {
+            cover(i, i + q.len());
+        }
+    }
+    let all = figures(text);
+    let missed = all
+        .iter()
+        .filter(|&&(from, to)| !covered[from..to].iter().all(|c| *c) && !is_setting(text, from))
+        .map(|&(from, to)| {
+            let mut a = from.saturating_sub(60);
+            while !text.is_char_boundary(a) {
+                a -= 1;
+            }
+            let mut z = (to + 20).min(text.len());
+            while !text.is_char_boundary(z) {
+                z += 1;
+            }
+            format!("{} in “…{}…”", &text[from..to], &text[a..z])
+        })
+        .collect();
+    (all.len(), missed)
+}
+
+#[test]
+fn the_audit_finds_an_unchecked_figure() {
+    let text = flat(
+        "BP ends 2.15 below (5 sds), 36–43 % clipped, 4.7° apart; RBP 88.02 (0.16); lr 0.01,
+         r = 0.1, 0.25 and 0.5; `--alpha 0.3`; version 1.2.3 and 10 epochs",
+    );
+    let (n, missed) = unchecked_figures(&text, &["2.15 below (5 sds)"]);
+    let got: Vec<&str> = missed
+        .iter()
+        .map(|m| m.split(' ').next().unwrap())
+        .collect();
+    // 36–43 %, 4.7° and the version's "1.2"; not the quoted 2.15 and 5, the mean (sd), the
+    // settings or the code
+    assert_eq!(got, ["36", "43", "4.7", "1.2"], "{missed:?}");
+    assert_eq!(n, 13, "{missed:?}");
+}
+
+/// The remaining figures of docs/reproducing.md's prose and verdict table, each recomputed from
+/// the runs: the verdict rows' means and differences, the seeds' spread after one epoch, the
+/// step-by-step rise with the width, the superseded table's figures against these runs.
+#[test]
+fn prose_figures_are_recomputed_from_the_committed_runs() {
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
+    let m = |v: &[f64]| mean_sd(v).0;
+    let sd = |v: &[f64]| mean_sd(v).1;
+    let basic = |row: &str, col: &str, seeds: &[u64]| finals(&cell("basic", row, col, seeds));
+    let (bp, rbp, srbp) = (
+        basic("baseline", "BP", &[]),
+        basic("baseline", "RBP", &[]),
+        basic("baseline", "SRBP", &[]),
+    );
+    // the verdict table
+    want(format!(
+        "level at epoch 100 ({:.2} apart)",
+        (m(&rbp) - m(&srbp)).abs()
+    ));
+    let nof: Vec<f64> = ["BP", "RBP", "SRBP"]
+        .iter()
+        .map(|c| m(&basic("no-f'", c, &[])))
+        .collect();
+    want(format!(
+        "BP, RBP, SRBP without f' {:.2}, {:.2}, {:.2}: 15–18 below",
+        nof[0], nof[1], nof[2]
+    ));
+    assert!(
+        ["BP", "RBP", "SRBP"]
+            .iter()
+            .zip(&nof)
+            .all(|(c, n)| (15.0..=18.5).contains(&(m(&basic("baseline", c, &[])) - n))),
+        "no-f' is not 15–18 below its channel"
+    );
+    want(format!(
+        "vs RBP {:.2}, ASRBP {} vs SRBP {:.2};",
+        m(&rbp),
+        ms(&finals(&cell("adaptive", "adaptive", "SRBP", &[]))),
+        m(&srbp)
+    ));
+    let dense_srbp = basic("baseline", "SRBP", &[1, 2, 3]);
+    let sweep = |n: u32, col: &str| {
+        finals(&cell(
+            "sparsity-sweep",
+            &format!("sparsity n={n}"),
+            col,
+            &[],
+        ))
+    };
+    let off: Vec<f64> = [2, 4, 8, 16, 32]
+        .iter()
+        .map(|&n| (m(&dense_srbp) - m(&sweep(n, "SRBP"))).abs())
+        .collect();
+    want(format!(
+        "SRBP n = 2–32 within {:.1} of dense",
+        off.iter().copied().fold(0.0, f64::max)
+    ));
+    let sparse = |n: u32, col: &str| finals(&cell("sparse", &format!("sparse n={n}"), col, &[]));
+    want(format!(
+        "RBP n = 2 and 8 {} below dense",
+        range(
+            &[
+                m(&rbp) - m(&sparse(2, "RBP")),
+                m(&rbp) - m(&sparse(8, "RBP"))
+            ],
+            1
+        )
+    ));
+    let qe = |b: u32, col: &str| {
+        finals(&cell(
+            "quantized-error",
+            &format!("quantize-signal b={b}"),
+            col,
+            &[],
+        ))
+    };
+    want(format!(
+        "and {} from 2 to 4 bits;",
+        range(&[2, 3, 4].map(|b| m(&qe(b, "RBP"))), 1)
+    ));
+    // the fixed-α rows: RBP's 2–4 bits are the control's runs
+    let qe_fixed = |b: u32, col: &str| {
+        let exp = match (col, b) {
+            ("RBP", 2..=4) => "quantized-error-control",
+            _ => "quantized-error-fixed",
+        };
+        finals(&cell(
+            exp,
+            &format!("quantize-signal b={b}, α=0.1"),
+            col,
+            &[1, 2, 3],
+        ))
+    };
+    want(format!(
+        "RBP holds {} from 1 to 4 bits",
+        range(&[1, 2, 3, 4].map(|b| m(&qe_fixed(b, "RBP"))), 2)
+    ));
+    let qu = |row: &str, col: &str| finals(&cell("quantized-update", row, col, &[]));
+    want(format!(
+        "4 bits stochastic: {:.2}, {:.2}, {:.2}, within one sd of float",
+        m(&qu("quantize-update b=4, stochastic", "BP")),
+        m(&qu("quantize-update b=4, stochastic", "RBP")),
+        m(&qu("quantize-update b=4, stochastic", "SRBP")),
+    ));
+    let control = |col: &str| {
+        finals(&cell(
+            "quantized-update-control",
+            "float updates, constant lr",
+            col,
+            &[],
+        ))
+    };
+    let nearest = |col: &str| m(&qu("quantize-update b=4", col)) - m(&control(col));
+    want(format!(
+        "4 bits nearest: BP −{:.2}, SRBP −{:.2}, RBP −{:.2} against float",
+        -nearest("BP"),
+        -nearest("SRBP"),
+        -nearest("RBP")
+    ));
+    let fixed8 = |col: &str| {
+        m(&control(col))
+            - m(&finals(&cell(
+                "quantized-update-fixed",
+                "quantize-update b=8, α=0.01",
+                col,
+                &[],
+            )))
+    };
+    want(format!(
+        "8 bits cost BP {:.2}, SRBP {:.2}, RBP {:.2} (seeds 1–3)",
+        fixed8("BP"),
+        fixed8("SRBP"),
+        fixed8("RBP")
+    ));
+    // the basic section
+    let first: Vec<f64> = cell("basic", "baseline", "BP", &[])
+        .iter()
+        .map(|r| 100.0 * r.metrics[0].test_acc)
+        .collect();
+    want(format!(
+        "after one epoch BP's seeds have an sd of {:.2},",
+        sd(&first)
+    ));
+    let sbp_train: Vec<f64> = cell("basic", "skipped BP (SBP)", "BP", &[])
+        .iter()
+        .map(|r| 100.0 * r.metrics.last().unwrap().train_acc)
+        .collect();
+    want(format!(
+        "accuracy keeps rising ({:.2} % at 100)",
+        m(&sbp_train)
+    ));
+    want(format!(
+        "BP, RBP and SRBP without the derivative end at {:.2}, {:.2} and {:.2} %",
+        nof[0], nof[1], nof[2]
+    ));
+    want(format!(
+        "Skipped BP (SBP)** ends {:.2} points below BP",
+        m(&bp) - m(&basic("skipped BP (SBP)", "BP", &[]))
+    ));
+    // the superseded table's cells (3 seeds): its quoted means against these runs' seeds 1–3
+    let superseded =
+        std::fs::read_to_string(root().join("docs/results/superseded-table.md")).unwrap();
+    let old = |row: &str, col: usize| -> f64 {
+        let line = superseded
+            .lines()
+            .find(|l| l.starts_with(&format!("| {row} |")))
+            .unwrap();
+        line.split('|')
+            .nth(col + 2)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    want(format!(
+        "BP no-f' {:.2} against {:.2}, SBP {:.2} against {:.2}",
+        m(&basic("no-f'", "BP", &[1, 2, 3])),
+        old("no-f'", 0),
+        m(&basic("skipped BP (SBP)", "BP", &[1, 2, 3])),
+        old("skipped BP (SBP)", 0),
+    ));
+    want(format!(
+        "RBP {} at 8 bits, {:.1} points below float",
+        superseded
+            .lines()
+            .find(|l| l.starts_with("| quantize-update b=8 |"))
+            .unwrap()
+            .split('|')
+            .nth(3)
+            .unwrap()
+            .trim(),
+        old("baseline", 1) - old("quantize-update b=8", 1)
+    ));
+    // quantized error signals
+    let rbp8 = qe(8, "RBP");
+    want(format!(
+        "ends {:.2} below float ({} vs {}, {:.1} times the larger sd)",
+        m(&rbp) - m(&rbp8),
+        ms(&rbp8),
+        ms(&rbp),
+        (m(&rbp) - m(&rbp8)) / sd(&rbp).max(sd(&rbp8))
+    ));
+    let chain = |col: &str| {
+        [1, 2, 3, 4, 8]
+            .map(|b| format!("{:.2}", m(&qe(b, col))))
+            .join(" → ")
+    };
+    want(format!(
+        "BP {} and SRBP {} from 1 to 8 bits",
+        chain("BP"),
+        chain("SRBP")
+    ));
+    let alpha = |a: &str| {
+        finals(&cell(
+            "quantized-error",
+            &format!("quantize-signal b=2, α={a}"),
+            "SRBP",
+            &[],
+        ))
+    };
+    let auto = qe(2, "SRBP");
+    want(format!(
+        "({:.2} above auto, {:.1} times the larger sd)",
+        m(&alpha("0.1")) - m(&auto),
+        (m(&alpha("0.1")) - m(&auto)) / sd(&alpha("0.1")).max(sd(&auto))
+    ));
+    // sparse feedback
+    want(format!(
+        "n = 2 and n = 8 are equal ({:.2} vs {:.2})",
+        m(&sparse(2, "RBP")),
+        m(&sparse(8, "RBP"))
+    ));
+    want(format!(
+        "ending below top-only ({:.2} %)",
+        m(&sweep(100, "RBP"))
+    ));
+    // a 0/1 matrix with n ones among 100 entries a row: mean/sd = √(p / (1 − p)), p = n/100
+    let p: f64 = 2.0 / 100.0;
+    want(format!("mean/sd ≈ {:.2} at n = 2", (p / (1.0 - p)).sqrt()));
+    // the shifted feedback's collapsed seed
+    let shifted = cell("feedback", "feedback shifted", "RBP", &[1]);
+    let accs: Vec<f64> = shifted[0]
+        .metrics
+        .iter()
+        .map(|e| 100.0 * e.test_acc)
+        .collect();
+    let losses: Vec<f64> = shifted[0].metrics.iter().map(|e| e.train_loss).collect();
+    want(format!(
+        "epoch (test accuracy {} %, training loss {} against ln 10 = {:.2}",
+        range(&accs, 2),
+        range(&losses, 2),
+        10f64.ln()
+    ));
+    // channel dropout
+    let drop5 = finals(&cell("dropout", "channel-dropout r=0.5", "RBP", &[]));
+    want(format!(
+        "{}, {:.2} points below dense RBP",
+        ms(&drop5),
+        m(&rbp) - m(&drop5)
+    ));
+    // the alignment runs: BP's δ angle is zero to rounding
+    let bp_angle = cell("alignment", "alignment", "BP", &[])
+        .iter()
+        .flat_map(|r| r.metrics.iter())
+        .flat_map(|e| e.layers.clone().unwrap())
+        .map(|d| d.delta_angle)
+        .fold(0.0, f64::max);
+    assert!(bp_angle < 0.001, "BP's δ angle reaches {bp_angle}°");
+    want("BP's δ angle is 0 to rounding, < 0.001°".into());
+    // the time table: median training seconds per epoch, from the runs' metrics
+    let median = |runs: Vec<&results::Record>| {
+        let mut v: Vec<f64> = runs
+            .iter()
+            .flat_map(|r| r.metrics.iter().map(|e| e.seconds))
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let (_, records) = runs();
+    let of = |exp: &str, stochastic: bool| -> Vec<&results::Record> {
+        records
+            .iter()
+            .filter(|r| r.experiment == exp && r.run.row.contains("stochastic") == stochastic)
+            .collect()
+    };
+    want(format!(
+        "≈ 18 min (median {:.2} s of training per epoch with diagnostics)",
+        median(of("alignment", false))
+    ));
+    want(format!(
+        "median training time per epoch {:.2} s with nearest rounding and {:.2} s with stochastic rounding",
+        median(of("quantized-update", false)),
+        median(of("quantized-update", true))
+    ));
+    quotes.check();
+}
+
+/// The 4-epoch conv grid's table and prose (`conv-fashion-mnist`, its 2-bit control), each
+/// figure recomputed from the runs, with the MNIST-protocol figures they are compared to.
+#[test]
+fn conv_grid_claims_are_recomputed_from_the_committed_runs() {
+    let mut quotes = Quotes::of("docs/reproducing.md");
+    let mut want = |q: String| quotes.want(q);
+    let m = |v: &[f64]| mean_sd(v).0;
+    let sd = |v: &[f64]| mean_sd(v).1;
+    let conv = |row: &str, col: &str| finals(&cell("conv-fashion-mnist", row, col, &[]));
+    let control = |col: &str| {
+        m(&finals(&cell(
+            "conv-quantized-control",
+            "quantize-signal b=2, α=0.05",
+            col,
+            &[],
+        )))
+    };
+    let cols = ["BP", "RBP", "SRBP"];
+    // the table, row by row
+    let row = |label: &str, row: &str, cols: &[&str]| {
+        let cells: Vec<String> = ["BP", "RBP", "SRBP"]
+            .iter()
+            .map(|c| {
+                if cols.contains(c) {
+                    ms(&conv(row, c))
+                } else {
+                    String::new()
+                }
+            })
+            .collect();
+        format!("| {label} | {} |", cells.join(" | ")).replace("|  |", "| |")
+    };
+    want(row("baseline", "baseline", &cols));
+    want(row("no-f'", "no-f'", &cols));
+    want(row("adaptive (ARBP, ASRBP)", "adaptive", &["RBP", "SRBP"]));
+    want(row(
+        "sparse n = 2 (0/1 entries)",
+        "sparse n=2",
+        &["RBP", "SRBP"],
+    ));
+    want(row(
+        "quantized error b = 2 (mid-rise, α auto)",
+        "quantize-signal b=2",
+        &cols,
+    ));
+    want(row(
+        "channel dropout r = 0.25",
+        "channel-dropout r=0.25",
+        &cols,
+    ));
+    want(format!(
+        "| control: b = 2, α = 0.05 fixed (seed 1 only) | {:.2} | {:.2} | {:.2} |",
+        control("BP"),
+        control("RBP"),
+        control("SRBP")
+    ));
+    // the verdict table's conv cell
+    let base = |c: &str| conv("baseline", c);
+    want(format!(
+        "for 4 epochs only (BP {:.2}, RBP {:.2}, SRBP {:.2})",
+        m(&base("BP")),
+        m(&base("RBP")),
+        m(&base("SRBP"))
+    ));
+    // BP leads, RBP ≈ SRBP
+    let (bp, rbp, srbp) = (base("BP"), base("RBP"), base("SRBP"));
+    assert!(
+        [&bp, &rbp, &srbp]
+            .iter()
+            .all(|v| (m(&bp) - m(&rbp)).min(m(&bp) - m(&srbp)) > 10.0 * sd(v))
+    );
+    assert!((m(&rbp) - m(&srbp)).abs() <= sd(&srbp).max(sd(&rbp)));
+    let mnist = |row: &str, col: &str, seeds: &[u64]| finals(&cell("basic", row, col, seeds));
+    let mnist_means: Vec<f64> = cols.iter().map(|c| m(&mnist("baseline", c, &[]))).collect();
+    want(format!(
+        "BP is {:.2} points above RBP and {:.2} above SRBP (more than ten times every sd); RBP and SRBP are {:.2} apart, within SRBP's sd ({:.2}): no difference. On the MNIST protocol after 100 epochs the three are within {:.2} points",
+        m(&bp) - m(&rbp),
+        m(&bp) - m(&srbp),
+        (m(&srbp) - m(&rbp)).abs(),
+        sd(&srbp),
+        mnist_means
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max)
+            - mnist_means.iter().copied().fold(f64::INFINITY, f64::min)
+    ));
+    // no-f'
+    let nof: Vec<Vec<f64>> = cols.iter().map(|c| conv("no-f'", c)).collect();
+    let cost: Vec<f64> = cols
+        .iter()
+        .zip(&nof)
+        .map(|(c, v)| m(&base(c)) - m(v))
+        .collect();
+    want(format!(
+        "{:.1} (BP), {:.1} (RBP) and {:.1} (SRBP) points below the baseline, three to five times the no-f' cells' own sds ({})",
+        cost[0],
+        cost[1],
+        cost[2],
+        range(&nof.iter().map(|v| sd(v)).collect::<Vec<_>>(), 1)
+    ));
+    // adaptive
+    let (ar, asr) = (conv("adaptive", "RBP"), conv("adaptive", "SRBP"));
+    want(format!(
+        "ARBP {:.2} above RBP ({:.1} times the larger sd, {:.2}: small, from three seeds); ASRBP {:.2} below SRBP, within SRBP's sd ({:.2})",
+        m(&ar) - m(&rbp),
+        (m(&ar) - m(&rbp)) / sd(&ar).max(sd(&rbp)),
+        sd(&ar).max(sd(&rbp)),
+        m(&srbp) - m(&asr),
+        sd(&srbp)
+    ));
+    // sparse n = 2, and the MNIST protocol's n = 2
+    let (sr, ss) = (conv("sparse n=2", "RBP"), conv("sparse n=2", "SRBP"));
+    let msparse =
+        |c: &str| m(&mnist("baseline", c, &[])) - m(&finals(&cell("sparse", "sparse n=2", c, &[])));
+    want(format!(
+        "RBP {:.2} below dense RBP, within its sd ({:.2}): no effect; SRBP {:.2} below dense SRBP, {:.1} times the larger sd ({:.2}) — a small cost, like n = 2 on the MNIST protocol ({:.1} and {:.1} points below dense after 100 epochs",
+        m(&rbp) - m(&sr),
+        sd(&sr),
+        m(&srbp) - m(&ss),
+        (m(&srbp) - m(&ss)) / sd(&ss).max(sd(&srbp)),
+        sd(&ss).max(sd(&srbp)),
+        msparse("RBP"),
+        msparse("SRBP")
+    ));
+    // 2-bit error signals: the cost, in the cells' sds, and on the MNIST protocol
+    let q2: Vec<Vec<f64>> = cols
+        .iter()
+        .map(|c| conv("quantize-signal b=2", c))
+        .collect();
+    let q2_cost: Vec<f64> = cols
+        .iter()
+        .zip(&q2)
+        .map(|(c, v)| m(&base(c)) - m(v))
+        .collect();
+    let ks: Vec<f64> = cols
+        .iter()
+        .zip(&q2)
+        .zip(&q2_cost)
+        .map(|((c, v), d)| d / sd(v).max(sd(&base(c))))
+        .collect();
+    let mq2 = |c: &str| {
+        m(&mnist("baseline", c, &[]))
+            - m(&finals(&cell(
+                "quantized-error",
+                "quantize-signal b=2",
+                c,
+                &[],
+            )))
+    };
+    want(format!(
+        "BP {:.2}, RBP {:.2} and SRBP {:.2} points below the baseline after 4 epochs ({} times the cells' sds)",
+        q2_cost[0],
+        q2_cost[1],
+        q2_cost[2],
+        range(&ks, 1).replace('–', " to ")
+    ));
+    want(format!(
+        "the same 2 bits cost BP {:.2}, RBP {:.2} and SRBP {:.2} points after 100 epochs",
+        mq2("BP"),
+        mq2("RBP"),
+        mq2("SRBP")
+    ));
+    let diff = |c: &str| control(c) - m(&q2[cols.iter().position(|x| *x == c).unwrap()]);
+    want(format!(
+        "BP ends {:.2} points *lower* ({:.2}), RBP {:.2} higher ({:.2}), SRBP {:.2} lower ({:.2}, within SRBP's sd)",
+        -diff("BP"),
+        control("BP"),
+        diff("RBP"),
+        control("RBP"),
+        -diff("SRBP"),
+        control("SRBP")
+    ));
+    assert!(-diff("SRBP") <= sd(&q2[2]));
+    // channel dropout r = 0.25, and the MNIST protocol's
+    let d: Vec<Vec<f64>> = cols
+        .iter()
+        .map(|c| conv("channel-dropout r=0.25", c))
+        .collect();
+    let dcost = |i: usize| m(&base(cols[i])) - m(&d[i]);
+    let larger = |i: usize| sd(&d[i]).max(sd(&base(cols[i])));
+    let mdrop = |c: &str| {
+        (m(&mnist("baseline", c, &[]))
+            - m(&finals(&cell("dropout", "channel-dropout r=0.25", c, &[]))))
+        .abs()
+    };
+    want(format!(
+        "BP {:.2} below the baseline (within BP-dropout's sd, {:.2}), RBP {:.2} ({:.1} times the larger sd, {:.2}) and SRBP {:.2} ({:.1} times, {:.2})",
+        dcost(0),
+        sd(&d[0]),
+        dcost(1),
+        dcost(1) / larger(1),
+        larger(1),
+        dcost(2),
+        dcost(2) / larger(2),
+        larger(2)
+    ));
+    assert!(dcost(0) <= sd(&d[0]));
+    want(format!(
+        "the same rate ends within {:.2} points of dense for RBP and {:.2} for SRBP",
+        mdrop("RBP"),
+        mdrop("SRBP")
+    ));
+    // the superseded table's conv cells against these runs: which are equal, how far the rest
+    let superseded =
+        std::fs::read_to_string(root().join("docs/results/superseded-table.md")).unwrap();
+    let (mut equal, mut apart) = (Vec::new(), Vec::new());
+    for (label, row) in [
+        ("baseline", "baseline"),
+        ("no-f'", "no-f'"),
+        ("adaptive", "adaptive"),
+    ] {
+        let line = superseded
+            .lines()
+            .find(|l| l.starts_with(&format!("| {label} |")))
+            .unwrap();
+        for (i, col) in cols.iter().enumerate() {
+            let old = line.split('|').nth(5 + i).unwrap().trim();
+            if old == "n/a" {
+                continue;
+            }
+            let new = ms(&conv(row, col));
+            let name = match (row, *col) {
+                ("baseline", c) => c.to_string(),
+                ("adaptive", c) => format!("A{c}"),
+                (_, c) => format!("{c} no-f'"),
+            };
+            if old.split(' ').next() == new.split(' ').next() {
+                equal.push(name);
+            } else {
+                let o: f64 = old.split(' ').next().unwrap().parse().unwrap();
+                let old_sd: f64 = old.split(['(', ')']).nth(1).unwrap().parse().unwrap();
+                let d = (o - m(&conv(row, col))).abs();
+                assert!(d <= old_sd.max(sd(&conv(row, col))), "{name}: {d} apart");
+                apart.push(d);
+            }
+        }
+    }
+    want(format!(
+        "The superseded table's conv cells: {}, {} and {} are equal to the last digit; the others differ by {} points, within one sd",
+        equal[0],
+        equal[1],
+        equal[2],
+        range(&apart, 2)
+    ));
+    quotes.check();
 }
