@@ -202,3 +202,75 @@ fn conv_nets_learn_cifar_format_data_with_bp_rbp_and_srbp() {
         );
     }
 }
+
+/// The paper's conv grids as users run them: `configs/paper/cifar10.toml` on files in CIFAR-10's
+/// binary format and `configs/paper/conv-basic.toml` on files in Fashion-MNIST's IDX format
+/// (both small and generated here), one epoch each (`--quick 1`), every run finished and in the
+/// table with its cells.
+#[test]
+fn the_papers_conv_grids_run_from_the_cli_on_files_in_their_formats() {
+    use super::cli::rbp;
+    let root = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."));
+    let tmp = tempfile::tempdir().unwrap();
+    let cifar = tmp.path().join("cifar-10-batches-bin");
+    std::fs::create_dir(&cifar).unwrap();
+    generate(&cifar, 16, 16, 5);
+    let mnist = tmp.path().join("fashion-mnist");
+    std::fs::create_dir(&mnist).unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(6);
+    let (n, t) = (64u32, 32u32);
+    let mut images =
+        |k: u32| -> Vec<u8> { (0..k * 784).map(|_| rng.random_range(0..=255)).collect() };
+    let (train_x, test_x) = (images(n), images(t));
+    let labels = |k: u32| -> Vec<u8> { (0..k).map(|i| (i % 10) as u8).collect() };
+    for (name, bytes) in rbprop::data::MNIST_FILES.iter().zip([
+        super::data::idx(3, &[n, 28, 28], &train_x),
+        super::data::idx(1, &[n], &labels(n)),
+        super::data::idx(3, &[t, 28, 28], &test_x),
+        super::data::idx(1, &[t], &labels(t)),
+    ]) {
+        std::fs::write(mnist.join(name), bytes).unwrap();
+    }
+    for (config, data, cells) in [("cifar10.toml", &cifar, 8), ("conv-basic.toml", &mnist, 8)] {
+        let results = tmp.path().join(config);
+        let file = root.join("configs/paper").join(config);
+        let o = rbp(&[
+            "reproduce",
+            file.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--quick",
+            "1",
+            "--jobs",
+            "2",
+        ]);
+        let log =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{config}: {log}");
+        let records = rbprop::experiment::results::load(&results).unwrap();
+        let exp = rbprop::experiment::Experiment::load(&file).unwrap();
+        assert_eq!(records.len(), exp.runs().unwrap().len(), "{config}: {log}");
+        assert!(
+            records
+                .iter()
+                .all(|r| r.metrics.len() == 1 && r.metrics[0].test_acc.is_finite()),
+            "{config}"
+        );
+        let cells_seen: std::collections::HashSet<(String, String)> = records
+            .iter()
+            .map(|r| (r.run.row.clone(), r.run.column.clone()))
+            .collect();
+        assert_eq!(cells_seen.len(), cells, "{config}: {cells_seen:?}");
+        let o = rbp(&["table", results.to_str().unwrap()]);
+        assert!(o.status.success(), "{config}");
+        let table = String::from_utf8_lossy(&o.stdout);
+        for (row, _) in &cells_seen {
+            assert!(
+                table.contains(row.as_str()),
+                "{config}: {row} not in\n{table}"
+            );
+        }
+    }
+}
