@@ -398,7 +398,7 @@ pub fn channels_table() -> String {
     s += "\nNote: bp-nof and sbp-nof are the same algorithm by construction (both send W_{h+1}ᵀ···W_Lᵀ δ_L);\n\
           both names are kept. Any channel takes --no-derivative in place of the -nof suffix.\n\n\
           Variants, composable with the channels that have random feedback matrices:\n\
-          \x20 --feedback normal|uniform|shifted[:MEAN]|sparse:N|sparse-signed:N|\n\
+          \x20 --feedback normal|scaled:GAIN|uniform|shifted[:MEAN]|sparse:N|sparse-signed:N|\n\
           \x20            sparse-gaussian:N|congruent   distribution of C\n\
           \x20 --average K                  mean of K independent C's\n\
           \x20 --adapt-factor F             η_c = F·η_t for arbp/asrbp (default 0.1)\n\

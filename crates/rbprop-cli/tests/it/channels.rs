@@ -598,6 +598,39 @@ fn bp_nof_and_sbp_nof_are_the_same_algorithm() {
 }
 
 #[test]
+fn scaled_feedback_is_the_normal_matrices_times_the_gain() {
+    // the same draws: with a power-of-two gain every entry is exactly g times the normal one
+    let sizes = [50, 40, 30, 10];
+    for channel in ["rbp", "srbp"] {
+        let of = |feedback: &str| {
+            let options = ChannelOptions {
+                feedback: FeedbackInit::parse(feedback).unwrap(),
+                ..ChannelOptions::default()
+            };
+            trainer_with(&sizes, Activation::Tanh, channel, &options, 8)
+                .channel
+                .feedback_matrices()
+                .into_iter()
+                .map(|(_, _, c)| c.to_vec())
+                .collect::<Vec<_>>()
+        };
+        let (normal, scaled) = (of("normal"), of("scaled:4"));
+        assert_eq!(normal.len(), scaled.len());
+        for (n, s) in normal.iter().zip(&scaled) {
+            assert!(n.iter().zip(s).all(|(n, s)| 4.0 * n == *s), "{channel}");
+        }
+    }
+    for bad in ["scaled", "scaled:0", "scaled:-2", "scaled:inf", "scaled:x"] {
+        let e = FeedbackInit::parse(bad).unwrap_err().to_string();
+        assert!(e.contains("feedback") && e.contains(bad), "{bad}: {e}");
+    }
+    assert_eq!(
+        FeedbackInit::parse("scaled:4").unwrap().to_string(),
+        "scaled:4"
+    );
+}
+
+#[test]
 fn feedback_distributions_have_their_moments() {
     // C ~ N(0, 1/N_h) by default; uniform has the same variance; shifted has mean σ; sparse:n has
     // n ones per sending column on average; k averaged Gaussians have variance σ²/k.

@@ -5,6 +5,7 @@
 //! | `--feedback` | entries of C |
 //! |---|---|
 //! | `normal` (default) | N(0, σ²) |
+//! | `scaled:g` | N(0, (g·σ)²): the normal matrices times a gain g > 0 |
 //! | `uniform` | U(−√3σ, √3σ) (same variance) |
 //! | `shifted[:μ]` | N(μ, σ²), μ in units of σ (default 1, i.e. μ = σ) |
 //! | `sparse:n` | 1 with probability p = n/N_h, else 0 (unscaled): each sending neuron reaches n receiving neurons on average |
@@ -25,6 +26,8 @@ use std::fmt;
 #[serde(try_from = "String", into = "String")]
 pub enum FeedbackInit {
     Normal,
+    /// N(0, (g·σ)²): `normal` times the gain `g`.
+    Scaled(f64),
     Uniform,
     /// Mean `μ = shift · σ`.
     Shifted(f64),
@@ -39,7 +42,7 @@ pub enum FeedbackInit {
 }
 
 impl FeedbackInit {
-    /// Parses `normal`, `uniform`, `shifted[:μ]`, `sparse:n`, `congruent`.
+    /// Parses `normal`, `scaled:g`, `uniform`, `shifted[:μ]`, `sparse:n`, `congruent`.
     pub fn parse(text: &str) -> Result<Self> {
         let bad = |why: &str| Error::config("feedback", format!("{why}, got `{text}`"));
         let (name, arg) = match text.split_once(':') {
@@ -57,6 +60,13 @@ impl FeedbackInit {
             "normal" | "gaussian" if arg.is_none() => FeedbackInit::Normal,
             "uniform" if arg.is_none() => FeedbackInit::Uniform,
             "congruent" if arg.is_none() => FeedbackInit::Congruent,
+            "scaled" => {
+                let g = num(arg)?.ok_or_else(|| bad("scaled needs the gain, e.g. scaled:4"))?;
+                if !(g.is_finite() && g > 0.0) {
+                    return Err(bad("the gain of scaled must be a finite number > 0"));
+                }
+                FeedbackInit::Scaled(g)
+            }
             "shifted" | "mean" => {
                 let mu = num(arg)?.unwrap_or(1.0);
                 if !mu.is_finite() {
@@ -83,7 +93,7 @@ impl FeedbackInit {
             }
             _ => {
                 return Err(bad(
-                    "expected normal, uniform, shifted[:MEAN], sparse:N, sparse-signed:N, sparse-gaussian:N or congruent",
+                    "expected normal, scaled:GAIN, uniform, shifted[:MEAN], sparse:N, sparse-signed:N, sparse-gaussian:N or congruent",
                 ));
             }
         })
@@ -101,6 +111,7 @@ impl FeedbackInit {
         let sigma = (1.0 / rows as f64).sqrt();
         Ok(match *self {
             FeedbackInit::Normal => rng::normal_vec(rows * cols, sigma, rng),
+            FeedbackInit::Scaled(g) => rng::normal_vec(rows * cols, g * sigma, rng),
             FeedbackInit::Uniform => {
                 let a = 3f64.sqrt() * sigma;
                 (0..rows * cols)
@@ -163,6 +174,7 @@ impl fmt::Display for FeedbackInit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             FeedbackInit::Normal => write!(f, "normal"),
+            FeedbackInit::Scaled(g) => write!(f, "scaled:{g}"),
             FeedbackInit::Uniform => write!(f, "uniform"),
             FeedbackInit::Shifted(m) => write!(f, "shifted:{m}"),
             FeedbackInit::Sparse(n) => write!(f, "sparse:{n}"),

@@ -289,7 +289,7 @@ settings! {
     /// Learning channel (see `rbp channels`); append -nof for the no-derivative version (e.g.
     /// rbp-nof).
     channel: ChannelSpec = channel; always, required, "NAME";
-    /// Distribution of random feedback matrices: normal, uniform, shifted[:MEAN] (mean in units
+    /// Distribution of random feedback matrices: normal, scaled:GAIN, uniform, shifted[:MEAN] (mean in units
     /// of the standard deviation, default 1), sparse:N (0/1 entries, expected fan-out N),
     /// sparse-signed:N, sparse-gaussian:N, congruent.
     feedback: FeedbackInit = channel_options.feedback; always, optional, "DIST";
