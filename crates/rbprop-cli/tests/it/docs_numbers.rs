@@ -62,6 +62,27 @@ pub(super) fn mean_sd(v: &[f64]) -> (f64, f64) {
     (m, sd)
 }
 
+/// The mean of `v`.
+fn m(v: &[f64]) -> f64 {
+    mean_sd(v).0
+}
+
+/// The sample sd (n − 1) of `v`.
+fn sd(v: &[f64]) -> f64 {
+    mean_sd(v).1
+}
+
+/// The median of `v`.
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
 /// The epoch a "m (s)" is the value of; `LAST` for a subset's last epoch.
 const LAST: usize = 0;
 
@@ -1184,7 +1205,6 @@ fn basic_section_claims_are_recomputed_from_the_committed_runs() {
     let mut quotes = Quotes::of("docs/reproducing.md");
     let mut want = |q: String| quotes.want(q);
     let basic = |row: &str, col: &str, seeds: &[u64]| finals(&cell("basic", row, col, seeds));
-    let m = |v: &[f64]| mean_sd(v).0;
     let (bp, rbp, srbp) = (
         basic("baseline", "BP", &[]),
         basic("baseline", "RBP", &[]),
@@ -1262,8 +1282,6 @@ fn basic_section_claims_are_recomputed_from_the_committed_runs() {
 fn sparse_feedback_and_dropout_claims_are_recomputed_from_the_committed_runs() {
     let mut quotes = Quotes::of("docs/reproducing.md");
     let mut want = |q: String| quotes.want(q);
-    let m = |v: &[f64]| mean_sd(v).0;
-    let sd = |v: &[f64]| mean_sd(v).1;
     let dense = |col: &str, seeds: &[u64]| finals(&cell("basic", "baseline", col, seeds));
     let top = finals(&cell("basic", "top-only", "BP", &[]));
     // sparse 0/1 matrices
@@ -1387,8 +1405,6 @@ fn sparse_feedback_and_dropout_claims_are_recomputed_from_the_committed_runs() {
 fn adaptive_and_sweep_claims_are_recomputed_from_the_committed_runs() {
     let mut quotes = Quotes::of("docs/reproducing.md");
     let mut want = |q: String| quotes.want(q);
-    let m = |v: &[f64]| mean_sd(v).0;
-    let sd = |v: &[f64]| mean_sd(v).1;
     let at = |exp: &str, row: &str, col: &str, seeds: &[u64], epoch: usize| -> Vec<f64> {
         cell(exp, row, col, seeds)
             .iter()
@@ -1470,8 +1486,6 @@ fn adaptive_and_sweep_claims_are_recomputed_from_the_committed_runs() {
 fn quantized_error_claims_are_recomputed_from_the_committed_runs() {
     let mut quotes = Quotes::of("docs/reproducing.md");
     let mut want = |q: String| quotes.want(q);
-    let m = |v: &[f64]| mean_sd(v).0;
-    let sd = |v: &[f64]| mean_sd(v).1;
     let row = |b: u32| format!("quantize-signal b={b}");
     let q =
         |b: u32, col: &str, seeds: &[u64]| finals(&cell("quantized-error", &row(b), col, seeds));
@@ -1626,8 +1640,6 @@ fn quantized_error_claims_are_recomputed_from_the_committed_runs() {
 fn quantized_update_claims_are_recomputed_from_the_committed_runs() {
     let mut quotes = Quotes::of("docs/reproducing.md");
     let mut want = |q: String| quotes.want(q);
-    let m = |v: &[f64]| mean_sd(v).0;
-    let sd = |v: &[f64]| mean_sd(v).1;
     let cols = ["BP", "RBP", "SRBP"];
     let control = |col: &str| {
         finals(&cell(
@@ -1951,8 +1963,6 @@ fn theory_outputs_are_what_the_commands_print() {
 fn channels_doc_claims_are_recomputed() {
     let mut quotes = Quotes::of("docs/channels.md");
     let mut want = |q: String| quotes.want(q);
-    let m = |v: &[f64]| mean_sd(v).0;
-    let sd = |v: &[f64]| mean_sd(v).1;
     // the sparsity sweep: the 0/1 cells from N = 8 on against dense SRBP's seeds 1–3
     let dense = finals(&cell("basic", "baseline", "SRBP", &[1, 2, 3]));
     let zero_one: Vec<Vec<f64>> = [8, 16, 32]
@@ -2637,8 +2647,6 @@ fn the_audit_finds_an_unchecked_figure() {
 fn prose_figures_are_recomputed_from_the_committed_runs() {
     let mut quotes = Quotes::of("docs/reproducing.md");
     let mut want = |q: String| quotes.want(q);
-    let m = |v: &[f64]| mean_sd(v).0;
-    let sd = |v: &[f64]| mean_sd(v).1;
     let basic = |row: &str, col: &str, seeds: &[u64]| finals(&cell("basic", row, col, seeds));
     let (bp, rbp, srbp) = (
         basic("baseline", "BP", &[]),
@@ -2903,18 +2911,12 @@ fn prose_figures_are_recomputed_from_the_committed_runs() {
     assert!(bp_angle < 0.001, "BP's δ angle reaches {bp_angle}°");
     want("BP's δ angle is 0 to rounding, < 0.001°".into());
     // the time table: median training seconds per epoch, from the runs' metrics
-    let median = |runs: Vec<&results::Record>| {
-        let mut v: Vec<f64> = runs
-            .iter()
-            .flat_map(|r| r.metrics.iter().map(|e| e.seconds))
-            .collect();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
+    let median_of = |runs: Vec<&results::Record>| {
+        median(
+            runs.iter()
+                .flat_map(|r| r.metrics.iter().map(|e| e.seconds))
+                .collect(),
+        )
     };
     let (_, records) = runs();
     let of = |exp: &str, stochastic: bool| -> Vec<&results::Record> {
@@ -2925,12 +2927,12 @@ fn prose_figures_are_recomputed_from_the_committed_runs() {
     };
     want(format!(
         "≈ 18 min (median {:.2} s of training per epoch with diagnostics)",
-        median(of("alignment", false))
+        median_of(of("alignment", false))
     ));
     want(format!(
         "median training time per epoch {:.2} s with nearest rounding and {:.2} s with stochastic rounding",
-        median(of("quantized-update", false)),
-        median(of("quantized-update", true))
+        median_of(of("quantized-update", false)),
+        median_of(of("quantized-update", true))
     ));
     quotes.check();
 }
@@ -2941,8 +2943,6 @@ fn prose_figures_are_recomputed_from_the_committed_runs() {
 fn conv_grid_claims_are_recomputed_from_the_committed_runs() {
     let mut quotes = Quotes::of("docs/reproducing.md");
     let mut want = |q: String| quotes.want(q);
-    let m = |v: &[f64]| mean_sd(v).0;
-    let sd = |v: &[f64]| mean_sd(v).1;
     let conv = |row: &str, col: &str| finals(&cell("conv-fashion-mnist", row, col, &[]));
     let control = |col: &str| {
         m(&finals(&cell(
@@ -3196,7 +3196,6 @@ fn conv_basic_claims_are_recomputed_from_the_committed_runs() {
             .map(|r| 100.0 * r.metrics[epoch - 1].test_acc)
             .collect()
     };
-    let (m, sd) = (|v: &[f64]| mean_sd(v).0, |v: &[f64]| mean_sd(v).1);
     for col in cols {
         let train: Vec<f64> = runs(col)
             .iter()
@@ -3276,18 +3275,12 @@ fn conv_basic_claims_are_recomputed_from_the_committed_runs() {
         base4("SRBP"),
     ));
     // the time the grid's epochs took
-    let mut secs: Vec<f64> = cols
-        .iter()
-        .flat_map(|c| runs(c))
-        .flat_map(|r| r.metrics.iter().map(|e| e.seconds))
-        .collect();
-    secs.sort_by(f64::total_cmp);
-    let n = secs.len();
-    let median = if n % 2 == 1 {
-        secs[n / 2]
-    } else {
-        (secs[n / 2 - 1] + secs[n / 2]) / 2.0
-    };
+    let median = median(
+        cols.iter()
+            .flat_map(|c| runs(c))
+            .flat_map(|r| r.metrics.iter().map(|e| e.seconds))
+            .collect(),
+    );
     want(format!(
         "(conv-basic: 720 epochs, a median of {median:.0} s each, two runs at a time)"
     ));
