@@ -305,6 +305,11 @@ fn cell<'a>(exp: &str, row: &str, column: &str, seeds: &[u64]) -> Vec<&'a result
     v
 }
 
+/// Final test accuracies (%) of a cell of the basic grid (the MNIST protocol's nine algorithms).
+fn basic(row: &str, col: &str, seeds: &[u64]) -> Vec<f64> {
+    finals(&cell("basic", row, col, seeds))
+}
+
 /// Final test accuracies (%) of `runs`.
 fn finals(runs: &[&results::Record]) -> Vec<f64> {
     runs.iter()
@@ -1204,12 +1209,7 @@ fn calibrated_scales_in_the_docs_are_recomputed() {
 fn basic_section_claims_are_recomputed_from_the_committed_runs() {
     let mut quotes = Quotes::of("docs/reproducing.md");
     let mut want = |q: String| quotes.want(q);
-    let basic = |row: &str, col: &str, seeds: &[u64]| finals(&cell("basic", row, col, seeds));
-    let (bp, rbp, srbp) = (
-        basic("baseline", "BP", &[]),
-        basic("baseline", "RBP", &[]),
-        basic("baseline", "SRBP", &[]),
-    );
+    let [bp, rbp, srbp] = ["BP", "RBP", "SRBP"].map(|c| basic("baseline", c, &[]));
     want(format!(
         "{:.2} and {:.2} points below, within one sd",
         m(&bp) - m(&rbp),
@@ -2647,12 +2647,7 @@ fn the_audit_finds_an_unchecked_figure() {
 fn prose_figures_are_recomputed_from_the_committed_runs() {
     let mut quotes = Quotes::of("docs/reproducing.md");
     let mut want = |q: String| quotes.want(q);
-    let basic = |row: &str, col: &str, seeds: &[u64]| finals(&cell("basic", row, col, seeds));
-    let (bp, rbp, srbp) = (
-        basic("baseline", "BP", &[]),
-        basic("baseline", "RBP", &[]),
-        basic("baseline", "SRBP", &[]),
-    );
+    let [bp, rbp, srbp] = ["BP", "RBP", "SRBP"].map(|c| basic("baseline", c, &[]));
     // the verdict table
     want(format!(
         "level at epoch 100 ({:.2} apart)",
