@@ -3254,10 +3254,37 @@ fn conv_basic_claims_are_recomputed_from_the_committed_runs() {
             "the ranking at epoch {e}"
         );
     }
+    // the control: SRBP seed 1 with its matrices scaled, against the default and RBP (seed 1)
+    let gains = ["0.0625", "0.25", "4", "16"];
+    let scaled: Vec<f64> = gains
+        .iter()
+        .map(|g| {
+            finals(&cell(
+                "conv-srbp-scale-control",
+                &format!("feedback scaled:{g}"),
+                "SRBP",
+                &[1],
+            ))[0]
+        })
+        .collect();
+    let seed1 = |col: &str| finals(&cell("conv-basic", "baseline", col, &[1]))[0];
+    assert!(
+        scaled.iter().all(|s| *s < seed1("SRBP")),
+        "a scale beats the default: {scaled:?}"
+    );
+    want(format!(
+        "end at {:.2}, {:.2}, {:.2} and {:.2} against the default's {:.2} (the same seed) and RBP's {:.2} (seed 1)",
+        scaled[0],
+        scaled[1],
+        scaled[2],
+        scaled[3],
+        seed1("SRBP"),
+        seed1("RBP")
+    ));
     // the verdict table's row
     let base4 = |c: &str| m(&finals(&cell("conv-fashion-mnist", "baseline", c, &[])));
     want(format!(
-        "The conv net at 30 epochs: BP {}, RBP {}, SRBP {} — {:.2} and {:.2} below BP, RBP {:.2} above SRBP ({:.1} sds); no-f', SBP and top-only still running (after 4 epochs: BP {:.2}, RBP {:.2}, SRBP {:.2})",
+        "The conv net at 30 epochs: BP {}, RBP {}, SRBP {} — {:.2} and {:.2} below BP, RBP {:.2} above SRBP ({:.1} sds), not through the scale of SRBP's matrices (control, seed 1); no-f', SBP and top-only still running (after 4 epochs: BP {:.2}, RBP {:.2}, SRBP {:.2})",
         ms(&at("BP", 30)),
         ms(&at("RBP", 30)),
         ms(&at("SRBP", 30)),
