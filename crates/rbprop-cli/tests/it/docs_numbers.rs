@@ -3281,7 +3281,12 @@ fn conv_basic_claims_are_recomputed_from_the_committed_runs() {
         seed1("SRBP"),
         seed1("RBP")
     ));
-    // the verdict table's row
+    // the verdict table's rows
+    want(format!(
+        "The paper's conv net (Fashion-MNIST, 30 epochs): RBP {:.2} above SRBP ({:.1} sds) |",
+        gap("RBP", "SRBP", 30),
+        k("RBP", "SRBP", 30)
+    ));
     let base4 = |c: &str| m(&finals(&cell("conv-fashion-mnist", "baseline", c, &[])));
     want(format!(
         "The conv net at 30 epochs: BP {}, RBP {}, SRBP {} — {:.2} and {:.2} below BP, RBP {:.2} above SRBP ({:.1} sds), not through the scale of SRBP's matrices (control, seed 1); no-f', SBP and top-only still running (after 4 epochs: BP {:.2}, RBP {:.2}, SRBP {:.2})",
