@@ -448,7 +448,7 @@ fn variant_flags_reach_the_channel() {
         (vec!["train", "--quantize-update", "8"], "--decay 0"),
         (
             vec!["train", "--feedback", "gamma"],
-            "expected normal, uniform",
+            "expected normal, scaled:GAIN, uniform",
         ),
         (
             vec!["train", "--channel-dropout", "1.5", "--channel", "srbp"],
