@@ -3373,6 +3373,14 @@ fn conv_basic_claims_are_recomputed_from_the_committed_runs_body() {
         };
         assert_eq!(bits(r), bits(short[0]), "BP no-f' seed {}", r.run.seed);
     }
+    // "BP's, RBP's and SRBP's runs are not: ... from the first epoch on"
+    for col in cols {
+        for r in runs(col) {
+            let short = cell("conv-fashion-mnist", "baseline", col, &[r.run.seed]);
+            let first = |r: &results::Record| r.metrics[0].train_loss;
+            assert!(first(r) != first(short[0]) && (first(r) - first(short[0])).abs() < 1e-3);
+        }
+    }
     want(format!(
         "on the conv net (Fashion-MNIST, 30 epochs) BP without f' {}, {:.2} below BP",
         ms(&at(nof, 30)),
