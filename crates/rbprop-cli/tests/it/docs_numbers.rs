@@ -3348,7 +3348,7 @@ fn conv_basic_claims_are_recomputed_from_the_committed_runs_body() {
         );
     }
     // without f': far below, and flat where the others still climb
-    let nof = "BP no-f'";
+    let [nof, rnof] = more;
     assert!(
         gain(nof).abs() < sd(&at(nof, 30)).max(sd(&at(nof, 20))),
         "BP no-f' moved from epoch 20 to 30"
@@ -3369,13 +3369,12 @@ fn conv_basic_claims_are_recomputed_from_the_committed_runs_body() {
             .map(|e| (e.train_loss.to_bits(), e.test_acc.to_bits()))
             .collect()
     };
-    for (label, col) in [(nof, "BP"), ("RBP no-f'", "RBP")] {
+    for (label, col) in [(nof, "BP"), (rnof, "RBP")] {
         for r in runs(label) {
             let short = cell("conv-fashion-mnist", "no-f'", col, &[r.run.seed]);
             assert_eq!(bits(r), bits(short[0]), "{label} seed {}", r.run.seed);
         }
     }
-    let rnof = "RBP no-f'";
     want(format!(
         "RBP without f' ends at {} after 30 epochs, {:.2} points below RBP ({:.1} times the larger sd; on the MNIST protocol {:.2} after 100 epochs), and from epoch 20 to 30 it gains {:.2} points, more than its sds: unlike BP without f' it still climbs. It ends {:.2} above BP without f' ({:.1} times the larger sd)",
         ms(&at(rnof, 30)),
@@ -3401,8 +3400,8 @@ fn conv_basic_claims_are_recomputed_from_the_committed_runs_body() {
         "on the conv net (Fashion-MNIST, 30 epochs) BP without f' {}, {:.2} below BP, RBP without f' {}, {:.2} below RBP",
         ms(&at(nof, 30)),
         gap("BP", nof, 30),
-        ms(&at("RBP no-f'", 30)),
-        gap("RBP", "RBP no-f'", 30),
+        ms(&at(rnof, 30)),
+        gap("RBP", rnof, 30),
     ));
     // the control: SRBP seed 1 with its matrices scaled, against the default and RBP (seed 1)
     let gains = ["0.0625", "0.25", "4", "16"];
@@ -3448,7 +3447,7 @@ fn conv_basic_claims_are_recomputed_from_the_committed_runs_body() {
         gap("RBP", "SRBP", 30),
         k("RBP", "SRBP", 30),
         ms(&at(nof, 30)),
-        ms(&at("RBP no-f'", 30)),
+        ms(&at(rnof, 30)),
         base4("BP"),
         base4("RBP"),
         base4("SRBP"),
